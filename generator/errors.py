@@ -1,0 +1,168 @@
+"""Diagnostics: every user-facing problem carries file, line, column and document path.
+
+Diagnostics never echo a user's value unless the code that made them chose to, so a
+secret typed in the wrong place cannot reach a terminal, a CI log or a SARIF file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Severity = Literal["error", "warning", "info"]
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    file: str
+    line: int = 0  # 1-based; 0 = whole file
+    col: int = 0  # 1-based; 0 = whole line
+
+    def __str__(self) -> str:
+        if self.line and self.col:
+            return f"{self.file}:{self.line}:{self.col}"
+        if self.line:
+            return f"{self.file}:{self.line}"
+        return self.file
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    location: Location
+    code: str
+    message: str
+    severity: Severity = "error"
+    path: str = ""
+    expected: str = ""
+    site: str = ""
+    why: str = field(default="", compare=False)
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["location"] = asdict(self.location)
+        return data
+
+
+class PosnetError(Exception):
+    """Carries diagnostics up to the CLI, which prints them and exits 1."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        super().__init__("; ".join(d.message for d in diagnostics))
+        self.diagnostics = list(diagnostics)
+
+
+def unique_sorted(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Drop repeats (a fleet default error would otherwise appear once per store)."""
+    seen: dict[tuple[object, ...], Diagnostic] = {}
+    for d in diags:
+        key = (d.location, d.code, d.message, d.path, d.severity)
+        if key not in seen:
+            seen[key] = d
+    return sorted(seen.values(), key=lambda d: (d.location, d.code, d.path, d.message))
+
+
+def has_errors(diags: Iterable[Diagnostic], strict: bool = False) -> bool:
+    fail = {"error", "warning"} if strict else {"error"}
+    return any(d.severity in fail for d in diags)
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def format_text(diags: Sequence[Diagnostic]) -> str:
+    lines = []
+    for d in diags:
+        where = f" {d.path}:" if d.path else ""
+        site = f" [{d.site}]" if d.site and d.site not in d.location.file else ""
+        lines.append(f"{d.location}: {d.severity}[{d.code}]{site}{where} {d.message}")
+        if d.expected:
+            lines.append(f"    expected: {d.expected}")
+        if d.why:
+            lines.append(f"    why: {d.why}")
+    return "\n".join(lines)
+
+
+def format_json(diags: Sequence[Diagnostic]) -> str:
+    return json.dumps([d.as_dict() for d in diags], indent=2, sort_keys=True)
+
+
+def _gh_escape(text: str, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def format_github(diags: Sequence[Diagnostic]) -> str:
+    level = {"error": "error", "warning": "warning", "info": "notice"}
+    out = []
+    for d in diags:
+        props = [f"file={_gh_escape(d.location.file, True)}"]
+        if d.location.line:
+            props.append(f"line={d.location.line}")
+        if d.location.col:
+            props.append(f"col={d.location.col}")
+        props.append(f"title={_gh_escape(d.code, True)}")
+        msg = f"{d.path}: {d.message}" if d.path else d.message
+        if d.expected:
+            msg += f" (expected: {d.expected})"
+        out.append(f"::{level[d.severity]} {','.join(props)}::{_gh_escape(msg)}")
+    return "\n".join(out)
+
+
+def format_sarif(diags: Sequence[Diagnostic], rules: dict[str, str] | None = None) -> str:
+    from generator import __version__
+
+    rules = rules or {}
+    level = {"error": "error", "warning": "warning", "info": "note"}
+    codes = sorted({d.code for d in diags})
+    results = []
+    for d in diags:
+        region: dict[str, int] = {}
+        if d.location.line:
+            region["startLine"] = d.location.line
+        if d.location.col:
+            region["startColumn"] = d.location.col
+        phys: dict[str, object] = {"artifactLocation": {"uri": d.location.file}}
+        if region:
+            phys["region"] = region
+        msg = f"{d.path}: {d.message}" if d.path else d.message
+        if d.expected:
+            msg += f" (expected: {d.expected})"
+        results.append(
+            {
+                "ruleId": d.code,
+                "level": level[d.severity],
+                "message": {"text": msg},
+                "locations": [{"physicalLocation": phys}],
+            }
+        )
+    doc = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "posnet",
+                        "version": __version__,
+                        "rules": [
+                            {"id": c, "shortDescription": {"text": rules.get(c, c)}} for c in codes
+                        ],
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(doc, indent=2, sort_keys=True)
+
+
+FORMATTERS = {
+    "text": format_text,
+    "json": format_json,
+    "github": format_github,
+    "sarif": format_sarif,
+}

@@ -1,0 +1,254 @@
+"""The Plan: vendor-neutral intent for one store. Every target, lint rule and
+expectation reads this, never the raw spec.
+
+All collections are tuples in a stable order so that rendering is deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Proto = Literal["tcp", "udp"]
+
+
+@dataclass(frozen=True)
+class SecretNeed:
+    """A secret the apply step must resolve. `marker` is what rendered files contain."""
+
+    ref: str  # env:NAME | vault:name | file:/path
+    marker: str  # e.g. @@POSNET_SECRET_ddns_password@@
+    purpose: str
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    name: str
+    role: str
+    os: str
+    ip: str
+    mac: str | None
+    services: tuple[ServicePlan, ...]
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    name: str
+    port: int
+    protocol: Proto
+    tls: bool
+    http: bool
+    health_path: str
+
+
+@dataclass(frozen=True)
+class WanPlan:
+    mode: Literal["static", "dynamic"]
+    isp: str
+    interface: str
+    public_ip: str | None
+    fqdn: str | None
+
+
+@dataclass(frozen=True)
+class LanPlan:
+    subnet: str
+    gateway: str
+    interface: str
+    prefixlen: int
+    netmask: str
+    pool_start: str | None
+    pool_end: str | None
+    domain: str | None
+
+
+@dataclass(frozen=True)
+class ManagementPlan:
+    port: int
+    allow_from: tuple[str, ...]  # CIDRs
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A public port forwarded to a LAN host:port, open only to `sources`."""
+
+    id: str
+    partner: str
+    pattern: str
+    public_port: int
+    protocol: Proto
+    target_host: str
+    target_ip: str
+    target_port: int
+    sources: tuple[str, ...]  # CIDRs; empty = anyone (lint PN103 warns)
+    tls: bool
+    http: bool
+    health_path: str
+
+
+@dataclass(frozen=True)
+class EgressFlow:
+    """LAN hosts that must reach partner domains (outbound only)."""
+
+    id: str
+    partner: str
+    purpose: str
+    sources: tuple[str, ...]  # host IPs (CIDR /32)
+    domains: tuple[str, ...]
+    ports: tuple[int, ...]
+    protocol: Proto
+    ssl_inspection_exempt: bool
+
+
+@dataclass(frozen=True)
+class LanFlow:
+    """Traffic that stays in the LAN (Windows back office, device fallback, local HTTP)."""
+
+    id: str
+    partner: str
+    purpose: str
+    sources: tuple[str, ...]  # CIDRs
+    dest_ip: str
+    port: int
+    protocol: Proto
+
+
+@dataclass(frozen=True)
+class TlsPlan:
+    cert_ref: str
+    key_ref: str
+    cert_path: str  # on the proxy host
+    key_path: str
+    openssl: Literal["3.0", "3.5"]
+    trusted: bool
+
+
+@dataclass(frozen=True)
+class ProxyRoutePlan:
+    match: Literal["host", "path", "default"]
+    value: str  # server name for host match, path prefix (ending in /) for path match
+    upstream_scheme: Literal["http", "https"]
+    upstream_host: str  # IP or FQDN
+    upstream_port: int
+    websocket: bool
+    label: str  # e.g. pos1/api or site-id/pos1/api
+
+
+@dataclass(frozen=True)
+class ProxyPlan:
+    id: str  # e.g. deliverect-proxy
+    partner: str
+    pattern: Literal["reverse_proxy", "auth_websocket"]
+    software: Literal["nginx", "apache"]
+    host: str
+    host_ip: str
+    listen_port: int
+    server_names: tuple[str, ...]
+    tls: TlsPlan
+    auth: Literal["none", "basic", "client_cert"]
+    htpasswd_ref: str | None
+    htpasswd_path: str | None
+    client_ca_ref: str | None
+    client_ca_path: str | None
+    routes: tuple[ProxyRoutePlan, ...]
+    redact_query_params: tuple[str, ...]  # e.g. ("token",): never logged
+    auth_path: str | None  # auth_websocket: REST auth endpoint path
+
+
+@dataclass(frozen=True)
+class DdnsPlan:
+    client: Literal["inadyn", "ddclient"]
+    provider: Literal["noip", "dyndns", "duckdns", "freedns", "cloudflare"]
+    hostname: str
+    username: str
+    password: SecretNeed
+    zone: str | None
+    interface: str
+
+
+@dataclass(frozen=True)
+class DhcpReservation:
+    name: str
+    mac: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class WindowsBinding:
+    """netsh http urlacl + sslcert for a Windows HTTPS service (one port for both)."""
+
+    id: str
+    partner: str
+    host: str
+    host_ip: str
+    port: int
+    appid: str
+    thumbprint: str
+    sddl: str
+    client_sources: tuple[str, ...]  # CIDRs allowed by the Windows firewall rule
+    maintenance_window: str
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """Property file for a payment device (cloud connector)."""
+
+    id: str
+    partner: str
+    device: str
+    properties: tuple[tuple[str, str], ...]  # ordered key/value; values may hold markers
+
+
+@dataclass(frozen=True)
+class TunnelPlan:
+    id: str
+    partner: str
+    host: str
+    host_ip: str
+    local_port: int
+    token: SecretNeed
+    ui_port: int
+    domain_suffix: str
+
+
+@dataclass(frozen=True)
+class PartnerBrief:
+    """What the partner must be told (handover sheet)."""
+
+    partner: str
+    title: str
+    pattern: str
+    endpoints: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    site_id: str
+    site_name: str
+    fleet: str
+    group: str | None
+    wan: WanPlan
+    lan: LanPlan
+    management: ManagementPlan
+    firewall: Literal["nftables", "iptables"]
+    egress_policy: Literal["open", "restricted"]
+    hosts: tuple[HostPlan, ...]
+    exposures: tuple[Exposure, ...] = ()
+    egress: tuple[EgressFlow, ...] = ()
+    lan_flows: tuple[LanFlow, ...] = ()
+    proxies: tuple[ProxyPlan, ...] = ()
+    ddns: DdnsPlan | None = None
+    dhcp: tuple[DhcpReservation, ...] = ()
+    windows: tuple[WindowsBinding, ...] = ()
+    devices: tuple[DeviceConfig, ...] = ()
+    tunnels: tuple[TunnelPlan, ...] = ()
+    briefs: tuple[PartnerBrief, ...] = ()
+    secrets: tuple[SecretNeed, ...] = ()
+    lint_disable: tuple[str, ...] = field(default=())
+
+    def host(self, name: str) -> HostPlan:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)

@@ -1,0 +1,268 @@
+"""Checks beyond types: addresses that fit the LAN, unique names, resolvable references.
+
+Each check yields (path, message, expected); the loader turns the path into file:line:col.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from generator.catalog import Catalog
+from generator.spec.model import (
+    AuthWebsocketIntegration,
+    CloudConnectorIntegration,
+    DirectIntegration,
+    OutboundOnlyIntegration,
+    ReverseProxyIntegration,
+    Site,
+    TunnelIntegration,
+    WindowsHttpsIntegration,
+)
+from generator.spec.types import WILDCARD_RE
+from generator.yamlload import YamlPath
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: YamlPath
+    message: str
+    expected: str = ""
+    at_key: bool = False
+
+
+def _addr(ip: str) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(ip)
+
+
+def check_site(site: Site, catalog: Catalog) -> Iterator[Problem]:
+    yield from _check_wan(site)
+    yield from _check_lan(site)
+    yield from _check_hosts(site)
+    yield from _check_integrations(site, catalog)
+
+
+def _check_wan(site: Site) -> Iterator[Problem]:
+    wan = site.wan
+    if wan.ip_mode == "static" and wan.public_ip is None:
+        yield Problem(("wan", "ip_mode"), "a static WAN needs wan.public_ip", "public_ip: <IPv4>")
+    if wan.ip_mode == "dynamic":
+        if wan.ddns is None:
+            yield Problem(
+                ("wan", "ip_mode"),
+                "a dynamic WAN needs wan.ddns so partners can find the store",
+                "ddns: {provider, username, password}",
+            )
+        if wan.fqdn is None and (wan.ddns is None or wan.ddns.hostname is None):
+            yield Problem(("wan", "ip_mode"), "a dynamic WAN needs wan.fqdn", "fqdn: <name>")
+    if wan.public_ip is not None:
+        ip = _addr(wan.public_ip)
+        if ip.is_private and not _is_documentation(ip):
+            yield Problem(
+                ("wan", "public_ip"),
+                f"{ip} is a private address, not a public one (is the edge behind NAT?)",
+                "a public IPv4 address",
+            )
+        if ip.is_loopback or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+            yield Problem(("wan", "public_ip"), f"{ip} cannot be a public address")
+    if wan.ddns is not None and wan.ddns.provider == "cloudflare" and wan.ddns.zone is None:
+        yield Problem(("wan", "ddns", "provider"), "cloudflare DDNS needs wan.ddns.zone")
+    if wan.interface == site.lan.interface:
+        yield Problem(("lan", "interface"), "LAN and WAN interfaces must differ")
+
+
+def _is_documentation(ip: ipaddress.IPv4Address) -> bool:
+    return any(
+        ip in ipaddress.IPv4Network(n)
+        for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+    )
+
+
+def _check_lan(site: Site) -> Iterator[Problem]:
+    lan = site.lan
+    net = ipaddress.IPv4Network(lan.subnet)
+    if net.prefixlen > 30:
+        yield Problem(("lan", "subnet"), f"{net} is too small for a store LAN", "/30 or larger")
+    gw = _addr(lan.gateway)
+    if gw not in net or gw in (net.network_address, net.broadcast_address):
+        yield Problem(("lan", "gateway"), f"{gw} is not a host address of {net}")
+    if lan.dhcp_pool is not None:
+        start, end = _addr(lan.dhcp_pool.start), _addr(lan.dhcp_pool.end)
+        for key, ip in (("start", start), ("end", end)):
+            if ip not in net or ip in (net.network_address, net.broadcast_address):
+                yield Problem(("lan", "dhcp_pool", key), f"{ip} is not a host address of {net}")
+        if start > end:
+            yield Problem(("lan", "dhcp_pool", "end"), "the pool ends before it starts")
+        if start <= gw <= end:
+            yield Problem(("lan", "dhcp_pool"), f"the pool contains the gateway {gw}")
+    if site.wan.public_ip is not None and _addr(site.wan.public_ip) in net:
+        yield Problem(("wan", "public_ip"), f"the public IP lies inside the LAN {net}")
+
+
+def _check_hosts(site: Site) -> Iterator[Problem]:
+    net = ipaddress.IPv4Network(site.lan.subnet)
+    gw = _addr(site.lan.gateway)
+    pool = site.lan.dhcp_pool
+    names: dict[str, int] = {}
+    ips: dict[str, int] = {}
+    macs: dict[str, int] = {}
+    for i, host in enumerate(site.hosts):
+        ip = _addr(host.ip)
+        if ip not in net or ip in (net.network_address, net.broadcast_address):
+            yield Problem(
+                ("hosts", i, "ip"), f"{ip} is not a host address of the LAN {net}", f"in {net}"
+            )
+        elif ip == gw:
+            yield Problem(("hosts", i, "ip"), f"{ip} is the LAN gateway (the edge)")
+        if pool is not None and _addr(pool.start) <= ip <= _addr(pool.end):
+            yield Problem(
+                ("hosts", i, "ip"),
+                f"fixed IP {ip} lies inside the DHCP pool {pool.start}-{pool.end}",
+                "an address outside the pool",
+            )
+        for table, key, value in ((names, "name", host.name), (ips, "ip", host.ip)):
+            if value in table:
+                yield Problem(
+                    ("hosts", i, key), f"duplicate host {key} (also hosts[{table[value]}])"
+                )
+            table.setdefault(value, i)
+        if host.mac is not None:
+            if host.mac in macs:
+                yield Problem(("hosts", i, "mac"), f"duplicate MAC (also hosts[{macs[host.mac]}])")
+            macs.setdefault(host.mac, i)
+        seen: dict[tuple[int, str], int] = {}
+        snames: dict[str, int] = {}
+        for j, svc in enumerate(host.services):
+            if (svc.port, svc.protocol) in seen:
+                yield Problem(("hosts", i, "services", j, "port"), "duplicate port on this host")
+            seen.setdefault((svc.port, svc.protocol), j)
+            if svc.name in snames:
+                yield Problem(("hosts", i, "services", j, "name"), "duplicate service name")
+            snames.setdefault(svc.name, j)
+
+
+def _find_service(site: Site, ref: str) -> tuple[bool, bool]:
+    """(host exists, service exists)."""
+    host_name, _, svc_name = ref.partition("/")
+    for host in site.hosts:
+        if host.name == host_name:
+            return True, any(s.name == svc_name for s in host.services)
+    return False, False
+
+
+def _service_problem(site: Site, path: YamlPath, ref: str) -> Iterator[Problem]:
+    host_ok, svc_ok = _find_service(site, ref)
+    if not host_ok:
+        yield Problem(path, f"host '{ref.partition('/')[0]}' is not in hosts", "a host name")
+    elif not svc_ok:
+        yield Problem(
+            path, f"host has no service '{ref.partition('/')[2]}'", "a service of that host"
+        )
+
+
+def _host_problem(site: Site, path: YamlPath, name: str, role: str = "") -> Iterator[Problem]:
+    for host in site.hosts:
+        if host.name == name:
+            return
+    yield Problem(path, f"host '{name}' is not in hosts", "a host name")
+
+
+def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
+    public: dict[int, int] = {}
+    mgmt = site.edge.management.port
+    for i, integ in enumerate(site.integrations):
+        base: YamlPath = ("integrations", i)
+        partner = catalog.partners.get(integ.partner)
+        if partner is None:
+            known = ", ".join(sorted(catalog.partners))
+            yield Problem((*base, "partner"), f"unknown partner '{integ.partner}'", known)
+            continue
+        if integ.pattern not in partner.patterns:
+            yield Problem(
+                (*base, "pattern"),
+                f"partner '{integ.partner}' does not support the {integ.pattern} pattern",
+                ", ".join(partner.patterns),
+            )
+        port = getattr(integ, "public_port", None)
+        if port is not None:
+            if port in public:
+                yield Problem(
+                    (*base, "public_port"),
+                    f"public port {port} is already used by integrations[{public[port]}]",
+                )
+            elif port == mgmt:
+                yield Problem(
+                    (*base, "public_port"),
+                    f"public port {port} is the edge's management port",
+                    "a port other than edge.management.port",
+                )
+            public.setdefault(port, i)
+        if isinstance(integ, DirectIntegration | TunnelIntegration):
+            yield from _service_problem(site, (*base, "service"), integ.service)
+        if isinstance(integ, ReverseProxyIntegration):
+            yield from _host_problem(site, (*base, "proxy_host"), integ.proxy_host)
+            yield from _check_proxy(site, integ, base)
+        if isinstance(integ, AuthWebsocketIntegration):
+            yield from _host_problem(site, (*base, "proxy_host"), integ.proxy_host)
+            yield from _service_problem(site, (*base, "websocket_service"), integ.websocket_service)
+            yield from _service_problem(site, (*base, "auth_service"), integ.auth_service)
+        if isinstance(integ, OutboundOnlyIntegration):
+            for j, name in enumerate(integ.hosts):
+                yield from _host_problem(site, (*base, "hosts", j), name)
+            for j, dom in enumerate(integ.extra_domains):
+                if not WILDCARD_RE.match(dom.lower()):
+                    yield Problem(
+                        (*base, "extra_domains", j),
+                        "is not a domain name or a *.domain wildcard",
+                        "devices.example.com or *.example.com",
+                    )
+        if isinstance(integ, CloudConnectorIntegration):
+            yield from _host_problem(site, (*base, "pos_host"), integ.pos_host)
+            for j, name in enumerate(integ.devices):
+                yield from _host_problem(site, (*base, "devices", j), name)
+            if integ.environment not in partner.environments:
+                yield Problem(
+                    (*base, "environment"),
+                    f"partner '{integ.partner}' has no environment '{integ.environment}'",
+                    ", ".join(sorted(partner.environments)) or "an environment in the catalog",
+                )
+        if isinstance(integ, WindowsHttpsIntegration):
+            yield from _host_problem(site, (*base, "host"), integ.host)
+            for host in site.hosts:
+                if host.name == integ.host and host.os != "windows":
+                    yield Problem((*base, "host"), "windows_https needs a host with os: windows")
+            for j, name in enumerate(integ.clients):
+                yield from _host_problem(site, (*base, "clients", j), name)
+            if integ.port is None and partner.default_port is None:
+                yield Problem((*base, "port"), "no port given and the partner has no default")
+            if integ.appid is None and partner.appid is None:
+                yield Problem((*base, "appid"), "no appid given and the partner has no default")
+
+
+def _check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> Iterator[Problem]:
+    if integ.auth.type == "basic" and integ.auth.htpasswd is None:
+        yield Problem((*base, "auth"), "basic auth needs auth.htpasswd", "htpasswd: vault:name")
+    if integ.auth.type == "client_cert" and integ.auth.client_ca is None:
+        yield Problem((*base, "auth"), "client_cert auth needs auth.client_ca")
+    if integ.public_port is not None and site.wan.fqdn is None and integ.server_name is None:
+        yield Problem((*base, "server_name"), "a public proxy needs server_name or wan.fqdn")
+    keys: dict[str, int] = {}
+    for j, route in enumerate(integ.routes):
+        rp: YamlPath = (*base, "routes", j)
+        local = route.service is not None
+        remote = route.site is not None or route.site_service is not None
+        if local == remote:
+            yield Problem(rp, "a route needs either service, or site and site_service")
+        if remote and (route.site is None or route.site_service is None):
+            yield Problem(rp, "a remote route needs both site and site_service")
+        if route.service is not None:
+            yield from _service_problem(site, (*rp, "service"), route.service)
+        key = route.subdomain if integ.routing == "subdomain" else route.path
+        field = "subdomain" if integ.routing == "subdomain" else "path"
+        if key is None:
+            yield Problem(rp, f"{integ.routing} routing needs {field} on every route")
+        elif key in keys:
+            yield Problem((*rp, field), f"duplicate {field} (also routes[{keys[key]}])")
+        else:
+            keys[key] = j

@@ -1,0 +1,500 @@
+"""Load a fleet folder (or one site file) into validated Sites, with located diagnostics.
+
+All problems of a run are collected and reported together; nothing raises past here
+except PosnetError carrying diagnostics.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic import Field as PField
+
+from generator.catalog import BUILTIN, Catalog
+from generator.errors import Diagnostic, PosnetError, unique_sorted
+from generator.spec.checks import check_site
+from generator.spec.locate import Layer, deep_merge, format_path, holds, locate
+from generator.spec.model import LintConfig, Model, Site
+from generator.spec.types import Ident, Text
+from generator.yamlload import Document, Positions, YamlPath, load_file
+
+
+class FleetFile(Model):
+    """fleet.yaml: fleet-wide defaults, partner catalog additions and lint settings."""
+
+    fleet: Ident
+    description: Text | None = None
+    partners: dict[str, Any] = PField(default_factory=dict)
+    defaults: dict[str, Any] = PField(default_factory=dict)
+    lint: LintConfig = LintConfig()
+    tunnel_rollout_limit: int = PField(5, ge=1, description="PN104: tunnels above this count")
+
+
+class GroupFile(Model):
+    """groups/<name>.yaml: defaults shared by a group of stores."""
+
+    group: Ident
+    description: Text | None = None
+    defaults: dict[str, Any] = PField(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadedSite:
+    site: Site
+    file: str
+    layers: tuple[Layer, ...]
+    digest: str  # of the merged input: drives incremental rendering
+
+    def locate(self, path: YamlPath, prefer_key: bool = False) -> tuple[Any, str]:
+        return locate(self.layers, path, prefer_key)
+
+
+@dataclass
+class Fleet:
+    name: str
+    root: Path | None
+    catalog: Catalog
+    settings: FleetFile
+    sites: list[LoadedSite] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    catalog_digest: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+
+# ----------------------------------------------------------------- pydantic -> diagnostics
+
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "bool_type": "true or false",
+    "string_type": "text",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "float_type": "a number",
+}
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    """All concrete classes an annotation may hold (through Optional, list, Annotated)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [c for a in typing.get_args(tp) for c in _unwrap(a)]
+    if origin in (list, tuple, dict):
+        return [c for a in typing.get_args(tp) for c in _unwrap(a)]
+    return [tp]
+
+
+def _model_at(root: type[BaseModel], data: Any, path: YamlPath) -> type[BaseModel] | None:
+    """The model class that validates the mapping at `path` (for 'did you mean')."""
+    cls: type[BaseModel] | None = root
+    cur = data
+    for part in path:
+        if cls is None:
+            return None
+        if isinstance(part, int):
+            cur = cur[part] if isinstance(cur, list) and part < len(cur) else None
+            continue
+        f = cls.model_fields.get(part)
+        cur = cur.get(part) if isinstance(cur, dict) else None
+        if f is None:
+            return None
+        candidates = [c for c in _unwrap(f.annotation) if isinstance(c, type)]
+        models = [c for c in candidates if issubclass(c, BaseModel)]
+        cls = None
+        if len(models) == 1:
+            cls = models[0]
+        elif models:
+            pick = cur[0] if isinstance(cur, list) and cur else cur
+            pattern = pick.get("pattern") if isinstance(pick, dict) else None
+            for m in models:
+                pf = m.model_fields.get("pattern")
+                if pf is not None and pattern in typing.get_args(pf.annotation):
+                    cls = m
+    return cls
+
+
+def data_path(data: Any, loc: Sequence[str | int]) -> YamlPath:
+    """Pydantic's loc with union tags (e.g. 'direct') removed, so it walks the data."""
+    out: list[str | int] = []
+    cur = data
+    for i, part in enumerate(loc):
+        if isinstance(cur, dict) and isinstance(part, str) and part in cur:
+            out.append(part)
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            out.append(part)
+            cur = cur[part]
+        elif i == len(loc) - 1 or not isinstance(part, str):
+            out.append(part)
+            cur = None
+        # else: a discriminator tag inserted by pydantic; skip it
+    return tuple(out)
+
+
+def _clean(msg: str) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    return msg
+
+
+def validation_diagnostics(
+    exc: ValidationError,
+    data: Any,
+    layers: Sequence[Layer],
+    model: type[BaseModel],
+    site_id: str = "",
+) -> list[Diagnostic]:
+    out = []
+    for err in exc.errors(include_input=False, include_url=False):
+        path = data_path(data, err["loc"])
+        etype = err["type"]
+        msg = _clean(err["msg"])
+        expected = _EXPECTED.get(etype, "")
+        prefer_key = False
+        if etype == "extra_forbidden":
+            key = str(path[-1])
+            cls = _model_at(model, data, path[:-1])
+            allowed = sorted(cls.model_fields) if cls else []
+            close = difflib.get_close_matches(key, allowed, n=1)
+            msg = f"unknown key '{key}'" + (f"; did you mean '{close[0]}'?" if close else "")
+            expected = "one of: " + ", ".join(allowed) if allowed else ""
+            prefer_key = True
+        elif etype == "missing":
+            msg = f"missing required key '{path[-1]}'"
+            expected = f"{path[-1]}: ..."
+        elif etype == "literal_error":
+            exp = err.get("ctx", {}).get("expected", "")
+            msg, expected = "value is not allowed", f"one of {exp}"
+        elif etype == "union_tag_invalid":
+            exp = err.get("ctx", {}).get("expected_tags", "")
+            msg, expected = "unknown pattern", f"one of {exp}"
+            path = (*path, "pattern")
+        elif etype == "union_tag_not_found":
+            msg, expected = (
+                "missing required key 'pattern'",
+                "pattern: direct | reverse_proxy | ...",
+            )
+        elif etype == "string_pattern_mismatch":
+            msg = "contains characters or a form that is not allowed here"
+            expected = _pattern_hint(path)
+        elif etype in ("too_short", "too_long"):
+            msg = msg.replace("List", "list").replace("Value", "value")
+        loc, shown = locate(layers, path, prefer_key=prefer_key)
+        out.append(Diagnostic(loc, "E100", msg, path=shown, expected=expected, site=site_id))
+    return out
+
+
+def _pattern_hint(path: YamlPath) -> str:
+    last = str(path[-1]) if path else ""
+    hints = {
+        "name": "one line of letters, digits, spaces and . , : ( ) / ' + @ # -",
+        "service": "host/service, e.g. pos1/api",
+        "websocket_service": "host/service",
+        "auth_service": "host/service",
+        "site_service": "host/service",
+        "path": "a URL path like /pos1/",
+        "health_path": "a URL path like /health",
+        "thumbprint": "40 hex digits (the certificate's SHA-1 thumbprint)",
+        "appid": "a GUID like 77ba29fd-9f7a-45b0-8d7e-1ee5d879951b",
+        "interface": "an interface name (up to 15 of A-Z a-z 0-9 _ . -)",
+    }
+    if last in hints:
+        return hints[last]
+    if isinstance(path[-1] if path else None, int) and len(path) > 1:
+        return hints.get(str(path[-2]), "")
+    return "lowercase letters, digits, '-' and '_' (e.g. an id)"
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _doc_diag(doc: Document, message: str, expected: str = "") -> Diagnostic:
+    loc = doc.positions.values.get(()) or doc.positions.nearest(())
+    assert loc is not None
+    return Diagnostic(loc, "E100", message, expected=expected)
+
+
+def _rel(path: Path, root: Path | None) -> str:
+    if root is None:
+        return path.name
+    try:
+        return str(path.relative_to(root.parent))
+    except ValueError:
+        return str(path)
+
+
+def _load_catalog(fleet_doc: Document | None, fleet_data: dict[str, Any]) -> tuple[Catalog, str]:
+    builtin = load_file(BUILTIN, "<builtin catalog>")
+    merged = deep_merge(builtin.data, {"partners": fleet_data.get("partners", {})})
+    layers = [Layer(builtin.data, builtin.positions, (), builtin.file)]
+    if fleet_doc is not None:
+        layers.insert(
+            0,
+            Layer(
+                {"partners": fleet_data.get("partners", {})},
+                fleet_doc.positions,
+                (),
+                fleet_doc.file,
+            ),
+        )
+    try:
+        catalog = Catalog.model_validate(merged)
+    except ValidationError as exc:
+        raise PosnetError(validation_diagnostics(exc, merged, layers, Catalog)) from None
+    digest = hashlib.sha256(json.dumps(merged, sort_keys=True).encode()).hexdigest()
+    return catalog, digest
+
+
+def load_fleet(path: Path) -> Fleet:
+    """PATH is a fleet folder (fleet.yaml, groups/, sites/) or a single site file."""
+    diags: list[Diagnostic] = []
+    if path.is_file():
+        root = None
+        fleet_doc = None
+        site_files = [path]
+        group_dir = None
+    elif path.is_dir():
+        root = path
+        fleet_path = path / "fleet.yaml"
+        if not fleet_path.exists():
+            raise PosnetError(
+                [
+                    Diagnostic(
+                        _loc(str(path)),
+                        "E002",
+                        "no fleet.yaml in this folder",
+                        expected="a fleet folder (fleet.yaml, sites/*.yaml) or a site file",
+                    )
+                ]
+            )
+        fleet_doc = load_file(fleet_path, _rel(fleet_path, root))
+        site_files = sorted((path / "sites").glob("*.yaml")) + sorted(
+            (path / "sites").glob("*.yml")
+        )
+        group_dir = path / "groups"
+        if not site_files:
+            diags.append(
+                Diagnostic(
+                    _loc(_rel(path / "sites", root)),
+                    "E002",
+                    "no site files in sites/",
+                    expected="sites/<store-id>.yaml",
+                )
+            )
+    else:
+        raise PosnetError([Diagnostic(_loc(str(path)), "E002", "no such file or folder")])
+
+    settings = FleetFile(fleet="fleet")
+    fleet_layer: Layer | None = None
+    fleet_data: dict[str, Any] = {}
+    if fleet_doc is not None:
+        if not isinstance(fleet_doc.data, dict):
+            raise PosnetError(
+                [_doc_diag(fleet_doc, "fleet.yaml must be a mapping", "fleet: <name>")]
+            )
+        fleet_data = fleet_doc.data
+        flayers = [Layer(fleet_data, fleet_doc.positions, (), fleet_doc.file)]
+        try:
+            settings = FleetFile.model_validate(fleet_data)
+        except ValidationError as exc:
+            raise PosnetError(validation_diagnostics(exc, fleet_data, flayers, FleetFile)) from None
+        fleet_layer = Layer(settings.defaults, fleet_doc.positions, ("defaults",), fleet_doc.file)
+    catalog, catalog_digest = _load_catalog(fleet_doc, fleet_data)
+    fleet = Fleet(settings.fleet, root, catalog, settings, catalog_digest=catalog_digest)
+
+    groups: dict[str, Layer] = {}
+    if group_dir is not None and group_dir.is_dir():
+        for gpath in sorted(group_dir.glob("*.yaml")):
+            try:
+                gdoc = load_file(gpath, _rel(gpath, root))
+            except PosnetError as exc:
+                diags.extend(exc.diagnostics)
+                continue
+            glayers = [Layer(gdoc.data, gdoc.positions, (), gdoc.file)]
+            if not isinstance(gdoc.data, dict):
+                diags.append(_doc_diag(gdoc, "a group file must be a mapping", "group: <name>"))
+                continue
+            try:
+                g = GroupFile.model_validate(gdoc.data)
+            except ValidationError as exc:
+                diags.extend(validation_diagnostics(exc, gdoc.data, glayers, GroupFile))
+                continue
+            if g.group != gpath.stem:
+                loc, shown = locate(glayers, ("group",))
+                diags.append(
+                    Diagnostic(
+                        loc,
+                        "E101",
+                        f"group '{g.group}' is in a file named {gpath.name}",
+                        path=shown,
+                        expected=f"group: {gpath.stem}",
+                    )
+                )
+            groups[g.group] = Layer(g.defaults, gdoc.positions, ("defaults",), gdoc.file)
+
+    for spath in site_files:
+        try:
+            loaded, sdiags = _load_site(spath, root, fleet_layer, groups, catalog, catalog_digest)
+        except PosnetError as exc:
+            diags.extend(exc.diagnostics)
+            continue
+        diags.extend(sdiags)
+        if loaded is not None:
+            fleet.sites.append(loaded)
+    diags.extend(_check_fleet(fleet))
+    fleet.diagnostics = unique_sorted(diags)
+    return fleet
+
+
+def _loc(file: str) -> Any:
+    from generator.errors import Location
+
+    return Location(file)
+
+
+def _load_site(
+    spath: Path,
+    root: Path | None,
+    fleet_layer: Layer | None,
+    groups: dict[str, Layer],
+    catalog: Catalog,
+    catalog_digest: str,
+) -> tuple[LoadedSite | None, list[Diagnostic]]:
+    doc = load_file(spath, _rel(spath, root))
+    if not isinstance(doc.data, dict):
+        return None, [_doc_diag(doc, "a site file must be a mapping", "id: <store-id> ...")]
+    site_layer = Layer(doc.data, doc.positions, (), doc.file)
+    layers: list[Layer] = [site_layer]
+    diags: list[Diagnostic] = []
+    group = doc.data.get("group")
+    if group is not None:
+        if isinstance(group, str) and group in groups:
+            layers.append(groups[group])
+        else:
+            loc, shown = locate([site_layer], ("group",))
+            known = ", ".join(sorted(groups)) or "none (no groups/ folder)"
+            diags.append(
+                Diagnostic(
+                    loc, "E101", f"unknown group '{group}'", path=shown, expected=f"one of: {known}"
+                )
+            )
+    if fleet_layer is not None:
+        layers.append(fleet_layer)
+    merged: Any = {}
+    for layer in reversed(layers):
+        merged = deep_merge(merged, layer.data)
+    site_id = str(doc.data.get("id", spath.stem))
+    try:
+        site = Site.model_validate(merged)
+    except ValidationError as exc:
+        diags.extend(validation_diagnostics(exc, merged, layers, Site, site_id))
+        return None, diags
+    if site.id != spath.stem and root is not None:
+        loc, shown = locate(layers, ("id",))
+        diags.append(
+            Diagnostic(
+                loc,
+                "E101",
+                f"site id '{site.id}' differs from its file name",
+                path=shown,
+                expected=f"id: {spath.stem}",
+                site=site.id,
+            )
+        )
+    for prob in check_site(site, catalog):
+        loc, shown = locate(layers, prob.path, prefer_key=prob.at_key)
+        diags.append(
+            Diagnostic(loc, "E200", prob.message, path=shown, expected=prob.expected, site=site.id)
+        )
+    if any(d.severity == "error" for d in diags):
+        return None, diags
+    digest = hashlib.sha256(
+        (json.dumps(merged, sort_keys=True) + catalog_digest).encode()
+    ).hexdigest()
+    return LoadedSite(site, doc.file, tuple(layers), digest), diags
+
+
+def _check_fleet(fleet: Fleet) -> list[Diagnostic]:
+    """Across stores: unique public names and addresses, remote proxy routes resolve."""
+    out: list[Diagnostic] = []
+    by_id = {ls.site.id: ls for ls in fleet.sites}
+    seen_fqdn: dict[str, str] = {}
+    seen_ip: dict[str, str] = {}
+    for ls in fleet.sites:
+        wan = ls.site.wan
+        for key, value, table in (
+            ("fqdn", wan.fqdn, seen_fqdn),
+            ("public_ip", wan.public_ip, seen_ip),
+        ):
+            if value is None:
+                continue
+            if value in table and table[value] != ls.site.id:
+                loc, shown = ls.locate(("wan", key))
+                out.append(
+                    Diagnostic(
+                        loc,
+                        "E300",
+                        f"wan.{key} is also used by site '{table[value]}'",
+                        path=shown,
+                        site=ls.site.id,
+                    )
+                )
+            table.setdefault(value, ls.site.id)
+        for i, integ in enumerate(ls.site.integrations):
+            for j, route in enumerate(getattr(integ, "routes", [])):
+                if route.site is None or route.site_service is None:
+                    continue
+                path: YamlPath = ("integrations", i, "routes", j, "site")
+                other = by_id.get(route.site)
+                if other is None:
+                    loc, shown = ls.locate(path)
+                    out.append(
+                        Diagnostic(
+                            loc,
+                            "E300",
+                            f"site '{route.site}' is not in this fleet",
+                            path=shown,
+                            site=ls.site.id,
+                        )
+                    )
+                    continue
+                host, _, svc = route.site_service.partition("/")
+                if not any(
+                    h.name == host and any(s.name == svc for s in h.services)
+                    for h in other.site.hosts
+                ):
+                    loc, shown = ls.locate((*path[:-1], "site_service"))
+                    out.append(
+                        Diagnostic(
+                            loc,
+                            "E300",
+                            f"site '{route.site}' has no service {route.site_service}",
+                            path=shown,
+                            site=ls.site.id,
+                        )
+                    )
+    return out
+
+
+def layers_of(positions: Positions, data: Any, file: str) -> list[Layer]:
+    return [Layer(data, positions, (), file)]
+
+
+__all__ = ["Fleet", "LoadedSite", "data_path", "format_path", "holds", "load_fleet"]

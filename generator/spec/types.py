@@ -1,0 +1,133 @@
+"""Constrained scalar types shared by the spec and the catalog.
+
+Every string that can reach a rendered file is constrained here, so no user value can
+add a line, a quote or a directive to any output.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+HOSTNAME_RE = re.compile(rf"^{_LABEL}$")
+FQDN_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})+$")
+WILDCARD_RE = re.compile(rf"^(\*\.)?(?=.{{1,253}}$){_LABEL}(\.{_LABEL})+$")
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+SECRET_RE = re.compile(r"^(env|vault|file):[A-Za-z0-9_./-]{1,200}$")
+
+
+def _text_only(value: object) -> object:
+    """IPs and names must be written as text: YAML would turn 010 or 1e3 into numbers."""
+    if isinstance(value, bool | int | float):
+        raise ValueError("must be written as text (quote it)")
+    return value
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _hostname(value: str) -> str:
+    if not HOSTNAME_RE.match(value):
+        raise ValueError(
+            "is not a valid host name (RFC 1123 label: a-z, 0-9 and '-', 1-63 characters,"
+            " not starting or ending with '-')"
+        )
+    return value
+
+
+def _fqdn(value: str) -> str:
+    if not FQDN_RE.match(value):
+        raise ValueError("is not a valid fully qualified domain name (RFC 1123, with a dot)")
+    return value
+
+
+def _domain_pattern(value: str) -> str:
+    if not WILDCARD_RE.match(value):
+        raise ValueError("is not a domain name or a *.domain wildcard")
+    return value
+
+
+def _mac(value: str) -> str:
+    v = value.replace("-", ":")
+    if not MAC_RE.match(v):
+        raise ValueError("is not a MAC address like 52:54:00:12:34:56")
+    return v
+
+
+def _ipv4(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ValueError("is not an IPv4 address like 192.0.2.10") from None
+
+
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(value, strict=True))
+    except ValueError as exc:
+        if "host bits set" in str(exc):
+            raise ValueError("has host bits set; write the network address") from None
+        raise ValueError("is not an IPv4 network like 198.51.100.0/24") from None
+
+
+def _source(value: str) -> str:
+    """A partner source: one address or a network."""
+    if "/" in value:
+        return _network(value)
+    return _ipv4(value) + "/32"
+
+
+def _secret(value: str) -> str:
+    if not SECRET_RE.match(value):
+        # Never echo the value: it may be the secret itself, typed in the wrong place.
+        raise ValueError(
+            "must be a secret reference (env:NAME, vault:name or file:/path);"
+            " literal secrets are not allowed in specs"
+        )
+    return value
+
+
+_pre = BeforeValidator(_text_only)
+Str = Annotated[str, _pre]
+Hostname = Annotated[str, _pre, BeforeValidator(_lower), AfterValidator(_hostname)]
+Fqdn = Annotated[str, _pre, BeforeValidator(_lower), AfterValidator(_fqdn)]
+DomainPattern = Annotated[str, _pre, BeforeValidator(_lower), AfterValidator(_domain_pattern)]
+Mac = Annotated[str, _pre, BeforeValidator(_lower), AfterValidator(_mac)]
+IPv4 = Annotated[str, _pre, AfterValidator(_ipv4)]
+Network = Annotated[str, _pre, AfterValidator(_network)]
+Source = Annotated[str, _pre, AfterValidator(_source)]
+SecretRef = Annotated[str, _pre, AfterValidator(_secret)]
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+# Free text that may appear in comments and the handover sheet: one line, no markup.
+Text = Annotated[
+    str,
+    _pre,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[\w .,:()/'+@#-]+$"
+    ),
+]
+Ident = Annotated[str, _pre, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")]
+InterfaceName = Annotated[str, _pre, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,15}$")]
+UrlPath = Annotated[str, _pre, StringConstraints(pattern=r"^/[A-Za-z0-9._~/-]{0,200}$")]
+Guid = Annotated[
+    str,
+    _pre,
+    BeforeValidator(_lower),
+    StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+]
+Thumbprint = Annotated[
+    str, _pre, BeforeValidator(_lower), StringConstraints(pattern=r"^[0-9a-f]{40}$")
+]
+Note = Annotated[
+    str,
+    _pre,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[\w .,:;()/'+@#-]+$"
+    ),
+]
+ProfileName = Annotated[str, _pre, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]

@@ -1,0 +1,47 @@
+"""Output targets: each module turns a Plan into {relative path: text}.
+
+A target module defines `NAME` and `render(plan) -> dict[str, str]`; it returns an empty
+dict when the store needs nothing from it. Adding a vendor = one module here, one folder
+under templates/, and golden files.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from functools import cache
+from types import ModuleType
+
+from generator.plan import Plan
+
+TARGET_MODULES = (
+    "nftables",
+    "iptables",
+    "dnsmasq",
+    "inadyn",
+    "ddclient",
+    "nginx",
+    "apache",
+    "squid",
+    "netsh",
+    "devices",
+    "handover",
+)
+
+Renderer = Callable[[Plan], dict[str, str]]
+
+
+@cache
+def modules() -> tuple[ModuleType, ...]:
+    return tuple(importlib.import_module(f"generator.targets.{m}") for m in TARGET_MODULES)
+
+
+def render_site(plan: Plan) -> dict[str, str]:
+    """All files of one store, relative to its site folder."""
+    files: dict[str, str] = {}
+    for mod in modules():
+        for path, text in mod.render(plan).items():
+            if path in files:
+                raise RuntimeError(f"two targets render {path}")
+            files[path] = text
+    return dict(sorted(files.items()))
