@@ -84,6 +84,7 @@ class Exposure:
     tls: bool
     http: bool
     health_path: str
+    integration: int = -1  # index in the site's integrations (locates findings)
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ class ProxyPlan:
     routes: tuple[ProxyRoutePlan, ...]
     redact_query_params: tuple[str, ...]  # e.g. ("token",): never logged
     auth_path: str | None  # auth_websocket: REST auth endpoint path
+    integration: int = -1  # index in the site's integrations (locates findings)
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ class WindowsBinding:
     sddl: str
     client_sources: tuple[str, ...]  # CIDRs allowed by the Windows firewall rule
     maintenance_window: str
+    integration: int = -1  # index in the site's integrations (locates findings)
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,7 @@ class TunnelPlan:
     token: SecretNeed
     ui_port: int
     domain_suffix: str
+    integration: int = -1  # index in the site's integrations (locates findings)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ class _Resolver:
         self.devices: list[DeviceConfig] = []
         self.tunnels: list[TunnelPlan] = []
         self.briefs: list[PartnerBrief] = []
+        self.index = -1
 
     def need(self, ref: str, purpose: str) -> SecretNeed:
         s = self.secrets.get(ref) or secret(ref, purpose)
@@ -103,6 +104,7 @@ class _Resolver:
         sources = tuple(i.sources if i.sources is not None else p.sources)
         self.exposures.append(
             Exposure(
+                integration=self.index,
                 id=f"{i.partner}-{host.name}-{svc.name}",
                 partner=i.partner,
                 pattern=i.pattern,
@@ -176,6 +178,7 @@ class _Resolver:
             self.need(auth.client_ca, f"{pid} client CA bundle")
         self.proxies.append(
             ProxyPlan(
+                integration=self.index,
                 id=pid,
                 partner=i.partner,
                 pattern="reverse_proxy",
@@ -201,6 +204,7 @@ class _Resolver:
         if i.public_port is not None:
             self.exposures.append(
                 Exposure(
+                    integration=self.index,
                     id=pid,
                     partner=i.partner,
                     pattern=i.pattern,
@@ -228,6 +232,7 @@ class _Resolver:
         suffix = p.tunnel_domain_suffix or "tunnel.invalid"
         self.tunnels.append(
             TunnelPlan(
+                integration=self.index,
                 id=f"{i.partner}-tunnel",
                 partner=i.partner,
                 host=host.name,
@@ -374,6 +379,7 @@ class _Resolver:
         clients = tuple(sorted({f"{self.hosts[c].ip}/32" for c in i.clients}, key=_ipkey))
         self.windows.append(
             WindowsBinding(
+                integration=self.index,
                 id=f"{i.partner}-{host.name}",
                 partner=i.partner,
                 host=host.name,
@@ -428,6 +434,7 @@ class _Resolver:
         )
         self.proxies.append(
             ProxyPlan(
+                integration=self.index,
                 id=pid,
                 partner=i.partner,
                 pattern="auth_websocket",
@@ -449,6 +456,7 @@ class _Resolver:
         )
         self.exposures.append(
             Exposure(
+                integration=self.index,
                 id=pid,
                 partner=i.partner,
                 pattern=i.pattern,
@@ -514,8 +522,9 @@ def resolve(
     site: Site, catalog: Catalog, fleet: Mapping[str, Site] | None = None, fleet_name: str = ""
 ) -> Plan:
     r = _Resolver(site, catalog, fleet or {})
-    for integ in site.integrations:
+    for index, integ in enumerate(site.integrations):
         p = catalog.partners[integ.partner]
+        r.index = index
         getattr(r, integ.pattern)(integ, p)
     wan, lan = site.wan, site.lan
     net = ipaddress.IPv4Network(lan.subnet)

@@ -232,10 +232,11 @@ def _doc_diag(doc: Document, message: str, expected: str = "") -> Diagnostic:
 
 
 def _rel(path: Path, root: Path | None) -> str:
+    """The path as the user would type it: under the folder they named, not resolved."""
     if root is None:
-        return path.name
+        return str(path)
     try:
-        return str(path.relative_to(root.parent))
+        return str(root / path.relative_to(root))
     except ValueError:
         return str(path)
 

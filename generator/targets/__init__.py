@@ -31,6 +31,12 @@ TARGET_MODULES = (
 Renderer = Callable[[Plan], dict[str, str]]
 
 
+def secret_style(module_name: str) -> str:
+    """How a target escapes a secret where its template puts the marker."""
+    mod = importlib.import_module(f"generator.targets.{module_name}")
+    return str(getattr(mod, "SECRET_STYLE", "raw"))
+
+
 @cache
 def modules() -> tuple[ModuleType, ...]:
     return tuple(importlib.import_module(f"generator.targets.{m}") for m in TARGET_MODULES)
@@ -38,7 +44,9 @@ def modules() -> tuple[ModuleType, ...]:
 
 def render_site(plan: Plan) -> dict[str, str]:
     """All files of one store, relative to its site folder."""
-    files: dict[str, str] = {}
+    from generator import expectations
+
+    files: dict[str, str] = dict(expectations.render(plan))
     for mod in modules():
         for path, text in mod.render(plan).items():
             if path in files:

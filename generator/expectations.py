@@ -1,0 +1,59 @@
+"""What must hold on a store after apply, derived from the same Plan as the configs.
+
+Consumed by the packaged testinfra suite (on the edge) and by `posnet probe` (from a
+partner's or a stranger's vantage point).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from generator.plan import Plan
+
+FIREWALL_FILES = {
+    "nftables": ("firewall/nftables.nft", "/etc/nftables.conf"),
+    "iptables": ("firewall/rules.v4", "/etc/iptables/rules.v4"),
+}
+
+
+def expectations(plan: Plan) -> dict[str, Any]:
+    public = plan.wan.public_ip or plan.wan.fqdn
+    exposures = [
+        {
+            "id": e.id,
+            "partner": e.partner,
+            "public_host": public,
+            "public_port": e.public_port,
+            "protocol": e.protocol,
+            "target": f"{e.target_ip}:{e.target_port}",
+            "sources": list(e.sources),
+            "tls": e.tls,
+            "http": e.http,
+            "path": e.health_path,
+        }
+        for e in plan.exposures
+    ]
+    exposed = {e.public_port for e in plan.exposures}
+    blocked = sorted(
+        {p for h in plan.hosts for s in h.services for p in (s.port,) if p not in exposed}
+        | {3389, 445, 23}
+    )
+    return {
+        "site": plan.site_id,
+        "firewall": {
+            "kind": plan.firewall,
+            "table": "inet posnet" if plan.firewall == "nftables" else "filter",
+            "file": FIREWALL_FILES[plan.firewall][1],
+            "policy": "drop",
+            "management_port": plan.management.port,
+        },
+        "exposures": exposures,
+        "blocked_ports": blocked,
+        "dhcp": [{"name": d.name, "mac": d.mac, "ip": d.ip} for d in plan.dhcp],
+        "ddns": {"client": plan.ddns.client, "hostname": plan.ddns.hostname} if plan.ddns else None,
+    }
+
+
+def render(plan: Plan) -> dict[str, str]:
+    return {"expectations.json": json.dumps(expectations(plan), indent=2, sort_keys=True) + "\n"}

@@ -1,0 +1,43 @@
+"""Shared fixtures: the demo fleet's plans, real-tool lookup, golden refresh flag."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from generator.pipeline import load_plans
+from generator.plan import Plan
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "demo-fleet"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden from the current renderers (review the diff!)",
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_plans() -> dict[str, Plan]:
+    fleet, plans = load_plans(DEMO)
+    assert fleet.ok, fleet.diagnostics
+    return {p.site_id: p for p in plans}
+
+
+def require_tool(name: str) -> str:
+    """Path of a real program; under CI a missing tool fails instead of skipping."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
+    if path is None:
+        msg = f"{name} is not installed (make test installs it)"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
