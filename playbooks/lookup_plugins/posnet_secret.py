@@ -1,0 +1,56 @@
+"""Resolve a posnet secret reference on the control node at apply time.
+
+env:NAME    the controller's environment
+vault:name  the `posnet_vault` mapping (keep it in an ansible-vault encrypted vars file
+            and pass it with -e @vault.yml --vault-password-file ...)
+file:path   a file on the controller, relative to `posnet_secrets_dir` (default: cwd)
+
+Errors name the reference, never a value.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ansible.errors import AnsibleError
+from ansible.plugins.lookup import LookupBase
+
+DOCUMENTATION = """
+name: posnet_secret
+short_description: resolve posnet secret references (env, vault, file)
+description: Returns the secret value for each reference; values are never logged by posnet.
+options:
+  _terms:
+    description: references like env:NAME, vault:name, file:path
+    required: true
+"""
+
+
+class LookupModule(LookupBase):
+    def run(self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[str]:
+        variables = variables or {}
+        out = []
+        for term in terms:
+            scheme, _, locator = str(term).partition(":")
+            if scheme == "env":
+                if locator not in os.environ:
+                    raise AnsibleError(f"posnet secret {term}: environment variable not set")
+                value = os.environ[locator]
+            elif scheme == "vault":
+                vault = self._templar.template(variables.get("posnet_vault", {}))
+                if not isinstance(vault, dict) or locator not in vault:
+                    raise AnsibleError(f"posnet secret {term}: not in the posnet_vault mapping")
+                value = str(vault[locator])
+            elif scheme == "file":
+                base = str(variables.get("posnet_secrets_dir") or os.getcwd())
+                path = os.path.join(base, locator)
+                try:
+                    with open(path, encoding="utf-8") as fh:
+                        value = fh.read()
+                except OSError as exc:
+                    raise AnsibleError(f"posnet secret {term}: cannot read ({exc.strerror})") from None
+            else:
+                raise AnsibleError(f"posnet secret {term}: unknown scheme")
+            out.append(value)
+        return out
