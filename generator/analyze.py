@@ -35,8 +35,16 @@ def _unknown_rule_ids(fleet: Fleet) -> list[Diagnostic]:
         for i, rid in enumerate(ls.site.lint.disable):
             if rid not in known:
                 loc, shown = ls.locate(("lint", "disable", i))
-                out.append(Diagnostic(loc, "E102", f"unknown lint rule '{rid}'", path=shown,
-                                      expected="an id from `posnet rules`", site=ls.site.id))
+                out.append(
+                    Diagnostic(
+                        loc,
+                        "E102",
+                        f"unknown lint rule '{rid}'",
+                        path=shown,
+                        expected="an id from `posnet rules`",
+                        site=ls.site.id,
+                    )
+                )
     return out
 
 

@@ -31,9 +31,7 @@ FORMAT = click.option(
     help="How to print problems: text for people, json/sarif/github for CI.",
 )
 STRICT = click.option("--strict", is_flag=True, help="Fail on lint warnings too, not only errors.")
-PATH = click.argument(
-    "path", type=click.Path(exists=False, path_type=Path), metavar="PATH"
-)
+PATH = click.argument("path", type=click.Path(exists=False, path_type=Path), metavar="PATH")
 
 
 def _emit(diags: Sequence[Diagnostic], fmt: str) -> None:
@@ -98,18 +96,33 @@ def validate(path: Path, fmt: str, strict: bool) -> None:
 @cli.command()
 @PATH
 @click.option(
-    "-o", "--output", "out", type=click.Path(path_type=Path), default=Path("build"),
-    show_default=True, help="Folder of the build tree (one folder per store, manifest, inventory).",
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(path_type=Path),
+    default=Path("build"),
+    show_default=True,
+    help="Folder of the build tree (one folder per store, manifest, inventory).",
 )
-@click.option("--site", "sites", multiple=True, metavar="ID", help="Render only this store (repeatable).")
+@click.option(
+    "--site", "sites", multiple=True, metavar="ID", help="Render only this store (repeatable)."
+)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the tree on disk is stale.")
 @click.option("--force", is_flag=True, help="Re-render every store even if its input is unchanged.")
-@click.option("--jobs", type=click.IntRange(0, 64), default=0, help="Worker processes (0 = one per core).")
+@click.option(
+    "--jobs", type=click.IntRange(0, 64), default=0, help="Worker processes (0 = one per core)."
+)
 @FORMAT
 @STRICT
 def render(
-    path: Path, out: Path, sites: tuple[str, ...], check: bool, force: bool, jobs: int,
-    fmt: str, strict: bool,
+    path: Path,
+    out: Path,
+    sites: tuple[str, ...],
+    check: bool,
+    force: bool,
+    jobs: int,
+    fmt: str,
+    strict: bool,
 ) -> None:
     """Validate PATH, then render its stores into the build tree OUT.
 
@@ -160,8 +173,10 @@ def render(
     for col in ("stores rendered", "unchanged", "files written", "files removed"):
         table.add_column(col, justify="right")
     table.add_row(
-        str(len(change.rendered_sites)), str(change.skipped_sites),
-        str(len(change.written)), str(len(change.deleted)),
+        str(len(change.rendered_sites)),
+        str(change.skipped_sites),
+        str(len(change.written)),
+        str(len(change.deleted)),
     )
     err.print(table)
 
@@ -180,12 +195,16 @@ def schema(kind: str) -> None:
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def rules(fmt: str) -> None:
     """List the lint rules: id, severity, name and why."""
     from generator.lint import all_rules
 
-    items = [{"id": r.id, "severity": r.severity, "title": r.title, "why": r.why} for r in all_rules()]
+    items = [
+        {"id": r.id, "severity": r.severity, "title": r.title, "why": r.why} for r in all_rules()
+    ]
     if fmt == "json":
         click.echo(json.dumps(items, indent=2))
         return

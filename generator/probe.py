@@ -1,0 +1,136 @@
+"""Network probes from wherever posnet runs: does each exposure answer as promised?
+
+A partner vantage point expects every exposure to accept a TCP connection, complete a
+TLS handshake when the service speaks TLS, and answer HTTP when it is HTTP. A stranger
+vantage point expects every one of them, and the ports that must stay closed, to fail.
+Only addresses named in the build tree are contacted.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Role = Literal["partner", "stranger"]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    check: str
+    target: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "target": self.target, "ok": self.ok, "detail": self.detail}
+
+
+def _connect(host: str, port: int, timeout: float) -> tuple[socket.socket | None, str]:
+    try:
+        return socket.create_connection((host, port), timeout=timeout), "connected"
+    except TimeoutError:
+        return None, "timed out"
+    except OSError as exc:
+        return None, exc.strerror or type(exc).__name__
+
+
+def _tls(
+    sock: socket.socket, server_name: str | None, verify: bool, ca: str | None
+) -> tuple[ssl.SSLSocket | None, str]:
+    ctx = (
+        ssl.create_default_context(cafile=ca) if verify else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    )
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        tls = ctx.wrap_socket(sock, server_hostname=server_name)
+    except (ssl.SSLError, OSError) as exc:
+        return None, f"TLS failed: {exc}"
+    der = tls.getpeercert(binary_form=True)
+    detail = f"{tls.version()} {tls.cipher()[0] if tls.cipher() else ''}".strip()
+    if der:
+        detail += f", certificate {len(der)} bytes"
+        cert = tls.getpeercert()
+        if cert:
+            subject = dict(x[0] for x in cert.get("subject", ()))  # type: ignore[misc]
+            detail += f", CN={subject.get('commonName', '?')}, expires {cert.get('notAfter')}"
+    return tls, detail
+
+
+def _http(sock: socket.socket, host: str, path: str, timeout: float) -> tuple[int | None, str]:
+    sock.settimeout(timeout)
+    req = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: posnet-probe\r\nConnection: close\r\n\r\n"
+    try:
+        sock.sendall(req.encode())
+        data = sock.recv(4096)
+    except OSError as exc:
+        return None, f"no HTTP answer ({exc})"
+    line = data.split(b"\r\n", 1)[0].decode("latin-1", "replace")
+    parts = line.split(" ")
+    if len(parts) >= 2 and parts[0].startswith("HTTP/") and parts[1].isdigit():
+        return int(parts[1]), line
+    return None, f"not HTTP: {line[:60]!r}"
+
+
+def probe_exposure(
+    exposure: dict[str, Any],
+    role: Role,
+    host_override: str | None = None,
+    timeout: float = 3.0,
+    verify_tls: bool = False,
+    ca: str | None = None,
+) -> list[ProbeResult]:
+    host = host_override or str(exposure["public_host"])
+    port = int(exposure["public_port"])
+    target = f"{host}:{port}"
+    name = str(exposure["id"])
+    sock, why = _connect(host, port, timeout)
+    if role == "stranger":
+        if sock is not None:
+            sock.close()
+            return [ProbeResult(f"{name} blocked", target, False, "connection accepted")]
+        return [ProbeResult(f"{name} blocked", target, True, why)]
+    if sock is None:
+        return [ProbeResult(f"{name} tcp", target, False, why)]
+    results = [ProbeResult(f"{name} tcp", target, True, why)]
+    stream: socket.socket = sock
+    try:
+        if exposure.get("tls"):
+            tls, detail = _tls(sock, None if _is_ip(host) else host, verify_tls, ca)
+            results.append(ProbeResult(f"{name} tls", target, tls is not None, detail))
+            if tls is None:
+                return results
+            stream = tls
+        if exposure.get("http"):
+            status, detail = _http(stream, host, str(exposure.get("path") or "/"), timeout)
+            ok = status is not None and status < 500
+            results.append(ProbeResult(f"{name} http", target, ok, detail))
+    finally:
+        stream.close()
+    return results
+
+
+def probe_closed(host: str, ports: list[int], timeout: float) -> list[ProbeResult]:
+    out = []
+    for port in ports:
+        sock, why = _connect(host, port, timeout)
+        if sock is not None:
+            sock.close()
+            out.append(
+                ProbeResult(f"port {port} closed", f"{host}:{port}", False, "connection accepted")
+            )
+        else:
+            out.append(ProbeResult(f"port {port} closed", f"{host}:{port}", True, why))
+    return out
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        socket.inet_aton(host)
+        return True
+    except OSError:
+        return False

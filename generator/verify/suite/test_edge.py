@@ -1,0 +1,79 @@
+"""The packaged testinfra suite: run by `posnet verify` against the edges of a build.
+
+Every expectation comes from the host's inventory variables (rendered from the same
+Plan as the configs), so the suite never drifts from what was rendered.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+MARKER = "@@POSNET_SECRET_"
+
+
+@pytest.fixture(scope="module")
+def hv(host: Any) -> dict[str, Any]:
+    variables: dict[str, Any] = host.ansible.get_variables()
+    if "posnet_expectations" not in variables:
+        pytest.fail("host has no posnet_expectations: is this a posnet inventory?")
+    return variables
+
+
+def _ruleset(host: Any, kind: str) -> str:
+    if kind == "nftables":
+        cmd = host.run("nft list table inet posnet")
+    else:
+        cmd = host.run("iptables-save")
+    assert cmd.rc == 0, f"no active posnet ruleset: {cmd.stderr.strip()}"
+    return str(cmd.stdout)
+
+
+def test_firewall_loaded_default_drop(host: Any, hv: dict[str, Any]) -> None:
+    kind = hv["posnet_firewall"]
+    rules = _ruleset(host, kind)
+    if kind == "nftables":
+        for chain in ("input", "forward"):
+            assert re.search(rf"chain {chain} \{{[^}}]*?policy drop", rules, re.S), chain
+    else:
+        assert ":INPUT DROP" in rules and ":FORWARD DROP" in rules
+
+
+def test_management_port_kept(host: Any, hv: dict[str, Any]) -> None:
+    rules = _ruleset(host, hv["posnet_firewall"])
+    port = str(hv["posnet_management_port"])
+    assert re.search(rf"dport {port}\b|--dport {port}\b", rules), "management port rule missing"
+
+
+def test_each_exposure_forwarded(host: Any, hv: dict[str, Any]) -> None:
+    rules = _ruleset(host, hv["posnet_firewall"])
+    for exp in hv["posnet_expectations"]["exposures"]:
+        target = exp["target"]
+        assert target in rules, f"{exp['id']}: no DNAT to {target}"
+
+
+def test_files_installed(host: Any, hv: dict[str, Any]) -> None:
+    problems = []
+    for spec in hv["posnet_files"]:
+        f = host.file(spec["dest"])
+        if not f.exists:
+            problems.append(f"{spec['dest']}: missing")
+            continue
+        if (f.user, f.group) != ("root", "root"):
+            problems.append(f"{spec['dest']}: owned by {f.user}:{f.group}")
+        if f.mode != int(spec["mode"], 8):
+            problems.append(f"{spec['dest']}: mode {oct(f.mode)}, expected {spec['mode']}")
+        if MARKER in f.content_string:
+            problems.append(f"{spec['dest']}: secret marker left unfilled")
+    assert hv["posnet_files"], "no posnet files for this host"
+    assert not problems, problems
+
+
+def test_dhcp_server_listening(host: Any, hv: dict[str, Any]) -> None:
+    if not any(f["component"] == "dhcp" for f in hv["posnet_files"]):
+        pytest.skip("no DHCP on this store")
+    assert host.socket("udp://0.0.0.0:67").is_listening or host.socket("udp://67").is_listening, (
+        "no DHCP server on udp/67"
+    )
