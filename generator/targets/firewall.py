@@ -1,0 +1,395 @@
+"""A format-neutral model of the store edge firewall, built from the Plan.
+
+The nftables and iptables targets both render this one model, so the two formats
+cannot drift apart: a rule exists in both or in neither. The model only holds what
+both formats can express; each renderer must consume every field (an unknown field
+or action is an error, never silently dropped, unlike Aerleon's platform keywords).
+
+Semantics (see the target modules for the syntax):
+- input and forward drop by default; output accepts.
+- management is the first input rule, so nothing later can cut the MSP off.
+- every exposure is a DNAT on the WAN plus a forward accept limited to the
+  partner's sources and to connections that were actually DNATed.
+- egress "open" lets the LAN out; "restricted" lets out only the partner egress
+  flows (by source, protocol and port) plus DNS. Domains are the proxy's job.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from generator.plan import EgressFlow, Exposure, Plan
+
+Family = Literal["any", "ipv4", "ipv6"]
+AddrFamily = Literal["ipv4", "ipv6"]
+L4 = Literal["tcp", "udp", "icmp", "icmpv6"]
+CtState = Literal["established", "related", "invalid"]
+ChainName = Literal["input", "forward", "output", "prerouting", "postrouting"]
+
+# Neutral ICMP type names (nft spells them this way; iptables maps them).
+ICMP_TYPES = frozenset({"echo-request"})
+ICMPV6_TYPES = frozenset(
+    {
+        "echo-request",
+        "nd-router-solicit",
+        "nd-router-advert",
+        "nd-neighbor-solicit",
+        "nd-neighbor-advert",
+    }
+)
+# Neighbour discovery must pass or IPv6 on the edge breaks (RFC 4890 "must not drop").
+ESSENTIAL_ICMPV6 = (
+    "nd-router-solicit",
+    "nd-router-advert",
+    "nd-neighbor-solicit",
+    "nd-neighbor-advert",
+)
+
+LOG_PREFIX = "posnet-drop"
+# Both nft and iptables cap a comment (nft: 128 bytes, iptables: 256); stay below both.
+COMMENT_MAX = 120
+_COMMENT_UNSAFE = re.compile(r"[^A-Za-z0-9 _.,:()/@+-]")
+# iptables' LOG target caps the prefix at 29 characters.
+_LOG_PREFIX_OK = re.compile(r"^[A-Za-z0-9 _.:-]{1,29}$")
+# nft identifiers (set names up to 255 bytes); ids add at most 64 characters.
+_SET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A token-bucket rate limit (nft `limit rate`, iptables `-m limit`)."""
+
+    rate: int
+    per: Literal["second", "minute"]
+    burst: int
+
+
+# Enough for a reviewer's ping and a log line per drop burst; never a flood.
+PING_LIMIT = Limit(5, "second", 10)
+LOG_LIMIT = Limit(5, "minute", 10)
+
+
+@dataclass(frozen=True)
+class AddrSet:
+    """Source addresses; `name` makes it a named set in nftables (one per exposure).
+
+    Elements are collapsed and sorted, so overlapping partner ranges never make an
+    nft interval set fail and every render is stable.
+    """
+
+    family: AddrFamily
+    elements: tuple[str, ...]
+    name: str | None = None
+    comment: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "comment", comment(self.comment))
+        if self.name is not None and not _SET_NAME.match(self.name):
+            raise ValueError(f"set name {self.name!r} is not an nft identifier")
+        if not self.elements:
+            raise ValueError("an address set needs at least one element")
+        for e in self.elements:
+            if _family_of(e) != self.family:
+                raise ValueError(f"{e} is not {self.family}")
+
+
+@dataclass(frozen=True)
+class Match:
+    """Conditions of a rule; all must hold. Empty fields match anything."""
+
+    family: Family = "any"
+    iif: str | None = None
+    oif: str | None = None
+    saddr: AddrSet | None = None
+    daddr: str | None = None
+    proto: L4 | None = None
+    dports: tuple[int, ...] = ()
+    icmp_types: tuple[str, ...] = ()
+    ct_state: tuple[CtState, ...] = ()
+    ct_dnat: bool = False
+    limit: Limit | None = None
+
+    def __post_init__(self) -> None:
+        self._check_family()
+        if self.dports and self.proto not in ("tcp", "udp"):
+            raise ValueError("ports need tcp or udp")
+        allowed = {"icmp": ICMP_TYPES, "icmpv6": ICMPV6_TYPES}.get(self.proto or "", frozenset())
+        if not set(self.icmp_types) <= allowed:
+            raise ValueError(f"icmp types {self.icmp_types} do not fit proto {self.proto}")
+
+    def _check_family(self) -> None:
+        implied: set[str] = set()
+        if self.saddr is not None:
+            implied.add(self.saddr.family)
+        if self.daddr is not None:
+            implied.add(_family_of(self.daddr))
+        if self.proto == "icmp":
+            implied.add("ipv4")
+        if self.proto == "icmpv6":
+            implied.add("ipv6")
+        if implied - {self.family} and self.family != "any":
+            raise ValueError(f"rule family {self.family} conflicts with {sorted(implied)}")
+        if self.family == "any" and implied:
+            raise ValueError("a rule with addresses or ICMP must name its family")
+
+
+@dataclass(frozen=True)
+class Accept:
+    pass
+
+
+@dataclass(frozen=True)
+class Drop:
+    pass
+
+
+@dataclass(frozen=True)
+class Log:
+    """Log and continue (the following rule drops)."""
+
+    prefix: str
+
+
+@dataclass(frozen=True)
+class Dnat:
+    ip: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Masquerade:
+    pass
+
+
+Action = Accept | Drop | Log | Dnat | Masquerade
+
+
+@dataclass(frozen=True)
+class Rule:
+    match: Match
+    action: Action
+    comment: str = ""
+    counter: bool = True  # nft needs `counter`; iptables always counts
+
+    def __post_init__(self) -> None:
+        # Ids are already safe; this keeps any future free text out of the syntax.
+        object.__setattr__(self, "comment", comment(self.comment))
+        if isinstance(self.action, Log) and not _LOG_PREFIX_OK.match(self.action.prefix):
+            raise ValueError(f"log prefix {self.action.prefix!r} is unsafe or too long")
+        if isinstance(self.action, Dnat | Masquerade) and self.match.family != "ipv4":
+            raise ValueError("posnet NATs IPv4 only")
+
+
+@dataclass(frozen=True)
+class Chain:
+    name: ChainName
+    kind: Literal["filter", "nat"]
+    policy: Literal["accept", "drop"]
+    rules: tuple[Rule, ...]
+
+
+@dataclass(frozen=True)
+class Firewall:
+    site_id: str
+    sets: tuple[AddrSet, ...]
+    chains: tuple[Chain, ...]
+
+    def chain(self, name: ChainName) -> Chain:
+        for c in self.chains:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+@dataclass
+class _Builder:
+    """Collects named sets so that each exposure's sources are declared once."""
+
+    plan: Plan
+    log_drops: bool
+    sets: list[AddrSet] = field(default_factory=list)
+
+    def named_set(self, base: str, family: AddrFamily, cidrs: Iterable[str], note: str) -> AddrSet:
+        taken = {s.name for s in self.sets}
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        s = AddrSet(family, collapse(cidrs, family), name, note)
+        self.sets.append(s)
+        return s
+
+
+def build(plan: Plan, *, log_drops: bool = True) -> Firewall:
+    """The whole ruleset of one store edge; `log_drops` adds a rate-limited log."""
+    b = _Builder(plan, log_drops)
+    # One set per exposure, in Plan order (a list, so a repeated id cannot merge two).
+    exposure_sets = [_exposure_set(b, e) for e in plan.exposures]
+    chains = (
+        Chain("input", "filter", "drop", _input(b)),
+        Chain("forward", "filter", "drop", _forward(b, exposure_sets)),
+        Chain("output", "filter", "accept", ()),
+        Chain("prerouting", "nat", "accept", _prerouting(plan, exposure_sets)),
+        Chain("postrouting", "nat", "accept", _postrouting(plan)),
+    )
+    return Firewall(plan.site_id, tuple(b.sets), chains)
+
+
+def _exposure_set(b: _Builder, e: Exposure) -> AddrSet | None:
+    if not e.sources:
+        return None  # anyone may connect (lint warns); no saddr match at all
+    v4 = [s for s in e.sources if _family_of(s) == "ipv4"]
+    if len(v4) != len(e.sources):
+        raise ValueError(f"exposure {e.id}: IPv6 sources cannot reach an IPv4 DNAT")
+    return b.named_set(f"src_{e.id}", "ipv4", v4, f"sources of {e.id} ({e.partner})")
+
+
+def _input(b: _Builder) -> tuple[Rule, ...]:
+    p = b.plan
+    lan = p.lan.interface
+    rules = [
+        *_management(p),
+        Rule(Match(iif="lo"), Accept(), "loopback", counter=False),
+        *_stateful(),
+        Rule(
+            Match("ipv4", proto="icmp", icmp_types=("echo-request",), limit=PING_LIMIT),
+            Accept(),
+            "ping, rate limited",
+        ),
+        Rule(
+            Match("ipv6", proto="icmpv6", icmp_types=("echo-request",), limit=PING_LIMIT),
+            Accept(),
+            "ping6, rate limited",
+        ),
+        Rule(
+            Match("ipv6", proto="icmpv6", icmp_types=ESSENTIAL_ICMPV6),
+            Accept(),
+            "ipv6 neighbour discovery",
+        ),
+        Rule(Match("ipv4", iif=lan, proto="udp", dports=(67,)), Accept(), "lan: dhcp to the edge"),
+        Rule(Match("ipv4", iif=lan, proto="udp", dports=(53,)), Accept(), "lan: dns to the edge"),
+        Rule(Match("ipv4", iif=lan, proto="tcp", dports=(53,)), Accept(), "lan: dns to the edge"),
+    ]
+    return (*rules, *_final_drop(b, "input"))
+
+
+def _management(p: Plan) -> list[Rule]:
+    """First rules of input: accepted on any interface, before any drop."""
+    rules = []
+    for fam in ("ipv4", "ipv6"):
+        cidrs = [c for c in p.management.allow_from if _family_of(c) == fam]
+        if cidrs:
+            src = AddrSet(fam, collapse(cidrs, fam))
+            m = Match(fam, saddr=src, proto="tcp", dports=(p.management.port,))
+            rules.append(Rule(m, Accept(), "management (msp)"))
+    return rules
+
+
+def _stateful() -> list[Rule]:
+    return [
+        Rule(Match(ct_state=("established", "related")), Accept(), "replies", counter=False),
+        Rule(Match(ct_state=("invalid",)), Drop(), "invalid state"),
+    ]
+
+
+def _final_drop(b: _Builder, chain: str) -> list[Rule]:
+    rules = []
+    if b.log_drops:
+        prefix = f"{LOG_PREFIX} {chain}: "
+        rules.append(Rule(Match(limit=LOG_LIMIT), Log(prefix), counter=False))
+    rules.append(Rule(Match(), Drop(), "default drop"))
+    return rules
+
+
+def _forward(b: _Builder, sets: list[AddrSet | None]) -> tuple[Rule, ...]:
+    p = b.plan
+    wan, lan, subnet = p.wan.interface, p.lan.interface, p.lan.subnet
+    rules = _stateful()
+    for e, src in zip(p.exposures, sets, strict=True):
+        m = Match(
+            "ipv4",
+            iif=wan,
+            saddr=src,
+            daddr=e.target_ip,
+            proto=e.protocol,
+            dports=(e.target_port,),
+            ct_dnat=True,
+        )
+        rules.append(Rule(m, Accept(), f"exposure {e.id} partner {e.partner}"))
+    lan_net = AddrSet("ipv4", (subnet,))
+    # A bridged LAN only crosses forward when br_netfilter is on; never break it then.
+    rules.append(Rule(Match("ipv4", iif=lan, oif=lan), Accept(), "lan to lan"))
+    if p.egress_policy == "open":
+        m = Match("ipv4", iif=lan, oif=wan, saddr=lan_net)
+        rules.append(Rule(m, Accept(), "egress open: lan to internet"))
+    else:
+        rules += [_egress_rule(b, f) for f in p.egress]
+        for proto in ("udp", "tcp"):
+            m = Match("ipv4", iif=lan, oif=wan, saddr=lan_net, proto=proto, dports=(53,))
+            rules.append(Rule(m, Accept(), "egress restricted: dns"))
+    return (*rules, *_final_drop(b, "forward"))
+
+
+def _egress_rule(b: _Builder, f: EgressFlow) -> Rule:
+    p = b.plan
+    # No listed source means the whole LAN, still limited to the flow's ports.
+    cidrs = f.sources or (p.lan.subnet,)
+    src = AddrSet("ipv4", collapse(cidrs, "ipv4"))
+    m = Match(
+        "ipv4",
+        iif=p.lan.interface,
+        oif=p.wan.interface,
+        saddr=src,
+        proto=f.protocol,
+        dports=tuple(sorted(set(f.ports))),
+    )
+    return Rule(m, Accept(), f"egress {f.id} partner {f.partner}")
+
+
+def _prerouting(plan: Plan, sets: list[AddrSet | None]) -> tuple[Rule, ...]:
+    rules = []
+    for e, src in zip(plan.exposures, sets, strict=True):
+        m = Match(
+            "ipv4",
+            iif=plan.wan.interface,
+            saddr=src,
+            daddr=plan.wan.public_ip,  # None on a dynamic WAN: any address on the WAN
+            proto=e.protocol,
+            dports=(e.public_port,),
+        )
+        rules.append(Rule(m, Dnat(e.target_ip, e.target_port), f"dnat {e.id} partner {e.partner}"))
+    return tuple(rules)
+
+
+def _postrouting(plan: Plan) -> tuple[Rule, ...]:
+    lan_net = AddrSet("ipv4", (plan.lan.subnet,))
+    m = Match("ipv4", oif=plan.wan.interface, saddr=lan_net)
+    return (Rule(m, Masquerade(), "lan to internet"),)
+
+
+def collapse(cidrs: Iterable[str], family: AddrFamily) -> tuple[str, ...]:
+    """Merge overlapping networks of one family; sorted, host bits cleared."""
+    if family == "ipv4":
+        v4 = [ipaddress.IPv4Network(c, strict=False) for c in cidrs]
+        return tuple(str(n) for n in ipaddress.collapse_addresses(v4))
+    v6 = [ipaddress.IPv6Network(c, strict=False) for c in cidrs]
+    return tuple(str(n) for n in ipaddress.collapse_addresses(v6))
+
+
+def comment(text: str) -> str:
+    """A comment both formats accept inside double quotes: safe characters, short."""
+    return _COMMENT_UNSAFE.sub("_", text)[:COMMENT_MAX]
+
+
+def _family_of(addr: str) -> AddrFamily:
+    net = ipaddress.ip_network(addr, strict=False)
+    return "ipv4" if net.version == 4 else "ipv6"
+
+
+def rule_count(fw: Firewall) -> int:
+    """Rules as nftables loads them (one model rule = one nft rule)."""
+    return sum(len(c.rules) for c in fw.chains)

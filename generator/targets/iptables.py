@@ -1,0 +1,193 @@
+"""iptables target: iptables-restore files for IPv4 (rules.v4) and IPv6 (rules.v6).
+
+Both files come from the same model as the nftables file. IPv4 gets everything;
+IPv6 gets only the family-neutral and IPv6 rules (loopback, replies, management
+from IPv6 sources, neighbour discovery), so the edge never forwards IPv6 and stays
+reachable. rules.v6 has no *nat section: the ip6 nat table is left alone.
+An nft named set becomes one line per source: iptables has no sets without ipset.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, assert_never
+
+from generator.plan import Plan
+from generator.targets.firewall import (
+    Accept,
+    AddrFamily,
+    Dnat,
+    Drop,
+    Firewall,
+    Log,
+    Masquerade,
+    Match,
+    Rule,
+    build,
+)
+from generator.templating import render as render_template
+
+NAME = "iptables"
+# Firewall rules hold no secret; no marker is ever placed, "raw" is the strictest style.
+SECRET_STYLE = "raw"  # noqa: S105 - a style name, not a secret
+PATH_V4 = "firewall/rules.v4"
+PATH_V6 = "firewall/rules.v6"
+
+# Built-in chains of each table, in iptables-save order.
+_TABLE_CHAINS = {
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+}
+_ICMPV6_NAMES = {
+    "echo-request": "echo-request",
+    "nd-router-solicit": "router-solicitation",
+    "nd-router-advert": "router-advertisement",
+    "nd-neighbor-solicit": "neighbour-solicitation",
+    "nd-neighbor-advert": "neighbour-advertisement",
+}
+_ICMP_NAMES = {"echo-request": "echo-request"}
+_MULTIPORT_MAX = 15  # the multiport match takes at most 15 ports
+_IFNAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$")
+
+
+@dataclass(frozen=True)
+class ChainDecl:
+    name: str
+    policy: str
+
+
+@dataclass(frozen=True)
+class TableView:
+    name: str
+    chains: tuple[ChainDecl, ...]
+    lines: tuple[str, ...]
+
+
+def render(plan: Plan) -> dict[str, str]:
+    if plan.firewall != "iptables":
+        return {}
+    return render_rules(plan)
+
+
+def render_rules(plan: Plan, *, log_drops: bool = True) -> dict[str, str]:
+    """Both files whatever `plan.firewall` says (tests check every store)."""
+    fw = build(plan, log_drops=log_drops)
+    return {PATH_V4: render_family(fw, "ipv4"), PATH_V6: render_family(fw, "ipv6")}
+
+
+def render_family(fw: Firewall, family: AddrFamily) -> str:
+    tables = tuple(t for t in (_table(fw, "filter", family), _table(fw, "nat", family)) if t)
+    return render_template(
+        "iptables/rules.j2",
+        site_id=fw.site_id,
+        family=family,
+        tool="iptables-restore" if family == "ipv4" else "ip6tables-restore",
+        tables=tables,
+    )
+
+
+def _table(fw: Firewall, kind: Literal["filter", "nat"], family: AddrFamily) -> TableView | None:
+    chains = [c for c in fw.chains if c.kind == kind]
+    lines = tuple(
+        line
+        for c in chains
+        for r in c.rules
+        if r.match.family in ("any", family)
+        for line in rule_lines(c.name.upper(), r, family)
+    )
+    if kind == "nat" and not lines:
+        return None  # nothing to NAT for this family: leave its nat table untouched
+    policies = {c.name.upper(): c.policy.upper() for c in chains}
+    decls = tuple(ChainDecl(n, policies.get(n, "ACCEPT")) for n in _TABLE_CHAINS[kind])
+    return TableView(kind, decls, lines)
+
+
+def rule_lines(chain: str, r: Rule, family: AddrFamily) -> list[str]:
+    """One model rule as iptables lines: sets, port lists and ICMP types expand."""
+    m = r.match
+    sources: tuple[str | None, ...] = m.saddr.elements if m.saddr else (None,)
+    ports = [m.dports[i : i + _MULTIPORT_MAX] for i in range(0, len(m.dports), _MULTIPORT_MAX)]
+    port_groups: list[tuple[int, ...] | None] = [*ports] or [None]
+    types: tuple[str | None, ...] = m.icmp_types or (None,)
+    # r.counter needs no flag: iptables counts every rule.
+    return [
+        " ".join(["-A", chain, *_match_args(m, s, pg, t, family), *_comment(r), *_target(r)])
+        for s in sources
+        for pg in port_groups
+        for t in types
+    ]
+
+
+def _match_args(
+    m: Match, src: str | None, ports: tuple[int, ...] | None, icmp: str | None, family: AddrFamily
+) -> list[str]:
+    args: list[str] = []
+    if m.iif is not None:
+        args += ["-i", _ifname(m.iif)]
+    if m.oif is not None:
+        args += ["-o", _ifname(m.oif)]
+    if src is not None:
+        args += ["-s", src]
+    if m.daddr is not None:
+        args += ["-d", m.daddr]
+    args += _proto_args(m, ports, icmp, family)
+    if m.ct_state:
+        args += ["-m", "conntrack", "--ctstate", ",".join(s.upper() for s in m.ct_state)]
+    if m.ct_dnat:
+        args += ["-m", "conntrack", "--ctstate", "DNAT"]
+    if m.limit is not None:
+        lim = m.limit
+        args += ["-m", "limit", "--limit", f"{lim.rate}/{lim.per}", "--limit-burst", str(lim.burst)]
+    return args
+
+
+def _proto_args(
+    m: Match, ports: tuple[int, ...] | None, icmp: str | None, family: AddrFamily
+) -> list[str]:
+    if m.proto is None:
+        return []
+    if m.proto in ("tcp", "udp"):
+        args = ["-p", m.proto]
+        if ports is not None and len(ports) == 1:
+            args += ["-m", m.proto, "--dport", str(ports[0])]
+        elif ports is not None:
+            args += ["-m", "multiport", "--dports", ",".join(str(p) for p in ports)]
+        return args
+    if m.proto == "icmp":
+        if family != "ipv4":
+            raise ValueError("icmp rule rendered for ipv6")
+        args = ["-p", "icmp"]
+        return args + (["-m", "icmp", "--icmp-type", _ICMP_NAMES[icmp]] if icmp else [])
+    if family != "ipv6":
+        raise ValueError("icmpv6 rule rendered for ipv4")
+    args = ["-p", "ipv6-icmp"]
+    return args + (["-m", "icmp6", "--icmpv6-type", _ICMPV6_NAMES[icmp]] if icmp else [])
+
+
+def _comment(r: Rule) -> list[str]:
+    return ["-m", "comment", "--comment", f'"{r.comment}"'] if r.comment else []
+
+
+def _target(r: Rule) -> list[str]:
+    a = r.action
+    match a:
+        case Accept():
+            return ["-j", "ACCEPT"]
+        case Drop():
+            return ["-j", "DROP"]
+        case Log(prefix=prefix):
+            return ["-j", "LOG", "--log-prefix", f'"{prefix}"']
+        case Dnat(ip=ip, port=port):
+            return ["-j", "DNAT", "--to-destination", f"{ip}:{port}"]
+        case Masquerade():
+            return ["-j", "MASQUERADE"]
+        case _:
+            assert_never(a)
+
+
+def _ifname(name: str) -> str:
+    # No leading '-': iptables would read it as an option.
+    if not _IFNAME.match(name):
+        raise ValueError(f"interface name {name!r} is not valid for iptables")
+    return name
