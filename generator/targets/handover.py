@@ -1,0 +1,511 @@
+"""HANDOVER.md: the sheet an engineer hands to the store's IT and to each partner.
+
+Why a generated sheet: the seeds are full of steps that no config file can carry (tell
+the partner the FQDN and port, uninstall an old tunnel first, tick Secured on each
+terminal, validate the public port from outside). Rendering them from the same Plan as
+the configs keeps the sheet true to what was applied, store by store.
+
+Secrets appear only as references (`vault:...`), never as values or markers. Tables are
+built here, not in the template, so that every cell is escaped (`|` -> `\\|`) and every
+row has as many cells as its header.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from generator.plan import (
+    DeviceConfig,
+    Exposure,
+    HostPlan,
+    PartnerBrief,
+    Plan,
+    ProxyPlan,
+    TunnelPlan,
+    WindowsBinding,
+)
+from generator.targets.netsh import EXIT_CODES, script_names
+from generator.templating import render as render_template
+
+NAME = "handover"
+# The sheet never holds a secret or a marker (only references); "raw" is the strictest.
+SECRET_STYLE = "raw"  # noqa: S105 - a style name, not a password
+PATH = "HANDOVER.md"
+MARKER = "@@POSNET_SECRET_"
+
+# `_` only matters at a word edge (GFM ignores intraword underscores): payment_terminal
+# stays readable in the raw sheet, while `_x_` cannot turn into emphasis.
+_MD_SPECIAL = re.compile(r"([\\`*\[\]<>]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+NONE = "-"
+
+
+def text(value: str) -> str:
+    """Prose value with Markdown punctuation escaped (an `_` must not start emphasis)."""
+    return _MD_SPECIAL.sub(r"\\\1", value)
+
+
+def code(value: str) -> str:
+    """Inline code span; a value holding a backtick gets a longer fence."""
+    fence = "``" if "`" in value else "`"
+    pad = " " if "`" in value else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
+
+
+def cell(value: str) -> str:
+    """A table cell: `|` escaped (also inside code spans, per GFM), never empty."""
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"a table cell cannot span lines: {value!r}")
+    return value.replace("|", "\\|") if value else NONE
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    def markdown(self) -> str:
+        out = [_row(self.headers), "|" + "|".join("---" for _ in self.headers) + "|"]
+        for row in self.rows:
+            if len(row) != len(self.headers):
+                raise ValueError(f"row {row!r} does not match headers {self.headers!r}")
+            out.append(_row(row))
+        return "\n".join(out)
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cell(c) for c in cells) + " |"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    return Table(tuple(headers), tuple(tuple(r) for r in rows)).markdown()
+
+
+def _bare(cidr: str) -> str:
+    net = ipaddress.IPv4Network(cidr, strict=False)
+    return str(net.network_address) if net.prefixlen == 32 else str(net)
+
+
+def _who(plan: Plan, cidr: str) -> str:
+    """A source as the store knows it: host name and IP when it is one of its hosts."""
+    ip = _bare(cidr)
+    host = next((h for h in plan.hosts if h.ip == ip), None)
+    return f"{host.name} ({ip})" if host and "/" not in ip else ip
+
+
+def _host_label(plan: Plan, ip: str) -> str:
+    host = next((h for h in plan.hosts if h.ip == ip), None)
+    return f"{host.name} {ip}" if host else ip
+
+
+def _title(plan: Plan, partner: str) -> str:
+    return next((b.title for b in plan.briefs if b.partner == partner), partner)
+
+
+def _pattern(plan: Plan, partner: str) -> str | None:
+    return next((b.pattern for b in plan.briefs if b.partner == partner), None)
+
+
+def _ref_of(plan: Plan, value: str) -> list[str]:
+    return sorted(s.ref for s in plan.secrets if s.marker in value)
+
+
+# ---- store -------------------------------------------------------------------------
+
+
+def store_table(plan: Plan) -> str:
+    w, lan = plan.wan, plan.lan
+    rows = [
+        ("Store id", code(plan.site_id)),
+        ("Name", text(plan.site_name)),
+        ("Fleet", text(plan.fleet) or NONE),
+        ("Group", text(plan.group) if plan.group else NONE),
+        ("ISP", text(w.isp)),
+        ("WAN mode", "static" if w.mode == "static" else "dynamic (not recommended)"),
+        ("Public IP", w.public_ip or "dynamic, follows the DDNS name"),
+        ("FQDN", code(w.fqdn) if w.fqdn else NONE),
+    ]
+    if plan.ddns:
+        d = plan.ddns
+        rows.append(
+            (
+                "DDNS",
+                f"{d.provider} via {d.client} on {code(d.interface)}: hostname {code(d.hostname)},"
+                f" account {code(d.username)}, password from {code(d.password.ref)}",
+            )
+        )
+    rows += [
+        ("LAN", f"{lan.subnet}, gateway {lan.gateway} ({code(lan.interface)})"),
+        ("Edge firewall", f"{plan.firewall}, inbound policy drop"),
+        ("Outbound policy", plan.egress_policy),
+        (
+            "Management",
+            f"SSH port {plan.management.port} from {', '.join(plan.management.allow_from)}",
+        ),
+    ]
+    return table(("Field", "Value"), rows)
+
+
+def hosts_table(plan: Plan) -> str:
+    rows = [
+        (
+            code(h.name),
+            text(h.role),
+            text(h.os),
+            h.ip,
+            code(h.mac) if h.mac else "none: set the IP on the host",
+            _services(h),
+        )
+        for h in plan.hosts
+    ]
+    return table(("Name", "Role", "OS", "Fixed IP", "MAC", "Services"), rows)
+
+
+def _services(h: HostPlan) -> str:
+    return ", ".join(
+        f"{text(s.name)} {s.port}/{s.protocol}{' TLS' if s.tls else ''}" for s in h.services
+    )
+
+
+# ---- partners ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartnerSection:
+    title: str
+    pattern: str
+    endpoints: tuple[str, ...]
+    notes: tuple[str, ...]
+    extra: tuple[str, ...]
+
+
+def partner_sections(plan: Plan) -> list[PartnerSection]:
+    return [
+        PartnerSection(
+            title=text(b.title),
+            pattern=text(b.pattern),
+            endpoints=tuple(code(e) for e in b.endpoints),
+            notes=tuple(text(n) for n in b.notes),
+            extra=tuple(_partner_extra(plan, b)),
+        )
+        for b in plan.briefs
+    ]
+
+
+def _partner_extra(plan: Plan, b: PartnerBrief) -> list[str]:
+    out = []
+    for e in plan.exposures:
+        if e.partner == b.partner:
+            src = ", ".join(e.sources) if e.sources else "anyone (no allow-list)"
+            out.append(f"Requests to port {e.public_port} are accepted only from: {src}.")
+    for p in plan.proxies:
+        if p.partner == b.partner:
+            out.append(_proxy_line(p))
+    return out
+
+
+def _proxy_line(p: ProxyPlan) -> str:
+    auth = {
+        "none": "no proxy authentication",
+        "basic": f"basic auth (credentials from {code(p.htpasswd_ref or '')})",
+        "client_cert": f"client certificates signed by the CA in {code(p.client_ca_ref or '')}",
+    }[p.auth]
+    names = ", ".join(code(n) for n in p.server_names)
+    cert = "trusted certificate" if p.tls.trusted else "self-signed certificate"
+    redact = (
+        f"; {', '.join(code(q) for q in p.redact_query_params)} kept out of the logs"
+        if p.redact_query_params
+        else ""
+    )
+    return (
+        f"Reverse proxy: {p.software} on {code(p.host)} ({p.host_ip}:{p.listen_port}),"
+        f" names {names}, {cert}, {auth}{redact}."
+    )
+
+
+# ---- what store IT must open -------------------------------------------------------
+
+
+def exposures_table(plan: Plan) -> str:
+    rows = [
+        (
+            code(e.id),
+            f"{e.public_port} -> {e.target_host} {e.target_ip}:{e.target_port}",
+            e.protocol,
+            ", ".join(e.sources) if e.sources else "anyone (no allow-list: not recommended)",
+            text(_title(plan, e.partner)),
+        )
+        for e in plan.exposures
+    ]
+    return table(
+        ("Exposure", "Public port -> host:port", "Protocol", "Allowed sources", "Partner"), rows
+    )
+
+
+def egress_table(plan: Plan) -> str:
+    rows = [
+        (
+            code(f.id),
+            ", ".join(_who(plan, s) for s in f.sources),
+            ", ".join(code(d) for d in f.domains),
+            ", ".join(f"{p}/{f.protocol}" for p in f.ports),
+            "yes" if f.ssl_inspection_exempt else "no",
+            text(f.purpose),
+        )
+        for f in plan.egress
+    ]
+    return table(
+        ("Flow", "From hosts", "To domains", "Ports", "SSL-inspection exemption", "Purpose"),
+        rows,
+    )
+
+
+def lan_table(plan: Plan) -> str:
+    rows = [
+        (
+            code(f.id),
+            ", ".join(_who(plan, s) for s in f.sources),
+            _who(plan, f.dest_ip),
+            f"{f.port}/{f.protocol}",
+            text(f.purpose),
+        )
+        for f in plan.lan_flows
+    ]
+    return table(("Flow", "From", "To", "Port", "Purpose"), rows)
+
+
+def dhcp_table(plan: Plan) -> str:
+    rows = [(code(d.name), code(d.mac), d.ip) for d in plan.dhcp]
+    return table(("Host", "MAC", "IP"), rows)
+
+
+# ---- steps -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowsSection:
+    b: WindowsBinding
+    title: str
+    enable: str
+    undo: str
+    clients: str
+    window: str
+    swiftpos: bool
+
+
+def windows_sections(plan: Plan) -> list[WindowsSection]:
+    out = []
+    for b in plan.windows:
+        enable, undo = script_names(b)
+        out.append(
+            WindowsSection(
+                b=b,
+                title=text(_title(plan, b.partner)),
+                enable=code(enable),
+                undo=code(undo),
+                clients=", ".join(_host_label(plan, _bare(c)) for c in b.client_sources),
+                window=text(b.maintenance_window),
+                swiftpos=b.partner == "swiftpos-netpos",
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class TunnelSection:
+    t: TunnelPlan
+    title: str
+    uninstall_dir: str
+    service: str
+    purpose: str
+
+
+def tunnel_sections(plan: Plan) -> list[TunnelSection]:
+    out = []
+    for t in plan.tunnels:
+        host = plan.host(t.host)
+        svc = next((s.name for s in host.services if s.port == t.local_port), None)
+        out.append(
+            TunnelSection(
+                t=t,
+                title=text(_title(plan, t.partner)),
+                uninstall_dir=code(f"Program Files (x86)/{t.partner}-tunnel"),
+                service=f"{t.host}/{svc}" if svc else t.host,
+                purpose=text(t.token.purpose),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    d: DeviceConfig
+    path: str
+    keys: str
+    refs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConnectorSection:
+    title: str
+    partner: str
+    endpoints: tuple[str, ...]
+    devices: tuple[DeviceRow, ...]
+    cert: tuple[str, ...]
+    fallback: tuple[str, ...]
+
+
+def _device_row(plan: Plan, d: DeviceConfig) -> DeviceRow:
+    refs = sorted({r for _, v in d.properties for r in _ref_of(plan, v)})
+    return DeviceRow(
+        d=d,
+        path=code(f"devices/{d.id}.properties"),
+        keys=", ".join(code(k) for k, _ in d.properties),
+        refs=tuple(code(r) for r in refs),
+    )
+
+
+def devices_table(plan: Plan) -> str:
+    rows = []
+    for d in plan.devices:
+        row = _device_row(plan, d)
+        rows.append(
+            (
+                row.path,
+                code(d.device),
+                text(_title(plan, d.partner)),
+                row.keys,
+                ", ".join(row.refs) or "none",
+            )
+        )
+    return table(("File", "For", "Partner", "Properties", "Secrets filled in at apply"), rows)
+
+
+def connector_sections(plan: Plan) -> list[ConnectorSection]:
+    partners = sorted(
+        {d.partner for d in plan.devices if _pattern(plan, d.partner) == "cloud_connector"}
+    )
+    return [_connector(plan, p) for p in partners]
+
+
+def _connector(plan: Plan, partner: str) -> ConnectorSection:
+    devices = [d for d in plan.devices if d.partner == partner]
+    brief = next(b for b in plan.briefs if b.partner == partner)
+    certs = sorted(
+        {
+            f"{code(d.device)}: {code(v)}"
+            for d in devices
+            for k, v in d.properties
+            if k == "ssl_profile_crt"
+        }
+    )
+    fallback = tuple(
+        f"{', '.join(_who(plan, s) for s in f.sources)} -> {_who(plan, f.dest_ip)}"
+        f" port {f.port}/{f.protocol}"
+        for f in plan.lan_flows
+        if f.partner == partner and f.id.startswith(f"{partner}-fallback-")
+    )
+    return ConnectorSection(
+        title=text(brief.title),
+        partner=partner,
+        endpoints=tuple(code(e) for e in brief.endpoints),
+        devices=tuple(_device_row(plan, d) for d in devices),
+        cert=tuple(certs),
+        fallback=fallback,
+    )
+
+
+# ---- checks and secrets ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExposureCheck:
+    e: Exposure
+    probe: str
+    nmap: str
+    curl: str | None
+    sources: str
+
+
+def exposure_checks(plan: Plan) -> list[ExposureCheck]:
+    public = plan.wan.public_ip or plan.wan.fqdn or "PUBLIC-IP"
+    name = plan.wan.fqdn or public
+    out = []
+    for e in plan.exposures:
+        scheme = "https" if e.tls else "http"
+        mtls = _needs_client_cert(plan, e)
+        out.append(
+            ExposureCheck(
+                e=e,
+                probe=code(f"posnet probe build --site {plan.site_id} --as partner"),
+                nmap=code(f"nmap -Pn -p {e.public_port} {public}"),
+                curl=code(f"curl -sSI {mtls}{scheme}://{name}:{e.public_port}{e.health_path}")
+                if e.http
+                else None,
+                sources=", ".join(e.sources) if e.sources else "anywhere",
+            )
+        )
+    return out
+
+
+def _needs_client_cert(plan: Plan, e: Exposure) -> str:
+    """curl options for a proxy that demands a client certificate (else the handshake fails)."""
+    for p in plan.proxies:
+        if (p.host_ip, p.listen_port) == (e.target_ip, e.target_port) and p.auth == "client_cert":
+            return "--cert CLIENT.crt --key CLIENT.key "
+    return ""
+
+
+def egress_checks(plan: Plan) -> list[str]:
+    out = []
+    for f in plan.egress:
+        hosts = ", ".join(_who(plan, s) for s in f.sources)
+        for d in f.domains:
+            if d.startswith("*."):
+                continue
+            port = "" if f.ports == (443,) else f":{f.ports[0]}"
+            out.append(f"from {hosts}: {code(f'curl -sSI https://{d}{port}/')}")
+    return out
+
+
+def secrets_table(plan: Plan) -> str:
+    rows = [(code(s.ref), text(s.purpose)) for s in plan.secrets]
+    return table(("Secret reference", "Purpose"), rows)
+
+
+# ---- render ------------------------------------------------------------------------
+
+
+def context(plan: Plan) -> dict[str, object]:
+    return {
+        "plan": plan,
+        "site_name": text(plan.site_name),
+        "public": plan.wan.public_ip or (code(plan.wan.fqdn) if plan.wan.fqdn else NONE),
+        "fqdn": code(plan.wan.fqdn) if plan.wan.fqdn else None,
+        "isp": text(plan.wan.isp),
+        "store_table": store_table(plan),
+        "hosts_table": hosts_table(plan),
+        "partners": partner_sections(plan),
+        "exposures_table": exposures_table(plan) if plan.exposures else None,
+        "egress_table": egress_table(plan) if plan.egress else None,
+        "lan_table": lan_table(plan) if plan.lan_flows else None,
+        "dhcp_table": dhcp_table(plan) if plan.dhcp else None,
+        "windows": windows_sections(plan),
+        "tunnels": tunnel_sections(plan),
+        "devices_table": devices_table(plan) if plan.devices else None,
+        "connectors": connector_sections(plan),
+        "exposure_checks": exposure_checks(plan),
+        "egress_checks": egress_checks(plan),
+        "secrets_table": secrets_table(plan) if plan.secrets else None,
+        "code": code,
+        "exit": EXIT_CODES,
+    }
+
+
+def render(plan: Plan) -> dict[str, str]:
+    out = render_template("handover/HANDOVER.md.j2", **context(plan))
+    if MARKER in out:
+        raise RuntimeError(f"{plan.site_id}: a secret marker reached {PATH}")
+    return {PATH: out}
