@@ -1,0 +1,99 @@
+"""Apache httpd reverse proxy: one VirtualHost file per ProxyPlan, for sites-enabled.
+
+Same layout as the nginx target (generator.targets.tls_policy.layout) so a partner sees
+the same names, paths and status codes whichever server the store runs. Apache-specific
+choices:
+- `retry=0` on every ProxyPass: Apache otherwise marks a backend dead for 60 s after one
+  failed connect, and a POS that reboots would stay unreachable for a minute after.
+- Upstream TLS settings live in a `<Proxy>` section per upstream (Apache >= 2.4.30), so
+  a LAN POS with a self-signed certificate and a verified remote store can share a vhost.
+- The co-hosted auth endpoint is an exact path: `ProxyPassMatch` with an anchored
+  regex, the path forwarded unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+
+from generator.plan import Plan, ProxyPlan
+from generator.targets.tls_policy import (
+    Route,
+    VirtualServer,
+    check_ident,
+    check_proxy,
+    layout,
+    policy_for,
+)
+from generator.templating import render as render_template
+
+NAME = "apache"
+# No secret value ever lands in this file: keys and htpasswd are deployed as files
+# and referenced by path. "raw" is the strictest style should a marker ever appear.
+SECRET_STYLE = "raw"  # noqa: S105 - a style name, not a secret
+
+# a2enmod names of every module a rendered file may use (mod_log_config is built in).
+REQUIRED_MODULES: tuple[str, ...] = (
+    "alias",
+    "auth_basic",
+    "authn_core",
+    "authn_file",
+    "authz_core",
+    "authz_user",
+    "headers",
+    "proxy",
+    "proxy_http",
+    "ssl",
+)
+
+LOG_DIR = "/var/log/apache2"
+# Common log format with the path only (%U): the query string never reaches the log.
+LOG_FORMAT = r"%h %l %u %t %v \"%m %U %H\" %>s %b \"%{User-agent}i\" %Dus"
+# Ports Debian's ports.conf already listens on; a second Listen would stop Apache.
+DEBIAN_PORTS = (80, 443)
+
+_REGEX_SPECIAL = re.compile(r"([.^$*+?()\[\]{}|\\])")
+
+
+def path_regex(path: str) -> str:
+    """Anchored regex for exactly `path` (paths are already limited to URL-safe chars)."""
+    return "^" + _REGEX_SPECIAL.sub(r"\\\1", path) + "$"
+
+
+def tls_upstreams(server: VirtualServer) -> list[Route]:
+    """One `<Proxy>` section per https upstream origin, first route wins."""
+    seen: dict[str, Route] = {}
+    for r in server.routes:
+        if r.tls is not None:
+            seen.setdefault(r.origin, r)
+    return list(seen.values())
+
+
+def render_proxy(plan: Plan, proxy: ProxyPlan) -> str:
+    """The Apache file for one proxy, whatever `proxy.software` says (tests render both
+    servers for every proxy)."""
+    check_proxy(proxy)
+    tls = policy_for(proxy.tls.openssl)
+    return render_template(
+        "apache/proxy.conf.j2",
+        site_id=plan.site_id,
+        p=proxy,
+        tls=tls,
+        ssl_protocol="-all " + " ".join(f"+{v}" for v in tls.protocols),
+        servers=layout(proxy, plan.lan.subnet),
+        modules=REQUIRED_MODULES,
+        listen=proxy.listen_port not in DEBIAN_PORTS,
+        catchall_name=f"unknown-host.{check_ident(proxy.id)}.posnet.invalid",
+        access_log=f"{LOG_DIR}/posnet-{proxy.id}.access.log",
+        error_log=f"{LOG_DIR}/posnet-{proxy.id}.error.log",
+        log_format=LOG_FORMAT,
+        path_regex=path_regex,
+        tls_upstreams=tls_upstreams,
+    )
+
+
+def render(plan: Plan) -> dict[str, str]:
+    return {
+        f"proxy/{p.id}.apache.conf": render_proxy(plan, p)
+        for p in plan.proxies
+        if p.software == "apache"
+    }

@@ -1,0 +1,64 @@
+"""nginx reverse proxy: one file per ProxyPlan, included in the http{} context.
+
+Choices that are not obvious from the template:
+- Every name that can clash with another conf.d file (log_format, map variable,
+  catch-all server name) carries the proxy id, and the catch-all is made the port's
+  default by coming first rather than by `default_server`, so two posnet proxies on one
+  host never make `nginx -t` fail on a duplicate.
+- Upstream host names are resolved when nginx (re)loads; a central proxy reaching
+  stores on DDNS therefore needs a reload after an address change (the apply playbook
+  reloads on every run).
+"""
+
+from __future__ import annotations
+
+from generator.plan import Plan, ProxyPlan
+from generator.targets.tls_policy import (
+    check_ident,
+    check_proxy,
+    layout,
+    policy_for,
+)
+from generator.templating import render as render_template
+
+NAME = "nginx"
+# No secret value ever lands in this file: keys and htpasswd are deployed as files
+# and referenced by path. "raw" is the strictest style should a marker ever appear.
+SECRET_STYLE = "raw"  # noqa: S105 - a style name, not a secret
+
+LOG_DIR = "/var/log/nginx"
+
+
+def _var(proxy_id: str) -> str:
+    """nginx variable and log_format names allow no hyphen."""
+    return "posnet_" + check_ident(proxy_id).replace("-", "_")
+
+
+def render_proxy(plan: Plan, proxy: ProxyPlan) -> str:
+    """The nginx file for one proxy, whatever `proxy.software` says (tests render both
+    servers for every proxy)."""
+    check_proxy(proxy)
+    servers = layout(proxy, plan.lan.subnet)
+    base = _var(proxy.id)
+    websocket = any(r.websocket for s in servers for r in s.routes)
+    return render_template(
+        "nginx/proxy.conf.j2",
+        site_id=plan.site_id,
+        p=proxy,
+        tls=policy_for(proxy.tls.openssl),
+        servers=servers,
+        log_format=base,
+        map_var=f"{base}_connection" if websocket else "",
+        catchall_name=f"unknown-host.{check_ident(proxy.id)}.posnet.invalid",
+        access_log=f"{LOG_DIR}/posnet-{proxy.id}.access.log",
+        error_log=f"{LOG_DIR}/posnet-{proxy.id}.error.log",
+        error_level="crit" if proxy.redact_query_params else "error",
+    )
+
+
+def render(plan: Plan) -> dict[str, str]:
+    return {
+        f"proxy/{p.id}.nginx.conf": render_proxy(plan, p)
+        for p in plan.proxies
+        if p.software == "nginx"
+    }
