@@ -1,0 +1,110 @@
+"""Outbound allow-list for an existing squid (seed 004: outbound-only domains, wildcards,
+SSL-inspection exemptions).
+
+`squid-posnet.conf` is a snippet for `include`, placed before the proxy's own
+`http_access deny` lines and before any `ssl_bump bump` rule: squid takes the first
+matching rule. It only allows (CONNECT from a flow's sources to its domains and ports)
+and splices the exempt domains; it never denies, so it cannot change what the rest of
+the proxy's policy does.
+
+`*.example.com` becomes `.example.com` (squid's subdomain form, which also matches
+example.com itself). Names already covered by such an entry are left out: squid warns
+about them and they add nothing. Values go one per `acl` line (squid appends repeated
+lines), so a pull request shows one changed domain as one changed line.
+
+`domains.txt` is the same list for firewalls and proxies that import a plain list.
+UDP flows cannot go through squid: they appear in domains.txt only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from generator.plan import EgressFlow, Plan
+from generator.templating import render as render_template
+
+NAME = "squid"
+# No secret reaches these files; "raw" is the strictest style should one ever be added.
+SECRET_STYLE = "raw"  # noqa: S105 - a style name, not a password
+
+SNIPPET = "allowlist/squid-posnet.conf"
+DOMAINS = "allowlist/domains.txt"
+
+
+@dataclass(frozen=True)
+class SquidFlow:
+    acl: str  # acl name prefix, posnet_<flow id>
+    flow: EgressFlow
+    domains: tuple[str, ...]
+    comment: str
+
+
+def one_line(text: str) -> str:
+    """Comment text that cannot start a new line (Plan text is single-line already)."""
+    return " ".join(text.split())
+
+
+def squid_domain(domain: str) -> str:
+    """`*.example.com` -> `.example.com`; plain names unchanged."""
+    return "." + domain[2:] if domain.startswith("*.") else domain
+
+
+def covered(domain: str, by: str) -> bool:
+    """True when the squid entry `by` (a `.parent` form) already matches `domain`."""
+    return by.startswith(".") and domain != by and (domain == by[1:] or domain.endswith(by))
+
+
+def squid_domains(domains: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Squid form, duplicates and names covered by a wildcard removed, sorted."""
+    converted = sorted({squid_domain(d) for d in domains})
+    return tuple(d for d in converted if not any(covered(d, other) for other in converted))
+
+
+def proxied(flow: EgressFlow) -> bool:
+    """squid relays TCP from known sources to named domains; anything else is firewall-only."""
+    return flow.protocol == "tcp" and bool(flow.domains) and bool(flow.sources)
+
+
+def squid_flows(plan: Plan) -> tuple[SquidFlow, ...]:
+    return tuple(
+        SquidFlow(
+            acl=f"posnet_{f.id}",
+            flow=f,
+            domains=squid_domains(f.domains),
+            comment=one_line(f"{f.id} ({f.partner}): {f.purpose}"),
+        )
+        for f in plan.egress
+        if proxied(f)
+    )
+
+
+def skipped_flows(plan: Plan) -> list[str]:
+    return [
+        one_line(f"{f.id} ({f.partner}): {f.protocol.upper()}, not proxied; allow it on the"
+                 " firewall")
+        for f in plan.egress
+        if not proxied(f)
+    ]  # fmt: skip
+
+
+def nobump_domains(plan: Plan) -> tuple[str, ...]:
+    return squid_domains([d for f in plan.egress if f.ssl_inspection_exempt for d in f.domains])
+
+
+def render(plan: Plan) -> dict[str, str]:
+    if not plan.egress:
+        return {}
+    flows = squid_flows(plan)
+    snippet = render_template(
+        "squid/squid-posnet.conf.j2",
+        site_id=plan.site_id,
+        flows=flows,
+        skipped=skipped_flows(plan),
+        nobump=nobump_domains(plan),
+    )
+    domains = render_template(
+        "squid/domains.txt.j2",
+        site_id=plan.site_id,
+        domains=sorted({d for f in plan.egress for d in f.domains}),
+    )
+    return {SNIPPET: snippet, DOMAINS: domains}
