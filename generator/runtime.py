@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ from typing import Any
 
 import click
 
-from generator.build import MANIFEST, sha256
+from generator.build import MANIFEST
 
 
 def playbooks_dir() -> Path:
@@ -38,11 +39,11 @@ def _tree(build: Path) -> Path:
         for rel, digest in sorted(entry.get("files", {}).items()):
             p = build / "sites" / site / rel
             try:
-                text = p.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
+                data = p.read_bytes()
+            except OSError:
                 edited.append(f"{p}: missing")
                 continue
-            if sha256(text) != digest:
+            if hashlib.sha256(data).hexdigest() != digest:
                 edited.append(f"{p}: edited by hand")
     if edited:
         for line in edited[:20]:
@@ -188,7 +189,14 @@ def verify(
     tree = _tree(build)
     suite = Path(__file__).resolve().parent / "verify" / "suite" / "test_edge.py"
     with tempfile.TemporaryDirectory(prefix="posnet-verify-") as tmp:
-        inv = [str(tree / "inventory"), *(str(Path(i).resolve()) for i in inventories)]
+        # testinfra takes one inventory: a folder holding the build's and the extra ones.
+        inv = Path(tmp) / "inventory"
+        inv.mkdir()
+        (inv / "hosts.yml").symlink_to(tree / "inventory" / "hosts.yml")
+        (inv / "host_vars").symlink_to(tree / "inventory" / "host_vars")
+        for n, extra in enumerate(inventories):
+            src = Path(extra).resolve()
+            (inv / f"zz-extra-{n}{src.suffix or '.ini'}").symlink_to(src)
         pattern = limit or "posnet_edges"
         cmd = [
             sys.executable,
@@ -203,16 +211,19 @@ def verify(
             os.devnull,
             str(suite),
             f"--hosts=ansible://{pattern}",
-            f"--ansible-inventory={','.join(inv)}",
-            "--force-ansible",
+            f"--ansible-inventory={inv}",
         ]
         report = os.path.join(tmp, "report.xml")
         cmd += [f"--junitxml={junit or report}"]
         env = _ansible_env(tmp)
         rc = subprocess.call(cmd, env=env)
+        results = _junit_to_json(junit or report)
         if json_out:
-            Path(json_out).write_text(json.dumps(_junit_to_json(junit or report), indent=2) + "\n")
+            Path(json_out).write_text(json.dumps(results, indent=2) + "\n")
     if rc != 0:
+        sys.exit(1)
+    if not any(r["status"] == "passed" for r in results):
+        click.echo(f"posnet: no host matched {pattern}; nothing was verified", err=True)
         sys.exit(1)
 
 
