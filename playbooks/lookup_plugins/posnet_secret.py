@@ -24,6 +24,10 @@ options:
   _terms:
     description: references like env:NAME, vault:name, file:path
     required: true
+  check:
+    description: return "resolved" instead of the value (for pre-flight checks)
+    type: bool
+    default: false
 """
 
 
@@ -52,5 +56,7 @@ class LookupModule(LookupBase):
                     raise AnsibleError(f"posnet secret {term}: cannot read ({exc.strerror})") from None
             else:
                 raise AnsibleError(f"posnet secret {term}: unknown scheme")
-            out.append(value)
+            # check=True: prove the reference resolves without handing the value out, so a
+            # task that is not no_log can report a missing secret clearly.
+            out.append("resolved" if kwargs.get("check") else value)
         return out
