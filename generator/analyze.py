@@ -48,7 +48,29 @@ def _unknown_rule_ids(fleet: Fleet) -> list[Diagnostic]:
     return out
 
 
+def enclosing_fleet(path: Path) -> Path | None:
+    """A site file inside <fleet>/sites/ is validated with its fleet's defaults."""
+    if path.is_file() and path.parent.name == "sites":
+        root = path.parent.parent
+        if (root / "fleet.yaml").is_file():
+            return root
+    return None
+
+
 def analyze(path: Path) -> Analysis:
+    root = enclosing_fleet(path)
+    if root is not None:
+        whole = analyze(root)
+        shown = str(root / "sites" / path.name)
+        site_ids = {ls.site.id for ls in whole.fleet.sites if ls.file == shown}
+        keep = [
+            d
+            for d in whole.diagnostics
+            if d.location.file == shown or d.site in site_ids or not d.location.file.startswith(
+                str(root / "sites")
+            )
+        ]
+        return Analysis(whole.fleet, whole.plans, keep)
     fleet = load_fleet(path)
     diags = list(fleet.diagnostics) + _unknown_rule_ids(fleet)
     plans = make_plans(fleet) if fleet.sites else []

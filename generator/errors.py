@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
+
+from generator import __version__
 
 Severity = Literal["error", "warning", "info"]
 
@@ -60,6 +62,9 @@ def unique_sorted(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
         key = (d.location, d.code, d.message, d.path, d.severity)
         if key not in seen:
             seen[key] = d
+        elif seen[key].site != d.site:
+            # Shared by several stores (a fleet or group default): naming one would mislead.
+            seen[key] = replace(seen[key], site="")
     return sorted(seen.values(), key=lambda d: (d.location, d.code, d.path, d.message))
 
 
@@ -113,8 +118,6 @@ def format_github(diags: Sequence[Diagnostic]) -> str:
 
 
 def format_sarif(diags: Sequence[Diagnostic], rules: dict[str, str] | None = None) -> str:
-    from generator import __version__
-
     rules = rules or {}
     level = {"error": "error", "warning": "warning", "info": "note"}
     codes = sorted({d.code for d in diags})

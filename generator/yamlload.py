@@ -8,6 +8,7 @@ or very large alias expansions.
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,22 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.tokens import ScalarToken
 
 from generator.errors import Diagnostic, Location, PosnetError
 
 YamlPath = tuple[str | int, ...]
 NODE_BUDGET = 200_000
 MAX_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64
 
 
 @dataclass
@@ -91,8 +102,15 @@ class _Walker:
     def walk(self, node: Any, path: YamlPath) -> Any:
         self.budget -= 1
         if self.budget < 0:
-            raise _fail(self.file, 0, 0, "document expands to too many nodes (alias bomb?)")
-        if len(path) > 64:
+            loc = self.positions.nearest(path) or Location(self.file)
+            raise _fail(
+                self.file,
+                loc.line,
+                loc.col,
+                "document expands to too many nodes (alias bomb?)",
+                f"at most {NODE_BUDGET} values after expanding aliases",
+            )
+        if len(path) > MAX_DEPTH:
             loc = self.positions.nearest(path) or Location(self.file)
             raise _fail(self.file, loc.line, loc.col, "document is nested too deeply")
         if isinstance(node, TaggedScalar) or (
@@ -169,29 +187,143 @@ def _yaml() -> YAML:
     return y
 
 
+_SAFE_NAME = re.compile(r"[\w.-]{1,64}")
+_SAFE_TAG = re.compile(r"[\w!:/.,<>-]{1,80}")
+# What a user most likely meant, by the parser's complaint.
+_SYNTAX_HINTS = (
+    ("'\\t'", "indentation with spaces (YAML does not allow tabs)"),
+    ("mapping values are not allowed", "consistent indentation; quote a value containing ': '"),
+    ("expected ',' or ']'", "a closing ']'"),
+    ("expected ',' or '}'", "a closing '}'"),
+    ("unexpected end of stream", "a closing quote"),
+    ("expected <block end>", "consistent indentation"),
+)
+
+
+def _check_events(text: str, file: str) -> None:
+    """Refuse explicit tags and extra documents before anything is constructed."""
+    docs = depth = 0
+    for ev in _yaml().parse(text):
+        mark = ev.start_mark
+        if isinstance(ev, MappingStartEvent | SequenceStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _fail(
+                    file,
+                    mark.line + 1,
+                    mark.column + 1,
+                    "document is nested too deeply",
+                    f"at most {MAX_DEPTH} levels of nesting",
+                )
+        elif isinstance(ev, MappingEndEvent | SequenceEndEvent):
+            depth -= 1
+        if isinstance(ev, DocumentStartEvent):
+            docs += 1
+            if docs > 1:
+                raise _fail(
+                    file,
+                    mark.line + 1,
+                    mark.column + 1,
+                    "file holds more than one YAML document",
+                    "exactly one document (remove this '---' and what follows)",
+                )
+        tag = getattr(ev, "tag", None)
+        if tag is not None:
+            shown = f" {tag}" if _SAFE_TAG.fullmatch(str(tag)) else ""
+            raise _fail(
+                file,
+                mark.line + 1,
+                mark.column + 1,
+                f"YAML tags are not allowed (found{shown or ' a tag'})",
+                "plain YAML data",
+            )
+
+
+def _open_quote(text: str) -> tuple[int, int] | None:
+    """Start of the last quoted value spanning lines: posnet specs have none, so it is
+    almost always a missing closing quote that swallowed the lines after it."""
+    found = None
+    try:
+        for tok in _yaml().scan(text):
+            if (
+                isinstance(tok, ScalarToken)
+                and tok.style in ('"', "'")
+                and tok.end_mark.line > tok.start_mark.line
+            ):
+                found = (tok.start_mark.line + 1, tok.start_mark.column + 1)
+    except YAMLError:
+        pass
+    return found
+
+
+def _syntax_error(exc: MarkedYAMLError, text: str, file: str) -> PosnetError:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else 0
+    col = mark.column + 1 if mark else 0
+    problem = (exc.problem or exc.context or "invalid YAML").strip()
+    expected = next((h for k, h in _SYNTAX_HINTS if k in problem), "")
+    if "duplicate key" in problem:
+        # ruamel's text holds both values, which may be secrets: keep only the key.
+        m = re.search(r'duplicate key "(.*?)" with value', problem)
+        key = m.group(1) if m and _SAFE_NAME.fullmatch(m.group(1)) else ""
+        return _fail(
+            file,
+            line,
+            col,
+            f"invalid YAML: duplicate key '{key}'" if key else "invalid YAML: duplicate key",
+            "each key at most once per mapping",
+        )
+    cm = exc.context_mark
+    context = (exc.context or "").strip()
+    unclosed = "quoted scalar" in context and "end of stream" in problem
+    unclosed = unclosed or ("flow" in context and problem.startswith("expected ','"))
+    if unclosed and cm is not None:
+        # The user's mistake is where the quote or bracket opens, not where parsing gave up.
+        what = "quoted value" if "quoted" in context else context.split()[-1]
+        return _fail(
+            file,
+            cm.line + 1,
+            cm.column + 1,
+            f"invalid YAML: this {what} is never closed ({problem} at line {line}, column {col})",
+            expected,
+        )
+    extra = ""
+    if context and exc.problem and cm is not None and context != problem:
+        extra = f" ({context} at line {cm.line + 1}, column {cm.column + 1})"
+    quote = _open_quote(text)
+    if quote is not None and quote[0] <= line:
+        extra += f"; parsing failed at line {line}, column {col}"
+        line, col = quote
+        problem = f"the quoted value here runs over several lines ({problem})"
+        expected = "a closing quote on the same line"
+    return _fail(file, line, col, f"invalid YAML: {problem}{extra}", expected)
+
+
 def loads(text: str, file: str) -> Document:
     """Parse one YAML document; raise PosnetError with a located message on any problem."""
     try:
+        _check_events(text, file)
         docs = list(_yaml().load_all(text))
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        col = mark.column + 1 if mark else 0
-        problem = (exc.problem or exc.context or "invalid YAML").strip()
-        if "duplicate key" in problem or "found duplicate key" in str(exc):
-            problem = "duplicate key"
-            if exc.problem_mark:
-                line, col = exc.problem_mark.line + 1, exc.problem_mark.column + 1
-        extra = ""
-        if exc.context and exc.problem and exc.context_mark and exc.context != exc.problem:
-            cm = exc.context_mark
-            extra = f" ({exc.context.strip()} at line {cm.line + 1}, column {cm.column + 1})"
-        raise _fail(file, line, col, f"invalid YAML: {problem}{extra}") from None
+        raise _syntax_error(exc, text, file) from None
+    except ReaderError as exc:
+        i = int(exc.position)
+        ch = exc.character
+        code = ch[0] if isinstance(ch, bytes) else int(ch)
+        line = text.count("\n", 0, i) + 1
+        col = i - (text.rfind("\n", 0, i) + 1) + 1
+        raise _fail(
+            file,
+            line,
+            col,
+            f"invalid YAML: character U+{code:04X} is not allowed in YAML",
+            'printable text (write control characters as escapes, e.g. "\\t")',
+        ) from None
     except YAMLError as exc:
         raise _fail(file, 0, 0, f"invalid YAML: {str(exc).splitlines()[0]}") from None
     except RecursionError:
         raise _fail(file, 0, 0, "document is nested too deeply") from None
-    if len(docs) > 1:
+    if len(docs) > 1:  # _check_events reports it with a line; never ignore a document
         raise _fail(file, 0, 0, "file holds more than one YAML document", "exactly one document")
     walker = _Walker(file)
     walker.positions.values[()] = Location(file, 1, 1)

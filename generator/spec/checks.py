@@ -68,8 +68,24 @@ def _check_wan(site: Site) -> Iterator[Problem]:
             yield Problem(("wan", "public_ip"), f"{ip} cannot be a public address")
     if wan.ddns is not None and wan.ddns.provider == "cloudflare" and wan.ddns.zone is None:
         yield Problem(("wan", "ddns", "provider"), "cloudflare DDNS needs wan.ddns.zone")
+    if (
+        wan.ddns is not None
+        and wan.ddns.client == "ddclient"
+        and wan.ddns.provider not in ("duckdns", "cloudflare")  # these send no login
+        and any(ch == "#" or ch.isspace() for ch in wan.ddns.username)
+    ):
+        # ddclient reads '#' as a comment even inside quotes and collapses whitespace.
+        yield Problem(
+            ("wan", "ddns", "username"),
+            "ddclient cannot send a username containing '#' or spaces",
+            "a username without '#' and spaces, or client: inadyn",
+        )
     if wan.interface == site.lan.interface:
         yield Problem(("lan", "interface"), "LAN and WAN interfaces must differ")
+    for part, name in (("wan", wan.interface), ("lan", site.lan.interface)):
+        if name.startswith("-") or name in (".", ".."):
+            # iptables and ip(8) would read '-x' as an option; Linux refuses '.' and '..'.
+            yield Problem((part, "interface"), "is not a usable interface name", "e.g. wan0")
 
 
 def _is_documentation(ip: ipaddress.IPv4Address) -> bool:
@@ -124,12 +140,18 @@ def _check_hosts(site: Site) -> Iterator[Problem]:
         for table, key, value in ((names, "name", host.name), (ips, "ip", host.ip)):
             if value in table:
                 yield Problem(
-                    ("hosts", i, key), f"duplicate host {key} (also hosts[{table[value]}])"
+                    ("hosts", i, key),
+                    f"duplicate host {key} (also hosts[{table[value]}])",
+                    f"a {key} no other host of this store has",
                 )
             table.setdefault(value, i)
         if host.mac is not None:
             if host.mac in macs:
-                yield Problem(("hosts", i, "mac"), f"duplicate MAC (also hosts[{macs[host.mac]}])")
+                yield Problem(
+                    ("hosts", i, "mac"),
+                    f"duplicate MAC (also hosts[{macs[host.mac]}])",
+                    "a MAC no other host of this store has",
+                )
             macs.setdefault(host.mac, i)
         seen: dict[tuple[int, str], int] = {}
         snames: dict[str, int] = {}
@@ -190,6 +212,7 @@ def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
                 yield Problem(
                     (*base, "public_port"),
                     f"public port {port} is already used by integrations[{public[port]}]",
+                    "a public port no other integration of this store uses",
                 )
             elif port == mgmt:
                 yield Problem(
@@ -211,7 +234,7 @@ def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
             for j, name in enumerate(integ.hosts):
                 yield from _host_problem(site, (*base, "hosts", j), name)
             for j, dom in enumerate(integ.extra_domains):
-                if not WILDCARD_RE.match(dom.lower()):
+                if not WILDCARD_RE.fullmatch(dom.lower()):
                     yield Problem(
                         (*base, "extra_domains", j),
                         "is not a domain name or a *.domain wildcard",

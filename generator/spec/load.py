@@ -12,7 +12,7 @@ import json
 import types
 import typing
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,21 @@ from pydantic import BaseModel, ValidationError
 from pydantic import Field as PField
 
 from generator.catalog import BUILTIN, Catalog
-from generator.errors import Diagnostic, PosnetError, unique_sorted
+from generator.errors import Diagnostic, Location, PosnetError, unique_sorted
 from generator.spec.checks import check_site
-from generator.spec.locate import Layer, deep_merge, format_path, holds, locate
-from generator.spec.model import LintConfig, Model, Site
-from generator.spec.types import Ident, Text
+from generator.spec.locate import Layer, deep_merge, format_path, holds, key_text, locate
+from generator.spec.model import LintConfig, Model, ServiceRef, Site
+from generator.spec.types import (
+    HOSTNAME_RE,
+    Guid,
+    Ident,
+    InterfaceName,
+    Note,
+    ProfileName,
+    Text,
+    Thumbprint,
+    UrlPath,
+)
 from generator.yamlload import Document, Positions, YamlPath, load_file
 
 
@@ -100,20 +110,32 @@ def _unwrap(tp: Any) -> list[Any]:
     return [tp]
 
 
+def _is_dict(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _is_dict(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_dict(a) for a in typing.get_args(tp))
+    return origin is dict
+
+
 def _model_at(root: type[BaseModel], data: Any, path: YamlPath) -> type[BaseModel] | None:
     """The model class that validates the mapping at `path` (for 'did you mean')."""
     cls: type[BaseModel] | None = root
     cur = data
+    in_dict = False  # the next part is a key of a dict[str, Model] (e.g. a partner name)
     for part in path:
         if cls is None:
             return None
-        if isinstance(part, int):
-            cur = cur[part] if isinstance(cur, list) and part < len(cur) else None
+        if isinstance(part, int) or in_dict:
+            cur = cur[part] if holds(cur, (part,)) else None
+            in_dict = False
             continue
         f = cls.model_fields.get(part)
         cur = cur.get(part) if isinstance(cur, dict) else None
         if f is None:
             return None
+        in_dict = _is_dict(f.annotation)
         candidates = [c for c in _unwrap(f.annotation) if isinstance(c, type)]
         models = [c for c in candidates if issubclass(c, BaseModel)]
         cls = None
@@ -134,10 +156,7 @@ def data_path(data: Any, loc: Sequence[str | int]) -> YamlPath:
     out: list[str | int] = []
     cur = data
     for i, part in enumerate(loc):
-        if isinstance(cur, dict) and isinstance(part, str) and part in cur:
-            out.append(part)
-            cur = cur[part]
-        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+        if holds(cur, (part,)):
             out.append(part)
             cur = cur[part]
         elif i == len(loc) - 1 or not isinstance(part, str):
@@ -166,14 +185,19 @@ def validation_diagnostics(
         path = data_path(data, err["loc"])
         etype = err["type"]
         msg = _clean(err["msg"])
+        ctx = err.get("ctx", {})
         expected = _EXPECTED.get(etype, "")
         prefer_key = False
-        if etype == "extra_forbidden":
+        if etype == "int_type" and str(_value_at(data, path)).isdigit():
+            expected = "an integer without quotes"
+        elif etype == "extra_forbidden":
             key = str(path[-1])
             cls = _model_at(model, data, path[:-1])
             allowed = sorted(cls.model_fields) if cls else []
             close = difflib.get_close_matches(key, allowed, n=1)
-            msg = f"unknown key '{key}'" + (f"; did you mean '{close[0]}'?" if close else "")
+            shown_key = key_text(key)
+            shown_key = shown_key if shown_key.startswith('"') else f"'{shown_key}'"
+            msg = f"unknown key {shown_key}" + (f"; did you mean '{close[0]}'?" if close else "")
             expected = "one of: " + ", ".join(allowed) if allowed else ""
             prefer_key = True
         elif etype == "missing":
@@ -193,12 +217,69 @@ def validation_diagnostics(
             )
         elif etype == "string_pattern_mismatch":
             msg = "contains characters or a form that is not allowed here"
-            expected = _pattern_hint(path)
-        elif etype in ("too_short", "too_long"):
-            msg = msg.replace("List", "list").replace("Value", "value")
+            expected = _PATTERN_HINTS.get(str(ctx.get("pattern", ""))) or _pattern_hint(path)
+        elif etype == "posnet_value":
+            expected = str(ctx.get("expected", ""))
+        elif etype in ("too_long", "string_too_long"):
+            unit = _unit(data, path, ctx.get("max_length"))
+            msg = f"is too long (at most {ctx.get('max_length')} {unit})"
+            expected = f"at most {ctx.get('max_length')} {unit}"
+        elif etype in ("too_short", "string_too_short"):
+            unit = _unit(data, path, ctx.get("min_length"))
+            msg = f"is too short (at least {ctx.get('min_length')} {unit})"
+            expected = f"at least {ctx.get('min_length')} {unit}"
+        elif etype in _BOUNDS:
+            bound = next(iter(ctx.values()), "")
+            expected = f"a number {_BOUNDS[etype]} {bound}"
         loc, shown = locate(layers, path, prefer_key=prefer_key)
         out.append(Diagnostic(loc, "E100", msg, path=shown, expected=expected, site=site_id))
     return out
+
+
+_BOUNDS = {
+    "greater_than_equal": ">=",
+    "less_than_equal": "<=",
+    "greater_than": ">",
+    "less_than": "<",
+}
+
+
+def _pattern_of(tp: Any) -> str:
+    for meta in typing.get_args(tp)[1:]:
+        pattern = getattr(meta, "pattern", None)
+        if isinstance(pattern, str):
+            return pattern
+    return ""
+
+
+_TEXT_HINT = "one line of letters, digits, spaces and . , : ( ) / ' + @ # -"
+_PATTERN_HINTS = {
+    _pattern_of(Text): _TEXT_HINT,
+    _pattern_of(Note): _TEXT_HINT.replace(" #", " # ;"),
+    _pattern_of(Ident): "lowercase letters, digits, '-' and '_' (e.g. an id)",
+    _pattern_of(InterfaceName): "an interface name (up to 15 of A-Z a-z 0-9 _ . -)",
+    _pattern_of(UrlPath): "a URL path like /pos1/",
+    _pattern_of(Guid): "a GUID like 77ba29fd-9f7a-45b0-8d7e-1ee5d879951b",
+    _pattern_of(Thumbprint): "40 hex digits (the certificate's SHA-1 thumbprint)",
+    _pattern_of(ProfileName): "up to 64 of A-Z a-z 0-9 _ -",
+    _pattern_of(ServiceRef): "host/service, e.g. pos1/api",
+    _pattern_of(typing.get_args(LintConfig.model_fields["disable"].annotation)[0]): (
+        "a rule id like PN101"
+    ),
+}
+
+
+def _unit(data: Any, path: YamlPath, count: object) -> str:
+    unit = "character" if isinstance(_value_at(data, path), str) else "item"
+    return unit if count == 1 else unit + "s"
+
+
+def _value_at(data: Any, path: YamlPath) -> Any:
+    if not holds(data, path):
+        return None
+    for part in path:
+        data = data[part]
+    return data
 
 
 def _pattern_hint(path: YamlPath) -> str:
@@ -214,6 +295,7 @@ def _pattern_hint(path: YamlPath) -> str:
         "thumbprint": "40 hex digits (the certificate's SHA-1 thumbprint)",
         "appid": "a GUID like 77ba29fd-9f7a-45b0-8d7e-1ee5d879951b",
         "interface": "an interface name (up to 15 of A-Z a-z 0-9 _ . -)",
+        "ssl_profile_crt": "an absolute path like /HOST/INGETRUST.pem",
     }
     if last in hints:
         return hints[last]
@@ -228,6 +310,8 @@ def _pattern_hint(path: YamlPath) -> str:
 def _doc_diag(doc: Document, message: str, expected: str = "") -> Diagnostic:
     loc = doc.positions.values.get(()) or doc.positions.nearest(())
     assert loc is not None
+    if doc.data is None:
+        message = "the file is empty; " + message
     return Diagnostic(loc, "E100", message, expected=expected)
 
 
@@ -350,28 +434,58 @@ def load_fleet(path: Path) -> Fleet:
                 )
             groups[g.group] = Layer(g.defaults, gdoc.positions, ("defaults",), gdoc.file)
 
+    failed: set[str] = set()
     for spath in site_files:
         try:
-            loaded, sdiags = _load_site(spath, root, fleet_layer, groups, catalog, catalog_digest)
+            loaded, sdiags = _load_site(
+                spath,
+                root=root,
+                fleet_layer=fleet_layer,
+                groups=groups,
+                catalog=catalog,
+                catalog_digest=catalog_digest,
+            )
         except PosnetError as exc:
             diags.extend(exc.diagnostics)
+            failed.add(spath.stem)
             continue
         diags.extend(sdiags)
         if loaded is not None:
             fleet.sites.append(loaded)
-    diags.extend(_check_fleet(fleet))
+        else:
+            failed.add(spath.stem)
+    diags.extend(_check_fleet(fleet, failed))
+    fleet.sites = _with_route_digests(fleet.sites)
     fleet.diagnostics = unique_sorted(diags)
     return fleet
 
 
-def _loc(file: str) -> Any:
-    from generator.errors import Location
+def _with_route_digests(sites: list[LoadedSite]) -> list[LoadedSite]:
+    """A central proxy renders other stores' addresses and ports: fold their input into
+    its digest, or changing one of them would leave the proxy's files stale."""
+    own = {ls.site.id: ls.digest for ls in sites}
+    out = []
+    for ls in sites:
+        targets = sorted(
+            {
+                route.site
+                for integ in ls.site.integrations
+                for route in getattr(integ, "routes", [])
+                if route.site is not None
+            }
+        )
+        mix = ls.digest + "".join(f"|{t}={own.get(t, '')}" for t in targets)
+        out.append(replace(ls, digest=hashlib.sha256(mix.encode()).hexdigest()) if targets else ls)
+    return out
 
+
+def _loc(file: str) -> Location:
     return Location(file)
 
 
 def _load_site(
     spath: Path,
+    *,
     root: Path | None,
     fleet_layer: Layer | None,
     groups: dict[str, Layer],
@@ -391,17 +505,18 @@ def _load_site(
         else:
             loc, shown = locate([site_layer], ("group",))
             known = ", ".join(sorted(groups)) or "none (no groups/ folder)"
-            diags.append(
-                Diagnostic(
-                    loc, "E101", f"unknown group '{group}'", path=shown, expected=f"one of: {known}"
-                )
-            )
+            # A group that is not even a name is reported by the model; echo only names.
+            if isinstance(group, str) and HOSTNAME_RE.fullmatch(group.replace("_", "-")):
+                msg = f"unknown group '{group}'"
+                diags.append(Diagnostic(loc, "E101", msg, path=shown, expected=f"one of: {known}"))
     if fleet_layer is not None:
         layers.append(fleet_layer)
     merged: Any = {}
     for layer in reversed(layers):
         merged = deep_merge(merged, layer.data)
-    site_id = str(doc.data.get("id", spath.stem))
+    # The id labels diagnostics before it is validated: never echo an arbitrary string.
+    raw_id = doc.data.get("id")
+    site_id = raw_id if isinstance(raw_id, str) and HOSTNAME_RE.fullmatch(raw_id) else spath.stem
     try:
         site = Site.model_validate(merged)
     except ValidationError as exc:
@@ -432,10 +547,25 @@ def _load_site(
     return LoadedSite(site, doc.file, tuple(layers), digest), diags
 
 
-def _check_fleet(fleet: Fleet) -> list[Diagnostic]:
-    """Across stores: unique public names and addresses, remote proxy routes resolve."""
+def _check_fleet(fleet: Fleet, failed: set[str]) -> list[Diagnostic]:
+    """Across stores: unique public names and addresses, remote proxy routes resolve.
+
+    A store whose remote routes do not resolve is dropped from fleet.sites (the resolver
+    needs every route target); dropping one can break another's routes, so repeat.
+    """
+    out = _check_unique(fleet)
+    while True:
+        broken = _check_routes(fleet, failed)
+        if not broken:
+            return out
+        out.extend(broken)
+        bad = {d.site for d in broken}
+        failed |= bad
+        fleet.sites = [ls for ls in fleet.sites if ls.site.id not in bad]
+
+
+def _check_unique(fleet: Fleet) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    by_id = {ls.site.id: ls for ls in fleet.sites}
     seen_fqdn: dict[str, str] = {}
     seen_ip: dict[str, str] = {}
     for ls in fleet.sites:
@@ -458,6 +588,13 @@ def _check_fleet(fleet: Fleet) -> list[Diagnostic]:
                     )
                 )
             table.setdefault(value, ls.site.id)
+    return out
+
+
+def _check_routes(fleet: Fleet, failed: set[str]) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    by_id = {ls.site.id: ls for ls in fleet.sites}
+    for ls in fleet.sites:
         for i, integ in enumerate(ls.site.integrations):
             for j, route in enumerate(getattr(integ, "routes", [])):
                 if route.site is None or route.site_service is None:
@@ -466,15 +603,12 @@ def _check_fleet(fleet: Fleet) -> list[Diagnostic]:
                 other = by_id.get(route.site)
                 if other is None:
                     loc, shown = ls.locate(path)
-                    out.append(
-                        Diagnostic(
-                            loc,
-                            "E300",
-                            f"site '{route.site}' is not in this fleet",
-                            path=shown,
-                            site=ls.site.id,
-                        )
+                    msg = (
+                        f"site '{route.site}' has errors, so this route cannot be resolved"
+                        if route.site in failed
+                        else f"site '{route.site}' is not in this fleet"
                     )
+                    out.append(Diagnostic(loc, "E300", msg, path=shown, site=ls.site.id))
                     continue
                 host, _, svc = route.site_service.partition("/")
                 if not any(

@@ -7,6 +7,8 @@ down: the first layer that holds the path wrote the value there.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,13 +30,27 @@ class Layer:
 def holds(data: Any, path: YamlPath) -> bool:
     cur = data
     for part in path:
-        if isinstance(cur, dict) and isinstance(part, str) and part in cur:
-            cur = cur[part]
-        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
-            cur = cur[part]
+        if isinstance(cur, dict):
+            ok = isinstance(part, str) and part in cur
         else:
+            ok = isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        if not ok:
             return False
+        cur = cur[part]
     return True
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def key_text(key: str) -> str:
+    """A mapping key as shown in messages: odd keys are JSON-quoted and cut short, so a
+    key holding a newline or a page of text cannot forge or flood diagnostic lines."""
+    return (
+        key
+        if _PLAIN_KEY.fullmatch(key)
+        else json.dumps(key[:40] + ("..." if len(key) > 40 else ""))
+    )
 
 
 def format_path(path: YamlPath) -> str:
@@ -42,6 +58,8 @@ def format_path(path: YamlPath) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(part):
+            out += f"[{key_text(part)}]"
         else:
             out += f".{part}" if out else str(part)
     return out

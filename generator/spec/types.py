@@ -11,6 +11,7 @@ import re
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 HOSTNAME_RE = re.compile(rf"^{_LABEL}$")
@@ -20,10 +21,18 @@ MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 SECRET_RE = re.compile(r"^(env|vault|file):[A-Za-z0-9_./-]{1,200}$")
 
 
+def _bad(message: str, expected: str) -> PydanticCustomError:
+    """A value error that carries its own 'expected' hint to the diagnostic.
+
+    Messages never contain the value: it may be a secret typed in the wrong place.
+    """
+    return PydanticCustomError("posnet_value", message, {"expected": expected})
+
+
 def _text_only(value: object) -> object:
     """IPs and names must be written as text: YAML would turn 010 or 1e3 into numbers."""
     if isinstance(value, bool | int | float):
-        raise ValueError("must be written as text (quote it)")
+        raise _bad("must be written as text (quote it)", "text in quotes")
     return value
 
 
@@ -32,38 +41,48 @@ def _lower(value: object) -> object:
 
 
 def _hostname(value: str) -> str:
-    if not HOSTNAME_RE.match(value):
-        raise ValueError(
-            "is not a valid host name (RFC 1123 label: a-z, 0-9 and '-', 1-63 characters,"
-            " not starting or ending with '-')"
+    # fullmatch, not match: with match, '$' also matches before a trailing newline.
+    if not HOSTNAME_RE.fullmatch(value):
+        raise _bad(
+            "is not a valid host name",
+            "an RFC 1123 label: a-z, 0-9 and '-', 1-63 characters, not starting or ending with '-'",
         )
     return value
 
 
 def _fqdn(value: str) -> str:
-    if not FQDN_RE.match(value):
-        raise ValueError("is not a valid fully qualified domain name (RFC 1123, with a dot)")
+    if not FQDN_RE.fullmatch(value):
+        raise _bad(
+            "is not a valid fully qualified domain name",
+            "labels of a-z, 0-9 and '-' joined by dots, e.g. store-01.pos.example.com",
+        )
     return value
 
 
 def _domain_pattern(value: str) -> str:
-    if not WILDCARD_RE.match(value):
-        raise ValueError("is not a domain name or a *.domain wildcard")
+    if not WILDCARD_RE.fullmatch(value):
+        raise _bad(
+            "is not a domain name or a *.domain wildcard", "api.example.com or *.example.com"
+        )
     return value
 
 
 def _mac(value: str) -> str:
     v = value.replace("-", ":")
-    if not MAC_RE.match(v):
-        raise ValueError("is not a MAC address like 52:54:00:12:34:56")
+    if not MAC_RE.fullmatch(v):
+        raise _bad("is not a MAC address", "six hex pairs like 52:54:00:12:34:56")
     return v
 
 
 def _ipv4(value: str) -> str:
+    if "/" in value:
+        raise _bad(
+            "is a network, but a single address is expected here", "an address like 192.0.2.10"
+        )
     try:
         return str(ipaddress.IPv4Address(value))
     except ValueError:
-        raise ValueError("is not an IPv4 address like 192.0.2.10") from None
+        raise _bad("is not an IPv4 address", "an address like 192.0.2.10") from None
 
 
 def _network(value: str) -> str:
@@ -71,8 +90,8 @@ def _network(value: str) -> str:
         return str(ipaddress.IPv4Network(value, strict=True))
     except ValueError as exc:
         if "host bits set" in str(exc):
-            raise ValueError("has host bits set; write the network address") from None
-        raise ValueError("is not an IPv4 network like 198.51.100.0/24") from None
+            raise _bad("has host bits set", "the network address, e.g. 198.51.100.0/24") from None
+        raise _bad("is not an IPv4 network", "a network like 198.51.100.0/24") from None
 
 
 def _source(value: str) -> str:
@@ -83,11 +102,11 @@ def _source(value: str) -> str:
 
 
 def _secret(value: str) -> str:
-    if not SECRET_RE.match(value):
+    if not SECRET_RE.fullmatch(value):
         # Never echo the value: it may be the secret itself, typed in the wrong place.
-        raise ValueError(
-            "must be a secret reference (env:NAME, vault:name or file:/path);"
-            " literal secrets are not allowed in specs"
+        raise _bad(
+            "must be a secret reference; literal secrets are not allowed in specs",
+            "env:NAME, vault:name or file:path",
         )
     return value
 

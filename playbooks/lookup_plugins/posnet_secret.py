@@ -47,8 +47,10 @@ class LookupModule(LookupBase):
                     raise AnsibleError(f"posnet secret {term}: not in the posnet_vault mapping")
                 value = str(vault[locator])
             elif scheme == "file":
-                base = str(variables.get("posnet_secrets_dir") or os.getcwd())
-                path = os.path.join(base, locator)
+                base = os.path.realpath(str(variables.get("posnet_secrets_dir") or os.getcwd()))
+                path = os.path.realpath(os.path.join(base, locator))
+                if os.path.commonpath([base, path]) != base:
+                    raise AnsibleError(f"posnet secret {term}: outside posnet_secrets_dir, refused")
                 try:
                     with open(path, encoding="utf-8") as fh:
                         value = fh.read()
