@@ -66,9 +66,9 @@ def analyze(path: Path) -> Analysis:
         keep = [
             d
             for d in whole.diagnostics
-            if d.location.file == shown or d.site in site_ids or not d.location.file.startswith(
-                str(root / "sites")
-            )
+            if d.location.file == shown
+            or d.site in site_ids
+            or not d.location.file.startswith(str(root / "sites"))
         ]
         return Analysis(whole.fleet, whole.plans, keep)
     fleet = load_fleet(path)

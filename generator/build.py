@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from generator import __version__, yamlemit
 from generator.inventory import host_name, host_vars, inventory
@@ -151,7 +152,7 @@ def commit(out: Path, writes: Mapping[str, str], deletes: Sequence[str]) -> None
 # ----------------------------------------------------------------------- the tree
 
 
-def _read_json(path: Path) -> dict[str, object]:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
         return data if isinstance(data, dict) else {}
@@ -270,10 +271,10 @@ def render_tree(
     """Bring the tree in line with the spec, touching only what changed."""
     recover(out)
     manifest = _read_json(out / MANIFEST)
-    old_sites: dict[str, dict[str, object]] = dict(manifest.get("sites", {}))  # type: ignore[arg-type]
+    old_sites: dict[str, dict[str, Any]] = dict(manifest.get("sites", {}))
     if manifest and manifest.get("fleet") != fleet:
         old_sites = {}
-    cache: dict[str, dict[str, list[int]]] = dict(_read_json(out / CACHE).get("fs", {}))  # type: ignore[arg-type]
+    cache: dict[str, dict[str, list[int]]] = dict(_read_json(out / CACHE).get("fs", {}))
     change = Change()
     selected = [p for p in plans if not only or p.site_id in only]
     todo: list[Plan] = []
@@ -292,11 +293,11 @@ def render_tree(
             todo.append(plan)
     writes: dict[str, str] = {}
     deletes: list[str] = []
-    new_sites = dict(old_sites)
+    new_sites: dict[str, dict[str, Any]] = dict(old_sites)
     for plan, site_files in zip(todo, render_all(todo, jobs), strict=True):
         change.rendered_sites.append(plan.site_id)
         prefix = f"sites/{plan.site_id}/"
-        old_files = dict(old_sites.get(plan.site_id, {}).get("files", {}))  # type: ignore[union-attr]
+        old_files = dict(old_sites.get(plan.site_id, {}).get("files", {}))
         for rel, text in site_files.items():
             if old_files.get(rel) != sha256(text) or _disk_text(out / prefix / rel) != text:
                 writes[prefix + rel] = text
@@ -315,7 +316,7 @@ def render_tree(
     if not only:
         current = {p.site_id for p in plans}
         for gone in sorted(set(old_sites) - current):
-            files = old_sites[gone].get("files", {})  # type: ignore[union-attr]
+            files = old_sites[gone].get("files", {})
             deletes.extend(f"sites/{gone}/{rel}" for rel in sorted(files))
             site_dir = out / "sites" / gone
             if site_dir.is_dir():

@@ -247,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
     except KeyboardInterrupt:
         err.print("posnet: interrupted")
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+    except Exception as exc:
         if os.environ.get("POSNET_DEBUG"):
             raise
         err.print(f"posnet: internal error: {type(exc).__name__}: {exc}")

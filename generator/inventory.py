@@ -10,7 +10,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-
 from generator.plan import Plan
 
 # site file -> (destination on the edge, mode, validate command, component tag)

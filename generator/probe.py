@@ -51,7 +51,8 @@ def _tls(
     except (ssl.SSLError, OSError) as exc:
         return None, f"TLS failed: {exc}"
     der = tls.getpeercert(binary_form=True)
-    detail = f"{tls.version()} {tls.cipher()[0] if tls.cipher() else ''}".strip()
+    cipher = tls.cipher()
+    detail = f"{tls.version()} {cipher[0] if cipher else ''}".strip()
     if der:
         detail += f", certificate {len(der)} bytes"
         cert = tls.getpeercert()
@@ -63,7 +64,10 @@ def _tls(
 
 def _http(sock: socket.socket, host: str, path: str, timeout: float) -> tuple[int | None, str]:
     sock.settimeout(timeout)
-    req = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: posnet-probe\r\nConnection: close\r\n\r\n"
+    req = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\n"
+        "User-Agent: posnet-probe\r\nConnection: close\r\n\r\n"
+    )
     try:
         sock.sendall(req.encode())
         data = sock.recv(4096)

@@ -219,11 +219,13 @@ class _Resolver:
                     health_path="/",
                 )
             )
-            for r in routes:
-                if r.match == "host":
-                    endpoints.append(f"https://{r.value}:{i.public_port}/ -> {r.label}")
+            for rp in routes:
+                if rp.match == "host":
+                    endpoints.append(f"https://{rp.value}:{i.public_port}/ -> {rp.label}")
                 else:
-                    endpoints.append(f"https://{server_name}:{i.public_port}{r.value} -> {r.label}")
+                    endpoints.append(
+                        f"https://{server_name}:{i.public_port}{rp.value} -> {rp.label}"
+                    )
         self.brief(i.partner, p, i.pattern, endpoints)
 
     def tunnel(self, i: TunnelIntegration, p: Partner) -> None:

@@ -228,9 +228,9 @@ def verify(
 
 
 def _junit_to_json(path: str) -> list[dict[str, Any]]:
-    import xml.etree.ElementTree as ET  # noqa: N817
+    import xml.etree.ElementTree as ET
 
-    out = []
+    out: list[dict[str, Any]] = []
     try:
         root = ET.parse(path).getroot()  # noqa: S314 - our own pytest's report
     except (OSError, ET.ParseError):

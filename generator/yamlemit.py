@@ -28,10 +28,7 @@ def _emit(value: Any, indent: int, out: list[str]) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             k = _scalar(key) if not str(key).replace("_", "").replace("-", "").isalnum() else key
-            if isinstance(item, dict) and item:
-                out.append(f"{pad}{k}:")
-                _emit(item, indent + 1, out)
-            elif isinstance(item, list) and item:
+            if (isinstance(item, dict) and item) or (isinstance(item, list) and item):
                 out.append(f"{pad}{k}:")
                 _emit(item, indent + 1, out)
             elif isinstance(item, dict | list):

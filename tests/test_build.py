@@ -50,7 +50,10 @@ def test_two_renders_identical_across_processes(tmp_path: Path) -> None:
         env = dict(os.environ, PYTHONHASHSEED=seed)
         subprocess.run(
             [sys.executable, "-m", "generator", "render", str(DEMO), "-o", str(out)],
-            check=True, env=env, cwd=ROOT, capture_output=True,
+            check=True,
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
         )
         outs.append(_tree_digest(out))
     assert outs[0] == outs[1]
@@ -166,7 +169,9 @@ def test_interrupted_before_commit_point_keeps_old_tree(fleet: Path, tmp_path: P
     assert not (out / build.STAGING).exists()
 
 
-def test_interrupted_after_commit_point_is_finished(fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_after_commit_point_is_finished(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "build"
     _render(fleet, out)
     site = fleet / "sites" / "gent-01.yaml"
@@ -192,7 +197,9 @@ def test_interrupted_after_commit_point_is_finished(fleet: Path, tmp_path: Path,
     assert _check(fleet, out).ok
 
 
-def test_secrets_never_in_tree(fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_never_in_tree(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("POSNET_DDNS_ANTWERP", "s3cr3t-value-xyz")
     out = tmp_path / "build"
     _render(fleet, out)

@@ -60,7 +60,9 @@ def _compare(expected_dir: Path, files: dict[str, str], update: bool) -> list[st
     "site",
     ["antwerp-02", "bruges-06", "brussels-03", "gent-01", "leuven-04", "mechelen-hq", "ostend-05"],
 )
-def test_site_golden(site: str, demo_plans: dict[str, Plan], request: pytest.FixtureRequest) -> None:
+def test_site_golden(
+    site: str, demo_plans: dict[str, Plan], request: pytest.FixtureRequest
+) -> None:
     update = bool(request.config.getoption("--update-golden"))
     problems = _compare(GOLDEN / "sites" / site, render_site(demo_plans[site]), update)
     assert not problems, "\n".join(problems)

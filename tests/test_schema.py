@@ -41,7 +41,9 @@ def test_schema_validates_demo_with_jsonschema() -> None:
 def test_unknown_keys_forbidden_in_schema() -> None:
     doc = json.loads(schema_text("site"))
     assert doc["additionalProperties"] is False
-    assert all(d.get("additionalProperties") is False for d in doc["$defs"].values() if "properties" in d)
+    assert all(
+        d.get("additionalProperties") is False for d in doc["$defs"].values() if "properties" in d
+    )
 
 
 def test_fleet_schema_offers_site_keys_under_defaults() -> None:

@@ -266,7 +266,7 @@ def _ip(*args: str) -> None:
 
 def _die_with_parent() -> None:
     """dnsmasq gets SIGTERM if this process dies (e.g. killed by the test's timeout)."""
-    import ctypes  # noqa: PLC0415 - only needed in the child
+    import ctypes
 
     ctypes.CDLL(None).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
 

@@ -47,7 +47,9 @@ def posnet_fill(text: str, secrets: list[dict[str, Any]], values: list[str]) -> 
         marker = str(spec["marker"])
         if marker not in text:
             raise AnsibleFilterError(f"posnet secret {spec['ref']}: marker missing from file")
-        text = text.replace(marker, _escape(str(value), str(spec.get("style", "raw")), str(spec["ref"])))
+        text = text.replace(
+            marker, _escape(str(value), str(spec.get("style", "raw")), str(spec["ref"]))
+        )
     if "@@POSNET_SECRET_" in text:
         raise AnsibleFilterError("posnet_fill: a secret marker was left unfilled")
     return text

@@ -32,7 +32,9 @@ options:
 
 
 class LookupModule(LookupBase):
-    def run(self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[str]:
+    def run(
+        self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[str]:
         variables = variables or {}
         out = []
         for term in terms:
@@ -55,7 +57,9 @@ class LookupModule(LookupBase):
                     with open(path, encoding="utf-8") as fh:
                         value = fh.read()
                 except OSError as exc:
-                    raise AnsibleError(f"posnet secret {term}: cannot read ({exc.strerror})") from None
+                    raise AnsibleError(
+                        f"posnet secret {term}: cannot read ({exc.strerror})"
+                    ) from None
             else:
                 raise AnsibleError(f"posnet secret {term}: unknown scheme")
             # check=True: prove the reference resolves without handing the value out, so a

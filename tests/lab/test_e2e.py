@@ -76,18 +76,26 @@ def overlay(lab: Lab, tree: Path) -> Path:
     return inv
 
 
-def posnet(lab: Lab, *args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def posnet(
+    lab: Lab, *args: str, env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
     full = lab.ansible_env()
     full.pop("ANSIBLE_INVENTORY", None)
     full["PATH"] = f"{Path(sys.executable).parent}:{full.get('PATH', '/usr/bin:/bin')}"
     full.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "generator", *args],
-        capture_output=True, text=True, env=full, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=timeout,
+        check=False,
     )
 
 
-def apply(lab: Lab, tree: Path, overlay: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def apply(
+    lab: Lab, tree: Path, overlay: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return posnet(lab, "apply", str(tree), "-i", str(overlay), "--limit", HOST, *extra, env=env)
 
 
@@ -99,8 +107,20 @@ def recap(out: str, host: str = HOST) -> dict[str, int]:
 
 def probe(lab: Lab, tree: Path, role: str) -> subprocess.CompletedProcess[str]:
     return lab.run(
-        role, sys.executable, "-m", "generator", "probe", str(tree), "--site", SITE,
-        "--as", role, "--timeout", "2", "--json", timeout=60,
+        role,
+        sys.executable,
+        "-m",
+        "generator",
+        "probe",
+        str(tree),
+        "--site",
+        SITE,
+        "--as",
+        role,
+        "--timeout",
+        "2",
+        "--json",
+        timeout=60,
     )
 
 
@@ -141,7 +161,10 @@ def test_apply_succeeds(lab: Lab, tree: Path, overlay: Path) -> None:
     assert r["failed"] == 0 and r["unreachable"] == 0 and r["changed"] > 0
     rules = live_ruleset(lab)
     assert "policy drop" in rules and f"{POS1_IP}:8443" in rules
-    assert edge_file(lab, "/etc/nftables.conf") == (tree / f"sites/{SITE}/firewall/nftables.nft").read_text()
+    assert (
+        edge_file(lab, "/etc/nftables.conf")
+        == (tree / f"sites/{SITE}/firewall/nftables.nft").read_text()
+    )
     # The machine's own /etc is untouched: the edge writes into its overlay.
     assert not Path("/etc/posnet/dnsmasq.conf").exists()
 
@@ -161,7 +184,10 @@ def test_probe_as_partner_and_stranger(lab: Lab, tree: Path) -> None:
     assert ok.returncode == 0, ok.stdout + ok.stderr
     checks = {r["check"]: r for r in json.loads(ok.stdout)}
     assert checks["deliverect-pos1-api tcp"]["ok"]
-    assert checks["deliverect-pos1-api tls"]["ok"] and "TLSv1" in checks["deliverect-pos1-api tls"]["detail"]
+    assert (
+        checks["deliverect-pos1-api tls"]["ok"]
+        and "TLSv1" in checks["deliverect-pos1-api tls"]["detail"]
+    )
     assert checks["deliverect-pos1-api http"]["detail"].startswith("HTTP/1")
     assert checks["port 8443 closed"]["ok"]
     blocked = probe(lab, tree, "stranger")
@@ -172,8 +198,19 @@ def test_probe_as_partner_and_stranger(lab: Lab, tree: Path) -> None:
 def test_probe_fails_when_expectation_is_wrong(lab: Lab, tree: Path) -> None:
     """The probe can fail: the stranger's expectation run from the partner's seat."""
     res = lab.run(
-        "partner", sys.executable, "-m", "generator", "probe", str(tree), "--site", SITE,
-        "--as", "stranger", "--timeout", "2", timeout=60,
+        "partner",
+        sys.executable,
+        "-m",
+        "generator",
+        "probe",
+        str(tree),
+        "--site",
+        SITE,
+        "--as",
+        "stranger",
+        "--timeout",
+        "2",
+        timeout=60,
     )
     assert res.returncode == 1 and "FAIL" in res.stdout
 
@@ -188,12 +225,26 @@ def test_pos_keeps_lan_and_outbound(lab: Lab) -> None:
 def test_verify_passes(lab: Lab, tree: Path, overlay: Path, tmp_path: Path) -> None:
     junit = tmp_path / "verify.xml"
     report = tmp_path / "verify.json"
-    res = posnet(lab, "verify", str(tree), "-i", str(overlay), "--limit", HOST,
-                 "--junit", str(junit), "--json", str(report))
+    res = posnet(
+        lab,
+        "verify",
+        str(tree),
+        "-i",
+        str(overlay),
+        "--limit",
+        HOST,
+        "--junit",
+        str(junit),
+        "--json",
+        str(report),
+    )
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     results = json.loads(report.read_text())
     assert len(results) >= 5 and all(r["status"] in ("passed", "skipped") for r in results)
-    assert any(r["check"].startswith("test_each_exposure_forwarded") and r["status"] == "passed" for r in results), results
+    assert any(
+        r["check"].startswith("test_each_exposure_forwarded") and r["status"] == "passed"
+        for r in results
+    ), results
 
 
 def test_second_apply_changes_nothing(lab: Lab, tree: Path, overlay: Path) -> None:
@@ -210,18 +261,25 @@ def test_check_diff_changes_nothing(lab: Lab, tree: Path, overlay: Path) -> None
     assert live_ruleset(lab) == before
 
 
-def test_broken_ruleset_rejected_previous_stays(lab: Lab, tree: Path, overlay: Path, tmp_path: Path) -> None:
+def test_broken_ruleset_rejected_previous_stays(
+    lab: Lab, tree: Path, overlay: Path, tmp_path: Path
+) -> None:
     before = live_ruleset(lab)
     bad = broken_copy(tree, tmp_path / "bad", lambda t: t.replace("policy drop", "policy dorp", 1))
     res = apply(lab, bad, overlay)
     assert res.returncode != 0
     assert "rejected" in res.stdout or "failed" in res.stdout.lower()
     assert live_ruleset(lab) == before
-    assert edge_file(lab, "/etc/nftables.conf") == (tree / f"sites/{SITE}/firewall/nftables.nft").read_text()
+    assert (
+        edge_file(lab, "/etc/nftables.conf")
+        == (tree / f"sites/{SITE}/firewall/nftables.nft").read_text()
+    )
     assert lab.curl("partner", PUBLIC, 3).http_code == 200
 
 
-def test_ruleset_failing_postcheck_is_rolled_back(lab: Lab, tree: Path, overlay: Path, tmp_path: Path) -> None:
+def test_ruleset_failing_postcheck_is_rolled_back(
+    lab: Lab, tree: Path, overlay: Path, tmp_path: Path
+) -> None:
     """Valid syntax, wrong content (default accept): activated, caught, rolled back."""
     before = live_ruleset(lab)
     bad = broken_copy(tree, tmp_path / "open", lambda t: t.replace("policy drop", "policy accept"))
@@ -229,12 +287,17 @@ def test_ruleset_failing_postcheck_is_rolled_back(lab: Lab, tree: Path, overlay:
     assert res.returncode != 0
     assert "previous ruleset is active again" in res.stdout
     assert live_ruleset(lab) == before
-    assert edge_file(lab, "/etc/nftables.conf") == (tree / f"sites/{SITE}/firewall/nftables.nft").read_text()
+    assert (
+        edge_file(lab, "/etc/nftables.conf")
+        == (tree / f"sites/{SITE}/firewall/nftables.nft").read_text()
+    )
     assert lab.curl("stranger", PUBLIC, 2).http_code == 0
     assert lab.curl("partner", PUBLIC, 3).http_code == 200
 
 
-def test_management_cutting_ruleset_is_undone_by_watchdog(lab: Lab, tree: Path, overlay: Path, tmp_path: Path) -> None:
+def test_management_cutting_ruleset_is_undone_by_watchdog(
+    lab: Lab, tree: Path, overlay: Path, tmp_path: Path
+) -> None:
     before = live_ruleset(lab)
 
     def cut(text: str) -> str:
@@ -252,16 +315,29 @@ def test_management_cutting_ruleset_is_undone_by_watchdog(lab: Lab, tree: Path, 
     assert lab.curl("partner", PUBLIC, 3).http_code == 200
 
 
-def test_ddns_secret_resolved_at_apply_and_never_logged(lab: Lab, tree: Path, overlay: Path) -> None:
-    hostile = 'pa"ss\\w0rd$(id);`x` \'q\' %s {}'
+def test_ddns_secret_resolved_at_apply_and_never_logged(
+    lab: Lab, tree: Path, overlay: Path
+) -> None:
+    hostile = "pa\"ss\\w0rd$(id);`x` 'q' %s {}"
     res = posnet(
-        lab, "apply", str(tree), "-i", str(overlay), "--limit", "antwerp-02-edge",
-        "--tags", "ddns", "--diff", "-vvv", "-e", json.dumps({"ansible_host": EDGE_WAN_IP}),
+        lab,
+        "apply",
+        str(tree),
+        "-i",
+        str(overlay),
+        "--limit",
+        "antwerp-02-edge",
+        "--tags",
+        "ddns",
+        "--diff",
+        "-vvv",
+        "-e",
+        json.dumps({"ansible_host": EDGE_WAN_IP}),
         env={"POSNET_DDNS_ANTWERP": hostile},
     )
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     assert hostile not in res.stdout and hostile not in res.stderr
-    assert "pa\"ss" not in res.stdout and "w0rd" not in res.stdout + res.stderr
+    assert 'pa"ss' not in res.stdout and "w0rd" not in res.stdout + res.stderr
     mode = lab.edge_exec(["stat", "-c", "%a %U", "/etc/inadyn.conf"], timeout=10).stdout.split()
     assert mode == ["600", "root"]
     content = edge_file(lab, "/etc/inadyn.conf")
@@ -276,8 +352,17 @@ def test_ddns_secret_resolved_at_apply_and_never_logged(lab: Lab, tree: Path, ov
 
 def test_missing_secret_fails_clearly(lab: Lab, tree: Path, overlay: Path) -> None:
     res = posnet(
-        lab, "apply", str(tree), "-i", str(overlay), "--limit", "antwerp-02-edge",
-        "--tags", "ddns", "-e", json.dumps({"ansible_host": EDGE_WAN_IP}),
+        lab,
+        "apply",
+        str(tree),
+        "-i",
+        str(overlay),
+        "--limit",
+        "antwerp-02-edge",
+        "--tags",
+        "ddns",
+        "-e",
+        json.dumps({"ansible_host": EDGE_WAN_IP}),
     )
     assert res.returncode == 1
     assert "posnet secret env:POSNET_DDNS_ANTWERP: environment variable not set" in res.stdout
@@ -288,5 +373,7 @@ def test_nothing_left_behind(tmp_path: Path) -> None:
     lab2.up()
     names = set(lab2.ns.values())
     lab2.down()
-    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, check=True
+    ).stdout
     assert not any(n in listed for n in names)
