@@ -5,24 +5,25 @@ namespaces. Tests run in file order and share one lab (one store's life).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from generator import build
-from generator.analyze import analyze
-from tests.conftest import DEMO
-
-from .conftest import require_lab
-from .netns import CLOUD_IP, EDGE_WAN_IP, POS1_IP, POS2_IP, Lab, cleanup_stale
+from .e2e_support import (
+    posnet,
+    render_demo,
+    running_lab,
+    tampered_copy,
+    write_overlay,
+)
+from .e2e_support import recap as support_recap
+from .netns import CLOUD_IP, EDGE_WAN_IP, POS1_IP, POS2_IP, Lab
 
 pytestmark = pytest.mark.lab
 SITE = "gent-01"
@@ -32,64 +33,21 @@ PUBLIC = f"https://{EDGE_WAN_IP}:18443/"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    require_lab()
-    cleanup_stale()
-    the_lab = Lab()
-    the_lab.up()
-    try:
+    with running_lab() as the_lab:
         yield the_lab
-    finally:
-        the_lab.down()
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("e2e") / "build"
-    a = analyze(DEMO)
-    assert not a.failed()
-    build.render_tree(out, a.fleet.name, a.plans, a.digests)
-    return out
+    return render_demo(tmp_path_factory.mktemp("e2e") / "build")
 
 
 @pytest.fixture(scope="module")
 def overlay(lab: Lab, tree: Path) -> Path:
-    """Lab-only inventory: how to reach the edge (ssh via the ctl namespace)."""
-    cfg = lab.dir / "posnet_ssh_config"
-    text = lab.ssh_config_path.read_text().replace("Host edge", f"Host edge {EDGE_WAN_IP}", 1)
-    cfg.write_text(text)
-    inv = lab.dir / "posnet-lab.yml"
-    inv.write_text(
-        json.dumps(
-            {
-                "posnet_edges": {
-                    "vars": {
-                        "ansible_ssh_common_args": f"-F {cfg}",
-                        "ansible_python_interpreter": "/usr/bin/python3",
-                        "posnet_watchdog_seconds": 8,
-                        "posnet_confirm_timeout": 6,
-                    },
-                    "hosts": {HOST: None, "antwerp-02-edge": None},
-                }
-            }
-        )
-    )
-    return inv
-
-
-def posnet(
-    lab: Lab, *args: str, env: dict[str, str] | None = None, timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    full = lab.ansible_env()
-    full.pop("ANSIBLE_INVENTORY", None)
-    full["PATH"] = f"{Path(sys.executable).parent}:{full.get('PATH', '/usr/bin:/bin')}"
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "generator", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=timeout,
-        check=False,
+    return write_overlay(
+        lab,
+        [HOST, "antwerp-02-edge"],
+        {"posnet_watchdog_seconds": 8, "posnet_confirm_timeout": 6},
     )
 
 
@@ -100,9 +58,7 @@ def apply(
 
 
 def recap(out: str, host: str = HOST) -> dict[str, int]:
-    m = re.search(rf"^{re.escape(host)}\s*:\s*(.*)$", out, re.M)
-    assert m, out[-3000:]
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
+    return support_recap(out, host)
 
 
 def probe(lab: Lab, tree: Path, role: str) -> subprocess.CompletedProcess[str]:
@@ -132,18 +88,8 @@ def edge_file(lab: Lab, path: str) -> str:
     return lab.edge_exec(["cat", path], timeout=10).stdout
 
 
-def broken_copy(tree: Path, dest: Path, edit: callable) -> Path:  # type: ignore[valid-type]
-    """A tree whose nftables file was changed and whose manifest agrees (a renderer bug)."""
-    shutil.copytree(tree, dest)
-    rel = f"sites/{SITE}/firewall/nftables.nft"
-    p = dest / rel
-    p.write_text(edit(p.read_text()))  # type: ignore[operator]
-    manifest = json.loads((dest / "manifest.json").read_text())
-    manifest["sites"][SITE]["files"]["firewall/nftables.nft"] = hashlib.sha256(
-        p.read_bytes()
-    ).hexdigest()
-    (dest / "manifest.json").write_text(json.dumps(manifest))
-    return dest
+def broken_copy(tree: Path, dest: Path, edit: Callable[[str], str]) -> Path:
+    return tampered_copy(tree, dest, SITE, "firewall/nftables.nft", edit)
 
 
 # ---------------------------------------------------------------------------- the story

@@ -5,16 +5,15 @@ idempotence and rollback for iptables, not partner traffic (test_e2e.py does tha
 from __future__ import annotations
 
 import json
-import shutil
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import require_lab
-from .netns import EDGE_WAN_IP, Lab, cleanup_stale
-from .test_e2e import posnet, recap
+from .e2e_support import posnet, recap, render_demo, running_lab, tampered_copy, write_overlay
+from .netns import EDGE_WAN_IP, Lab
 
 pytestmark = pytest.mark.lab
 HOST = "antwerp-02-edge"
@@ -23,50 +22,18 @@ SITE = "antwerp-02"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    require_lab()
-    cleanup_stale()
-    the_lab = Lab(servers=False)
-    the_lab.up()
-    try:
+    with running_lab(servers=False) as the_lab:
         yield the_lab
-    finally:
-        the_lab.down()
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from generator import build
-    from generator.analyze import analyze
-    from tests.conftest import DEMO
-
-    out = tmp_path_factory.mktemp("e2e-ipt") / "build"
-    a = analyze(DEMO)
-    build.render_tree(out, a.fleet.name, a.plans, a.digests)
-    return out
+    return render_demo(tmp_path_factory.mktemp("e2e-ipt") / "build")
 
 
 @pytest.fixture(scope="module")
 def overlay(lab: Lab) -> Path:
-    cfg = lab.dir / "posnet_ssh_config"
-    cfg.write_text(
-        lab.ssh_config_path.read_text().replace("Host edge", f"Host edge {EDGE_WAN_IP}", 1)
-    )
-    inv = lab.dir / "posnet-lab.yml"
-    inv.write_text(
-        json.dumps(
-            {
-                "posnet_edges": {
-                    "vars": {
-                        "ansible_ssh_common_args": f"-F {cfg}",
-                        "ansible_python_interpreter": "/usr/bin/python3",
-                        "ansible_host": EDGE_WAN_IP,
-                    },
-                    "hosts": {HOST: None},
-                }
-            }
-        )
-    )
-    return inv
+    return write_overlay(lab, [HOST], {"ansible_host": EDGE_WAN_IP})
 
 
 def run_apply(lab: Lab, tree: Path, overlay: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -107,25 +74,18 @@ def test_iptables_apply_idempotent_and_management_kept(lab: Lab, tree: Path, ove
 def test_iptables_bad_rules_rolled_back(
     lab: Lab, tree: Path, overlay: Path, tmp_path: Path
 ) -> None:
-    import hashlib
-
     before = saved(lab)
-    bad = tmp_path / "bad"
-    shutil.copytree(tree, bad)
-    p = bad / f"sites/{SITE}/firewall/rules.v4"
-    p.write_text(p.read_text().replace(":FORWARD DROP", ":FORWARD ACCEPT"))
-    manifest = json.loads((bad / "manifest.json").read_text())
-    manifest["sites"][SITE]["files"]["firewall/rules.v4"] = hashlib.sha256(
-        p.read_bytes()
-    ).hexdigest()
-    (bad / "manifest.json").write_text(json.dumps(manifest))
+    bad = tampered_copy(
+        tree,
+        tmp_path / "bad",
+        SITE,
+        "firewall/rules.v4",
+        lambda t: t.replace(":FORWARD DROP", ":FORWARD ACCEPT"),
+    )
     res = run_apply(lab, bad, overlay)
     assert res.returncode != 0 and "previous ruleset is active again" in res.stdout
-    assert saved(lab).replace("[0:0]", "").count(":FORWARD DROP") == 1
     assert _strip_counters(saved(lab)) == _strip_counters(before)
 
 
 def _strip_counters(text: str) -> str:
-    import re
-
     return re.sub(r"\[\d+:\d+\]", "", text)
