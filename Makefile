@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml scripts/install-deps.sh
 	touch $(STAMP)
 
 demo: deps
-	$(BIN)/posnet validate examples/demo-fleet
 	$(BIN)/posnet render examples/demo-fleet -o build/demo-fleet
+	@echo
+	@echo "Rendered into build/demo-fleet. Start with:"
+	@echo "  less build/demo-fleet/sites/gent-01/HANDOVER.md"
+	@echo "  .venv/bin/posnet plan examples/demo-fleet --site gent-01"
+	@echo "  .venv/bin/posnet render examples/demo-fleet -o build/demo-fleet --check"
 
 lint: deps
 	$(BIN)/ruff check .
