@@ -27,12 +27,16 @@ Topology (roles; addresses are the constants below)::
     ctl 192.0.2.66/28 ────────┼── inet (router, no route out)
     cloud 192.0.2.130/28 ─────┤
     edge wan0 203.0.113.10/24 ┘
-    edge br-lan 198.51.100.129/26 ── pos1 .140, pos2 .141
+    edge br-lan 198.51.100.129/26 ── pos1 .140, pos2 .141 (, proxy .130)
 
 The edge is a real ssh/Ansible/testinfra host: sshd runs in the edge's network
 namespace inside a private mount namespace with overlays on /etc, /root and
 /var and private tmpfs on /run and /tmp, so whatever Ansible writes "on the
 edge" lands in the lab's temp dir and the machine's own files stay untouched.
+
+``Lab(proxy=True)`` adds a reverse-proxy host on the LAN bridge, an ssh host
+built the same way. Like a real store's LAN host it is reached through the
+edge (``ProxyJump``), never directly from ctl.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ EDGE_LAN_IP = "198.51.100.129"
 EDGE_LAN_IFACE = "br-lan"
 POS1_IP = "198.51.100.140"
 POS2_IP = "198.51.100.141"
+PROXY_IP = "198.51.100.130"
 
 SSH_PORT = 22
 POS_HTTPS_PORT = 8443
@@ -93,6 +98,10 @@ CLOUD_HTTPS_PORT = 443
 
 #: Every namespace role, routers first.
 ROLES: tuple[str, ...] = ("inet", "edge", "partner", "stranger", "ctl", "cloud", "pos1", "pos2")
+#: Roles a lab adds only on request (``Lab(proxy=True)``).
+OPTIONAL_ROLES: tuple[str, ...] = ("proxy",)
+#: Roles that run their own sshd (with overlays) when the lab has them.
+SSH_HOSTS: Mapping[str, str] = {"edge": EDGE_MGMT_IP, "proxy": PROXY_IP}
 
 #: The address other hosts use to reach each role (the edge: its WAN address).
 ADDRESSES: Mapping[str, str] = {
@@ -104,6 +113,7 @@ ADDRESSES: Mapping[str, str] = {
     "cloud": CLOUD_IP,
     "pos1": POS1_IP,
     "pos2": POS2_IP,
+    "proxy": PROXY_IP,
 }
 
 #: Default gateway of each host role (inet has none on purpose).
@@ -115,6 +125,7 @@ GATEWAYS: Mapping[str, str] = {
     "cloud": INET_CLOUD_IP,
     "pos1": EDGE_LAN_IP,
     "pos2": EDGE_LAN_IP,
+    "proxy": EDGE_LAN_IP,
 }
 
 #: TLS name a lab server's certificate carries, e.g. ``pos1.lab.invalid``.
@@ -146,7 +157,11 @@ _INET_LINKS: tuple[_Link, ...] = (
     _Link("inet", "ctl0", f"{INET_CTL_IP}/28", "ctl", "eth0", f"{CTL_IP}/28"),
     _Link("inet", "cloud0", f"{INET_CLOUD_IP}/28", "cloud", "eth0", f"{CLOUD_IP}/28"),
 )
-_LAN_HOSTS: tuple[tuple[str, str], ...] = (("pos1", POS1_IP), ("pos2", POS2_IP))
+_LAN_HOSTS: tuple[tuple[str, str], ...] = (
+    ("pos1", POS1_IP),
+    ("pos2", POS2_IP),
+    ("proxy", PROXY_IP),
+)
 
 
 class LabError(RuntimeError):
@@ -337,6 +352,11 @@ def cleanup_stale(force: bool = False) -> list[str]:
     return removed
 
 
+def _keygen(path: Path, comment: str) -> None:
+    argv = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)]
+    subprocess.run(argv, check=True, capture_output=True)
+
+
 def _clean_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for lab commands, without proxy settings.
 
@@ -364,20 +384,25 @@ class Lab:
     #: Same as the module-level :func:`cleanup_stale`.
     cleanup_stale = staticmethod(cleanup_stale)
 
-    def __init__(self, *, servers: bool = True, sshd: bool = True) -> None:
+    def __init__(self, *, servers: bool = True, sshd: bool = True, proxy: bool = False) -> None:
         """Pick a unique id; nothing is created before :meth:`up`.
 
         ``servers``: start the HTTP(S) servers of the topology (pos1/pos2 on
-        8443 TLS and 8080, cloud on 443 TLS). ``sshd``: run the edge's sshd.
+        8443 TLS and 8080, cloud on 443 TLS). ``sshd``: run the edge's sshd
+        (and the proxy's). ``proxy``: add the ``proxy`` host on the LAN.
         """
         self.with_servers = servers
         self.with_sshd = sshd
+        self.with_proxy = proxy
+        self.roles: tuple[str, ...] = ROLES + (OPTIONAL_ROLES if proxy else ())
         self.id = ""
         self.prefix = ""
         self.ns: dict[str, str] = {}
         self.dir = Path()
         self.servers: list[Server] = []
         self.edge_pid: int | None = None
+        #: Role -> pid of the process that holds the host's mount namespace (its sshd).
+        self.host_pids: dict[str, int] = {}
         self._procs: list[subprocess.Popen[bytes]] = []
         self._state = "new"
         self.up_seconds = 0.0
@@ -391,8 +416,10 @@ class Lab:
 
     @property
     def ssh_config_path(self) -> Path:
-        """ssh_config with ``Host edge``; works from ctl and from the root namespace
-        alike, because its ProxyCommand opens the TCP connection inside ctl."""
+        """ssh_config with ``Host edge`` (also matching the edge's address) and, in a
+        lab with a proxy, ``Host proxy`` (ProxyJump edge); works from ctl and from the
+        root namespace alike, because the edge's ProxyCommand opens the TCP connection
+        inside ctl."""
         return self.ssh_dir / "ssh_config"
 
     @property
@@ -402,13 +429,13 @@ class Lab:
 
     @property
     def inventory_path(self) -> Path:
-        """An Ansible INI inventory with the single host ``edge``."""
+        """An Ansible INI inventory with the host ``edge`` (and ``proxy``)."""
         return self.dir / "inventory.ini"
 
-    def overlay_upper(self, top: str = "/etc") -> Path:
-        """Upper dir of the edge's overlay on ``/etc``, ``/root`` or ``/var``:
-        exactly the files created or changed on the edge since :meth:`up`."""
-        return self.dir / "edge" / top.strip("/") / "upper"
+    def overlay_upper(self, top: str = "/etc", role: str = "edge") -> Path:
+        """Upper dir of an ssh host's overlay on ``/etc``, ``/root`` or ``/var``:
+        exactly the files created or changed on that host since :meth:`up`."""
+        return self.dir / role / top.strip("/") / "upper"
 
     def cert_path(self, name: str) -> Path:
         """Self-signed certificate made for server ``name`` (key: ``.key``)."""
@@ -420,7 +447,9 @@ class Lab:
             return self.ns[ns]
         if ns in self.ns.values():
             return ns
-        raise KeyError(f"{ns!r} is neither a lab role {ROLES} nor one of this lab's namespaces")
+        raise KeyError(
+            f"{ns!r} is neither a lab role {self.roles} nor one of this lab's namespaces"
+        )
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -456,6 +485,8 @@ class Lab:
             self._write_netns_etc()
             if self.with_sshd:
                 self._start_sshd()
+                if self.with_proxy:
+                    self._start_host_sshd("proxy")
             if self.with_servers:
                 self._start_topology_servers()
         except BaseException:
@@ -476,13 +507,14 @@ class Lab:
         if self.with_sshd and (self.ssh_dir / "ssh_config").exists():
             # A ControlMaster started from the root namespace (testinfra in
             # the pytest process) is not in any lab namespace: ask it to exit.
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                subprocess.run(
-                    ["ssh", "-F", str(self.ssh_config_path), "-O", "exit", "edge"],
-                    capture_output=True,
-                    timeout=5,
-                    check=False,
-                )
+            for host in [r for r in SSH_HOSTS if r in self.roles]:
+                with contextlib.suppress(OSError, subprocess.SubprocessError):
+                    subprocess.run(
+                        ["ssh", "-F", str(self.ssh_config_path), "-O", "exit", host],
+                        capture_output=True,
+                        timeout=5,
+                        check=False,
+                    )
         _kill_namespaces(names)
         for proc in self._procs:
             if proc.poll() is None:
@@ -512,7 +544,7 @@ class Lab:
             except FileExistsError:
                 continue
             self.id, self.prefix, self.dir = lab_id, prefix, _lab_dir(lab_id)
-            self.ns = {role: f"{prefix}{role}" for role in ROLES}
+            self.ns = {role: f"{prefix}{role}" for role in self.roles}
             start = _proc_start_time(os.getpid())
             (self.dir / "owner").write_text(f"{os.getpid()} {start}\n")
             return
@@ -530,7 +562,8 @@ class Lab:
 
     def _build_network(self) -> None:
         ns = self.ns
-        self._ip_batch(None, [f"netns add {ns[r]}" for r in ROLES])
+        lan_hosts = [(h, ip) for h, ip in _LAN_HOSTS if h in ns]
+        self._ip_batch(None, [f"netns add {ns[r]}" for r in self.roles])
         # veth pairs are born inside their namespaces: no name ever appears
         # in the root namespace, so nothing can clash with (or leak into) it.
         self._ip_batch(
@@ -543,7 +576,7 @@ class Lab:
         self._ip_batch(
             ns["edge"],
             [f"link add {EDGE_LAN_IFACE} type bridge"]
-            + [f"link add lan-{h} type veth peer name eth0 netns {ns[h]}" for h, _ in _LAN_HOSTS],
+            + [f"link add lan-{h} type veth peer name eth0 netns {ns[h]}" for h, _ in lan_hosts],
         )
         # sysctls before addresses: the bridge must not hand LAN frames to
         # iptables/nftables (br_netfilter is on in every new namespace here).
@@ -557,7 +590,7 @@ class Lab:
                 "net.bridge.bridge-nf-call-arptables": "0",
             },
         )
-        per_ns: dict[str, list[str]] = {ns[r]: ["link set lo up"] for r in ROLES}
+        per_ns: dict[str, list[str]] = {ns[r]: ["link set lo up"] for r in self.roles}
         for ln in _INET_LINKS:
             per_ns[ns[ln.router]] += [
                 f"addr add {ln.router_cidr} dev {ln.router_if}",
@@ -571,14 +604,15 @@ class Lab:
             f"addr add {EDGE_LAN_IP}/26 dev {EDGE_LAN_IFACE}",
             f"link set {EDGE_LAN_IFACE} up",
         ]
-        for host, ip in _LAN_HOSTS:
+        for host, ip in lan_hosts:
             per_ns[ns["edge"]] += [
                 f"link set lan-{host} master {EDGE_LAN_IFACE}",
                 f"link set lan-{host} up",
             ]
             per_ns[ns[host]] += [f"addr add {ip}/26 dev eth0", "link set eth0 up"]
         for role, gw in GATEWAYS.items():
-            per_ns[ns[role]].append(f"route add default via {gw}")
+            if role in ns:
+                per_ns[ns[role]].append(f"route add default via {gw}")
         for name, lines in per_ns.items():
             self._ip_batch(name, lines)
 
@@ -605,24 +639,78 @@ class Lab:
             (d / "resolv.conf").write_text("nameserver 127.0.0.1\n")
             (d / "hosts").write_text(self._hosts_file())
 
-    # -- edge sshd -----------------------------------------------------------
+    # -- ssh hosts (edge, proxy) ---------------------------------------------
+
+    def _ssh_client_block(self, patterns: str, host_name: str, route: str) -> list[str]:
+        sd = self.ssh_dir
+        return [
+            f"Host {patterns}",
+            f"    HostName {host_name}",
+            f"    Port {SSH_PORT}",
+            "    User root",
+            f"    IdentityFile {self.ssh_key_path}",
+            "    IdentitiesOnly yes",
+            "    StrictHostKeyChecking no",
+            "    UserKnownHostsFile /dev/null",
+            "    LogLevel ERROR",
+            "    BatchMode yes",
+            "    ConnectTimeout 5",
+            "    ControlMaster auto",
+            f"    ControlPath {sd}/cm-%C",
+            "    ControlPersist 60",
+            route,
+        ]
 
     def _start_sshd(self) -> None:
+        """Client key, ssh_config and inventory for the lab's ssh hosts; the edge's sshd."""
         sd = self.ssh_dir
         sd.mkdir(mode=0o700)
-        for key in (self.ssh_key_path, sd / "ssh_host_ed25519_key"):
-            subprocess.run(
-                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "posnet-lab", "-f", str(key)],
-                check=True,
-                capture_output=True,
-            )
+        _keygen(self.ssh_key_path, "posnet-lab")
+        # The edge also answers to its address, so a ProxyJump written as
+        # root@<edge address> (what posnet's inventory says) takes the relay too.
+        lines = self._ssh_client_block(
+            f"edge {EDGE_MGMT_IP}",
+            EDGE_MGMT_IP,
+            # The TCP connection is always opened from ctl, whichever
+            # namespace this ssh runs in: never from the root one.
+            f"    ProxyCommand ip netns exec {self.ns['ctl']} "
+            f"{sys.executable} -I {SERVERS_PY} relay %h %p",
+        )
+        inventory = [
+            "[edge]",
+            "edge ansible_host=edge ansible_user=root"
+            " ansible_python_interpreter=/usr/bin/python3"
+            f" ansible_ssh_common_args='-F {self.ssh_config_path}'",
+        ]
+        if self.with_proxy:
+            # A LAN host: reached through the edge, as in a real store.
+            lines += self._ssh_client_block("proxy", PROXY_IP, "    ProxyJump edge")
+            inventory += [
+                "[proxy]",
+                "proxy ansible_host=proxy ansible_user=root"
+                " ansible_python_interpreter=/usr/bin/python3"
+                f" ansible_ssh_common_args='-F {self.ssh_config_path}'",
+            ]
+        self.ssh_config_path.write_text("\n".join(lines) + "\n")
+        self.inventory_path.write_text("\n".join(inventory) + "\n")
+        self._start_host_sshd("edge")
+
+    def _start_host_sshd(self, role: str) -> None:
+        """sshd for ``role`` in its own mount namespace: overlays on /etc, /root, /var,
+        private tmpfs on /run and /tmp; the host's files land in the lab dir."""
+        sd = self.ssh_dir
+        host_dir = self.dir / role
+        # The edge keeps its historical file names (tests and docs refer to them).
+        suffix = "" if role == "edge" else f"_{role}"
+        host_key = sd / f"ssh_host_ed25519_key{suffix}"
+        _keygen(host_key, f"posnet-lab-{role}")
         uppers: dict[str, Path] = {}
         for top in ("etc", "root", "var"):
             for sub in ("upper", "work"):
-                (self.dir / "edge" / top / sub).mkdir(parents=True, mode=0o755)
-            uppers[top] = self.overlay_upper(top)
-        # Seed the overlays: these files shadow the machine's in the edge only.
-        (uppers["etc"] / "hostname").write_text("edge\n")
+                (host_dir / top / sub).mkdir(parents=True, mode=0o755)
+            uppers[top] = self.overlay_upper(top, role)
+        # Seed the overlays: these files shadow the machine's in this host only.
+        (uppers["etc"] / "hostname").write_text(f"{role}\n")
         (uppers["etc"] / "hosts").write_text(self._hosts_file())
         (uppers["etc"] / "resolv.conf").write_text("nameserver 127.0.0.1\n")
         dot_ssh = uppers["root"] / ".ssh"
@@ -631,12 +719,12 @@ class Lab:
         auth.write_text(Path(f"{self.ssh_key_path}.pub").read_text())
         auth.chmod(0o600)
 
-        sshd_config = sd / "sshd_config"
+        sshd_config = sd / f"sshd_config{suffix}"
         sshd_config.write_text(
             "\n".join(
                 [
-                    f"ListenAddress {EDGE_MGMT_IP}:{SSH_PORT}",
-                    f"HostKey {sd / 'ssh_host_ed25519_key'}",
+                    f"ListenAddress {SSH_HOSTS[role]}:{SSH_PORT}",
+                    f"HostKey {host_key}",
                     "PidFile none",
                     "PermitRootLogin prohibit-password",
                     "PubkeyAuthentication yes",
@@ -657,46 +745,15 @@ class Lab:
             )
             + "\n"
         )
-        self.ssh_config_path.write_text(
-            "\n".join(
-                [
-                    "Host edge",
-                    f"    HostName {EDGE_MGMT_IP}",
-                    f"    Port {SSH_PORT}",
-                    "    User root",
-                    f"    IdentityFile {self.ssh_key_path}",
-                    "    IdentitiesOnly yes",
-                    "    StrictHostKeyChecking no",
-                    "    UserKnownHostsFile /dev/null",
-                    "    LogLevel ERROR",
-                    "    BatchMode yes",
-                    "    ConnectTimeout 5",
-                    "    ControlMaster auto",
-                    f"    ControlPath {sd}/cm-%C",
-                    "    ControlPersist 60",
-                    # The TCP connection is always opened from ctl, whichever
-                    # namespace this ssh runs in: never from the root one.
-                    f"    ProxyCommand ip netns exec {self.ns['ctl']} "
-                    f"{sys.executable} -I {SERVERS_PY} relay %h %p",
-                ]
-            )
-            + "\n"
-        )
-        self.inventory_path.write_text(
-            "[edge]\n"
-            "edge ansible_host=edge ansible_user=root"
-            " ansible_python_interpreter=/usr/bin/python3"
-            f" ansible_ssh_common_args='-F {self.ssh_config_path}'\n"
-        )
 
         mounts = [
             f"mount -t overlay overlay -o lowerdir=/{top},upperdir={uppers[top]},"
-            f"workdir={self.dir / 'edge' / top / 'work'} /{top}"
+            f"workdir={host_dir / top / 'work'} /{top}"
             for top in ("etc", "root", "var")
         ]
         mounts.append("mount -t tmpfs -o mode=0755,size=64m lab-run /run")
         if Path("/tmp") in self.dir.parents:
-            # A private /tmp too, so nothing the edge writes there reaches the
+            # A private /tmp too, so nothing the host writes there reaches the
             # machine's /tmp; the lab dir (sshd config, keys, overlays' upper
             # dirs) is carried over it with a bind mount moved into place.
             lab_dir = shlex.quote(str(self.dir))
@@ -708,18 +765,21 @@ class Lab:
         script = " && ".join(
             [
                 *mounts,
-                "mkdir -p /run/sshd",
-                "hostname edge",
+                # What a booted Debian has in /run (tmpfiles.d): sshd's privsep dir,
+                # and /run/lock, which /var/lock points to (Apache's lock dir).
+                "mkdir -p /run/sshd && mkdir -m 1777 /run/lock",
+                f"hostname {role}",
                 f"exec {SSHD} -D -e -f {shlex.quote(str(sshd_config))}",
             ]
         )
         if "," in str(self.dir) or ":" in str(self.dir):
             raise LabError(f"lab dir {self.dir} contains ',' or ':' (overlay options)")
-        log = (self.dir / "edge" / "sshd.log").open("wb")
+        log_path = host_dir / "sshd.log"
+        log = log_path.open("wb")
         # --propagation private: the overlays never show up in the machine's
         # mount table, and vanish with the last process of the namespace.
         proc = self.popen(
-            "edge",
+            role,
             "unshare",
             "--mount",
             "--uts",
@@ -732,8 +792,10 @@ class Lab:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        self.edge_pid = proc.pid
-        self.wait_listening("edge", SSH_PORT, process=proc, log=self.dir / "edge" / "sshd.log")
+        self.host_pids[role] = proc.pid
+        if role == "edge":
+            self.edge_pid = proc.pid
+        self.wait_listening(role, SSH_PORT, process=proc, log=log_path)
 
     def edge_exec(
         self,
@@ -751,9 +813,24 @@ class Lab:
         """
         if self.edge_pid is None:
             raise LabError("edge_exec needs the edge sshd (Lab(sshd=True))")
+        return self.host_exec("edge", cmd, timeout=timeout, check=check, input=input)
+
+    def host_exec(
+        self,
+        role: str,
+        cmd: str | Sequence[str],
+        *,
+        timeout: float = 30.0,
+        check: bool = False,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """:meth:`edge_exec` for any ssh host of the lab (``"edge"``, ``"proxy"``)."""
+        pid = self.host_pids.get(role)
+        if pid is None:
+            raise LabError(f"host_exec: no sshd-managed host {role!r} in this lab")
         argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
         return subprocess.run(
-            ["nsenter", "-t", str(self.edge_pid), "-m", "-u", "-n", "--", *argv],
+            ["nsenter", "-t", str(pid), "-m", "-u", "-n", "--", *argv],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -763,15 +840,16 @@ class Lab:
         )
 
     def ssh(
-        self, command: str, *, timeout: float = 30.0, check: bool = False
+        self, command: str, *, timeout: float = 30.0, check: bool = False, host: str = "edge"
     ) -> subprocess.CompletedProcess[str]:
-        """``ssh edge COMMAND`` run from the ctl namespace, as Ansible does."""
+        """``ssh HOST COMMAND`` run from the ctl namespace, as Ansible does (the
+        proxy through the edge)."""
         return self.run(
             "ctl",
             "ssh",
             "-F",
             str(self.ssh_config_path),
-            "edge",
+            host,
             "--",
             command,
             timeout=timeout,
