@@ -1114,3 +1114,14 @@ def test_cli_two_broken_files_both_reported(tmp_path: Path) -> None:
     assert "brussels-03.yaml:" in proc.stdout
     assert "leuven-04.yaml:" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_reserved_host_name_edge(tmp_path: Path) -> None:
+    fleet = tmp_path / "f"
+    shutil.copytree(DEMO, fleet)
+    site = fleet / "sites" / "gent-01.yaml"
+    site.write_text(site.read_text().replace("  - name: pos2\n", "  - name: edge\n"))
+    a = analyze(fleet)
+    hits = [d for d in a.diagnostics if "reserved" in d.message]
+    assert hits and hits[0].path == "hosts[1].name"
+    assert hits[0].location.file.endswith("gent-01.yaml") and hits[0].location.line > 1

@@ -124,6 +124,12 @@ def _check_hosts(site: Site) -> Iterator[Problem]:
     ips: dict[str, int] = {}
     macs: dict[str, int] = {}
     for i, host in enumerate(site.hosts):
+        if host.name == "edge":
+            yield Problem(
+                ("hosts", i, "name"),
+                "the name 'edge' is reserved: the inventory names the store's router <site>-edge",
+                "another host name",
+            )
         ip = _addr(host.ip)
         if ip not in net or ip in (net.network_address, net.broadcast_address):
             yield Problem(
