@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from generator import lint
 from generator.errors import Diagnostic, Location, unique_sorted
+from generator.pipeline import paused_gc
 from generator.pipeline import plans as make_plans
 from generator.plan import Plan
 from generator.spec.load import Fleet, load_fleet
-from generator.spec.locate import locate
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Analysis:
 
     @property
     def digests(self) -> dict[str, str]:
-        return {ls.site.id: ls.digest for ls in self.fleet.sites}
+        return {ls.id: ls.digest for ls in self.fleet.sites}
 
     def failed(self, strict: bool = False) -> bool:
         bad = {"error", "warning"} if strict else {"error"}
@@ -32,7 +33,7 @@ def _unknown_rule_ids(fleet: Fleet) -> list[Diagnostic]:
     known = {r.id for r in lint.all_rules()}
     out = []
     for ls in fleet.sites:
-        for i, rid in enumerate(ls.site.lint.disable):
+        for i, rid in enumerate(ls.facts.lint_disable):
             if rid not in known:
                 loc, shown = ls.locate(("lint", "disable", i))
                 out.append(
@@ -42,9 +43,39 @@ def _unknown_rule_ids(fleet: Fleet) -> list[Diagnostic]:
                         f"unknown lint rule '{rid}'",
                         path=shown,
                         expected="an id from `posnet rules`",
-                        site=ls.site.id,
+                        site=ls.id,
                     )
                 )
+    return out
+
+
+def _lint(fleet: Fleet, plans: Sequence[Plan]) -> list[lint.RuleFinding]:
+    """lint.run() over the fleet, except that a store's own findings (site rules) come
+    from the cache while its Plan does: they follow from the Plan alone."""
+    if fleet.cache is None:
+        ctx = lint.LintContext(tunnel_limit=fleet.settings.tunnel_rollout_limit)
+        return lint.run(plans, fleet.settings.lint.disable, ctx)
+    off = set(fleet.settings.lint.disable)
+    rules = [r for r in lint.all_rules() if r.id not in off]
+    site_rules = {r.id: r for r in rules if r.check is not None}
+    out: list[lint.RuleFinding] = []
+    for ls, plan in zip(fleet.sites, plans, strict=True):
+        found = fleet.cache.lint(ls)
+        if found is None:
+            found = [
+                (rule.id, path, message)
+                for rule in site_rules.values()
+                if rule.id not in plan.lint_disable and rule.check is not None
+                for path, message in rule.check(plan)
+            ]
+            fleet.cache.remember_lint(ls, found)
+        site = plan.site_id
+        out.extend(lint.RuleFinding(site_rules[r], lint.Finding(site, p, m)) for r, p, m in found)
+    ctx = lint.LintContext(tunnel_limit=fleet.settings.tunnel_rollout_limit)
+    for rule in rules:
+        if rule.fleet_check is not None:
+            enabled = [p for p in plans if rule.id not in p.lint_disable]
+            out.extend(lint.RuleFinding(rule, f) for f in rule.fleet_check(enabled, ctx))
     return out
 
 
@@ -58,11 +89,16 @@ def enclosing_fleet(path: Path) -> Path | None:
 
 
 def analyze(path: Path) -> Analysis:
+    with paused_gc():
+        return _analyze(path)
+
+
+def _analyze(path: Path) -> Analysis:
     root = enclosing_fleet(path)
     if root is not None:
-        whole = analyze(root)
+        whole = _analyze(root)
         shown = str(root / "sites" / path.name)
-        site_ids = {ls.site.id for ls in whole.fleet.sites if ls.file == shown}
+        site_ids = {ls.id for ls in whole.fleet.sites if ls.file == shown}
         keep = [
             d
             for d in whole.diagnostics
@@ -71,14 +107,13 @@ def analyze(path: Path) -> Analysis:
             or not d.location.file.startswith(str(root / "sites"))
         ]
         return Analysis(whole.fleet, whole.plans, keep)
-    fleet = load_fleet(path)
+    fleet = load_fleet(path, cached=True)
     diags = list(fleet.diagnostics) + _unknown_rule_ids(fleet)
     plans = make_plans(fleet) if fleet.sites else []
-    by_id = {ls.site.id: ls for ls in fleet.sites}
-    ctx = lint.LintContext(tunnel_limit=fleet.settings.tunnel_rollout_limit)
-    for rf in lint.run(plans, fleet.settings.lint.disable, ctx):
+    by_id = {ls.id: ls for ls in fleet.sites}
+    for rf in _lint(fleet, plans):
         ls = by_id[rf.finding.site]
-        loc, shown = locate(ls.layers, rf.finding.path)
+        loc, shown = ls.locate(rf.finding.path)
         diags.append(
             Diagnostic(
                 loc if isinstance(loc, Location) else Location(ls.file),
@@ -90,4 +125,6 @@ def analyze(path: Path) -> Analysis:
                 why=rf.rule.why,
             )
         )
+    if fleet.cache is not None:
+        fleet.cache.save(fleet.sites)
     return Analysis(fleet, plans, unique_sorted(diags))

@@ -3,13 +3,24 @@
 ruamel.yaml parses YAML 1.2 (so `no`, `on` and `22:22` stay strings). Anything that would
 let a file do more than hold data is refused: tags, merge keys, duplicate keys, very deep
 or very large alias expansions.
+
+ruamel is pure Python (about 8 ms for a store file); a fleet of 10,000 stores would spend
+over a minute parsing. So plain documents take a fast path: libyaml's C parser (through
+PyYAML, when installed) emits the events, and a small composer here builds the same data
+and positions, resolving scalars with ruamel's own YAML 1.2 rules. Anything the fast
+path is not certain to treat exactly like ruamel (tags, anchors, directives, several
+documents, duplicate or non-text keys, empty values, escapes, tabs, non-ASCII text,
+numbers other than plain decimals, syntax errors) goes down the ruamel path, which
+reports problems with its own messages.
 """
 
 from __future__ import annotations
 
 import datetime
+import importlib
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +35,7 @@ from ruamel.yaml.events import (
     SequenceStartEvent,
 )
 from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.resolver import implicit_resolvers
 from ruamel.yaml.tokens import ScalarToken
 
 from generator.errors import Diagnostic, Location, PosnetError
@@ -301,6 +313,9 @@ def _syntax_error(exc: MarkedYAMLError, text: str, file: str) -> PosnetError:
 
 def loads(text: str, file: str) -> Document:
     """Parse one YAML document; raise PosnetError with a located message on any problem."""
+    fast = _fast_loads(text, file)
+    if fast is not None:
+        return fast
     try:
         _check_events(text, file)
         docs = list(_yaml().load_all(text))
@@ -331,10 +346,162 @@ def loads(text: str, file: str) -> Document:
     return Document(data, walker.positions, file)
 
 
+# ----------------------------------------------------------------- libyaml fast path
+
+_ev: Any = None
+_CParser: Any = None
+_CYAMLError: Any = None
+try:  # PyYAML is typed Any here: its stubs are optional, and so is PyYAML itself
+    _ev = importlib.import_module("yaml.events")
+    _CParser = importlib.import_module("yaml._yaml").CParser
+    _CYAMLError = importlib.import_module("yaml").YAMLError
+except ImportError:  # PyYAML without libyaml, or no PyYAML: ruamel does it all
+    _CParser = None
+
+# Only printable ASCII and newlines, no tag, escape or directive characters; the rest
+# (tabs, CR, Unicode line breaks, BOMs...) is where YAML 1.1 and 1.2 parsers may differ.
+_NOT_FAST = re.compile(r"[^\x20-\x7e\n]|[!\\]|^%", re.MULTILINE)
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_STR = "tag:yaml.org,2002:str"
+_TRUE = frozenset(("true", "True", "TRUE"))
+
+
+def _resolvers_12() -> dict[str | None, list[tuple[str, Any]]]:
+    """ruamel's implicit YAML 1.2 resolvers, by first character (as it applies them)."""
+    table: dict[str | None, list[tuple[str, Any]]] = {}
+    for versions, tag, regexp, first in implicit_resolvers:
+        if (1, 2) in versions:
+            for ch in first if first is not None else [None]:
+                table.setdefault(ch, []).append((tag, regexp))
+    return table
+
+
+_RESOLVERS = _resolvers_12()
+
+
+class _Slow(Exception):
+    """The fast path cannot vouch for this document: let ruamel load it."""
+
+
+_SLOW = object()
+
+
+@lru_cache(maxsize=4096)
+def _plain_value(value: str) -> Any:
+    """A plain scalar's value, or _SLOW; store files repeat most of theirs (ports, true)."""
+    candidates = [*_RESOLVERS.get(value[:1] if value else "", []), *_RESOLVERS.get(None, [])]
+    tag = next((t for t, rx in candidates if rx.match(value)), _STR)
+    if tag == _STR:
+        return value
+    if tag.endswith(":bool"):
+        return value in _TRUE
+    if tag.endswith(":int") and _DECIMAL.fullmatch(value):
+        return int(value)
+    if tag.endswith(":null") and value:  # an empty value: ruamel places it differently
+        return None
+    return _SLOW
+
+
+def _plain(value: str) -> Any:
+    out = _plain_value(value)
+    if out is _SLOW:
+        raise _Slow
+    return out
+
+
+class _Composer:
+    """Builds data and positions from libyaml events, exactly as ruamel + _Walker would."""
+
+    def __init__(self, parser: Any, file: str) -> None:
+        self.next = parser.get_event
+        self.file = file
+        self.positions = Positions()
+        self.positions.values[()] = Location(file, 1, 1)
+        self.budget = NODE_BUDGET
+
+    def loc(self, ev: Any) -> Location:
+        mark = ev.start_mark
+        return Location(self.file, mark.line + 1, mark.column + 1)
+
+    def scalar(self, ev: Any) -> Any:
+        if type(ev) is not _ev.ScalarEvent or ev.anchor is not None or ev.tag is not None:
+            raise _Slow
+        return _plain(ev.value) if ev.implicit[0] else ev.value
+
+    def node(self, ev: Any, path: YamlPath) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _Slow  # ruamel names the limit
+        kind = type(ev)
+        if kind is _ev.ScalarEvent:
+            return self.scalar(ev)
+        if ev.anchor is not None or ev.tag is not None or len(path) >= MAX_DEPTH - 1:
+            raise _Slow
+        values, keys = self.positions.values, self.positions.keys
+        if kind is _ev.MappingStartEvent:
+            out: dict[str, Any] = {}
+            while type(kev := self.next()) is not _ev.MappingEndEvent:
+                key = self.scalar(kev)
+                if not isinstance(key, str) or key in out:
+                    raise _Slow
+                sub = (*path, key)
+                keys[sub] = self.loc(kev)
+                vev = self.next()
+                values[sub] = self.loc(vev)
+                out[key] = self.node(vev, sub)
+            return out
+        if kind is _ev.SequenceStartEvent:
+            items: list[Any] = []
+            while type(iev := self.next()) is not _ev.SequenceEndEvent:
+                sub = (*path, len(items))
+                values[sub] = self.loc(iev)
+                items.append(self.node(iev, sub))
+            return items
+        raise _Slow  # an alias
+
+    def document(self) -> Document:
+        self.next()  # stream start
+        ev = self.next()
+        data = None
+        if type(ev) is _ev.DocumentStartEvent:
+            if ev.version is not None or ev.tags:
+                raise _Slow
+            data = self.node(self.next(), ())
+            self.next()  # document end
+            if type(self.next()) is not _ev.StreamEndEvent:
+                raise _Slow  # another document
+        return Document(data, self.positions, self.file)
+
+
+def fast_parser() -> str:
+    """Which parser reads plain documents (part of the cache key: they must agree)."""
+    if _CParser is None:
+        return "ruamel"
+    return f"libyaml {importlib.import_module('yaml').__version__}"
+
+
+def _fast_loads(text: str, file: str) -> Document | None:
+    """The document as ruamel would load it, or None when ruamel must decide."""
+    if _CParser is None or _NOT_FAST.search(text):
+        return None
+    parser = _CParser(text)
+    try:
+        return _Composer(parser, file).document()
+    except (_Slow, _CYAMLError):
+        return None
+    finally:
+        parser.dispose()
+
+
 def load_file(path: Path, display: str | None = None) -> Document:
     name = display or str(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise _fail(name, 0, 0, f"cannot read file: {exc.strerror}") from None
+    return load_bytes(raw, name)
+
+
+def load_bytes(raw: bytes, name: str) -> Document:
+    """A file's bytes, already read (the loader hashes them first to find cached results)."""
     return loads(_decode(raw, name), name)

@@ -9,10 +9,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
+import pickle
+import sys
 import types
 import typing
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ from pydantic import Field as PField
 
 from generator.catalog import BUILTIN, Catalog
 from generator.errors import Diagnostic, Location, PosnetError, unique_sorted
+from generator.plan import Plan
 from generator.spec.checks import check_site
 from generator.spec.locate import Layer, deep_merge, format_path, holds, key_text, locate
 from generator.spec.model import LintConfig, Model, ServiceRef, Site
@@ -35,7 +40,7 @@ from generator.spec.types import (
     Thumbprint,
     UrlPath,
 )
-from generator.yamlload import Document, Positions, YamlPath, load_file
+from generator.yamlload import Document, Positions, YamlPath, load_bytes, load_file
 
 
 class FleetFile(Model):
@@ -58,14 +63,96 @@ class GroupFile(Model):
 
 
 @dataclass(frozen=True)
+class SiteFacts:
+    """What the checks across stores read of a site: cheap to cache and to restore."""
+
+    id: str
+    fqdn: str | None
+    public_ip: str | None
+    lint_disable: tuple[str, ...]
+    # (integration index, route index, target site, target service) of remote routes
+    routes: tuple[tuple[int, int, str, str | None], ...]
+    services: frozenset[tuple[str, str]]  # (host, service)
+
+    @classmethod
+    def of(cls, site: Site) -> SiteFacts:
+        return cls(
+            site.id,
+            site.wan.fqdn,
+            site.wan.public_ip,
+            tuple(site.lint.disable),
+            tuple(
+                (i, j, route.site, route.site_service)
+                for i, integ in enumerate(site.integrations)
+                for j, route in enumerate(getattr(integ, "routes", []))
+                if route.site is not None
+            ),
+            frozenset((h.name, s.name) for h in site.hosts for s in h.services),
+        )
+
+
 class LoadedSite:
-    site: Site
-    file: str
-    layers: tuple[Layer, ...]
-    digest: str  # of the merged input: drives incremental rendering
+    """A valid site: its model, file, merged-input digest and the layers it came from.
+
+    The layers (where every value was written) only serve to place diagnostics, and the
+    model is read again only to resolve a Plan: a site restored from the cache decodes
+    either on first use. Every lookup of a position is remembered (and cached).
+    """
+
+    __slots__ = ("_layers", "_restore", "_site", "_site_blob", "digest", "facts", "file", "found")
+
+    def __init__(
+        self,
+        site: Site | bytes,  # bytes: the pickled model, from the cache
+        file: str,
+        layers: tuple[Layer, ...] | Callable[[], tuple[Layer, ...]],
+        digest: str,  # of the merged input: drives incremental rendering
+        found: dict[tuple[YamlPath, bool], tuple[Any, str]] | None = None,
+        facts: SiteFacts | None = None,
+    ) -> None:
+        self._site = None if isinstance(site, bytes) else site
+        self._site_blob = site if isinstance(site, bytes) else b""
+        self.file = file
+        self.digest = digest
+        self._layers = layers if isinstance(layers, tuple) else None
+        self._restore = None if isinstance(layers, tuple) else layers
+        self.found = {} if found is None else found
+        if facts is None:
+            assert self._site is not None
+            facts = SiteFacts.of(self._site)
+        self.facts = facts
+
+    @property
+    def id(self) -> str:
+        return self.facts.id
+
+    @property
+    def site(self) -> Site:
+        if self._site is None:
+            site = pickle.loads(self._site_blob)  # noqa: S301 - see SiteCache.open()
+            assert isinstance(site, Site)
+            self._site, self._site_blob = site, b""
+        return self._site
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        if self._layers is None:
+            assert self._restore is not None
+            self._layers, self._restore = self._restore(), None
+        return self._layers
 
     def locate(self, path: YamlPath, prefer_key: bool = False) -> tuple[Any, str]:
-        return locate(self.layers, path, prefer_key)
+        key = (tuple(path), prefer_key)
+        hit = self.found.get(key)
+        if hit is None:
+            hit = self.found[key] = locate(self.layers, path, prefer_key)
+        return hit
+
+    def with_digest(self, digest: str) -> LoadedSite:
+        site = self._site if self._site is not None else self._site_blob
+        other = LoadedSite(site, self.file, (), digest, self.found, self.facts)
+        other._layers, other._restore = self._layers, self._restore
+        return other
 
 
 @dataclass
@@ -77,6 +164,7 @@ class Fleet:
     sites: list[LoadedSite] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     catalog_digest: str = ""
+    cache: SiteCache | None = None
 
     @property
     def ok(self) -> bool:
@@ -347,8 +435,12 @@ def _load_catalog(fleet_doc: Document | None, fleet_data: dict[str, Any]) -> tup
     return catalog, digest
 
 
-def load_fleet(path: Path) -> Fleet:
-    """PATH is a fleet folder (fleet.yaml, groups/, sites/) or a single site file."""
+def load_fleet(path: Path, cached: bool = False) -> Fleet:
+    """PATH is a fleet folder (fleet.yaml, groups/, sites/) or a single site file.
+
+    With `cached`, sites whose file (and fleet, groups, posnet) did not change since an
+    earlier run come from the user's cache instead of being parsed and validated again.
+    """
     diags: list[Diagnostic] = []
     if path.is_file():
         root = None
@@ -370,8 +462,10 @@ def load_fleet(path: Path) -> Fleet:
                 ]
             )
         fleet_doc = load_file(fleet_path, _rel(fleet_path, root))
-        site_files = sorted((path / "sites").glob("*.yaml")) + sorted(
-            (path / "sites").glob("*.yml")
+        # Path order within one folder is name order: sorting names skips pathlib's
+        # comparisons (a tenth of a warm load of 10,000 stores).
+        site_files = sorted((path / "sites").glob("*.yaml"), key=_name) + sorted(
+            (path / "sites").glob("*.yml"), key=_name
         )
         group_dir = path / "groups"
         if not site_files:
@@ -434,11 +528,18 @@ def load_fleet(path: Path) -> Fleet:
                 )
             groups[g.group] = Layer(g.defaults, gdoc.positions, ("defaults",), gdoc.file)
 
+    if cached and root is not None and fleet_doc is not None:
+        group_files = sorted(group_dir.glob("*.yaml")) if group_dir and group_dir.is_dir() else []
+        fleet.cache = SiteCache.open(root, [root / "fleet.yaml", *group_files])
     failed: set[str] = set()
     for spath in site_files:
+        display = str(spath)  # what _rel() gives for a file globbed under root
+        raw = _read(spath)
+        hit = fleet.cache.site(display, raw, groups, fleet_layer) if fleet.cache else None
         try:
-            loaded, sdiags = _load_site(
+            loaded, sdiags = hit or _load_site(
                 spath,
+                raw,
                 root=root,
                 fleet_layer=fleet_layer,
                 groups=groups,
@@ -449,6 +550,8 @@ def load_fleet(path: Path) -> Fleet:
             diags.extend(exc.diagnostics)
             failed.add(spath.stem)
             continue
+        if fleet.cache is not None and hit is None and raw is not None:
+            fleet.cache.remember(display, raw, loaded, sdiags)
         diags.extend(sdiags)
         if loaded is not None:
             fleet.sites.append(loaded)
@@ -463,19 +566,12 @@ def load_fleet(path: Path) -> Fleet:
 def _with_route_digests(sites: list[LoadedSite]) -> list[LoadedSite]:
     """A central proxy renders other stores' addresses and ports: fold their input into
     its digest, or changing one of them would leave the proxy's files stale."""
-    own = {ls.site.id: ls.digest for ls in sites}
+    own = {ls.id: ls.digest for ls in sites}
     out = []
     for ls in sites:
-        targets = sorted(
-            {
-                route.site
-                for integ in ls.site.integrations
-                for route in getattr(integ, "routes", [])
-                if route.site is not None
-            }
-        )
+        targets = sorted({target for _, _, target, _ in ls.facts.routes})
         mix = ls.digest + "".join(f"|{t}={own.get(t, '')}" for t in targets)
-        out.append(replace(ls, digest=hashlib.sha256(mix.encode()).hexdigest()) if targets else ls)
+        out.append(ls.with_digest(hashlib.sha256(mix.encode()).hexdigest()) if targets else ls)
     return out
 
 
@@ -483,8 +579,34 @@ def _loc(file: str) -> Location:
     return Location(file)
 
 
+def _name(path: Path) -> str:
+    return path.name
+
+
+def _read(spath: Path) -> bytes | None:
+    """The file's bytes; None lets load_file report why it cannot be read."""
+    try:
+        return spath.read_bytes()
+    except OSError:
+        return None
+
+
+def _layers_of(
+    site_layer: Layer, groups: dict[str, Layer], fleet_layer: Layer | None
+) -> list[Layer]:
+    """Most specific first: the site, the group it selects (if known), fleet defaults."""
+    layers = [site_layer]
+    group = site_layer.data.get("group")
+    if isinstance(group, str) and group in groups:
+        layers.append(groups[group])
+    if fleet_layer is not None:
+        layers.append(fleet_layer)
+    return layers
+
+
 def _load_site(
     spath: Path,
+    raw: bytes | None,
     *,
     root: Path | None,
     fleet_layer: Layer | None,
@@ -492,25 +614,21 @@ def _load_site(
     catalog: Catalog,
     catalog_digest: str,
 ) -> tuple[LoadedSite | None, list[Diagnostic]]:
-    doc = load_file(spath, _rel(spath, root))
+    display = str(spath)  # as _rel() gives it: spath is under root (or root is None)
+    doc = load_file(spath, display) if raw is None else load_bytes(raw, display)
     if not isinstance(doc.data, dict):
         return None, [_doc_diag(doc, "a site file must be a mapping", "id: <store-id> ...")]
     site_layer = Layer(doc.data, doc.positions, (), doc.file)
-    layers: list[Layer] = [site_layer]
+    layers = _layers_of(site_layer, groups, fleet_layer)
     diags: list[Diagnostic] = []
     group = doc.data.get("group")
-    if group is not None:
-        if isinstance(group, str) and group in groups:
-            layers.append(groups[group])
-        else:
-            loc, shown = locate([site_layer], ("group",))
-            known = ", ".join(sorted(groups)) or "none (no groups/ folder)"
-            # A group that is not even a name is reported by the model; echo only names.
-            if isinstance(group, str) and HOSTNAME_RE.fullmatch(group.replace("_", "-")):
-                msg = f"unknown group '{group}'"
-                diags.append(Diagnostic(loc, "E101", msg, path=shown, expected=f"one of: {known}"))
-    if fleet_layer is not None:
-        layers.append(fleet_layer)
+    if group is not None and not (isinstance(group, str) and group in groups):
+        loc, shown = locate([site_layer], ("group",))
+        known = ", ".join(sorted(groups)) or "none (no groups/ folder)"
+        # A group that is not even a name is reported by the model; echo only names.
+        if isinstance(group, str) and HOSTNAME_RE.fullmatch(group.replace("_", "-")):
+            msg = f"unknown group '{group}'"
+            diags.append(Diagnostic(loc, "E101", msg, path=shown, expected=f"one of: {known}"))
     merged: Any = {}
     for layer in reversed(layers):
         merged = deep_merge(merged, layer.data)
@@ -561,7 +679,7 @@ def _check_fleet(fleet: Fleet, failed: set[str]) -> list[Diagnostic]:
         out.extend(broken)
         bad = {d.site for d in broken}
         failed |= bad
-        fleet.sites = [ls for ls in fleet.sites if ls.site.id not in bad]
+        fleet.sites = [ls for ls in fleet.sites if ls.id not in bad]
 
 
 def _check_unique(fleet: Fleet) -> list[Diagnostic]:
@@ -569,14 +687,13 @@ def _check_unique(fleet: Fleet) -> list[Diagnostic]:
     seen_fqdn: dict[str, str] = {}
     seen_ip: dict[str, str] = {}
     for ls in fleet.sites:
-        wan = ls.site.wan
         for key, value, table in (
-            ("fqdn", wan.fqdn, seen_fqdn),
-            ("public_ip", wan.public_ip, seen_ip),
+            ("fqdn", ls.facts.fqdn, seen_fqdn),
+            ("public_ip", ls.facts.public_ip, seen_ip),
         ):
             if value is None:
                 continue
-            if value in table and table[value] != ls.site.id:
+            if value in table and table[value] != ls.id:
                 loc, shown = ls.locate(("wan", key))
                 out.append(
                     Diagnostic(
@@ -584,47 +701,43 @@ def _check_unique(fleet: Fleet) -> list[Diagnostic]:
                         "E300",
                         f"wan.{key} is also used by site '{table[value]}'",
                         path=shown,
-                        site=ls.site.id,
+                        site=ls.id,
                     )
                 )
-            table.setdefault(value, ls.site.id)
+            table.setdefault(value, ls.id)
     return out
 
 
 def _check_routes(fleet: Fleet, failed: set[str]) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    by_id = {ls.site.id: ls for ls in fleet.sites}
+    by_id = {ls.id: ls for ls in fleet.sites}
     for ls in fleet.sites:
-        for i, integ in enumerate(ls.site.integrations):
-            for j, route in enumerate(getattr(integ, "routes", [])):
-                if route.site is None or route.site_service is None:
-                    continue
-                path: YamlPath = ("integrations", i, "routes", j, "site")
-                other = by_id.get(route.site)
-                if other is None:
-                    loc, shown = ls.locate(path)
-                    msg = (
-                        f"site '{route.site}' has errors, so this route cannot be resolved"
-                        if route.site in failed
-                        else f"site '{route.site}' is not in this fleet"
+        for i, j, target, service in ls.facts.routes:
+            if service is None:
+                continue
+            path: YamlPath = ("integrations", i, "routes", j, "site")
+            other = by_id.get(target)
+            if other is None:
+                loc, shown = ls.locate(path)
+                msg = (
+                    f"site '{target}' has errors, so this route cannot be resolved"
+                    if target in failed
+                    else f"site '{target}' is not in this fleet"
+                )
+                out.append(Diagnostic(loc, "E300", msg, path=shown, site=ls.id))
+                continue
+            host, _, svc = service.partition("/")
+            if (host, svc) not in other.facts.services:
+                loc, shown = ls.locate((*path[:-1], "site_service"))
+                out.append(
+                    Diagnostic(
+                        loc,
+                        "E300",
+                        f"site '{target}' has no service {service}",
+                        path=shown,
+                        site=ls.id,
                     )
-                    out.append(Diagnostic(loc, "E300", msg, path=shown, site=ls.site.id))
-                    continue
-                host, _, svc = route.site_service.partition("/")
-                if not any(
-                    h.name == host and any(s.name == svc for s in h.services)
-                    for h in other.site.hosts
-                ):
-                    loc, shown = ls.locate((*path[:-1], "site_service"))
-                    out.append(
-                        Diagnostic(
-                            loc,
-                            "E300",
-                            f"site '{route.site}' has no service {route.site_service}",
-                            path=shown,
-                            site=ls.site.id,
-                        )
-                    )
+                )
     return out
 
 
@@ -632,4 +745,248 @@ def layers_of(positions: Positions, data: Any, file: str) -> list[Layer]:
     return [Layer(data, positions, (), file)]
 
 
-__all__ = ["Fleet", "LoadedSite", "data_path", "format_path", "holds", "load_fleet"]
+# ------------------------------------------------------------------------- the cache
+
+CACHE_FORMAT = "posnet-site-cache-4"
+CACHE_KEEP = 32  # fleets per cache folder; the least recently used go first
+BUCKETS = 64  # sites are pickled in buckets: one change re-pickles 1/64 of the fleet
+_OFF = ("", "0", "off", "none", "no")
+
+
+@dataclass
+class _Record:
+    """What loading one site file gave, and its Plan once resolved."""
+
+    sha: str  # of the file's bytes
+    site: bytes  # the pickled Site, unpickled only to resolve; b"": it has errors
+    facts: SiteFacts | None
+    diags: list[Diagnostic]
+    digest: str
+    layer: bytes  # the site file's own data and positions, unpickled only to locate
+    found: dict[tuple[YamlPath, bool], tuple[Any, str]]  # LoadedSite.locate() memo
+    plan_key: str = ""
+    plan: Plan | None = None
+    lint: list[tuple[str, YamlPath, str]] | None = None  # site-rule findings for the plan
+
+
+def cache_dir() -> Path | None:
+    """POSNET_CACHE_DIR (`off` disables the cache), else the user's cache folder."""
+    env = os.environ.get("POSNET_CACHE_DIR")
+    if env is not None:
+        return None if env.strip().lower() in _OFF else Path(env)
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    except RuntimeError:  # no home folder
+        return None
+    return Path(base) / "posnet"
+
+
+def _private(folder: Path) -> bool:
+    """Only a folder of this user that nobody else can write: its pickles are trusted."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = folder.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _context(root: Path, inputs: Sequence[Path]) -> str:
+    """Everything besides the site file that a cached site depends on."""
+    import pydantic
+    import pydantic_core
+    import ruamel.yaml
+
+    from generator.build import generator_digest
+    from generator.yamlload import fast_parser
+
+    h = hashlib.sha256()
+    parts = [CACHE_FORMAT, str(root), generator_digest(), sys.version, fast_parser()]
+    parts += [pydantic.VERSION, pydantic_core.__version__, ruamel.yaml.__version__]
+    for part in parts:
+        h.update(part.encode() + b"\0")
+    for p in inputs:
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _dumps(value: object) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _bucket(display: str) -> int:
+    return int(hashlib.sha256(display.encode()).hexdigest()[:8], 16) % BUCKETS
+
+
+class SiteCache:
+    """Per-site results of earlier runs: loaded site, diagnostics, located paths, plan.
+
+    A record is used only when the site file's bytes, fleet.yaml, every group file,
+    posnet's own code and templates, and the parsing libraries are all unchanged (and the
+    Plan only for the same merged input, route targets and fleet name), so a hit is
+    exactly what loading again would give. Any unreadable cache is ignored.
+    """
+
+    def __init__(
+        self, file: Path, context: str, index: dict[str, str], blobs: dict[int, bytes]
+    ) -> None:
+        self.file = file
+        self.context = context
+        self.index = index  # site file -> sha256 of its bytes, as cached
+        self.blobs = blobs  # bucket -> pickled {site file: _Record}
+        self.decoded: dict[int, dict[str, _Record]] = {}
+        self.records: dict[str, _Record] = {}  # this run's sites
+        self.found_size: dict[str, int] = {}
+        self.dirty: set[int] = set()
+
+    @classmethod
+    def open(cls, root: Path, inputs: Sequence[Path]) -> SiteCache | None:
+        folder = cache_dir()
+        if folder is None or not _private(folder):
+            return None
+        try:
+            context = _context(root, inputs)
+        except OSError:
+            return None
+        name = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:32]
+        file = folder / f"fleet-{name}.pickle"
+        try:
+            with open(file, "rb") as fh:
+                doc = pickle.load(fh)  # noqa: S301 - our own file in a private folder
+            if doc["format"] == CACHE_FORMAT and doc["context"] == context:
+                return cls(file, context, dict(doc["index"]), dict(doc["blobs"]))
+        except (OSError, pickle.PickleError, EOFError, AttributeError, KeyError, TypeError):
+            pass
+        return cls(file, context, {}, {})
+
+    def _record(self, display: str) -> _Record | None:
+        b = _bucket(display)
+        if b not in self.decoded:
+            try:
+                self.decoded[b] = pickle.loads(self.blobs[b])  # noqa: S301 - see open()
+            except (pickle.PickleError, EOFError, AttributeError, KeyError, TypeError):
+                self.decoded[b] = {}
+        return self.decoded[b].get(display)
+
+    def site(
+        self,
+        display: str,
+        raw: bytes | None,
+        groups: dict[str, Layer],
+        fleet_layer: Layer | None,
+    ) -> tuple[LoadedSite | None, list[Diagnostic]] | None:
+        if raw is None or self.index.get(display) != hashlib.sha256(raw).hexdigest():
+            return None
+        rec = self._record(display)
+        if rec is None:
+            return None
+        self.records[display] = rec
+        if rec.facts is None:
+            return None, rec.diags
+        self.found_size[display] = len(rec.found)
+        blob = rec.layer
+
+        def restore() -> tuple[Layer, ...]:
+            data, values, keys = pickle.loads(blob)  # noqa: S301 - see open()
+            positions = Positions(
+                {path: Location(display, line, col) for path, line, col in values},
+                {path: Location(display, line, col) for path, line, col in keys},
+            )
+            return tuple(_layers_of(Layer(data, positions, (), display), groups, fleet_layer))
+
+        site = LoadedSite(rec.site, display, restore, rec.digest, rec.found, rec.facts)
+        return site, rec.diags
+
+    def remember(
+        self, display: str, raw: bytes, loaded: LoadedSite | None, diags: list[Diagnostic]
+    ) -> None:
+        sha = hashlib.sha256(raw).hexdigest()
+        self.dirty.add(_bucket(display))
+        if loaded is None:
+            self.records[display] = _Record(sha, b"", None, diags, "", b"", {})
+            return
+        own = loaded.layers[0]
+        layer = (
+            own.data,
+            [(p, loc.line, loc.col) for p, loc in own.positions.values.items()],
+            [(p, loc.line, loc.col) for p, loc in own.positions.keys.items()],
+        )
+        rec = _Record(
+            sha,
+            _dumps(loaded.site),
+            loaded.facts,
+            diags,
+            loaded.digest,
+            _dumps(layer),
+            loaded.found,
+        )
+        self.records[display] = rec
+        self.found_size[display] = len(loaded.found)
+
+    @staticmethod
+    def plan_key(ls: LoadedSite, fleet_name: str) -> str:
+        return hashlib.sha256(f"{ls.digest}\0{fleet_name}".encode()).hexdigest()
+
+    def plan(self, ls: LoadedSite, fleet_name: str) -> Plan | None:
+        rec = self.records.get(ls.file)
+        if rec is None or rec.plan is None or rec.plan_key != self.plan_key(ls, fleet_name):
+            return None
+        return rec.plan
+
+    def remember_plan(self, ls: LoadedSite, fleet_name: str, plan: Plan) -> None:
+        rec = self.records.get(ls.file)
+        if rec is not None:
+            rec.plan_key, rec.plan, rec.lint = self.plan_key(ls, fleet_name), plan, None
+            self.dirty.add(_bucket(ls.file))
+
+    def lint(self, ls: LoadedSite) -> list[tuple[str, YamlPath, str]] | None:
+        """Site-rule findings (rule id, path, message) of the Plan cached with them."""
+        rec = self.records.get(ls.file)
+        return None if rec is None else rec.lint
+
+    def remember_lint(self, ls: LoadedSite, found: list[tuple[str, YamlPath, str]]) -> None:
+        rec = self.records.get(ls.file)
+        if rec is not None and rec.plan is not None:
+            rec.lint = found
+            self.dirty.add(_bucket(ls.file))
+
+    def save(self, sites: Sequence[LoadedSite]) -> None:
+        """Write this run's records (removed files drop out); never fail a command."""
+        for ls in sites:
+            rec = self.records.get(ls.file)
+            if rec is not None and len(ls.found) != self.found_size.get(ls.file):
+                rec.found = ls.found
+                self.dirty.add(_bucket(ls.file))
+        index = {d: rec.sha for d, rec in self.records.items()}
+        self.dirty |= {_bucket(d) for d in set(self.index) - set(index)}
+        if not self.dirty and index == self.index:
+            return
+        members: dict[int, dict[str, _Record]] = {}
+        for d, rec in sorted(self.records.items()):
+            members.setdefault(_bucket(d), {})[d] = rec
+        blobs = {
+            b: self.blobs[b] if b not in self.dirty and b in self.blobs else _dumps(recs)
+            for b, recs in members.items()
+        }
+        doc = {"format": CACHE_FORMAT, "context": self.context, "index": index, "blobs": blobs}
+        tmp = self.file.with_name(f"{self.file.name}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(doc, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.file)
+            _prune(self.file.parent)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+
+
+def _prune(folder: Path) -> None:
+    caches = []
+    for p in folder.glob("fleet-*.pickle"):
+        with suppress(OSError):
+            caches.append((p.stat().st_mtime, p))
+    for _, p in sorted(caches, reverse=True)[CACHE_KEEP:]:
+        p.unlink(missing_ok=True)
+
+
+__all__ = ["Fleet", "LoadedSite", "SiteFacts", "data_path", "format_path", "holds", "load_fleet"]

@@ -1,0 +1,416 @@
+"""Fleet benchmark: validate and render synthetic fleets of thousands of stores.
+
+Each measurement runs `posnet` in a fresh process (module caches, imports and the
+build tree's on-disk state are what a user gets), and reports the median of --repeat
+runs, plus the peak resident memory of the main process and of its worker processes.
+
+    .venv/bin/python benchmarks/fleet_bench.py --stores 1000 --stores 10000 --repeat 3
+
+The synthetic fleet cycles through the seven demo stores (every integration pattern)
+with unique ids, FQDNs, secret references and public addresses. Public addresses come
+from the documentation ranges only (RFC 5737), less the demo's LAN and source ranges,
+which leaves 496: once they run out, static stores become dynamic ones with DDNS and a
+unique FQDN. Every central proxy routes to stores of its own block of seven, which admit
+that proxy's address.
+
+posnet keeps a per-fleet cache of loaded sites; each run points POSNET_CACHE_DIR into
+the benchmark's temp folder. "validate" and "cold render" start without it, the
+re-renders and the check with it (as a developer's second run would).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "demo-fleet"
+PUBLIC_RANGES = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")  # RFC 5737
+# Demo store file stem -> the word its copies are named after.
+WORDS = {
+    "gent-01": "gent",
+    "antwerp-02": "antwerp",
+    "brussels-03": "brussels",
+    "leuven-04": "leuven",
+    "mechelen-hq": "mechelen",
+    "ostend-05": "ostend",
+    "bruges-06": "bruges",
+}
+CENTRAL = "mechelen-hq"
+# Used by the demo fleet as management and partner source ranges: never a store's WAN.
+RESERVED = (ipaddress.IPv4Network("192.0.2.64/28"), ipaddress.IPv4Network("198.51.100.0/28"))
+GROUPS = ("north", "south", "east")  # plus the demo's own "coast"
+# A store that no central proxy routes to: changing it must re-render it alone.
+CHANGED_TEMPLATE = "brussels-03"
+
+# Runs the CLI like the console script does, then reports peak RSS of this process
+# and of every waited-for descendant (the render workers).
+RUNNER = """
+import json, resource, sys
+from generator.cli import main
+code = 0
+try:
+    main(sys.argv[2:])
+except SystemExit as exc:
+    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+with open(sys.argv[1], "w") as fh:
+    json.dump({"self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}, fh)
+sys.exit(code)
+"""
+
+
+# ------------------------------------------------------------------------ the fleet
+
+
+@dataclass
+class SynthFleet:
+    root: Path
+    stores: int
+    static: int
+    changed: Path  # the site file the one-store-changed run edits
+
+
+def _public_ips(rng: random.Random, lans: Sequence[ipaddress.IPv4Network]) -> list[str]:
+    """Documentation addresses no store uses inside its LAN: a local proxy route's
+    upstream is a LAN address, and lint maps route upstreams to stores by address."""
+    avoid = [*lans, *RESERVED]
+    ips = [
+        str(ip)
+        for net in PUBLIC_RANGES
+        for ip in ipaddress.IPv4Network(net)
+        if not any(ip in a for a in avoid)
+    ]
+    rng.shuffle(ips)
+    return ips
+
+
+def _store_id(stem: str, block: int) -> str:
+    return f"{WORDS[stem]}-{block:05d}"
+
+
+def _dynamic_wan(text: str, store: str) -> str:
+    """Static WAN -> dynamic with an inadyn DDNS client (the FQDN stays unique)."""
+    secret = "POSNET_DDNS_" + store.upper().replace("-", "_")
+    ddns = (
+        "  ip_mode: dynamic\n"
+        "  ddns:\n"
+        "    provider: noip\n"
+        "    client: inadyn\n"
+        f"    username: msp-{store}\n"
+        f"    password: env:{secret}\n"
+    )
+    return re.sub(r"  ip_mode: static\n  public_ip: \"[0-9.]+\"\n", ddns, text)
+
+
+def _site_text(
+    template: str, stem: str, block: int, ip_of: dict[str, str | None], group: str
+) -> str:
+    text = template
+    # The central proxy's own FQDN, and the proxy address the other stores admit.
+    text = text.replace("hq.pos.example.com", f"{_store_id(CENTRAL, block)}.pos.example.com")
+    central_ip = ip_of.get(CENTRAL)
+    if central_ip is not None:
+        text = text.replace('"203.0.113.20"]', f'"{central_ip}"]')
+    for other in WORDS:
+        new = _store_id(other, block)
+        text = text.replace(other, new).replace(other.replace("-", "_"), new.replace("-", "_"))
+    own = ip_of[stem]
+    match = re.search(r'  public_ip: "([0-9.]+)"\n', text)
+    if match and own is None:
+        text = _dynamic_wan(text, _store_id(stem, block))
+    elif match and own is not None:
+        text = text.replace(match.group(0), f'  public_ip: "{own}"\n')
+    if "\ngroup:" not in text:
+        text = re.sub(r"\n(name: [^\n]*\n)", rf"\n\1group: {group}\n", text, count=1)
+    return text
+
+
+def make_fleet(root: Path, stores: int, seed: int) -> SynthFleet:
+    """Write fleet.yaml, groups/ and `stores` site files; deterministic for a seed."""
+    rng = random.Random(seed)
+    templates = {p.stem: p.read_text() for p in sorted((DEMO / "sites").glob("*.yaml"))}
+    assert set(templates) == set(WORDS), sorted(templates)
+    (root / "sites").mkdir(parents=True)
+    (root / "groups").mkdir()
+    shutil.copy(DEMO / "fleet.yaml", root / "fleet.yaml")
+    for gpath in sorted((DEMO / "groups").glob("*.yaml")):
+        shutil.copy(gpath, root / "groups" / gpath.name)
+    for g in GROUPS:
+        isp = rng.choice(["Proximus", "Telenet", "Orange", "Scarlet"])
+        (root / "groups" / f"{g}.yaml").write_text(
+            f"group: {g}\ndescription: Synthetic group {g}\ndefaults:\n  wan:\n    isp: {isp}\n"
+        )
+    lans = [
+        ipaddress.IPv4Network(m)
+        for text in templates.values()
+        for m in re.findall(r'\n  subnet: "([0-9./]+)"', text)
+    ]
+    pool = _public_ips(rng, lans)
+    order = sorted(WORDS)
+    static = 0
+    changed: Path | None = None
+    for block in range((stores + len(order) - 1) // len(order)):
+        members = order[: min(len(order), stores - block * len(order))]
+        ip_of: dict[str, str | None] = {}
+        for stem in members:
+            wants = '  public_ip: "' in templates[stem]
+            ip_of[stem] = pool.pop() if wants and pool else None
+        static += sum(1 for v in ip_of.values() if v is not None)
+        for stem in members:
+            group = GROUPS[rng.randrange(len(GROUPS))]
+            path = root / "sites" / f"{_store_id(stem, block)}.yaml"
+            path.write_text(_site_text(templates[stem], stem, block, ip_of, group))
+            if stem == CHANGED_TEMPLATE and changed is None and block >= stores // 14:
+                changed = path  # a store in the middle of the fleet
+    if changed is None:
+        changed = next(iter(sorted((root / "sites").glob("*.yaml"))))
+    return SynthFleet(root, stores, static, changed)
+
+
+# ------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Run:
+    seconds: float
+    rss_main_kib: int
+    rss_workers_kib: int
+
+
+@dataclass
+class Measure:
+    label: str
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(r.seconds for r in self.runs)
+
+    @property
+    def rss_main_kib(self) -> int:
+        return max(r.rss_main_kib for r in self.runs)
+
+    @property
+    def rss_workers_kib(self) -> int:
+        return max(r.rss_workers_kib for r in self.runs)
+
+
+def posnet(args: Sequence[str], scratch: Path, expect: int = 0) -> tuple[Run, str]:
+    """One posnet command in a fresh interpreter: wall time and peak RSS."""
+    usage = scratch / "rusage.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), POSNET_CACHE_DIR=str(scratch / "cache"))
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(usage), *args],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    if proc.returncode != expect:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"posnet {' '.join(args)}: exit {proc.returncode}, expected {expect}")
+    rss = json.loads(usage.read_text())
+    return Run(seconds, int(rss["self"]), int(rss["children"])), proc.stdout + proc.stderr
+
+
+def snapshot(out: Path) -> dict[str, tuple[int, int]]:
+    """(mtime_ns, inode) of every file: a rewrite changes one of them."""
+    snap = {}
+    for dirpath, _, files in os.walk(out):
+        for name in files:
+            p = Path(dirpath) / name
+            st = p.stat()
+            snap[str(p.relative_to(out))] = (st.st_mtime_ns, st.st_ino)
+    return snap
+
+
+def _touched(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> set[str]:
+    return {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+
+
+def _edit(path: Path, turn: int) -> None:
+    """A real input change: the store's display name, different on every turn."""
+    text = path.read_text()
+    new, n = re.subn(r"\nname: ([^\n]*?)( edit \d+)?\n", rf"\nname: \1 edit {turn}\n", text)
+    assert n == 1, path
+    path.write_text(new)
+
+
+def _expect_only(touched: set[str], store: str) -> None:
+    """The one-store change may rewrite that store, its host_vars and fleet files only."""
+    allowed_prefixes = (f"sites/{store}/", f"inventory/host_vars/{store}-edge.yml")
+    fleet_level = {"manifest.json", ".posnet-cache.json", "inventory/hosts.yml"}
+    bad = sorted(t for t in touched if not t.startswith(allowed_prefixes) and t not in fleet_level)
+    if bad:
+        raise SystemExit(f"one-store change rewrote other files: {bad[:10]}")
+    if not any(t.startswith(f"sites/{store}/") for t in touched):
+        raise SystemExit(f"one-store change did not rewrite {store}")
+
+
+def bench(stores: int, repeat: int, base: Path, seed: int, jobs: int) -> dict[str, object]:
+    fleet_dir = base / f"fleet-{stores}"
+    out = base / f"build-{stores}"
+    scratch = base / f"scratch-{stores}"
+    scratch.mkdir()
+    t0 = time.perf_counter()
+    fleet = make_fleet(fleet_dir, stores, seed)
+    gen_s = time.perf_counter() - t0
+    print(
+        f"# {stores} stores ({fleet.static} static) generated in {gen_s:.1f} s",
+        file=sys.stderr,
+    )
+    fl, o = str(fleet_dir), str(out)
+    jobs_args = ["--jobs", str(jobs)] if jobs else []
+    results: dict[str, Measure] = {}
+
+    def measure(
+        key: str, label: str, args: Sequence[str], before: Callable[[int], None] | None = None
+    ) -> None:
+        m = Measure(label)
+        for i in range(repeat):
+            if before is not None:
+                before(i)
+            run, _ = posnet(args, scratch)
+            m.runs.append(run)
+            print(f"#   {label}: {run.seconds:.2f} s", file=sys.stderr)
+        results[key] = m
+
+    def forget(_: int) -> None:
+        shutil.rmtree(scratch / "cache", ignore_errors=True)
+
+    measure("validate", "validate", ["validate", fl], forget)
+    measure("validate_warm", "validate, cached", ["validate", fl])
+
+    def clear(_: int) -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        forget(_)
+        os.sync()  # or the deleted tree's write-back runs into the timed render
+
+    render = ["render", fl, "-o", o, *jobs_args]
+    measure("cold", "cold render", render, clear)
+    sites_rendered = len(json.loads((out / "manifest.json").read_text())["sites"])
+    if sites_rendered != stores:
+        raise SystemExit(f"cold render holds {sites_rendered} stores, expected {stores}")
+    measure("noop", "re-render, nothing changed", render)
+    snap = snapshot(out)
+    if _touched(snap, snapshot(out)):
+        raise SystemExit("snapshot unstable")
+
+    def edit(i: int) -> None:
+        nonlocal snap
+        snap = snapshot(out)
+        _edit(fleet.changed, i)
+
+    one = Measure("re-render, one store changed")
+    for i in range(repeat):
+        edit(i)
+        run, _ = posnet(render, scratch)
+        one.runs.append(run)
+        _expect_only(_touched(snap, snapshot(out)), fleet.changed.stem)
+        print(f"#   {one.label}: {run.seconds:.2f} s", file=sys.stderr)
+    results["one"] = one
+    measure("check", "render --check", ["render", fl, "-o", o, "--check", *jobs_args])
+    peak_main = max(m.rss_main_kib for m in results.values())
+    peak_workers = max(m.rss_workers_kib for m in results.values())
+    return {
+        "stores": stores,
+        "static_stores": fleet.static,
+        "repeat": repeat,
+        "seconds": {k: round(m.seconds, 3) for k, m in results.items()},
+        "ms_per_store": {k: round(m.seconds * 1000 / stores, 3) for k, m in results.items()},
+        "peak_rss_mib": {
+            k: {"main": m.rss_main_kib // 1024, "workers": m.rss_workers_kib // 1024}
+            for k, m in results.items()
+        },
+        "peak_rss_main_mib": peak_main // 1024,
+        "peak_rss_workers_mib": peak_workers // 1024,
+    }
+
+
+# ---------------------------------------------------------------------- report
+
+COLUMNS = (
+    ("validate", "validate"),
+    ("validate_warm", "validate, cached"),
+    ("cold", "cold render"),
+    ("noop", "re-render, nothing changed"),
+    ("one", "re-render, one store changed"),
+    ("check", "render --check"),
+)
+
+
+def _cell(res: dict[str, object], key: str) -> str:
+    secs = res["seconds"]
+    per = res["ms_per_store"]
+    assert isinstance(secs, dict) and isinstance(per, dict)
+    return f"{secs[key]:.2f} s ({per[key]:.2f} ms/store)"
+
+
+def table(results: Sequence[dict[str, object]]) -> Iterator[str]:
+    head = ["stores", *(label for _, label in COLUMNS), "peak RSS (main / worker)"]
+    yield "| " + " | ".join(head) + " |"
+    yield "|" + "|".join("---:" for _ in head) + "|"
+    for res in results:
+        cells = [f"{res['stores']:,}", *(_cell(res, key) for key, _ in COLUMNS)]
+        cells.append(f"{res['peak_rss_main_mib']} / {res['peak_rss_workers_mib']} MiB")
+        yield "| " + " | ".join(cells) + " |"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--stores", type=int, action="append", help="fleet size (repeatable)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    ap.add_argument("--seed", type=int, default=20240611)
+    ap.add_argument("--jobs", type=int, default=0, help="posnet render --jobs (0: default)")
+    ap.add_argument("--out", type=Path, help="keep fleets and build trees here (not the repo)")
+    ap.add_argument("--json", type=Path, help="write the results as JSON")
+    args = ap.parse_args(argv)
+    sizes = args.stores or [1000, 10000]
+    if args.out is not None:
+        out = args.out.resolve()
+        if out == ROOT or ROOT in out.parents:
+            ap.error("--out must be outside the repository")
+        if out.exists() and any(out.iterdir()):
+            ap.error("--out must be empty or absent")
+        out.mkdir(parents=True, exist_ok=True)
+        base, cleanup = out, False
+    else:
+        base, cleanup = Path(tempfile.mkdtemp(prefix="posnet-bench-")), True
+    results = []
+    try:
+        for n in sizes:
+            results.append(bench(n, args.repeat, base, args.seed, args.jobs))
+    finally:
+        if cleanup:
+            shutil.rmtree(base, ignore_errors=True)
+    load = os.getloadavg()[0]
+    print(
+        f"posnet fleet benchmark: {os.cpu_count()} CPUs, median of {args.repeat} runs, "
+        f"load average {load:.2f} at the end\n"
+    )
+    for line in table(results):
+        print(line)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
