@@ -308,6 +308,13 @@ def bench(stores: int, repeat: int, base: Path, seed: int, jobs: int) -> dict[st
     sites_rendered = len(json.loads((out / "manifest.json").read_text())["sites"])
     if sites_rendered != stores:
         raise SystemExit(f"cold render holds {sites_rendered} stores, expected {stores}")
+    files = sum(len(names) for _, _, names in os.walk(out))
+    os.sync()
+    t0 = time.perf_counter()
+    shutil.copytree(out, scratch / "copy")
+    copy_s = time.perf_counter() - t0
+    shutil.rmtree(scratch / "copy")
+    print(f"#   disk baseline, copying the tree ({files} files): {copy_s:.2f} s", file=sys.stderr)
     measure("noop", "re-render, nothing changed", render)
     snap = snapshot(out)
     if _touched(snap, snapshot(out)):
@@ -339,6 +346,8 @@ def bench(stores: int, repeat: int, base: Path, seed: int, jobs: int) -> dict[st
             k: {"main": m.rss_main_kib // 1024, "workers": m.rss_workers_kib // 1024}
             for k, m in results.items()
         },
+        "tree_files": files,
+        "copy_tree_seconds": round(copy_s, 3),
         "peak_rss_main_mib": peak_main // 1024,
         "peak_rss_workers_mib": peak_workers // 1024,
     }
@@ -407,6 +416,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for line in table(results):
         print(line)
+    print()
+    for res in results:
+        print(
+            f"Disk baseline, {res['stores']:,} stores: copying the rendered tree "
+            f"({res['tree_files']:,} files) takes {res['copy_tree_seconds']:.1f} s on this machine."
+        )
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
