@@ -9,9 +9,9 @@ over a minute parsing. So plain documents take a fast path: libyaml's C parser (
 PyYAML, when installed) emits the events, and a small composer here builds the same data
 and positions, resolving scalars with ruamel's own YAML 1.2 rules. Anything the fast
 path is not certain to treat exactly like ruamel (tags, anchors, directives, several
-documents, duplicate or non-text keys, empty values, escapes, tabs, non-ASCII text,
-numbers other than plain decimals, syntax errors) goes down the ruamel path, which
-reports problems with its own messages.
+documents, duplicate or non-text keys, empty values, block scalars, escapes, tabs,
+non-ASCII text, numbers other than plain decimals, syntax errors) goes down the ruamel
+path, which reports problems with its own messages.
 """
 
 from __future__ import annotations
@@ -364,6 +364,7 @@ _NOT_FAST = re.compile(r"[^\x20-\x7e\n]|[!\\]|^%", re.MULTILINE)
 _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _STR = "tag:yaml.org,2002:str"
 _TRUE = frozenset(("true", "True", "TRUE"))
+_BLOCK = ("|", ">")
 
 
 def _resolvers_12() -> dict[str | None, list[tuple[str, Any]]]:
@@ -425,6 +426,8 @@ class _Composer:
 
     def scalar(self, ev: Any) -> Any:
         if type(ev) is not _ev.ScalarEvent or ev.anchor is not None or ev.tag is not None:
+            raise _Slow
+        if ev.style in _BLOCK:  # libyaml takes `>#c`, which YAML 1.2 (and ruamel) refuse
             raise _Slow
         return _plain(ev.value) if ev.implicit[0] else ev.value
 
