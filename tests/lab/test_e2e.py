@@ -261,26 +261,20 @@ def test_management_cutting_ruleset_is_undone_by_watchdog(
     assert lab.curl("partner", PUBLIC, 3).http_code == 200
 
 
+def apply_ddns(
+    lab: Lab, tree: Path, overlay: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """antwerp-02's DDNS component, applied to the lab edge (its only reachable edge)."""
+    pin = json.dumps({"ansible_host": EDGE_WAN_IP})
+    args = ["apply", str(tree), "-i", str(overlay), "--limit", "antwerp-02-edge"]
+    return posnet(lab, *args, "--tags", "ddns", "-e", pin, *extra, env=env)
+
+
 def test_ddns_secret_resolved_at_apply_and_never_logged(
     lab: Lab, tree: Path, overlay: Path
 ) -> None:
     hostile = "pa\"ss\\w0rd$(id);`x` 'q' %s {}"
-    res = posnet(
-        lab,
-        "apply",
-        str(tree),
-        "-i",
-        str(overlay),
-        "--limit",
-        "antwerp-02-edge",
-        "--tags",
-        "ddns",
-        "--diff",
-        "-vvv",
-        "-e",
-        json.dumps({"ansible_host": EDGE_WAN_IP}),
-        env={"POSNET_DDNS_ANTWERP": hostile},
-    )
+    res = apply_ddns(lab, tree, overlay, "--diff", "-vvv", env={"POSNET_DDNS_ANTWERP": hostile})
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     assert hostile not in res.stdout and hostile not in res.stderr
     assert 'pa"ss' not in res.stdout and "w0rd" not in res.stdout + res.stderr
@@ -297,19 +291,7 @@ def test_ddns_secret_resolved_at_apply_and_never_logged(
 
 
 def test_missing_secret_fails_clearly(lab: Lab, tree: Path, overlay: Path) -> None:
-    res = posnet(
-        lab,
-        "apply",
-        str(tree),
-        "-i",
-        str(overlay),
-        "--limit",
-        "antwerp-02-edge",
-        "--tags",
-        "ddns",
-        "-e",
-        json.dumps({"ansible_host": EDGE_WAN_IP}),
-    )
+    res = apply_ddns(lab, tree, overlay)
     assert res.returncode == 1
     assert "posnet secret env:POSNET_DDNS_ANTWERP: environment variable not set" in res.stdout
 
