@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from generator.plan import Plan, ProxyPlan
+from generator.targets.base import ProxyActivation, proxy_server
 from generator.targets.tls_policy import (
     Route,
     VirtualServer,
@@ -97,3 +98,27 @@ def render(plan: Plan) -> dict[str, str]:
         for p in plan.proxies
         if p.software == "apache"
     }
+
+
+# One file per proxy id in the stock Debian include folder of the server.
+TARGET = proxy_server(
+    NAME,
+    "/etc/apache2/sites-enabled/posnet-{id}.conf",
+    render,
+    secret_style=SECRET_STYLE,
+    activation=ProxyActivation(
+        binary="apache2",
+        service="apache2",
+        # Apache's configuration reads the APACHE_* variables of Debian's envvars, and
+        # its run and lock folders must exist (what apache2ctl would do).
+        env=(
+            ". /etc/apache2/envvars && "
+            'mkdir -p "$APACHE_RUN_DIR" "$APACHE_LOCK_DIR" "$APACHE_LOG_DIR"'
+        ),
+        check="apache2 -t",
+        pidfile='"$APACHE_PID_FILE"',
+        running='test -s "$APACHE_PID_FILE" && kill -0 "$(cat "$APACHE_PID_FILE")"',
+        start="apache2 -k start",
+        reload="apache2 -k graceful",
+    ),
+)

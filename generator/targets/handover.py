@@ -27,6 +27,7 @@ from generator.plan import (
     TunnelPlan,
     WindowsBinding,
 )
+from generator.targets.base import Declared
 from generator.targets.netsh import EXIT_CODES, script_names
 from generator.templating import render as render_template
 
@@ -509,3 +510,6 @@ def render(plan: Plan) -> dict[str, str]:
     if MARKER in out:
         raise RuntimeError(f"{plan.site_id}: a secret marker reached {PATH}")
     return {PATH: out}
+
+
+TARGET = Declared(NAME, "manual", lambda plan: True, render, secret_style=SECRET_STYLE)
