@@ -1,0 +1,65 @@
+"""Integration patterns: one module each (generator/patterns/<name>.py), in a registry.
+
+Each module exports `PATTERN` (generator.patterns.base.Pattern): the integration model,
+its catalog parameters, its reference checks and its resolve step. Every pattern name the
+spec accepts has exactly one module (checked at import); `register()` adds one at run
+time (an embedding program, a test).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, get_args
+
+from generator.patterns.base import Pattern
+from generator.spec.model import Integration, PatternName
+
+BUILTIN: tuple[str, ...] = get_args(PatternName)
+
+_REGISTRY: dict[str, Pattern[Any]] = {}
+
+
+class PatternError(RuntimeError):
+    """A pattern that is missing, registered twice, or given the wrong model."""
+
+
+def _load() -> None:
+    for name in BUILTIN:
+        pat: Pattern[Any] = importlib.import_module(f"generator.patterns.{name}").PATTERN
+        if pat.name != name:
+            raise PatternError(f"generator.patterns.{name} declares pattern {pat.name!r}")
+        _REGISTRY[name] = pat
+    models = set(get_args(get_args(Integration)[0]))
+    if models != {p.model for p in _REGISTRY.values()}:
+        raise PatternError("the spec's integration models and the pattern modules differ")
+
+
+def patterns() -> dict[str, Pattern[Any]]:
+    return dict(_REGISTRY)
+
+
+def register(pattern: Pattern[Any]) -> None:
+    if pattern.name in _REGISTRY:
+        raise PatternError(f"pattern {pattern.name!r} is already registered")
+    _REGISTRY[pattern.name] = pattern
+
+
+def unregister(name: str) -> None:
+    if name in BUILTIN:
+        raise PatternError(f"pattern {name!r} is built in")
+    _REGISTRY.pop(name, None)
+
+
+def pattern_of(integ: Any) -> Pattern[Any]:
+    """The pattern that owns one integration; no fallback, no getattr dispatch."""
+    pat = _REGISTRY.get(integ.pattern)
+    if pat is None:
+        raise PatternError(f"no pattern module for {integ.pattern!r}")
+    if not isinstance(integ, pat.model):
+        raise PatternError(
+            f"pattern {pat.name!r} expects {pat.model.__name__}, got {type(integ).__name__}"
+        )
+    return pat
+
+
+_load()
