@@ -36,7 +36,7 @@ def resolve(
             provider=d.provider,
             hostname=d.hostname or wan.fqdn or "",
             username=d.username,
-            password=r.need(d.password, "DDNS account password"),
+            password=r.need(d.password, "DDNS account password", "ddns-password"),
             zone=d.zone,
             interface=wan.interface,
         )

@@ -90,13 +90,17 @@ def resolve(ctx: Context, i: AuthWebsocketIntegration, p: Partner) -> None:
         tuple(i.sources if i.sources is not None else p.sources),
         auth_path,
     )
-    s = ctx.need(i.auth_secret, f"{i.partner} AuthSecret")
+    s = ctx.need(i.auth_secret, f"{i.partner} AuthSecret", "auth-secret")
     settings = (
         ("ProviderOutletID", i.provider_outlet_id),
         ("POSRemoteID", i.pos_remote_id),
         ("AuthSecret", s.marker),
     )
-    ctx.devices.append(DeviceConfig(f"{i.partner}-auth", i.partner, au_host.name, settings))
+    ctx.devices.append(
+        DeviceConfig(
+            f"{i.partner}-auth", i.partner, au_host.name, settings, "service-settings", ctx.index
+        )
+    )
     base = f"{i.server_name}:{i.public_port}"
     endpoints = [f"POST https://{base}{auth_path}", f"wss://{base}/?{param}=ACCESS_TOKEN"]
     ctx.brief(i.partner, p, i.pattern, endpoints)

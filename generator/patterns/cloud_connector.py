@@ -71,7 +71,7 @@ def resolve(ctx: Context, i: CloudConnectorIntegration, p: Partner) -> None:
             ssl_inspection_exempt=True,
         )
     )
-    secret_need = ctx.need(i.client_secret, f"{i.partner} client secret")
+    secret_need = ctx.need(i.client_secret, f"{i.partner} client secret", "client-secret")
     dev_path = params.device_listener_path
     token_path = params.token_path_template.replace("DOMAIN", i.domain)
     for d in sorted(i.devices):
@@ -85,7 +85,9 @@ def resolve(ctx: Context, i: CloudConnectorIntegration, p: Partner) -> None:
             ("ssl_profile_name", params.ssl_profile_name),
             ("ssl_profile_crt", i.ssl_profile_crt),
         )
-        ctx.devices.append(DeviceConfig(f"{i.partner}-{d}", i.partner, d, props))
+        ctx.devices.append(
+            DeviceConfig(f"{i.partner}-{d}", i.partner, d, props, "payment-device", ctx.index)
+        )
         if i.local_fallback_port is not None:
             ctx.add_flow(
                 LanFlow(
@@ -96,6 +98,8 @@ def resolve(ctx: Context, i: CloudConnectorIntegration, p: Partner) -> None:
                     ctx.hosts[d].ip,
                     i.local_fallback_port,
                     "tcp",
+                    "device-fallback",
+                    ctx.index,
                 )
             )
     endpoints = [

@@ -20,6 +20,7 @@ from generator.plan import (
     LanFlow,
     PartnerBrief,
     ProxyPlan,
+    SecretKind,
     SecretNeed,
     ServicePlan,
     TlsPlan,
@@ -34,9 +35,9 @@ if TYPE_CHECKING:
 TLS_DIR = "/etc/posnet/tls"
 
 
-def secret(ref: str, purpose: str) -> SecretNeed:
+def secret(ref: str, purpose: str, kind: SecretKind) -> SecretNeed:
     slug = re.sub(r"[^A-Za-z0-9]+", "_", ref).strip("_")
-    return SecretNeed(ref=ref, marker=f"@@POSNET_SECRET_{slug}@@", purpose=purpose)
+    return SecretNeed(ref=ref, marker=f"@@POSNET_SECRET_{slug}@@", purpose=purpose, kind=kind)
 
 
 def ipkey(cidr: str) -> tuple[int, int]:
@@ -96,14 +97,14 @@ class Context:
 
     # ------------------------------------------------------------------ adding
 
-    def need(self, ref: str, purpose: str) -> SecretNeed:
-        s = self.secrets.get(ref) or secret(ref, purpose)
+    def need(self, ref: str, purpose: str, kind: SecretKind) -> SecretNeed:
+        s = self.secrets.get(ref) or secret(ref, purpose, kind)
         self.secrets.setdefault(ref, s)
         return s
 
     def tls(self, proxy_id: str, t: TlsSpec) -> TlsPlan:
-        self.need(t.certificate, f"{proxy_id} certificate chain")
-        self.need(t.key, f"{proxy_id} private key")
+        self.need(t.certificate, f"{proxy_id} certificate chain", "certificate")
+        self.need(t.key, f"{proxy_id} private key", "private-key")
         return TlsPlan(
             cert_ref=t.certificate,
             key_ref=t.key,

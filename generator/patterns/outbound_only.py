@@ -48,6 +48,8 @@ def resolve(ctx: Context, i: OutboundOnlyIntegration, p: Partner) -> None:
                         ctx.hosts[h].ip,
                         i.lan_http_port,
                         "tcp",
+                        "local-http",
+                        ctx.index,
                     )
                 )
     doms = sorted({d for e in ctx.egress if e.partner == i.partner for d in e.domains})

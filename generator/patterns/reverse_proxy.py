@@ -81,9 +81,9 @@ def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
     routes, names = _routes(ctx, i, server_name)
     auth = i.auth
     if auth.htpasswd:
-        ctx.need(auth.htpasswd, f"{pid} htpasswd file")
+        ctx.need(auth.htpasswd, f"{pid} htpasswd file", "htpasswd")
     if auth.client_ca:
-        ctx.need(auth.client_ca, f"{pid} client CA bundle")
+        ctx.need(auth.client_ca, f"{pid} client CA bundle", "client-ca")
     basic, cert = auth.type == "basic", auth.type == "client_cert"
     ctx.proxies.append(
         ProxyPlan(

@@ -35,7 +35,7 @@ def check(site: Site, i: TunnelIntegration, p: Partner, base: YamlPath) -> Itera
 def resolve(ctx: Context, i: TunnelIntegration, p: Partner) -> None:
     params = p.tunnel or TunnelParams()
     host, svc = ctx.service(i.service)
-    token = ctx.need(i.token, f"{i.partner} tunnel token")
+    token = ctx.need(i.token, f"{i.partner} tunnel token", "tunnel-token")
     ctx.tunnels.append(
         TunnelPlan(
             integration=ctx.index,

@@ -74,6 +74,8 @@ def resolve(ctx: Context, i: WindowsHttpsIntegration, p: Partner) -> None:
             host.ip,
             port,
             "tcp",
+            "windows-https",
+            ctx.index,
         )
     )
     ctx.brief(i.partner, p, i.pattern, [f"https://{host.ip}:{port}/ (LAN only)"])
