@@ -1,6 +1,6 @@
 """Apache httpd reverse proxy: one VirtualHost file per ProxyPlan, for sites-enabled.
 
-Same layout as the nginx target (generator.targets.tls_policy.layout) so a partner sees
+Same layout as the nginx target (generator.targets.proxy_layout.layout) so a partner sees
 the same names, paths and status codes whichever server the store runs. Apache-specific
 choices:
 - `retry=0` on every ProxyPass: Apache otherwise marks a backend dead for 60 s after one
@@ -17,14 +17,14 @@ import re
 
 from generator.plan import Plan, ProxyPlan
 from generator.targets.base import ProxyActivation, proxy_server
-from generator.targets.tls_policy import (
+from generator.targets.proxy_layout import (
     Route,
     VirtualServer,
     check_ident,
     check_proxy,
     layout,
-    policy_for,
 )
+from generator.targets.tls_policy import policy_for
 from generator.templating import render as render_template
 
 NAME = "apache"

@@ -14,12 +14,8 @@ from __future__ import annotations
 
 from generator.plan import Plan, ProxyPlan
 from generator.targets.base import ProxyActivation, proxy_server
-from generator.targets.tls_policy import (
-    check_ident,
-    check_proxy,
-    layout,
-    policy_for,
-)
+from generator.targets.proxy_layout import check_ident, check_proxy, layout
+from generator.targets.tls_policy import policy_for
 from generator.templating import render as render_template
 
 NAME = "nginx"
