@@ -20,6 +20,9 @@ def test_every_spec_pattern_has_exactly_one_module() -> None:
         assert pat.name == name
         assert pat.model.model_fields["pattern"].annotation.__args__ == (name,)  # type: ignore[union-attr]
         assert pat.doc.strip(), f"pattern {name} has no docstring"
+        assert pat.model.__module__ == f"generator.patterns.{name}", "model lives elsewhere"
+        if pat.params is not None:
+            assert pat.params.__module__ == f"generator.patterns.{name}"
 
 
 def test_dispatch_refuses_a_model_of_another_pattern() -> None:

@@ -12,9 +12,16 @@ import importlib
 from typing import Any, get_args
 
 from generator.patterns.base import Pattern
-from generator.spec.model import Integration, PatternName
 
-BUILTIN: tuple[str, ...] = get_args(PatternName)
+BUILTIN = (
+    "direct",
+    "reverse_proxy",
+    "tunnel",
+    "outbound_only",
+    "cloud_connector",
+    "windows_https",
+    "auth_websocket",
+)
 
 _REGISTRY: dict[str, Pattern[Any]] = {}
 
@@ -24,6 +31,14 @@ class PatternError(RuntimeError):
 
 
 def _load() -> None:
+    """Import the built-in modules once, on first use: generator.spec.model imports the
+    pattern modules' integration models, so this package must not import it eagerly."""
+    if _REGISTRY:
+        return
+    from generator.spec.model import Integration, PatternName
+
+    if set(get_args(PatternName)) != set(BUILTIN):
+        raise PatternError("the spec's pattern names and the pattern modules differ")
     for name in BUILTIN:
         pat: Pattern[Any] = importlib.import_module(f"generator.patterns.{name}").PATTERN
         if pat.name != name:
@@ -35,10 +50,12 @@ def _load() -> None:
 
 
 def patterns() -> dict[str, Pattern[Any]]:
+    _load()
     return dict(_REGISTRY)
 
 
 def register(pattern: Pattern[Any]) -> None:
+    _load()
     if pattern.name in _REGISTRY:
         raise PatternError(f"pattern {pattern.name!r} is already registered")
     _REGISTRY[pattern.name] = pattern
@@ -52,6 +69,7 @@ def unregister(name: str) -> None:
 
 def pattern_of(integ: Any) -> Pattern[Any]:
     """The pattern that owns one integration; no fallback, no getattr dispatch."""
+    _load()
     pat = _REGISTRY.get(integ.pattern)
     if pat is None:
         raise PatternError(f"no pattern module for {integ.pattern!r}")
@@ -60,6 +78,3 @@ def pattern_of(integ: Any) -> Pattern[Any]:
             f"pattern {pat.name!r} expects {pat.model.__name__}, got {type(integ).__name__}"
         )
     return pat
-
-
-_load()

@@ -4,20 +4,45 @@ endpoint and its websocket server, keeping the access token out of the logs."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from generator.patterns.base import Pattern
 from generator.patterns.context import Context
 from generator.plan import DeviceConfig, ProxyPlan, ProxyRoutePlan
-from generator.spec.model import AuthWebsocketIntegration, Model, Site
-from generator.spec.types import Ident, UrlPath
+from generator.spec.parts import Model, ServiceRef, TlsSpec
+from generator.spec.types import (
+    Fqdn,
+    Hostname,
+    Ident,
+    Port,
+    SecretRef,
+    Source,
+    Text,
+    UrlPath,
+)
 
 if TYPE_CHECKING:
     from generator.catalog import Partner
     from generator.spec.checks import Problem
+    from generator.spec.model import Site
     from generator.yamlload import YamlPath
 
 LISTEN_PORT = 8443
+
+
+class AuthWebsocketIntegration(Model):
+    pattern: Literal["auth_websocket"]
+    partner: Ident
+    proxy_host: Hostname
+    public_port: Port
+    server_name: Fqdn
+    websocket_service: ServiceRef
+    auth_service: ServiceRef
+    provider_outlet_id: Text
+    pos_remote_id: Text
+    auth_secret: SecretRef
+    tls: TlsSpec
+    sources: list[Source] | None = None
 
 
 class AuthWebsocketParams(Model):

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from generator.patterns.context import Context
-from generator.spec.model import Site
 
 if TYPE_CHECKING:
     from generator.catalog import Partner
     from generator.spec.checks import Problem
+    from generator.spec.model import Site
     from generator.yamlload import YamlPath
 
 I = TypeVar("I", bound=BaseModel)  # noqa: E741 - the integration model

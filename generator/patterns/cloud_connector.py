@@ -4,25 +4,50 @@ websockets; posnet writes each device's property file and the egress they need."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from generator.patterns.base import Pattern
 from generator.patterns.context import Context, host_cidrs
 from generator.plan import DeviceConfig, EgressFlow, LanFlow
-from generator.spec.model import CloudConnectorIntegration, Model, Site
-from generator.spec.types import Fqdn, Ident, ProfileName, UrlPath
+from generator.spec.parts import Model
+from generator.spec.types import (
+    Fqdn,
+    Hostname,
+    Ident,
+    Port,
+    ProfileName,
+    SecretRef,
+    Text,
+    UrlPath,
+)
 
 if TYPE_CHECKING:
     from generator.catalog import Partner
     from generator.spec.checks import Problem
+    from generator.spec.model import Site
     from generator.yamlload import YamlPath
 
 
 class Environment(Model):
     api_host: Fqdn
     auth_host: Fqdn
+
+
+class CloudConnectorIntegration(Model):
+    pattern: Literal["cloud_connector"]
+    partner: Ident
+    environment: Ident = "qa"
+    domain: Ident = Field(description="{your-domain} from onboarding")
+    pos_host: Hostname
+    devices: list[Hostname] = Field(min_length=1)
+    client_id: Text
+    client_secret: SecretRef
+    ssl_profile_crt: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]{1,200}$")] = (
+        "/HOST/INGETRUST.pem"
+    )
+    local_fallback_port: Port | None = Field(None, description="Device server port when offline")
 
 
 class CloudConnectorParams(Model):

@@ -27,10 +27,11 @@ from generator.plan import (
     TunnelPlan,
     WindowsBinding,
 )
-from generator.spec.model import Site, TlsSpec
+from generator.spec.parts import TlsSpec
 
 if TYPE_CHECKING:
     from generator.catalog import Partner
+    from generator.spec.model import Site
 
 TLS_DIR = "/etc/posnet/tls"
 

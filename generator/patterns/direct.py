@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
 
 from generator.patterns.base import Pattern
 from generator.patterns.context import Context
 from generator.plan import Exposure
-from generator.spec.model import DirectIntegration, Site
+from generator.spec.parts import Model, ServiceRef
+from generator.spec.types import (
+    Ident,
+    Port,
+    Source,
+)
 
 if TYPE_CHECKING:
     from generator.catalog import Partner
     from generator.spec.checks import Problem
+    from generator.spec.model import Site
     from generator.yamlload import YamlPath
+
+
+class DirectIntegration(Model):
+    pattern: Literal["direct"]
+    partner: Ident
+    service: ServiceRef
+    public_port: Port
+    sources: list[Source] | None = Field(None, description="Override the catalog's source IPs")
 
 
 def check(site: Site, i: DirectIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:

@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field, StringConstraints
 
 from generator.patterns.base import Pattern
 from generator.patterns.context import Context, host_cidrs
 from generator.plan import LanFlow
-from generator.spec.model import OutboundOnlyIntegration, Site
-from generator.spec.types import WILDCARD_RE
+from generator.spec.parts import Model
+from generator.spec.types import (
+    WILDCARD_RE,
+    Hostname,
+    Ident,
+    Port,
+)
 
 if TYPE_CHECKING:
     from generator.catalog import Partner
     from generator.spec.checks import Problem
+    from generator.spec.model import Site
     from generator.yamlload import YamlPath
+
+
+class OutboundOnlyIntegration(Model):
+    pattern: Literal["outbound_only"]
+    partner: Ident
+    hosts: list[Hostname] = Field(min_length=1)
+    extra_domains: list[Annotated[str, StringConstraints(max_length=253)]] = Field(
+        default_factory=list
+    )
+    ssl_inspection: bool = Field(False, description="The store inspects TLS: render exemptions")
+    lan_http_port: Port | None = Field(None, description="Signed local HTTP between POS devices")
 
 
 def check(site: Site, i: OutboundOnlyIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:

@@ -4,17 +4,43 @@ to local services or to services of other stores."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
 
 from generator.patterns.base import Pattern
 from generator.patterns.context import TLS_DIR, Context
+from generator.patterns.direct import DirectIntegration
 from generator.plan import ProxyPlan, ProxyRoutePlan
-from generator.spec.model import DirectIntegration, ReverseProxyIntegration, Site
+from generator.spec.parts import Model, ProxyAuth, ProxyRoute, TlsSpec
+from generator.spec.types import (
+    Fqdn,
+    Hostname,
+    Ident,
+    Port,
+    Source,
+)
 
 if TYPE_CHECKING:
     from generator.catalog import Partner
     from generator.spec.checks import Problem
+    from generator.spec.model import Site
     from generator.yamlload import YamlPath
+
+
+class ReverseProxyIntegration(Model):
+    pattern: Literal["reverse_proxy"]
+    partner: Ident
+    proxy_host: Hostname
+    software: Literal["nginx", "apache"] = "nginx"
+    listen_port: Port = 8443
+    public_port: Port | None = Field(None, description="None: a LAN-only proxy, no port forward")
+    server_name: Fqdn | None = None
+    routing: Literal["subdomain", "path"] = "path"
+    auth: ProxyAuth = ProxyAuth()
+    tls: TlsSpec
+    routes: list[ProxyRoute] = Field(min_length=1)
+    sources: list[Source] | None = None
 
 
 def check(site: Site, i: ReverseProxyIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:

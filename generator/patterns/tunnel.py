@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from generator.patterns.base import Pattern
 from generator.patterns.context import Context
 from generator.plan import TunnelPlan
-from generator.spec.model import Model, Site, TunnelIntegration
-from generator.spec.types import Fqdn, Port
+from generator.spec.parts import Model, ServiceRef
+from generator.spec.types import (
+    Fqdn,
+    Ident,
+    Port,
+    SecretRef,
+)
 
 if TYPE_CHECKING:
     from generator.catalog import Partner
     from generator.spec.checks import Problem
+    from generator.spec.model import Site
     from generator.yamlload import YamlPath
+
+
+class TunnelIntegration(Model):
+    pattern: Literal["tunnel"]
+    partner: Ident
+    service: ServiceRef
+    token: SecretRef
 
 
 class TunnelParams(Model):

@@ -3,21 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
 
 from generator.patterns.base import Pattern
 from generator.patterns.context import Context, host_cidrs
 from generator.plan import LanFlow, WindowsBinding
-from generator.spec.model import Model, Site, WindowsHttpsIntegration
-from generator.spec.types import Guid, Port
+from generator.spec.parts import Model
+from generator.spec.types import (
+    Guid,
+    Hostname,
+    Ident,
+    Port,
+    Text,
+    Thumbprint,
+)
 
 if TYPE_CHECKING:
     from generator.catalog import Partner
     from generator.spec.checks import Problem
+    from generator.spec.model import Site
     from generator.yamlload import YamlPath
 
 # Language-neutral equivalent of `user=EVERYONE` (WD = World): works on any Windows locale.
 EVERYONE_SDDL = "D:(A;;GX;;;WD)"
+
+
+class WindowsHttpsIntegration(Model):
+    pattern: Literal["windows_https"]
+    partner: Ident
+    host: Hostname
+    port: Port | None = Field(None, description="Defaults to the catalog's port (10101)")
+    appid: Guid | None = None
+    thumbprint: Thumbprint
+    clients: list[Hostname] = Field(min_length=1)
+    maintenance_window: Text
 
 
 class WindowsHttpsParams(Model):
