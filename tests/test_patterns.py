@@ -8,14 +8,14 @@ from typing import get_args
 import pytest
 
 from generator.catalog import Partner
-from generator.patterns import BUILTIN, PatternError, pattern_of, patterns
+from generator.patterns import PatternError, builtin, pattern_of, patterns
 from generator.pipeline import load_plans
 from generator.spec.model import DirectIntegration, PatternName, TunnelIntegration
 from tests.test_bad_input import errors, make_fleet, sub
 
 
 def test_every_spec_pattern_has_exactly_one_module() -> None:
-    assert set(patterns()) == set(get_args(PatternName)) == set(BUILTIN)
+    assert set(patterns()) == set(get_args(PatternName)) == set(builtin())
     for name, pat in patterns().items():
         assert pat.name == name
         assert pat.model.model_fields["pattern"].annotation.__args__ == (name,)  # type: ignore[union-attr]

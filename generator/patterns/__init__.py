@@ -13,16 +13,6 @@ from typing import Any, get_args
 
 from generator.patterns.base import Pattern
 
-BUILTIN = (
-    "direct",
-    "reverse_proxy",
-    "tunnel",
-    "outbound_only",
-    "cloud_connector",
-    "windows_https",
-    "auth_websocket",
-)
-
 _REGISTRY: dict[str, Pattern[Any]] = {}
 
 
@@ -35,11 +25,9 @@ def _load() -> None:
     pattern modules' integration models, so this package must not import it eagerly."""
     if _REGISTRY:
         return
-    from generator.spec.model import Integration, PatternName
+    from generator.spec.model import Integration
 
-    if set(get_args(PatternName)) != set(BUILTIN):
-        raise PatternError("the spec's pattern names and the pattern modules differ")
-    for name in BUILTIN:
+    for name in builtin():
         pat: Pattern[Any] = importlib.import_module(f"generator.patterns.{name}").PATTERN
         if pat.name != name:
             raise PatternError(f"generator.patterns.{name} declares pattern {pat.name!r}")
@@ -47,6 +35,13 @@ def _load() -> None:
     models = set(get_args(get_args(Integration)[0]))
     if models != {p.model for p in _REGISTRY.values()}:
         raise PatternError("the spec's integration models and the pattern modules differ")
+
+
+def builtin() -> tuple[str, ...]:
+    """The pattern names the spec accepts; each has a module of the same name."""
+    from generator.spec.model import PatternName
+
+    return tuple(get_args(PatternName))
 
 
 def patterns() -> dict[str, Pattern[Any]]:
@@ -62,7 +57,7 @@ def register(pattern: Pattern[Any]) -> None:
 
 
 def unregister(name: str) -> None:
-    if name in BUILTIN:
+    if name in builtin():
         raise PatternError(f"pattern {name!r} is built in")
     _REGISTRY.pop(name, None)
 
