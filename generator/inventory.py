@@ -148,7 +148,8 @@ def _is_ip(host: str) -> bool:
 
 def proxy_hosts(plan: Plan) -> dict[str, dict[str, Any]]:
     """Inventory host -> variables for every LAN host that runs a posnet proxy."""
-    from generator.targets.apache import REQUIRED_MODULES
+    from generator.targets import by_name
+    from generator.targets.base import ProxyActivation
 
     by_host: dict[str, list[ProxyPlan]] = {}
     for p in plan.proxies:
@@ -181,7 +182,12 @@ def proxy_hosts(plan: Plan) -> dict[str, dict[str, Any]]:
                 for a in sorted(artifacts(plan, host), key=lambda a: (a.unit, a.source))
             ],
             "posnet_secret_files": list(secret_files.values()),
-            "posnet_apache_modules": list(REQUIRED_MODULES) if "apache" in servers else [],
+            "posnet_apache_modules": [
+                m
+                for server in servers
+                if isinstance(act := by_name()[server].activation, ProxyActivation)
+                for m in act.modules
+            ],
         }
         out[proxy_host_name(plan, host)] = hv
     return out

@@ -120,5 +120,6 @@ TARGET = proxy_server(
         running='test -s "$APACHE_PID_FILE" && kill -0 "$(cat "$APACHE_PID_FILE")"',
         start="apache2 -k start",
         reload="apache2 -k graceful",
+        modules=REQUIRED_MODULES,
     ),
 )

@@ -171,6 +171,7 @@ class ProxyActivation:
     running: str
     start: str
     reload: str
+    modules: tuple[str, ...] = ()  # server modules the rendered files need enabled
 
     def playbook(self) -> dict[str, object]:
         return {
