@@ -152,3 +152,26 @@ def test_unsupported_feature_names_rule_and_backend(demo_plans: dict[str, Plan])
     with pytest.raises(UnsupportedFeature, match=r"back-end toyfw cannot express log .*rule '"):
         check_supported(fw, "toyfw", everything - {"log"})
     check_supported(fw, "toyfw", everything)  # all supported: no error
+
+
+def test_registered_backend_without_a_feature_is_an_error(demo_plans: dict[str, Plan]) -> None:
+    """A back-end added from outside that cannot log: rendering a store whose rules log
+    fails, naming the back-end and the rule, instead of writing a ruleset without it."""
+    from generator import targets as registry
+    from generator.targets.base import Declared, FirewallBackend
+
+    nft = firewall_backend("nftables")[1]
+    toy = Declared(
+        "toyfw",
+        "edge",
+        lambda plan: True,
+        lambda plan: {"firewall/toy.rules": "# toy\n"},
+        activation=FirewallBackend(nft.activation, nft.supports - {"log"}),
+    )
+    registry.register(toy)
+    try:
+        with pytest.raises(UnsupportedFeature, match=r"back-end toyfw cannot express log"):
+            render_site(demo_plans["gent-01"])
+    finally:
+        registry.unregister("toyfw")
+    assert "toyfw" not in by_name()

@@ -121,6 +121,15 @@ def playbook_kinds(component: str) -> dict[str, dict[str, object]]:
     return out
 
 
+def _check_plugin_backend(plan: Plan, t: Target) -> None:
+    """A firewall back-end from outside the package gets the support check the
+    built-in ones run while rendering: an unsupported rule is an error, never dropped."""
+    if isinstance(t.activation, FirewallBackend) and all(t is not m.TARGET for m in modules()):
+        from generator.targets.firewall import build, check_supported
+
+        check_supported(build(plan), t.name, t.activation.supports)
+
+
 def render_site(plan: Plan) -> dict[str, str]:
     """All files of one store, relative to its site folder."""
     from generator import expectations
@@ -129,6 +138,7 @@ def render_site(plan: Plan) -> dict[str, str]:
     for t in targets():
         if not t.applies_to(plan):
             continue
+        _check_plugin_backend(plan, t)
         for path, text in t.render(plan).items():
             if path in files:
                 raise RuntimeError(f"two targets render {path}")
