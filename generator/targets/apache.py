@@ -110,7 +110,8 @@ TARGET = proxy_server(
         binary="apache2",
         service="apache2",
         # Apache's configuration reads the APACHE_* variables of Debian's envvars, and
-        # its run and lock folders must exist (what apache2ctl would do).
+        # its run and lock folders must exist (what apache2ctl would do; the apache2
+        # binary is called directly so that errors come back unfiltered).
         env=(
             ". /etc/apache2/envvars && "
             'mkdir -p "$APACHE_RUN_DIR" "$APACHE_LOCK_DIR" "$APACHE_LOG_DIR"'
