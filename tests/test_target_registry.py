@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,17 @@ def test_registered_backend_without_a_feature_is_an_error(demo_plans: dict[str, 
     finally:
         registry.unregister("toyfw")
     assert "toyfw" not in by_name()
+
+
+def test_lookup_plugin_without_posnet_says_how_to_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ansible-playbook from another Python gets a clear error, not a traceback."""
+    path = ROOT / "playbooks" / "lookup_plugins" / "posnet_kinds.py"
+    spec = importlib.util.spec_from_file_location("posnet_kinds_lookup2", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setitem(sys.modules, "generator.targets", None)
+    from ansible.errors import AnsibleError
+
+    with pytest.raises(AnsibleError, match="posnet is not importable here; run the playbooks"):
+        mod.LookupModule().run(["firewall"])
