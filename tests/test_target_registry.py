@@ -106,8 +106,12 @@ def test_verify_drop_policies_match_a_rendered_ruleset(demo_plans: dict[str, Pla
 def test_playbooks_hold_no_vendor_tables() -> None:
     fw = (ROOT / "playbooks" / "firewall.yml").read_text()
     px = (ROOT / "playbooks" / "proxy.yml").read_text()
-    assert "query('posnet_kinds', 'firewall')" in fw
-    assert "query('posnet_kinds', 'proxy')" in px
+    assert "posnet_fw: \"{{ (query('posnet_kinds', 'firewall') | first)[posnet_firewall] }}\"" in fw
+    assert "posnet_proxy_kinds: \"{{ query('posnet_kinds', 'proxy') | first }}\"" in px
+    # read once per host as a fact, never as a play var re-evaluated by every task
+    for text in (fw, px):
+        play_vars = text.split("  tasks:\n", 1)[0]
+        assert "posnet_kinds" not in play_vars
     code = "\n".join(line for line in (fw + px).splitlines() if not line.strip().startswith("#"))
     for word in ("iptables-restore", "nft -f", "nginx -t", "apache2 -t", "envvars &&"):
         assert word not in code, word
