@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any, Generic, NoReturn, TypeVar
 
 from generator import __version__, yamlemit
+from generator.inventory import host_name, host_vars, inventory
 from generator.orphans import die_with_parent
+from generator.plan import Plan
 from generator.tree_guard import (
     TreeError,
     check_root,
@@ -35,8 +37,6 @@ from generator.tree_guard import (
     valid_manifest,
 )
 from generator.tree_lock import LOCK
-from generator.inventory import host_name, host_vars, inventory
-from generator.plan import Plan
 
 MANIFEST = "manifest.json"
 CACHE = ".posnet-cache.json"  # stat fingerprints: local speed-up only, never reviewed

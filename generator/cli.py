@@ -13,11 +13,11 @@ import json
 import os
 import signal
 import sys
-from contextlib import suppress
-from types import FrameType
 from collections.abc import Sequence
+from contextlib import nullcontext, suppress
 from dataclasses import asdict
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 import click
@@ -188,6 +188,7 @@ def render(
     is refused. --force also discards a damaged manifest or journal.
     """
     from generator import build
+    from generator.tree_guard import check_root
     from generator.tree_lock import tree_lock
 
     out = output_folder(out_arg, path)
@@ -204,7 +205,7 @@ def render(
     plans = [p for p in result.plans if not sites or p.site_id in sites]
     if check:
         build.open_tree(out)
-        with tree_lock(out, wait, optional=True) if out.is_dir() else suppress():
+        with tree_lock(out, wait, optional=True) if out.is_dir() else nullcontext():
             done = build.recover(out, force) if out.is_dir() else None
             if done:
                 note(f"posnet: {done}")
@@ -226,7 +227,7 @@ def render(
             sys.exit(1)
         note(f"posnet: build tree {out} is up to date ({len(plans)} store(s))")
         return
-    build.check_root(out, create=True)
+    check_root(out, create=True)
     with tree_lock(out, wait):
         change = build.render_tree(
             out, result.fleet.name, result.plans, result.digests, only=sites, force=force, jobs=jobs

@@ -132,7 +132,8 @@ def _damaged(path: Path, what: str) -> TreeError:
 
 
 def _hexes(value: object) -> bool:
-    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    hexdigits = "0123456789abcdef"
+    return isinstance(value, str) and len(value) == 64 and all(c in hexdigits for c in value)
 
 
 def valid_manifest(path: Path, raw: bytes) -> dict[str, Any]:
