@@ -189,12 +189,14 @@ class _Forked(Generic[T]):
         if not self.pid:
             return self.fn()
         try:
-            with os.fdopen(self.fd, "rb") as fh:
+            with os.fdopen(self.fd, "rb", closefd=False) as fh:
                 data = fh.read()
-        finally:
-            self.fd = -1
-            os.waitpid(self.pid, 0)
-            self.pid = 0
+        except BaseException:  # Ctrl-C while waiting: stop the child, do not wait for it
+            self.close()
+            raise
+        os.close(self.fd)
+        os.waitpid(self.pid, 0)
+        self.pid, self.fd = 0, -1
         if not data:
             raise RuntimeError("a posnet worker process died")
         ok, value = pickle.loads(data)  # noqa: S301 - from our own forked child

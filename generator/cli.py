@@ -187,11 +187,34 @@ def render(
     symbolic link, a special file, or a manifest or journal naming a path outside it
     is refused. --force also discards a damaged manifest or journal.
     """
-    from generator import build
     from generator.tree_guard import check_root
     from generator.tree_lock import tree_lock
 
     out = output_folder(out_arg, path)
+    # The lock comes first: of two renders started together, the first one started
+    # holds the tree, and the other waits (--wait) or stops, before validating anything.
+    if check:
+        check_root(out, create=False)
+        lock = tree_lock(out, wait, optional=True) if out.is_dir() else nullcontext()
+    else:
+        check_root(out, create=True)
+        lock = tree_lock(out, wait)
+    with lock:
+        _render(path, out, sites, check, force, jobs, fmt, strict)
+
+
+def _render(
+    path: Path,
+    out: Path,
+    sites: tuple[str, ...],
+    check: bool,
+    force: bool,
+    jobs: int,
+    fmt: str,
+    strict: bool,
+) -> None:
+    from generator import build
+
     result = _analyze(path, fmt)
     if result.failed(strict):
         _emit(result.diagnostics, fmt)
@@ -204,12 +227,12 @@ def render(
         raise click.UsageError(f"--site: no store {', '.join(unknown)} in {path}")
     plans = [p for p in result.plans if not sites or p.site_id in sites]
     if check:
-        build.open_tree(out)
-        with tree_lock(out, wait, optional=True) if out.is_dir() else nullcontext():
-            done = build.recover(out, force) if out.is_dir() else None
+        if out.is_dir():
+            build.open_tree(out)
+            done = build.recover(out, force)
             if done:
                 note(f"posnet: {done}")
-            res = build.check_tree(out, result.fleet.name, result.plans, result.digests, jobs)
+        res = build.check_tree(out, result.fleet.name, result.plans, result.digests, jobs)
         if sites:
             keep = tuple(f"sites/{s}/" for s in sites)
             res.stale = [f for f in res.stale if f.startswith(keep)]
@@ -227,11 +250,9 @@ def render(
             sys.exit(1)
         note(f"posnet: build tree {out} is up to date ({len(plans)} store(s))")
         return
-    check_root(out, create=True)
-    with tree_lock(out, wait):
-        change = build.render_tree(
-            out, result.fleet.name, result.plans, result.digests, only=sites, force=force, jobs=jobs
-        )
+    change = build.render_tree(
+        out, result.fleet.name, result.plans, result.digests, only=sites, force=force, jobs=jobs
+    )
     if change.recovered:
         note(f"posnet: {change.recovered}")
     table = Table(title=Text(safe_text(f"posnet render -> {out}")), show_lines=False)

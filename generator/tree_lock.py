@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from generator.errors import safe_text
-from generator.tree_guard import TreeError
+from generator.tree_guard import TreeError, check_root
 
 LOCK = ".posnet-lock"
 
@@ -47,6 +47,7 @@ def tree_lock(out: Path, wait: float = 0.0, optional: bool = False) -> Iterator[
     """Hold the output folder's lock; wait up to `wait` seconds for another holder.
 
     `optional`: a read-only tree (`render --check` in CI) is checked without a lock."""
+    check_root(out, create=False)  # never a lock file through a linked output folder
     try:
         fd = _open(out)
     except OSError as exc:
