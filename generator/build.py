@@ -322,6 +322,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@dataclass
+class _Progress:
+    tree_updated: bool = False  # a commit of this process completed (what an interrupt left)
+
+
+progress = _Progress()
+
+
 def commit(
     out: Path, writes: Mapping[str, str], deletes: Sequence[str], staged: Sequence[str] = ()
 ) -> None:
@@ -344,6 +352,7 @@ def commit(
         _fsync_dir(out)
         _apply_ops(out, order, sorted(deletes))
         (out / JOURNAL).unlink()
+        progress.tree_updated = True
     shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -558,7 +567,9 @@ def _render_tree(
         change.recovered = recovered
         return change
     except BaseException:
-        # Before the commit point the old tree stands: drop what was staged for it.
+        # Before the commit point the old tree stands: drop what was staged for it, once
+        # the fleet-level child (which stages the inventory) is stopped.
+        fleet_job.close()
         if not os.path.lexists(out / JOURNAL):
             shutil.rmtree(out / STAGING, ignore_errors=True)
         raise

@@ -386,12 +386,16 @@ def main(argv: Sequence[str] | None = None) -> Any:
         _exit(exc.exit_code)
     except (click.Abort, KeyboardInterrupt) as exc:
         cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__context__
-        if isinstance(cause, Terminated):
-            note("posnet: terminated; the build tree was left as it was")
-            _exit(143)
         if isinstance(cause, KeyboardInterrupt):
-            note("posnet: interrupted; the build tree was left as it was")
-            _exit(130)
+            build = sys.modules.get("generator.build")
+            state = (
+                "the build tree was updated completely before it stopped"
+                if build is not None and build.progress.tree_updated
+                else "the build tree was left as it was"
+            )
+            what = "terminated" if isinstance(cause, Terminated) else "interrupted"
+            note(f"posnet: {what}; {state}")
+            _exit(143 if isinstance(cause, Terminated) else 130)
         _exit(1)  # end of input at a prompt
     except OSError as exc:
         if exc.filename is None:
