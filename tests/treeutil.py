@@ -19,13 +19,17 @@ from tests.conftest import DEMO, ROOT
 Snapshot = dict[str, tuple[object, ...]]
 
 
+class Hung(BaseException):
+    """Not an OSError (which posnet may catch): nothing swallows it."""
+
+
 def posnet(*args: str | Path, timeout: int = 60) -> subprocess.CompletedProcess[str]:
     """posnet's main() in this process, as the command line runs it (exit code, stdout,
     stderr). A read of a FIFO would block: SIGALRM ends it and fails the test."""
     out, err = io.StringIO(), io.StringIO()
 
     def hung(signum: int, frame: object) -> None:
-        raise TimeoutError(f"posnet {args} hung (reading a FIFO?)")
+        raise Hung(f"posnet {args} hung (reading a FIFO?)")
 
     old = signal.signal(signal.SIGALRM, hung)
     old_env = os.environ.get("POSNET_CACHE_DIR")
