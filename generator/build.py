@@ -310,6 +310,8 @@ def _write_bytes(path: str, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+    except OSError as exc:  # a full disk: name the file, as every other OSError does
+        raise OSError(exc.errno, exc.strerror, path) from None
     finally:
         os.close(fd)
 

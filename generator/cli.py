@@ -375,6 +375,12 @@ def main(argv: Sequence[str] | None = None) -> Any:
         code = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
         sys.stdout.flush()
         _exit(code if isinstance(code, int) else 0)
+    except SystemExit as exc:
+        # click ends a command whose stdout pipe broke with a silent exit 1, after
+        # wrapping stdout so that the final flush stays quiet: say why on stderr.
+        if exc.code == 1 and type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
+            note("posnet: cannot write to standard output: Broken pipe")
+        raise
     except PosnetError as exc:
         click.echo(FORMATTERS["text"](unique_sorted(exc.diagnostics)))
         _exit(1)
