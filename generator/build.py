@@ -373,11 +373,14 @@ def _signals_deferred() -> Iterator[None]:
 
 
 def _stamp(path: str) -> str:
-    """Size, modification time and inode: changes whenever the file is written.
+    """Size, modification and change times, inode: changes whenever the file is written.
 
+    The change time is what `touch -r` or an in-place edit that keeps size and mtime
+    cannot set back (git's index relies on it too): without it, a render could call
+    such a file unchanged while `render --check` calls it stale.
     Kept as text in the cache file: 80,000 short strings parse far faster than lists."""
     st = os.stat(path)
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
 
 
 def _site_stamp(root: str, site_id: str, rels: Iterable[str]) -> str | None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from generator import build
 from tests.treeutil import copy_demo, posnet, snapshot
 
 
@@ -231,3 +232,63 @@ def _rm(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path)
+
+
+# ------------------------------------------------------------------- render repairs
+
+
+@pytest.mark.parametrize(
+    "stray",
+    [
+        "sites/gent-01/extra.conf",  # in a store that is otherwise unchanged
+        "sites/other-fleet-07/HANDOVER.md",  # a store of another fleet's render
+        "inventory/host_vars/other-fleet-07-edge.yml",
+        "inventory/group_vars/all.yml",
+    ],
+)
+def test_plain_render_repairs_what_check_calls_stray(world: World, stray: str) -> None:
+    """What two renders of different fleets into one folder left behind: `--check`
+    called it stray while a plain render said "unchanged"."""
+    path = world.out / stray
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("left over\n")
+    res = posnet("render", world.fleet, "-o", world.out, "--check")
+    assert res.returncode == 1 and f"{path}: stray" in res.stdout
+    assert posnet("render", world.fleet, "-o", world.out).returncode == 0
+    assert not path.exists()
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+    world.untouched()
+
+
+def test_edit_that_keeps_size_and_mtime_is_repaired(world: World) -> None:
+    """An in-place edit with the same size, its mtime set back: still re-rendered."""
+    path = world.out / "sites" / "gent-01" / "HANDOVER.md"
+    st = path.stat()
+    text = path.read_text()
+    path.write_text(text.replace("e", "E", 1))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 1
+    assert posnet("render", world.fleet, "-o", world.out).returncode == 0
+    assert path.read_text() == text
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+
+
+def test_cache_written_next_to_another_manifest_is_ignored(world: World) -> None:
+    """The stat cache holds the digest of the manifest it was written with; next to any
+    other manifest (another render, a checkout) it is ignored."""
+    cache = world.out / ".posnet-cache.json"
+    doc = json.loads(cache.read_text())
+    doc["manifest"] = "0" * 64
+    cache.write_text(json.dumps(doc))
+    path = world.out / "sites" / "gent-01" / "HANDOVER.md"
+    text = path.read_text()
+    path.write_text(text.replace("e", "E", 1))
+    doc["fs"]["gent-01"] = build._site_stamp(str(world.out), "gent-01", doc_files(world))
+    cache.write_text(json.dumps(doc))  # stamps that match the edited files
+    assert posnet("render", world.fleet, "-o", world.out).returncode == 0
+    assert path.read_text() == text
+
+
+def doc_files(world: World) -> list[str]:
+    manifest = json.loads((world.out / "manifest.json").read_text())
+    return list(manifest["sites"]["gent-01"]["files"])
