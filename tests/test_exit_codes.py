@@ -224,3 +224,18 @@ def test_version_and_help_exit_0() -> None:
     assert posnet("render", "--help").returncode == 0
     res = posnet("rules", "--format", "json")
     assert res.returncode == 0 and json.loads(res.stdout)
+
+
+def test_check_works_on_a_read_only_tree(tmp_path: Path) -> None:
+    """CI checks a read-only checkout: `render --check` goes on without the lock."""
+    fleet = copy_demo(tmp_path / "fleet")
+    out = tmp_path / "mnt" / "build"
+    res = _in_mount(
+        tmp_path,
+        "size=8m",
+        f"{PY} -m generator render {fleet} -o {out} >/dev/null && "
+        f"mount -o remount,ro {out.parent} && "
+        f"exec {PY} -m generator render {fleet} -o {out} --check",
+    )
+    assert res.returncode == 0, res.stderr
+    assert f"build tree {out} is up to date" in res.stderr
