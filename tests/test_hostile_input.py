@@ -266,3 +266,8 @@ def test_file_name_with_a_newline_forges_no_ci_line(fleet: Path) -> None:
         assert not any(ln.startswith("::warning file=x::forged") for ln in lines), fmt
     res = posnet("validate", fleet, "--format", "json")
     assert any(d["location"]["file"] == str(bad) for d in json.loads(res.stdout))
+
+
+def test_editor_files_in_groups_are_not_groups(fleet: Path) -> None:
+    (fleet / "groups" / ".#coast.yaml").write_text("group: [unclosed\n")
+    assert posnet("validate", fleet).returncode == 0

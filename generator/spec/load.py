@@ -504,7 +504,7 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
 
     groups: dict[str, Layer] = {}
     if group_dir is not None and group_dir.is_dir():
-        for gpath in sorted(group_dir.glob("*.yaml")):
+        for gpath in _group_files(group_dir):
             try:
                 gdoc = load_file(gpath, _rel(gpath, root), follow=False)
             except PosnetError as exc:
@@ -533,7 +533,7 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
             groups[g.group] = Layer(g.defaults, gdoc.positions, ("defaults",), gdoc.file)
 
     if cached and root is not None and fleet_doc is not None:
-        group_files = sorted(group_dir.glob("*.yaml")) if group_dir and group_dir.is_dir() else []
+        group_files = _group_files(group_dir) if group_dir and group_dir.is_dir() else []
         fleet.cache = SiteCache.open(root, [root / "fleet.yaml", *group_files])
     failed: set[str] = {p.stem for p in site_files if p.suffix == ".dup"}
     for spath in site_files:
@@ -604,6 +604,11 @@ def _ignored(name: str) -> bool:
     """Hidden files and what editors leave next to a file (`.#x.yaml`, `x.yaml~`,
     `#x.yaml#`, `.x.yaml.swp`): never a store, often a stale copy of one."""
     return name.startswith((".", "#")) or name.endswith(("~", "#", ".swp", ".swo", ".bak"))
+
+
+def _group_files(folder: Path) -> list[Path]:
+    """groups/*.yaml, without hidden and editor files (an editor's `.#coast.yaml`)."""
+    return sorted(p for p in folder.glob("*.yaml") if not _ignored(p.name))
 
 
 def _site_files(folder: Path) -> tuple[list[Path], list[Diagnostic]]:
