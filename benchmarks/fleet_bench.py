@@ -304,20 +304,31 @@ def side_by_side(
         pol, defs = compare.write_aerleon(sample_data, tools / "aerleon")
         out = tools / "aerleon-out"
 
-        def aclgen_once() -> Run:
+        def aclgen_once(renderers: int) -> Run:
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir()
-            return timed(compare.aclgen_command(aclgen, pol, defs, out, workers))
+            return timed(compare.aclgen_command(aclgen, pol, defs, out, renderers))
 
-        m = Measure("Aerleon 1.18 aclgen")
-        for _ in range(repeat):
-            m.runs.append(aclgen_once())
-            print(
-                f"#   {m.label}, {len(chosen)} policies: {m.runs[-1].seconds:.2f} s",
-                file=sys.stderr,
-            )
-        made = compare.check_aerleon_output(out, sample_data)
-        found["aerleon"] = {"stores": len(chosen), "seconds": round(m.seconds, 3), "files": made}
+        # aclgen's pool pickles the definitions into every task: one renderer can be
+        # faster. Aerleon gets whichever of the two is faster on this machine.
+        best: Measure | None = None
+        made = 0
+        for renderers in sorted({1, workers}):
+            m = Measure(f"Aerleon 1.18 aclgen --max_renderers={renderers}")
+            for _ in range(repeat):
+                m.runs.append(aclgen_once(renderers))
+                secs = m.runs[-1].seconds
+                print(f"#   {m.label}, {len(chosen)} policies: {secs:.2f} s", file=sys.stderr)
+            made = compare.check_aerleon_output(out, sample_data)
+            if best is None or m.seconds < best.seconds:
+                best = m
+        assert best is not None
+        found["aerleon"] = {
+            "stores": len(chosen),
+            "seconds": round(best.seconds, 3),
+            "files": made,
+            "mode": best.label,
+        }
     if sample.ansible:
         chosen = plans[: sample.ansible]
         abase, expected = compare.write_ansible(chosen, tools / "ansible")
@@ -554,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--aerleon-stores",
         type=int,
-        default=1000,
+        default=300,
         help="stores of each fleet that Aerleon renders (0: skip Aerleon)",
     )
     ap.add_argument(
@@ -566,12 +577,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--quick",
         action="store_true",
-        help="1,000 stores, one run each, 200 Aerleon policies, 10 Ansible stores",
+        help="1,000 stores, one run each, 100 Aerleon policies, 10 Ansible stores",
     )
     args = ap.parse_args(argv)
     if args.quick:
         args.stores = args.stores or [1000]
-        args.repeat, args.aerleon_stores, args.ansible_stores = 1, 200, 10
+        args.repeat, args.aerleon_stores, args.ansible_stores = 1, 100, 10
     sizes = args.stores or [1000, 10000]
     sample = Sample(args.aerleon_stores, args.ansible_stores)
     if args.out is not None:
@@ -606,10 +617,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         start, end = res["load_average"]  # type: ignore[misc]
         print(
             f"\n{res['stores']:,} stores: the rendered tree holds {res['tree_files']:,} files; "
-            f"load average {start:.2f} before, {end:.2f} after. Aims:"
+            f"load average {start:.2f} before, {end:.2f} after."
         )
-        for line in aims(res):
-            print(line)
+    largest = max(results, key=lambda r: int(r["stores"]))  # type: ignore[call-overload]
+    print(f"\nAims (set for 10,000 stores on 2 cores), at {largest['stores']:,} stores:")
+    for line in aims(largest):
+        print(line)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
