@@ -18,11 +18,11 @@ The second half is the policy for TLS toward upstreams (proxy -> POS), also shar
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Literal
 
+from generator import netparse
 from generator.plan import ProxyPlan, ProxyRoutePlan
 
 MOZILLA_GUIDELINE = "6.0"
@@ -127,11 +127,8 @@ class UpstreamTls:
 
 def is_lan_upstream(host: str, lan_subnet: str) -> bool:
     """True for an IP literal inside the store LAN; FQDNs never count as LAN."""
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return addr in ipaddress.ip_network(lan_subnet, strict=False)
+    addr = netparse.ip_address_or_none(host)
+    return addr is not None and addr in netparse.ip_network(lan_subnet)
 
 
 def upstream_tls(host: str, lan_subnet: str) -> UpstreamTls:
