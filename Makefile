@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.posnet-installed
 
-.PHONY: demo test lint typecheck unit lab bench golden deps clean
+.PHONY: demo test lint typecheck unit lab bench bench-quick golden deps clean
 
 deps: $(STAMP)
 
@@ -38,8 +38,12 @@ test: deps lint
 golden: deps
 	$(BIN)/pytest -q tests/test_golden.py --update-golden
 
+# Side by side with Aerleon (installed into a cache venv on first use) and Ansible.
 bench: deps
 	$(BIN)/python benchmarks/fleet_bench.py --stores 1000 --stores 10000
+
+bench-quick: deps
+	$(BIN)/python benchmarks/fleet_bench.py --quick
 
 clean:
 	rm -rf build .venv .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -264,7 +264,105 @@ def _expect_only(touched: set[str], store: str) -> None:
         raise SystemExit(f"one-store change did not rewrite {store}")
 
 
-def bench(stores: int, repeat: int, base: Path, seed: int, jobs: int) -> dict[str, object]:
+def copy_tree(tree: Path, dest: Path) -> Run:
+    """The I/O floor: `cp -r` of the rendered tree (written back first, removed after)."""
+    os.sync()
+    start = time.perf_counter()
+    subprocess.run(["cp", "-r", str(tree), str(dest)], check=True)
+    seconds = time.perf_counter() - start
+    shutil.rmtree(dest)
+    os.sync()
+    return Run(seconds, 0, 0)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """How many of the fleet's stores Aerleon and Ansible render (0: skip the tool)."""
+
+    aerleon: int
+    ansible: int
+
+
+def side_by_side(
+    fleet_dir: Path, tools: Path, scratch: Path, repeat: int, sample: Sample, jobs: int
+) -> dict[str, dict[str, float]]:
+    """Aerleon and Ansible on the first stores of the fleet: median seconds per store."""
+    if not (sample.aerleon or sample.ansible):
+        return {}
+    import compare  # benchmarks/compare.py, beside this file
+
+    from generator.pipeline import load_plans
+
+    os.environ["POSNET_CACHE_DIR"] = str(scratch / "cache")
+    _, plans = load_plans(fleet_dir)
+    workers = jobs or os.cpu_count() or 1
+    found: dict[str, dict[str, float]] = {}
+    if sample.aerleon:
+        aclgen = compare.aerleon_aclgen(compare.tools_dir())
+        chosen = plans[: sample.aerleon]
+        sample_data = compare.aerleon_sample(chosen)
+        pol, defs = compare.write_aerleon(sample_data, tools / "aerleon")
+        out = tools / "aerleon-out"
+
+        def aclgen_once(renderers: int) -> Run:
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            return timed(compare.aclgen_command(aclgen, pol, defs, out, renderers))
+
+        # aclgen's pool pickles the definitions into every task: one renderer can be
+        # faster. Aerleon gets whichever of the two is faster on this machine.
+        best: Measure | None = None
+        made = 0
+        for renderers in sorted({1, workers}):
+            m = Measure(f"Aerleon 1.18 aclgen --max_renderers={renderers}")
+            for _ in range(repeat):
+                m.runs.append(aclgen_once(renderers))
+                secs = m.runs[-1].seconds
+                print(f"#   {m.label}, {len(chosen)} policies: {secs:.2f} s", file=sys.stderr)
+            made = compare.check_aerleon_output(out, sample_data)
+            if best is None or m.seconds < best.seconds:
+                best = m
+        assert best is not None
+        found["aerleon"] = {
+            "stores": len(chosen),
+            "seconds": round(best.seconds, 3),
+            "files": made,
+            "mode": best.label,
+        }
+    if sample.ansible:
+        chosen = plans[: sample.ansible]
+        abase, expected = compare.write_ansible(chosen, tools / "ansible")
+        out = tools / "ansible-out"
+        m = Measure("Ansible template module")
+        for _ in range(repeat):
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            cmd, env = compare.ansible_command(abase, out, workers)
+            m.runs.append(timed(cmd, env))
+            print(
+                f"#   {m.label}, {len(chosen)} stores: {m.runs[-1].seconds:.2f} s", file=sys.stderr
+            )
+            compare.check_ansible_output(out, expected)
+        found["ansible"] = {"stores": len(chosen), "seconds": round(m.seconds, 3)}
+    del plans
+    return found
+
+
+def timed(cmd: Sequence[str], env: dict[str, str] | None = None) -> Run:
+    """Wall time of one command, its output kept only for a failure."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"{cmd[0]}: exit {proc.returncode}")
+    return Run(seconds, 0, 0)
+
+
+def bench(
+    stores: int, repeat: int, base: Path, seed: int, jobs: int, sample: Sample
+) -> dict[str, object]:
+    load_start = os.getloadavg()[0]
     fleet_dir = base / f"fleet-{stores}"
     out = base / f"build-{stores}"
     scratch = base / f"scratch-{stores}"
@@ -309,12 +407,11 @@ def bench(stores: int, repeat: int, base: Path, seed: int, jobs: int) -> dict[st
     if sites_rendered != stores:
         raise SystemExit(f"cold render holds {sites_rendered} stores, expected {stores}")
     files = sum(len(names) for _, _, names in os.walk(out))
-    os.sync()
-    t0 = time.perf_counter()
-    shutil.copytree(out, scratch / "copy")
-    copy_s = time.perf_counter() - t0
-    shutil.rmtree(scratch / "copy")
-    print(f"#   disk baseline, copying the tree ({files} files): {copy_s:.2f} s", file=sys.stderr)
+    copy = Measure("cp -r of the rendered tree")
+    for _ in range(repeat):
+        copy.runs.append(copy_tree(out, scratch / "copy"))
+        print(f"#   {copy.label} ({files} files): {copy.runs[-1].seconds:.2f} s", file=sys.stderr)
+    copy_s = copy.seconds
     measure("noop", "re-render, nothing changed", render)
     snap = snapshot(out)
     if _touched(snap, snapshot(out)):
@@ -334,6 +431,7 @@ def bench(stores: int, repeat: int, base: Path, seed: int, jobs: int) -> dict[st
         print(f"#   {one.label}: {run.seconds:.2f} s", file=sys.stderr)
     results["one"] = one
     measure("check", "render --check", ["render", fl, "-o", o, "--check", *jobs_args])
+    others = side_by_side(fleet_dir, base / f"tools-{stores}", scratch, repeat, sample, jobs)
     peak_main = max(m.rss_main_kib for m in results.values())
     peak_workers = max(m.rss_workers_kib for m in results.values())
     return {
@@ -348,6 +446,8 @@ def bench(stores: int, repeat: int, base: Path, seed: int, jobs: int) -> dict[st
         },
         "tree_files": files,
         "copy_tree_seconds": round(copy_s, 3),
+        "tools": others,
+        "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "peak_rss_main_mib": peak_main // 1024,
         "peak_rss_workers_mib": peak_workers // 1024,
     }
@@ -382,6 +482,78 @@ def table(results: Sequence[dict[str, object]]) -> Iterator[str]:
         yield "| " + " | ".join(cells) + " |"
 
 
+def _per_store_ms(res: dict[str, object]) -> float:
+    per = res["ms_per_store"]
+    assert isinstance(per, dict)
+    return float(per["cold"])
+
+
+def ratios(res: dict[str, object]) -> dict[str, float]:
+    """Cold render against the cp -r floor; the others' time per store against posnet's."""
+    secs = res["seconds"]
+    tools = res["tools"]
+    assert isinstance(secs, dict) and isinstance(tools, dict)
+    own = _per_store_ms(res)
+    out = {"cold_over_copy": float(secs["cold"]) / float(res["copy_tree_seconds"])}  # type: ignore[arg-type]
+    for name, found in tools.items():
+        out[name] = found["seconds"] * 1000 / found["stores"] / own
+    return out
+
+
+def side_table(results: Sequence[dict[str, object]]) -> Iterator[str]:
+    head = [
+        "stores",
+        "posnet cold render",
+        "cp -r floor",
+        "cold / floor",
+        "Aerleon 1.18 per policy",
+        "Aerleon / posnet",
+        "Ansible template per store",
+        "Ansible / posnet",
+    ]
+    yield "| " + " | ".join(head) + " |"
+    yield "|" + "|".join("---:" for _ in head) + "|"
+    for res in results:
+        secs, tools = res["seconds"], res["tools"]
+        assert isinstance(secs, dict) and isinstance(tools, dict)
+        r = ratios(res)
+        cells = [
+            f"{res['stores']:,}",
+            f"{secs['cold']:.2f} s ({_per_store_ms(res):.2f} ms/store)",
+            f"{res['copy_tree_seconds']:.2f} s",
+            f"{r['cold_over_copy']:.2f}x",
+        ]
+        for name in ("aerleon", "ansible"):
+            if name in tools:
+                t = tools[name]
+                ms = t["seconds"] * 1000 / t["stores"]
+                cells += [f"{ms:.2f} ms ({t['stores']:,} stores)", f"{r[name]:.1f}x"]
+            else:
+                cells += ["not run", ""]
+        yield "| " + " | ".join(cells) + " |"
+
+
+# The issue's aims, at 10,000 stores on 2 cores: (label, value, limit, met when).
+def aims(res: dict[str, object]) -> Iterator[str]:
+    secs = res["seconds"]
+    assert isinstance(secs, dict)
+    r = ratios(res)
+    peak = max(int(res["peak_rss_main_mib"]), int(res["peak_rss_workers_mib"]))  # type: ignore[call-overload]
+    checks: list[tuple[str, float, float, bool]] = [
+        ("render --check (s)", secs["check"], 3.0, secs["check"] < 3.0),
+        ("cold validate (s)", secs["validate"], 4.0, secs["validate"] < 4.0),
+        ("one store changed (s)", secs["one"], 0.5, secs["one"] < 0.5),
+        ("cold render / cp -r floor", r["cold_over_copy"], 1.5, r["cold_over_copy"] <= 1.5),
+        ("peak RSS per process (MiB)", peak, 600, peak <= 600),
+    ]
+    if "aerleon" in r:
+        checks.append(("Aerleon / posnet per store", r["aerleon"], 5.0, r["aerleon"] >= 5.0))
+    if "ansible" in r:
+        checks.append(("Ansible / posnet per store", r["ansible"], 200.0, r["ansible"] >= 200.0))
+    for label, value, limit, ok in checks:
+        yield f"- {label}: {value:.2f} (aim {limit:g}): {'met' if ok else 'NOT met'}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--stores", type=int, action="append", help="fleet size (repeatable)")
@@ -390,8 +562,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=0, help="posnet render --jobs (0: default)")
     ap.add_argument("--out", type=Path, help="keep fleets and build trees here (not the repo)")
     ap.add_argument("--json", type=Path, help="write the results as JSON")
+    ap.add_argument(
+        "--aerleon-stores",
+        type=int,
+        default=300,
+        help="stores of each fleet that Aerleon renders (0: skip Aerleon)",
+    )
+    ap.add_argument(
+        "--ansible-stores",
+        type=int,
+        default=40,
+        help="stores of each fleet that Ansible's template module renders (0: skip it)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="1,000 stores, one run each, 100 Aerleon policies, 10 Ansible stores",
+    )
     args = ap.parse_args(argv)
+    if args.quick:
+        args.stores = args.stores or [1000]
+        args.repeat, args.aerleon_stores, args.ansible_stores = 1, 100, 10
     sizes = args.stores or [1000, 10000]
+    sample = Sample(args.aerleon_stores, args.ansible_stores)
     if args.out is not None:
         out = args.out.resolve()
         if out == ROOT or ROOT in out.parents:
@@ -405,7 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     try:
         for n in sizes:
-            results.append(bench(n, args.repeat, base, args.seed, args.jobs))
+            results.append(bench(n, args.repeat, base, args.seed, args.jobs, sample))
     finally:
         if cleanup:
             shutil.rmtree(base, ignore_errors=True)
@@ -417,11 +610,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in table(results):
         print(line)
     print()
+    print("\nSide by side (per store; Aerleon and Ansible render a sample of each fleet):\n")
+    for line in side_table(results):
+        print(line)
     for res in results:
+        start, end = res["load_average"]  # type: ignore[misc]
         print(
-            f"Disk baseline, {res['stores']:,} stores: copying the rendered tree "
-            f"({res['tree_files']:,} files) takes {res['copy_tree_seconds']:.1f} s on this machine."
+            f"\n{res['stores']:,} stores: the rendered tree holds {res['tree_files']:,} files; "
+            f"load average {start:.2f} before, {end:.2f} after."
         )
+    largest = max(results, key=lambda r: int(r["stores"]))  # type: ignore[call-overload]
+    print(f"\nAims (set for 10,000 stores on 2 cores), at {largest['stores']:,} stores:")
+    for line in aims(largest):
+        print(line)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

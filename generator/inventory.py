@@ -10,11 +10,11 @@ hosts.yml: the build writes one host_vars file per store, named after its edge.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Sequence
 from typing import Any
 
+from generator import netparse
 from generator.plan import Plan, ProxyPlan
 from generator.targets.base import Artifact
 
@@ -139,11 +139,7 @@ def _secret_file(
 
 
 def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+    return netparse.ip_address_or_none(host) is not None
 
 
 def proxy_hosts(plan: Plan) -> dict[str, dict[str, Any]]:

@@ -30,6 +30,9 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701 - outputs are configs, not HTML; inputs are typed
+        # Compile each template once per process: no stat of its file on every render
+        # (templates ship with posnet; their digest already keys every cache).
+        auto_reload=False,
     )
     return env
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
+from generator import netparse
 from generator.lint import Finding, LintContext, Rule
 from generator.plan import Plan
 
@@ -49,7 +49,7 @@ def central_proxy_reach(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Fin
     for p in plans:
         if p.wan.public_ip is None:
             continue
-        me = ipaddress.IPv4Address(p.wan.public_ip)
+        me = netparse.ipv4_address(p.wan.public_ip)
         for proxy in p.proxies:
             for route in proxy.routes:
                 other = by_name.get(route.upstream_host)
@@ -67,7 +67,7 @@ def central_proxy_reach(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Fin
                     )
                     continue
                 e = exp[0]
-                if e.sources and not any(me in ipaddress.IPv4Network(s) for s in e.sources):
+                if e.sources and not any(me in netparse.ipv4_network(s) for s in e.sources):
                     yield Finding(
                         p.site_id,
                         ("integrations",),

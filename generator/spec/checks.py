@@ -9,6 +9,7 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from generator import netparse
 from generator.catalog import Catalog
 from generator.spec.model import (
     ReverseProxyIntegration,
@@ -26,7 +27,7 @@ class Problem:
 
 
 def _addr(ip: str) -> ipaddress.IPv4Address:
-    return ipaddress.IPv4Address(ip)
+    return netparse.ipv4_address(ip)
 
 
 def check_site(site: Site, catalog: Catalog) -> Iterator[Problem]:
@@ -82,15 +83,12 @@ def _check_wan(site: Site) -> Iterator[Problem]:
 
 
 def _is_documentation(ip: ipaddress.IPv4Address) -> bool:
-    return any(
-        ip in ipaddress.IPv4Network(n)
-        for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
-    )
+    return any(ip in n for n in netparse.DOCUMENTATION)
 
 
 def _check_lan(site: Site) -> Iterator[Problem]:
     lan = site.lan
-    net = ipaddress.IPv4Network(lan.subnet)
+    net = netparse.ipv4_network(lan.subnet)
     if net.prefixlen > 30:
         yield Problem(("lan", "subnet"), f"{net} is too small for a store LAN", "/30 or larger")
     gw = _addr(lan.gateway)
@@ -110,7 +108,7 @@ def _check_lan(site: Site) -> Iterator[Problem]:
 
 
 def _check_hosts(site: Site) -> Iterator[Problem]:
-    net = ipaddress.IPv4Network(site.lan.subnet)
+    net = netparse.ipv4_network(site.lan.subnet)
     gw = _addr(site.lan.gateway)
     pool = site.lan.dhcp_pool
     names: dict[str, int] = {}

@@ -6,12 +6,13 @@ add a line, a quote or a directive to any output.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
+
+from generator import netparse
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 HOSTNAME_RE = re.compile(rf"^{_LABEL}$")
@@ -80,14 +81,14 @@ def _ipv4(value: str) -> str:
             "is a network, but a single address is expected here", "an address like 192.0.2.10"
         )
     try:
-        return str(ipaddress.IPv4Address(value))
+        return str(netparse.ipv4_address(value))
     except ValueError:
         raise _bad("is not an IPv4 address", "an address like 192.0.2.10") from None
 
 
 def _network(value: str) -> str:
     try:
-        return str(ipaddress.IPv4Network(value, strict=True))
+        return str(netparse.ipv4_network(value))
     except ValueError as exc:
         if "host bits set" in str(exc):
             raise _bad("has host bits set", "the network address, e.g. 198.51.100.0/24") from None
@@ -107,6 +108,14 @@ def _secret(value: str) -> str:
         raise _bad(
             "must be a secret reference; literal secrets are not allowed in specs",
             "env:NAME, vault:name or file:path",
+        )
+    ref = value.partition(":")[2]
+    if ref.startswith("/") or ".." in ref.split("/"):
+        # Caught here, not at apply time: `file:/etc/shadow` or `vault:../../x` would
+        # make apply read whatever the control node holds there.
+        raise _bad(
+            "is a secret reference that is absolute or climbs out of its folder ('..')",
+            "a relative name below the secrets folder, e.g. file:certs/store.pem",
         )
     return value
 

@@ -9,8 +9,7 @@ as DNS server (option 6), so clients keep whatever DNS the Plan does not describ
 
 from __future__ import annotations
 
-import ipaddress
-
+from generator import netparse
 from generator.plan import LanPlan, Plan
 from generator.targets.base import Artifact, Declared
 from generator.templating import render as render_template
@@ -32,7 +31,7 @@ def dhcp_range(lan: LanPlan) -> str:
     """
     if lan.pool_start and lan.pool_end:
         return f"{lan.pool_start},{lan.pool_end},{lan.netmask},{LEASE_TIME}"
-    network = ipaddress.IPv4Network(lan.subnet).network_address
+    network = netparse.ipv4_network(lan.subnet).network_address
     return f"{network},static,{lan.netmask},{LEASE_TIME}"
 
 

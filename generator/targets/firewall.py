@@ -16,12 +16,12 @@ Semantics (see the target modules for the syntax):
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from generator import netparse
 from generator.plan import EgressFlow, Exposure, Plan
 
 Family = Literal["any", "ipv4", "ipv6"]
@@ -373,11 +373,7 @@ def _postrouting(plan: Plan) -> tuple[Rule, ...]:
 
 def collapse(cidrs: Iterable[str], family: AddrFamily) -> tuple[str, ...]:
     """Merge overlapping networks of one family; sorted, host bits cleared."""
-    if family == "ipv4":
-        v4 = [ipaddress.IPv4Network(c, strict=False) for c in cidrs]
-        return tuple(str(n) for n in ipaddress.collapse_addresses(v4))
-    v6 = [ipaddress.IPv6Network(c, strict=False) for c in cidrs]
-    return tuple(str(n) for n in ipaddress.collapse_addresses(v6))
+    return netparse.collapse(cidrs, family)
 
 
 def comment(text: str) -> str:
@@ -386,8 +382,7 @@ def comment(text: str) -> str:
 
 
 def _family_of(addr: str) -> AddrFamily:
-    net = ipaddress.ip_network(addr, strict=False)
-    return "ipv4" if net.version == 4 else "ipv6"
+    return netparse.family(addr)
 
 
 def rule_count(fw: Firewall) -> int:

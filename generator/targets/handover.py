@@ -12,11 +12,11 @@ row has as many cells as its header.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from generator import netparse
 from generator.plan import (
     DeviceConfig,
     Exposure,
@@ -85,7 +85,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _bare(cidr: str) -> str:
-    net = ipaddress.IPv4Network(cidr, strict=False)
+    net = netparse.ipv4_network(cidr, strict=False)
     return str(net.network_address) if net.prefixlen == 32 else str(net)
 
 

@@ -16,8 +16,7 @@ Windows cannot run here: `generator.verify.netsh_check` validates the output ins
 
 from __future__ import annotations
 
-import ipaddress
-
+from generator import netparse
 from generator.plan import HostPlan, Plan, WindowsBinding
 from generator.targets.base import Declared
 from generator.templating import render as render_template
@@ -53,7 +52,7 @@ def remote_ips(sources: tuple[str, ...]) -> str:
     """netsh remoteip list: single hosts without /32, networks kept as CIDR."""
     out = []
     for src in sources:
-        net = ipaddress.IPv4Network(src, strict=True)
+        net = netparse.ipv4_network(src)
         out.append(str(net.network_address) if net.prefixlen == 32 else str(net))
     return ",".join(out)
 
@@ -63,7 +62,7 @@ def _clients(plan: Plan, b: WindowsBinding) -> list[str]:
     by_ip: dict[str, HostPlan] = {h.ip: h for h in plan.hosts}
     names = []
     for src in b.client_sources:
-        net = ipaddress.IPv4Network(src, strict=True)
+        net = netparse.ipv4_network(src)
         ip = str(net.network_address)
         host = by_ip.get(ip) if net.prefixlen == 32 else None
         names.append(f"{host.name} {ip}" if host else str(net))

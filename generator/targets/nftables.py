@@ -83,9 +83,14 @@ def render_nftables(plan: Plan, *, log_drops: bool = True) -> str:
 
 def render_firewall(fw: Firewall) -> str:
     check_supported(fw, NAME, SUPPORTS)
+    return render_template("nftables/nftables.nft.j2", **template_context(fw))
+
+
+def template_context(fw: Firewall) -> dict[str, object]:
+    """What nftables.nft.j2 reads (the benchmark feeds the same to Ansible's template)."""
     sets = tuple(_set_view(s) for s in fw.sets)
     chains = tuple(_chain_view(c) for c in fw.chains)
-    return render_template("nftables/nftables.nft.j2", site_id=fw.site_id, sets=sets, chains=chains)
+    return {"site_id": fw.site_id, "sets": sets, "chains": chains}
 
 
 def _set_view(s: AddrSet) -> SetView:

@@ -20,9 +20,10 @@ generator.targets.proxy_layout.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Literal
+
+from generator import netparse
 
 MOZILLA_GUIDELINE = "6.0"
 MOZILLA_PROFILE = "intermediate"
@@ -126,11 +127,8 @@ class UpstreamTls:
 
 def is_lan_upstream(host: str, lan_subnet: str) -> bool:
     """True for an IP literal inside the store LAN; FQDNs never count as LAN."""
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return addr in ipaddress.ip_network(lan_subnet, strict=False)
+    addr = netparse.ip_address_or_none(host)
+    return addr is not None and addr in netparse.ip_network(lan_subnet)
 
 
 def upstream_tls(host: str, lan_subnet: str) -> UpstreamTls:
