@@ -284,9 +284,24 @@ def schema(kind: str) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-def rules(fmt: str) -> None:
-    """List the lint rules: id, severity, name and why."""
-    from generator.lint import all_rules
+@click.option(
+    "--explain",
+    "explain",
+    metavar="ID",
+    default=None,
+    help="Print one rule's documentation: explanation, bad and good example.",
+)
+def rules(fmt: str, explain: str | None) -> None:
+    """List the lint rules: id, severity, name and why (--explain ID for one rule's docs)."""
+    from generator.lint import all_rules, rule
+
+    if explain is not None:
+        found = rule(explain)
+        if found is None:
+            known = ", ".join(r.id for r in all_rules())
+            raise click.ClickException(f"no lint rule {explain!r} (known: {known})")
+        click.echo(found.doc(), nl=False)
+        return
 
     items = [
         {"id": r.id, "severity": r.severity, "title": r.title, "why": r.why} for r in all_rules()

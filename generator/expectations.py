@@ -11,13 +11,12 @@ from typing import Any
 
 from generator.plan import Plan
 
-FIREWALL_FILES = {
-    "nftables": ("firewall/nftables.nft", "/etc/nftables.conf"),
-    "iptables": ("firewall/rules.v4", "/etc/iptables/rules.v4"),
-}
-
 
 def expectations(plan: Plan) -> dict[str, Any]:
+    from generator.targets import firewall_backend
+
+    target, backend = firewall_backend(plan.firewall)
+    ruleset_file = target.artifacts(plan)[0].destination
     public = plan.wan.public_ip or plan.wan.fqdn
     exposures = [
         {
@@ -43,8 +42,8 @@ def expectations(plan: Plan) -> dict[str, Any]:
         "site": plan.site_id,
         "firewall": {
             "kind": plan.firewall,
-            "table": "inet posnet" if plan.firewall == "nftables" else "filter",
-            "file": FIREWALL_FILES[plan.firewall][1],
+            "table": backend.activation.table,
+            "file": ruleset_file,
             "policy": "drop",
             "management_port": plan.management.port,
         },

@@ -16,27 +16,7 @@ from typing import Any
 
 from generator import netparse
 from generator.plan import Plan, ProxyPlan
-
-# site file -> (destination on the edge, mode, validate command, component tag)
-EDGE_FILES: dict[str, tuple[str, str, str, str]] = {
-    "firewall/nftables.nft": ("/etc/nftables.conf", "0644", "nft -c -f %s", "firewall"),
-    "firewall/rules.v4": (
-        "/etc/iptables/rules.v4",
-        "0644",
-        "iptables-restore --test %s",
-        "firewall",
-    ),
-    "firewall/rules.v6": (
-        "/etc/iptables/rules.v6",
-        "0644",
-        "ip6tables-restore --test %s",
-        "firewall",
-    ),
-    "dhcp/dnsmasq.conf": ("/etc/posnet/dnsmasq.conf", "0644", "dnsmasq --test -C %s", "dhcp"),
-    "ddns/inadyn.conf": ("/etc/inadyn.conf", "0600", "inadyn -n --check-config -f %s", "ddns"),
-    "ddns/ddclient.conf": ("/etc/ddclient.conf", "0600", "", "ddns"),
-}
-STYLE_OF = {"ddns/inadyn.conf": "inadyn", "ddns/ddclient.conf": "ddclient"}
+from generator.targets.base import Artifact
 
 
 def host_name(plan: Plan) -> str:
@@ -47,44 +27,47 @@ def _group(name: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", name.lower())
 
 
+def artifacts(plan: Plan, host: str) -> list[Artifact]:
+    """Files of `host` ("edge" or a LAN host), as the registered targets declare them."""
+    from generator.targets import targets
+
+    return [
+        a
+        for t in targets()
+        if t.host != "manual" and t.applies_to(plan)
+        for a in t.artifacts(plan)
+        if a.host == host
+    ]
+
+
 def edge_file_names(plan: Plan) -> list[str]:
-    """Site files the edge receives (the same rules the targets use to emit them)."""
-    names = (
-        ["firewall/nftables.nft"]
-        if plan.firewall == "nftables"
-        else [
-            "firewall/rules.v4",
-            "firewall/rules.v6",
-        ]
-    )
-    if plan.lan.pool_start or plan.dhcp:
-        names.append("dhcp/dnsmasq.conf")
-    if plan.ddns is not None:
-        names.append(f"ddns/{plan.ddns.client}.conf")
-    return names
+    """Site files the edge receives."""
+    return [a.source for a in artifacts(plan, "edge")]
+
+
+def file_spec(plan: Plan, a: Artifact) -> dict[str, Any]:
+    """One entry of `posnet_files`: what the playbooks install and the suite checks."""
+    spec: dict[str, Any] = {
+        "src": f"sites/{plan.site_id}/{a.source}",
+        "dest": a.destination,
+        "mode": "0600" if a.secrets else a.mode,
+        "validate": a.validate,
+        "component": a.component,
+    }
+    if a.server is not None:
+        spec["server"] = a.server
+    spec["secrets"] = [
+        {"marker": s.marker, "ref": s.ref, "style": a.secret_style} for s in a.secrets
+    ]
+    return spec
 
 
 def host_vars(plan: Plan) -> dict[str, Any]:
     from generator.expectations import expectations
-    from generator.targets import secret_style
+    from generator.targets import firewall_backend
 
-    edge_files = []
-    for rel in edge_file_names(plan):
-        dest, mode, validate, tag = EDGE_FILES[rel]
-        secrets = []
-        if rel.startswith("ddns/") and plan.ddns is not None:
-            s = plan.ddns.password
-            secrets.append({"marker": s.marker, "ref": s.ref, "style": secret_style(STYLE_OF[rel])})
-        edge_files.append(
-            {
-                "src": f"sites/{plan.site_id}/{rel}",
-                "dest": dest,
-                "mode": "0600" if secrets else mode,
-                "validate": validate,
-                "component": tag,
-                "secrets": secrets,
-            }
-        )
+    firewall_backend(plan.firewall)  # an unknown back-end is an error, never another vendor's files
+    edge_files = [file_spec(plan, a) for a in artifacts(plan, "edge")]
     return {
         "ansible_host": plan.wan.public_ip or plan.wan.fqdn,
         "ansible_user": "root",
@@ -100,12 +83,6 @@ def host_vars(plan: Plan) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ reverse proxies
 
-# server -> where its posnet file goes (one file per proxy id, picked up by the stock
-# Debian configuration: conf.d/*.conf inside http{}, sites-enabled/*.conf).
-PROXY_DEST = {
-    "nginx": "/etc/nginx/conf.d/posnet-{id}.conf",
-    "apache": "/etc/apache2/sites-enabled/posnet-{id}.conf",
-}
 # Group of the server's worker processes: they open the htpasswd file on every request
 # (the master/parent reads certificates and keys as root at start-up), so a root-only
 # htpasswd would turn every request into a 500.
@@ -167,7 +144,8 @@ def _is_ip(host: str) -> bool:
 
 def proxy_hosts(plan: Plan) -> dict[str, dict[str, Any]]:
     """Inventory host -> variables for every LAN host that runs a posnet proxy."""
-    from generator.targets.apache import REQUIRED_MODULES
+    from generator.targets import by_name
+    from generator.targets.base import ProxyActivation
 
     by_host: dict[str, list[ProxyPlan]] = {}
     for p in plan.proxies:
@@ -196,19 +174,16 @@ def proxy_hosts(plan: Plan) -> dict[str, dict[str, Any]]:
                 not _is_ip(r.upstream_host) for p in proxies for r in p.routes
             ),
             "posnet_files": [
-                {
-                    "src": f"sites/{plan.site_id}/proxy/{p.id}.{p.software}.conf",
-                    "dest": PROXY_DEST[p.software].format(id=p.id),
-                    "mode": "0644",
-                    "validate": "",
-                    "component": "proxy",
-                    "server": p.software,
-                    "secrets": [],
-                }
-                for p in proxies
+                file_spec(plan, a)
+                for a in sorted(artifacts(plan, host), key=lambda a: (a.unit, a.source))
             ],
             "posnet_secret_files": list(secret_files.values()),
-            "posnet_apache_modules": list(REQUIRED_MODULES) if "apache" in servers else [],
+            "posnet_apache_modules": [
+                m
+                for server in servers
+                if isinstance(act := by_name()[server].activation, ProxyActivation)
+                for m in act.modules
+            ],
         }
         out[proxy_host_name(plan, host)] = hv
     return out

@@ -12,6 +12,23 @@ from typing import Literal
 Proto = Literal["tcp", "udp"]
 
 
+# What a secret is for: lint and handover match these, never purpose strings.
+SecretKind = Literal[
+    "certificate",
+    "private-key",
+    "htpasswd",
+    "client-ca",
+    "tunnel-token",
+    "client-secret",
+    "auth-secret",
+    "ddns-password",
+]
+# Why traffic stays in the LAN.
+LanFlowKind = Literal["windows-https", "device-fallback", "local-http"]
+# What a device property file configures.
+DeviceFileKind = Literal["payment-device", "service-settings"]
+
+
 @dataclass(frozen=True)
 class SecretNeed:
     """A secret the apply step must resolve. `marker` is what rendered files contain."""
@@ -19,6 +36,7 @@ class SecretNeed:
     ref: str  # env:NAME | vault:name | file:/path
     marker: str  # e.g. @@POSNET_SECRET_ddns_password@@
     purpose: str
+    kind: SecretKind | None = None  # None: built by hand (tests); resolve always sets it
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,8 @@ class LanFlow:
     dest_ip: str
     port: int
     protocol: Proto
+    kind: LanFlowKind | None = None  # None: built by hand; resolve always sets it
+    integration: int = -1  # index in the site's integrations
 
 
 @dataclass(frozen=True)
@@ -194,12 +214,15 @@ class WindowsBinding:
 
 @dataclass(frozen=True)
 class DeviceConfig:
-    """Property file for a payment device (cloud connector)."""
+    """Property file for a payment device (cloud connector) or an integrator service's
+    settings (auth_websocket)."""
 
     id: str
     partner: str
     device: str
     properties: tuple[tuple[str, str], ...]  # ordered key/value; values may hold markers
+    kind: DeviceFileKind | None = None  # None: built by hand; resolve always sets it
+    integration: int = -1  # index in the site's integrations
 
 
 @dataclass(frozen=True)

@@ -11,19 +11,12 @@ from typing import Literal
 
 from pydantic import Field
 
+from generator.patterns.auth_websocket import AuthWebsocketParams
+from generator.patterns.cloud_connector import CloudConnectorParams
+from generator.patterns.tunnel import TunnelParams
+from generator.patterns.windows_https import WindowsHttpsParams
 from generator.spec.model import Model, PatternName
-from generator.spec.types import (
-    DomainPattern,
-    Fqdn,
-    Guid,
-    Ident,
-    Note,
-    Port,
-    ProfileName,
-    Source,
-    Text,
-    UrlPath,
-)
+from generator.spec.types import DomainPattern, Ident, Note, Port, Source, Text
 
 BUILTIN = Path(__file__).with_name("builtin.yaml")
 
@@ -36,30 +29,23 @@ class Egress(Model):
     ssl_inspection_exempt: bool = False
 
 
-class Environment(Model):
-    api_host: Fqdn
-    auth_host: Fqdn
-
-
 class Partner(Model):
+    """A partner: its patterns, sources, egress, and per-pattern parameters.
+
+    Parameters that belong to one pattern sit under that pattern's name
+    (`cloud_connector: {environments: ...}`), each a model owned by the pattern module.
+    """
+
     title: Text
     patterns: list[PatternName] = Field(min_length=1)
     sources: list[Source] = Field(
         default_factory=list, description="Partner source IPs (from fleet config)"
     )
     egress: list[Egress] = Field(default_factory=list)
-    default_port: Port | None = None
-    appid: Guid | None = None
-    auth_path: UrlPath | None = None
-    token_query_param: Ident | None = None
-    tunnel_domain_suffix: Fqdn | None = None
-    tunnel_ui_port: Port | None = None
-    environments: dict[Ident, Environment] = Field(default_factory=dict)
-    device_listener_path: UrlPath | None = None
-    pos_listener_path: UrlPath | None = None
-    token_path_template: UrlPath | None = None
-    ssl_profile_name: ProfileName | None = None
-    requires_trusted_certificate: bool = False
+    tunnel: TunnelParams | None = None
+    cloud_connector: CloudConnectorParams | None = None
+    windows_https: WindowsHttpsParams | None = None
+    auth_websocket: AuthWebsocketParams | None = None
     notes: list[Note] = Field(default_factory=list)
 
 

@@ -1,19 +1,25 @@
 """Lint: advice from the vendor documents as small declarative rules over the Plan.
 
 A rule has a stable id, a severity, a title and a one-line why (shown with every
-finding, like Ruff's rule docs). Site rules see one Plan; fleet rules see all of them.
+finding, like Ruff's rule docs), and its documentation in generator/lint/docs/<ID>.md:
+an explanation, a bad and a good example (`posnet rules --explain ID`). Its pass/fail
+fixtures live in tests/lint_fixtures/<ID>.yaml. Site rules see one Plan; fleet rules
+see all of them. Rules match typed Plan fields (device file kind, LAN flow kind,
+secret kind, owning integration), never ids or wording built elsewhere.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from generator.plan import Plan
 from generator.yamlload import YamlPath
 
 Severity = Literal["error", "warning", "info"]
+DOCS = Path(__file__).with_name("docs")
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,10 @@ class Rule:
     check: Callable[[Plan], Iterable[tuple[YamlPath, str]]] | None = None
     fleet_check: Callable[[Sequence[Plan], LintContext], Iterable[Finding]] | None = None
 
+    def doc(self) -> str:
+        """The rule's documentation (explanation, bad and good example)."""
+        return (DOCS / f"{self.id}.md").read_text(encoding="utf-8")
+
 
 @dataclass(frozen=True)
 class RuleFinding:
@@ -50,6 +60,10 @@ def all_rules() -> tuple[Rule, ...]:
     from generator.lint.wide_open import WIDE_OPEN_RULES
 
     return (*SITE_RULES, *WIDE_OPEN_RULES, *FLEET_RULES)
+
+
+def rule(rule_id: str) -> Rule | None:
+    return next((r for r in all_rules() if r.id == rule_id.upper()), None)
 
 
 def run(

@@ -28,7 +28,7 @@ def shared_auth_secret(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Find
     refs: dict[str, list[str]] = defaultdict(list)
     for p in plans:
         for s in p.secrets:
-            if s.purpose.endswith("AuthSecret"):
+            if s.kind == "auth-secret":
                 refs[s.ref].append(p.site_id)
     for ref, sites in sorted(refs.items()):
         if len(sites) > 1:

@@ -92,8 +92,8 @@ def public_proxy_without_auth(plan: Plan) -> Out:
 
 
 def no_local_fallback(plan: Plan) -> Out:
-    partners = {d.partner for d in plan.devices if d.partner != "powerepos"}
-    fallback = {f.partner for f in plan.lan_flows if "fallback" in f.id}
+    partners = {d.partner for d in plan.devices if d.kind == "payment-device"}
+    fallback = {f.partner for f in plan.lan_flows if f.kind == "device-fallback"}
     for partner in sorted(partners - fallback):
         yield (
             ("integrations",),

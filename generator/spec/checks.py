@@ -12,16 +12,9 @@ from dataclasses import dataclass
 from generator import netparse
 from generator.catalog import Catalog
 from generator.spec.model import (
-    AuthWebsocketIntegration,
-    CloudConnectorIntegration,
-    DirectIntegration,
-    OutboundOnlyIntegration,
     ReverseProxyIntegration,
     Site,
-    TunnelIntegration,
-    WindowsHttpsIntegration,
 )
-from generator.spec.types import WILDCARD_RE
 from generator.yamlload import YamlPath
 
 
@@ -177,7 +170,7 @@ def _find_service(site: Site, ref: str) -> tuple[bool, bool]:
     return False, False
 
 
-def _service_problem(site: Site, path: YamlPath, ref: str) -> Iterator[Problem]:
+def service_problem(site: Site, path: YamlPath, ref: str) -> Iterator[Problem]:
     host_ok, svc_ok = _find_service(site, ref)
     if not host_ok:
         yield Problem(path, f"host '{ref.partition('/')[0]}' is not in hosts", "a host name")
@@ -187,7 +180,7 @@ def _service_problem(site: Site, path: YamlPath, ref: str) -> Iterator[Problem]:
         )
 
 
-def _host_problem(site: Site, path: YamlPath, name: str, role: str = "") -> Iterator[Problem]:
+def host_problem(site: Site, path: YamlPath, name: str, role: str = "") -> Iterator[Problem]:
     for host in site.hosts:
         if host.name == name:
             return
@@ -225,49 +218,12 @@ def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
                     "a port other than edge.management.port",
                 )
             public.setdefault(port, i)
-        if isinstance(integ, DirectIntegration | TunnelIntegration):
-            yield from _service_problem(site, (*base, "service"), integ.service)
-        if isinstance(integ, ReverseProxyIntegration):
-            yield from _host_problem(site, (*base, "proxy_host"), integ.proxy_host)
-            yield from _check_proxy(site, integ, base)
-        if isinstance(integ, AuthWebsocketIntegration):
-            yield from _host_problem(site, (*base, "proxy_host"), integ.proxy_host)
-            yield from _service_problem(site, (*base, "websocket_service"), integ.websocket_service)
-            yield from _service_problem(site, (*base, "auth_service"), integ.auth_service)
-        if isinstance(integ, OutboundOnlyIntegration):
-            for j, name in enumerate(integ.hosts):
-                yield from _host_problem(site, (*base, "hosts", j), name)
-            for j, dom in enumerate(integ.extra_domains):
-                if not WILDCARD_RE.fullmatch(dom.lower()):
-                    yield Problem(
-                        (*base, "extra_domains", j),
-                        "is not a domain name or a *.domain wildcard",
-                        "devices.example.com or *.example.com",
-                    )
-        if isinstance(integ, CloudConnectorIntegration):
-            yield from _host_problem(site, (*base, "pos_host"), integ.pos_host)
-            for j, name in enumerate(integ.devices):
-                yield from _host_problem(site, (*base, "devices", j), name)
-            if integ.environment not in partner.environments:
-                yield Problem(
-                    (*base, "environment"),
-                    f"partner '{integ.partner}' has no environment '{integ.environment}'",
-                    ", ".join(sorted(partner.environments)) or "an environment in the catalog",
-                )
-        if isinstance(integ, WindowsHttpsIntegration):
-            yield from _host_problem(site, (*base, "host"), integ.host)
-            for host in site.hosts:
-                if host.name == integ.host and host.os != "windows":
-                    yield Problem((*base, "host"), "windows_https needs a host with os: windows")
-            for j, name in enumerate(integ.clients):
-                yield from _host_problem(site, (*base, "clients", j), name)
-            if integ.port is None and partner.default_port is None:
-                yield Problem((*base, "port"), "no port given and the partner has no default")
-            if integ.appid is None and partner.appid is None:
-                yield Problem((*base, "appid"), "no appid given and the partner has no default")
+        from generator.patterns import pattern_of
+
+        yield from pattern_of(integ).check(site, integ, partner, base)
 
 
-def _check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> Iterator[Problem]:
+def check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> Iterator[Problem]:
     if integ.auth.type == "basic" and integ.auth.htpasswd is None:
         yield Problem((*base, "auth"), "basic auth needs auth.htpasswd", "htpasswd: vault:name")
     if integ.auth.type == "client_cert" and integ.auth.client_ca is None:
@@ -284,7 +240,7 @@ def _check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> 
         if remote and (route.site is None or route.site_service is None):
             yield Problem(rp, "a remote route needs both site and site_service")
         if route.service is not None:
-            yield from _service_problem(site, (*rp, "service"), route.service)
+            yield from service_problem(site, (*rp, "service"), route.service)
         key = route.subdomain if integ.routing == "subdomain" else route.path
         field = "subdomain" if integ.routing == "subdomain" else "path"
         if key is None:

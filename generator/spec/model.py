@@ -7,11 +7,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
+from generator.patterns.auth_websocket import AuthWebsocketIntegration
+from generator.patterns.cloud_connector import CloudConnectorIntegration
+from generator.patterns.direct import DirectIntegration
+from generator.patterns.outbound_only import OutboundOnlyIntegration
+from generator.patterns.reverse_proxy import ReverseProxyIntegration
+from generator.patterns.tunnel import TunnelIntegration
+from generator.patterns.windows_https import WindowsHttpsIntegration
+from generator.spec.parts import Model, ProxyAuth, ProxyRoute, ServiceRef, TlsSpec
 from generator.spec.types import (
     Fqdn,
-    Guid,
     Hostname,
     Ident,
     InterfaceName,
@@ -22,9 +29,36 @@ from generator.spec.types import (
     SecretRef,
     Source,
     Text,
-    Thumbprint,
     UrlPath,
 )
+
+# The integration models live with their patterns (generator/patterns/<name>.py) and
+# the shared parts in generator.spec.parts; both stay importable from here.
+__all__ = [
+    "AuthWebsocketIntegration",
+    "Ddns",
+    "DhcpPool",
+    "DirectIntegration",
+    "Edge",
+    "Host",
+    "Integration",
+    "Lan",
+    "LintConfig",
+    "Management",
+    "Model",
+    "OutboundOnlyIntegration",
+    "PatternName",
+    "ProxyAuth",
+    "ProxyRoute",
+    "ReverseProxyIntegration",
+    "Service",
+    "ServiceRef",
+    "Site",
+    "TlsSpec",
+    "TunnelIntegration",
+    "Wan",
+    "WindowsHttpsIntegration",
+]
 
 PatternName = Literal[
     "direct",
@@ -35,16 +69,6 @@ PatternName = Literal[
     "windows_https",
     "auth_websocket",
 ]
-ServiceRef = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?/[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
-    ),
-]
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Service(Model):
@@ -112,111 +136,6 @@ class Edge(Model):
         "open",
         description="open: LAN may reach the internet; restricted: only partner egress",
     )
-
-
-class TlsSpec(Model):
-    certificate: SecretRef = Field(description="Reference to the PEM chain (resolved at apply)")
-    key: SecretRef
-    openssl: Literal["3.0", "3.5"] = Field(
-        "3.0", description="OpenSSL on the proxy host: 3.0 (Debian 12) lacks X25519MLKEM768"
-    )
-    trusted: bool = Field(True, description="False for a self-signed certificate")
-
-
-class ProxyAuth(Model):
-    type: Literal["none", "basic", "client_cert"] = "basic"
-    htpasswd: SecretRef | None = None
-    client_ca: SecretRef | None = None
-
-
-class ProxyRoute(Model):
-    service: ServiceRef | None = Field(None, description="host/service in this store")
-    site: Hostname | None = Field(None, description="another store (central proxy)")
-    site_service: ServiceRef | None = Field(None, description="host/service in that store")
-    subdomain: Hostname | None = None
-    path: UrlPath | None = None
-
-
-class DirectIntegration(Model):
-    pattern: Literal["direct"]
-    partner: Ident
-    service: ServiceRef
-    public_port: Port
-    sources: list[Source] | None = Field(None, description="Override the catalog's source IPs")
-
-
-class ReverseProxyIntegration(Model):
-    pattern: Literal["reverse_proxy"]
-    partner: Ident
-    proxy_host: Hostname
-    software: Literal["nginx", "apache"] = "nginx"
-    listen_port: Port = 8443
-    public_port: Port | None = Field(None, description="None: a LAN-only proxy, no port forward")
-    server_name: Fqdn | None = None
-    routing: Literal["subdomain", "path"] = "path"
-    auth: ProxyAuth = ProxyAuth()
-    tls: TlsSpec
-    routes: list[ProxyRoute] = Field(min_length=1)
-    sources: list[Source] | None = None
-
-
-class TunnelIntegration(Model):
-    pattern: Literal["tunnel"]
-    partner: Ident
-    service: ServiceRef
-    token: SecretRef
-
-
-class OutboundOnlyIntegration(Model):
-    pattern: Literal["outbound_only"]
-    partner: Ident
-    hosts: list[Hostname] = Field(min_length=1)
-    extra_domains: list[Annotated[str, StringConstraints(max_length=253)]] = Field(
-        default_factory=list
-    )
-    ssl_inspection: bool = Field(False, description="The store inspects TLS: render exemptions")
-    lan_http_port: Port | None = Field(None, description="Signed local HTTP between POS devices")
-
-
-class CloudConnectorIntegration(Model):
-    pattern: Literal["cloud_connector"]
-    partner: Ident
-    environment: Ident = "qa"
-    domain: Ident = Field(description="{your-domain} from onboarding")
-    pos_host: Hostname
-    devices: list[Hostname] = Field(min_length=1)
-    client_id: Text
-    client_secret: SecretRef
-    ssl_profile_crt: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]{1,200}$")] = (
-        "/HOST/INGETRUST.pem"
-    )
-    local_fallback_port: Port | None = Field(None, description="Device server port when offline")
-
-
-class WindowsHttpsIntegration(Model):
-    pattern: Literal["windows_https"]
-    partner: Ident
-    host: Hostname
-    port: Port | None = Field(None, description="Defaults to the catalog's port (10101)")
-    appid: Guid | None = None
-    thumbprint: Thumbprint
-    clients: list[Hostname] = Field(min_length=1)
-    maintenance_window: Text
-
-
-class AuthWebsocketIntegration(Model):
-    pattern: Literal["auth_websocket"]
-    partner: Ident
-    proxy_host: Hostname
-    public_port: Port
-    server_name: Fqdn
-    websocket_service: ServiceRef
-    auth_service: ServiceRef
-    provider_outlet_id: Text
-    pos_remote_id: Text
-    auth_secret: SecretRef
-    tls: TlsSpec
-    sources: list[Source] | None = None
 
 
 Integration = Annotated[

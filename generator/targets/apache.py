@@ -1,6 +1,6 @@
 """Apache httpd reverse proxy: one VirtualHost file per ProxyPlan, for sites-enabled.
 
-Same layout as the nginx target (generator.targets.tls_policy.layout) so a partner sees
+Same layout as the nginx target (generator.targets.proxy_layout.layout) so a partner sees
 the same names, paths and status codes whichever server the store runs. Apache-specific
 choices:
 - `retry=0` on every ProxyPass: Apache otherwise marks a backend dead for 60 s after one
@@ -16,14 +16,15 @@ from __future__ import annotations
 import re
 
 from generator.plan import Plan, ProxyPlan
-from generator.targets.tls_policy import (
+from generator.targets.base import ProxyActivation, proxy_server
+from generator.targets.proxy_layout import (
     Route,
     VirtualServer,
     check_ident,
     check_proxy,
     layout,
-    policy_for,
 )
+from generator.targets.tls_policy import policy_for
 from generator.templating import render as render_template
 
 NAME = "apache"
@@ -97,3 +98,29 @@ def render(plan: Plan) -> dict[str, str]:
         for p in plan.proxies
         if p.software == "apache"
     }
+
+
+# One file per proxy id in the stock Debian include folder of the server.
+TARGET = proxy_server(
+    NAME,
+    "/etc/apache2/sites-enabled/posnet-{id}.conf",
+    render,
+    secret_style=SECRET_STYLE,
+    activation=ProxyActivation(
+        binary="apache2",
+        service="apache2",
+        # Apache's configuration reads the APACHE_* variables of Debian's envvars, and
+        # its run and lock folders must exist (what apache2ctl would do; the apache2
+        # binary is called directly so that errors come back unfiltered).
+        env=(
+            ". /etc/apache2/envvars && "
+            'mkdir -p "$APACHE_RUN_DIR" "$APACHE_LOCK_DIR" "$APACHE_LOG_DIR"'
+        ),
+        check="apache2 -t",
+        pidfile='"$APACHE_PID_FILE"',
+        running='test -s "$APACHE_PID_FILE" && kill -0 "$(cat "$APACHE_PID_FILE")"',
+        start="apache2 -k start",
+        reload="apache2 -k graceful",
+        modules=REQUIRED_MODULES,
+    ),
+)

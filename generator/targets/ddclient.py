@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from generator.plan import DdnsPlan, Plan
+from generator.targets.base import ddns_client
 from generator.templating import render as render_template
 
 NAME = "ddclient"
@@ -311,3 +312,6 @@ def check_ddclient_conf(text: str) -> list[str]:
     for host, opts in parsed.hosts.items():
         problems += host_problems(host, opts)
     return problems
+
+
+TARGET = ddns_client(NAME, PATH, "/etc/ddclient.conf", "", render, SECRET_STYLE)

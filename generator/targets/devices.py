@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from generator.plan import DeviceConfig, Plan
+from generator.targets.base import Declared
 from generator.templating import render as render_template
 
 NAME = "devices"
@@ -74,3 +75,8 @@ def render(plan: Plan) -> dict[str, str]:
         )
         for d in plan.devices
     }
+
+
+TARGET = Declared(
+    NAME, "manual", lambda plan: bool(plan.devices), render, secret_style=SECRET_STYLE
+)

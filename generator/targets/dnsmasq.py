@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from generator import netparse
 from generator.plan import LanPlan, Plan
+from generator.targets.base import Artifact, Declared
 from generator.templating import render as render_template
 
 NAME = "dnsmasq"
@@ -50,3 +51,10 @@ def render(plan: Plan) -> dict[str, str]:
         reservations=plan.dhcp,
     )
     return {PATH: text}
+
+
+def _artifacts(plan: Plan) -> tuple[Artifact, ...]:
+    return (Artifact(PATH, "/etc/posnet/dnsmasq.conf", "dhcp", validate="dnsmasq --test -C %s"),)
+
+
+TARGET = Declared(NAME, "edge", needed, render, _artifacts, SECRET_STYLE)

@@ -388,3 +388,53 @@ def _family_of(addr: str) -> AddrFamily:
 def rule_count(fw: Firewall) -> int:
     """Rules as nftables loads them (one model rule = one nft rule)."""
     return sum(len(c.rules) for c in fw.chains)
+
+
+# ------------------------------------------------------------------ back-end support
+
+
+class UnsupportedFeature(ValueError):
+    """A rule needs a part of the model that the chosen back-end cannot express."""
+
+
+def features_of(rule: Rule) -> frozenset[str]:
+    """The parts of the neutral model one rule uses (see targets.base.Feature)."""
+    m, used = rule.match, set()
+    if m.family == "ipv6" or m.proto == "icmpv6":
+        used.add("ipv6")
+    if m.saddr is not None and m.saddr.name is not None:
+        used.add("named-sets")
+    if m.ct_state:
+        used.add("conntrack")
+    if m.ct_dnat:
+        used.add("ct-dnat")
+    if m.limit is not None:
+        used.add("rate-limit")
+    if m.proto in ("icmp", "icmpv6"):
+        used.add("icmp")
+    if m.iif is not None or m.oif is not None:
+        used.add("interfaces")
+    if isinstance(rule.action, Log):
+        used.add("log")
+    if isinstance(rule.action, Dnat):
+        used.add("dnat")
+    if isinstance(rule.action, Masquerade):
+        used.add("masquerade")
+    return frozenset(used)
+
+
+def check_supported(fw: Firewall, backend: str, supports: frozenset[str]) -> None:
+    """Raise, naming the rule and the back-end, when a rule uses an unsupported part."""
+    from generator.targets.base import ALL_FEATURES
+
+    if supports >= ALL_FEATURES:
+        return  # nothing to look for (both built-in back-ends)
+    for chain in fw.chains:
+        for n, rule in enumerate(chain.rules, 1):
+            missing = sorted(features_of(rule) - supports)
+            if missing:
+                what = rule.comment or f"rule {n}"
+                raise UnsupportedFeature(
+                    f"{fw.site_id}: firewall back-end {backend} cannot express "
+                    f"{', '.join(missing)} (chain {chain.name}, rule {what!r})"
+                )

@@ -27,6 +27,7 @@ from generator.plan import (
     TunnelPlan,
     WindowsBinding,
 )
+from generator.targets.base import Declared
 from generator.targets.netsh import EXIT_CODES, script_names
 from generator.templating import render as render_template
 
@@ -102,10 +103,6 @@ def _host_label(plan: Plan, ip: str) -> str:
 
 def _title(plan: Plan, partner: str) -> str:
     return next((b.title for b in plan.briefs if b.partner == partner), partner)
-
-
-def _pattern(plan: Plan, partner: str) -> str | None:
-    return next((b.pattern for b in plan.briefs if b.partner == partner), None)
 
 
 def _ref_of(plan: Plan, value: str) -> list[str]:
@@ -384,9 +381,7 @@ def devices_table(plan: Plan) -> str:
 
 
 def connector_sections(plan: Plan) -> list[ConnectorSection]:
-    partners = sorted(
-        {d.partner for d in plan.devices if _pattern(plan, d.partner) == "cloud_connector"}
-    )
+    partners = sorted({d.partner for d in plan.devices if d.kind == "payment-device"})
     return [_connector(plan, p) for p in partners]
 
 
@@ -405,7 +400,7 @@ def _connector(plan: Plan, partner: str) -> ConnectorSection:
         f"{', '.join(_who(plan, s) for s in f.sources)} -> {_who(plan, f.dest_ip)}"
         f" port {f.port}/{f.protocol}"
         for f in plan.lan_flows
-        if f.partner == partner and f.id.startswith(f"{partner}-fallback-")
+        if f.partner == partner and f.kind == "device-fallback"
     )
     return ConnectorSection(
         title=text(brief.title),
@@ -509,3 +504,6 @@ def render(plan: Plan) -> dict[str, str]:
     if MARKER in out:
         raise RuntimeError(f"{plan.site_id}: a secret marker reached {PATH}")
     return {PATH: out}
+
+
+TARGET = Declared(NAME, "manual", lambda plan: True, render, secret_style=SECRET_STYLE)

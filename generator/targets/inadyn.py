@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from generator.plan import DdnsPlan, Plan
+from generator.targets.base import ddns_client
 from generator.templating import render as render_template
 
 NAME = "inadyn"
@@ -79,3 +80,8 @@ def render(plan: Plan) -> dict[str, str]:
         hostname=confuse_quote(acc.hostname),
     )
     return {PATH: text}
+
+
+TARGET = ddns_client(
+    NAME, PATH, "/etc/inadyn.conf", "inadyn -n --check-config -f %s", render, SECRET_STYLE
+)

@@ -14,6 +14,14 @@ from dataclasses import dataclass
 from typing import Literal, assert_never
 
 from generator.plan import Plan
+from generator.targets.base import (
+    ALL_FEATURES,
+    Artifact,
+    Declared,
+    Feature,
+    FirewallActivation,
+    FirewallBackend,
+)
 from generator.targets.firewall import (
     Accept,
     AddrFamily,
@@ -25,6 +33,7 @@ from generator.targets.firewall import (
     Match,
     Rule,
     build,
+    check_supported,
 )
 from generator.templating import render as render_template
 
@@ -33,6 +42,9 @@ NAME = "iptables"
 SECRET_STYLE = "raw"  # noqa: S105 - a style name, not a secret
 PATH_V4 = "firewall/rules.v4"
 PATH_V6 = "firewall/rules.v6"
+# Every part of the neutral model has an iptables spelling (named sets become inline
+# source lists, split to the multiport limit).
+SUPPORTS: frozenset[Feature] = ALL_FEATURES
 
 # Built-in chains of each table, in iptables-save order.
 _TABLE_CHAINS = {
@@ -73,6 +85,7 @@ def render(plan: Plan) -> dict[str, str]:
 def render_rules(plan: Plan, *, log_drops: bool = True) -> dict[str, str]:
     """Both files whatever `plan.firewall` says (tests check every store)."""
     fw = build(plan, log_drops=log_drops)
+    check_supported(fw, NAME, SUPPORTS)
     return {PATH_V4: render_family(fw, "ipv4"), PATH_V6: render_family(fw, "ipv6")}
 
 
@@ -191,3 +204,50 @@ def _ifname(name: str) -> str:
     if not _IFNAME.match(name):
         raise ValueError(f"interface name {name!r} is not valid for iptables")
     return name
+
+
+def _artifacts(plan: Plan) -> tuple[Artifact, ...]:
+    return (
+        Artifact(
+            PATH_V4, "/etc/iptables/rules.v4", "firewall", validate="iptables-restore --test %s"
+        ),
+        Artifact(
+            PATH_V6, "/etc/iptables/rules.v6", "firewall", validate="ip6tables-restore --test %s"
+        ),
+    )
+
+
+TARGET = Declared(
+    name=NAME,
+    host="edge",
+    applies=lambda plan: plan.firewall == NAME,
+    renderer=render,
+    files=_artifacts,
+    secret_style=SECRET_STYLE,
+    activation=FirewallBackend(
+        FirewallActivation(
+            table="filter",
+            snapshot=(
+                "iptables-save > /var/lib/posnet/fw-previous && "
+                "ip6tables-save > /var/lib/posnet/fw-previous6"
+            ),
+            live=("iptables", "-S", "FORWARD"),
+            activate=(
+                ("iptables-restore", "/etc/iptables/rules.v4"),
+                ("ip6tables-restore", "/etc/iptables/rules.v6"),
+            ),
+            restore=(
+                ("iptables-restore", "/var/lib/posnet/fw-previous"),
+                ("ip6tables-restore", "/var/lib/posnet/fw-previous6"),
+            ),
+            restore_sh=(
+                "iptables-restore /var/lib/posnet/fw-previous && "
+                "ip6tables-restore /var/lib/posnet/fw-previous6"
+            ),
+            expect="-P FORWARD DROP",
+            live_all="iptables-save",
+            drop_policies=(":INPUT DROP", ":FORWARD DROP"),
+        ),
+        supports=SUPPORTS,
+    ),
+)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from generator import netparse
 from generator.plan import HostPlan, Plan, WindowsBinding
+from generator.targets.base import Declared
 from generator.templating import render as render_template
 
 NAME = "netsh"
@@ -146,3 +147,8 @@ def render(plan: Plan) -> dict[str, str]:
         files[enable] = crlf(render_template("netsh/enable-https.cmd.j2", **ctx))
         files[undo] = crlf(render_template("netsh/undo.cmd.j2", **ctx))
     return files
+
+
+TARGET = Declared(
+    NAME, "manual", lambda plan: bool(plan.windows), render, secret_style=SECRET_STYLE
+)

@@ -14,6 +14,14 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from generator.plan import Plan
+from generator.targets.base import (
+    ALL_FEATURES,
+    Artifact,
+    Declared,
+    Feature,
+    FirewallActivation,
+    FirewallBackend,
+)
 from generator.targets.firewall import (
     Accept,
     AddrSet,
@@ -26,6 +34,7 @@ from generator.targets.firewall import (
     Match,
     Rule,
     build,
+    check_supported,
 )
 from generator.templating import render as render_template
 
@@ -33,6 +42,8 @@ NAME = "nftables"
 # Firewall rules hold no secret; no marker is ever placed, "raw" is the strictest style.
 SECRET_STYLE = "raw"  # noqa: S105 - a style name, not a secret
 PATH = "firewall/nftables.nft"
+# Every part of the neutral model has an nft spelling.
+SUPPORTS: frozenset[Feature] = ALL_FEATURES
 
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 _HOOK_PRIORITY = {
@@ -71,6 +82,7 @@ def render_nftables(plan: Plan, *, log_drops: bool = True) -> str:
 
 
 def render_firewall(fw: Firewall) -> str:
+    check_supported(fw, NAME, SUPPORTS)
     return render_template("nftables/nftables.nft.j2", **template_context(fw))
 
 
@@ -171,3 +183,37 @@ def _ifname(name: str) -> str:
     if not _IFNAME.match(name):
         raise ValueError(f"interface name {name!r} is not valid")
     return f'"{name}"'
+
+
+def _artifacts(plan: Plan) -> tuple[Artifact, ...]:
+    return (Artifact(PATH, "/etc/nftables.conf", "firewall", validate="nft -c -f %s"),)
+
+
+TARGET = Declared(
+    name=NAME,
+    host="edge",
+    applies=lambda plan: plan.firewall == NAME,
+    renderer=render,
+    files=_artifacts,
+    secret_style=SECRET_STYLE,
+    activation=FirewallBackend(
+        FirewallActivation(
+            table="inet posnet",
+            snapshot=(
+                "{ printf 'table inet posnet {}\\ndelete table inet posnet\\n'; "
+                "nft list table inet posnet 2>/dev/null || true; } > /var/lib/posnet/fw-previous"
+            ),
+            live=("nft", "list", "table", "inet", "posnet"),
+            activate=(("nft", "-f", "/etc/nftables.conf"),),
+            restore=(("nft", "-f", "/var/lib/posnet/fw-previous"),),
+            restore_sh="nft -f /var/lib/posnet/fw-previous",
+            expect="policy drop",
+            live_all="nft list table inet posnet",
+            drop_policies=(
+                r"chain input \{[^}]*?policy drop",
+                r"chain forward \{[^}]*?policy drop",
+            ),
+        ),
+        supports=SUPPORTS,
+    ),
+)

@@ -13,12 +13,9 @@ Choices that are not obvious from the template:
 from __future__ import annotations
 
 from generator.plan import Plan, ProxyPlan
-from generator.targets.tls_policy import (
-    check_ident,
-    check_proxy,
-    layout,
-    policy_for,
-)
+from generator.targets.base import ProxyActivation, proxy_server
+from generator.targets.proxy_layout import check_ident, check_proxy, layout
+from generator.targets.tls_policy import policy_for
 from generator.templating import render as render_template
 
 NAME = "nginx"
@@ -62,3 +59,25 @@ def render(plan: Plan) -> dict[str, str]:
         for p in plan.proxies
         if p.software == "nginx"
     }
+
+
+PIDFILE = "/run/nginx.pid"
+
+
+# One file per proxy id in the stock Debian include folder of the server.
+TARGET = proxy_server(
+    NAME,
+    "/etc/nginx/conf.d/posnet-{id}.conf",
+    render,
+    secret_style=SECRET_STYLE,
+    activation=ProxyActivation(
+        binary="nginx",
+        service="nginx",
+        env="true",
+        check="nginx -t -q",
+        pidfile=PIDFILE,
+        running=f'test -s {PIDFILE} && kill -0 "$(cat {PIDFILE})"',
+        start="nginx",
+        reload="nginx -s reload",
+    ),
+)

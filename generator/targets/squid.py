@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from generator.plan import EgressFlow, Plan
+from generator.targets.base import Declared
 from generator.templating import render as render_template
 
 NAME = "squid"
@@ -108,3 +109,6 @@ def render(plan: Plan) -> dict[str, str]:
         domains=sorted({d for f in plan.egress for d in f.domains}),
     )
     return {SNIPPET: snippet, DOMAINS: domains}
+
+
+TARGET = Declared(NAME, "manual", lambda plan: bool(plan.egress), render, secret_style=SECRET_STYLE)

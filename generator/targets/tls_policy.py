@@ -14,16 +14,16 @@ knows. OpenSSL 3.0 (Debian 12) rejects the whole list: `nginx -t` fails, Apache 
 `-t` and then fails to start. So the group list is chosen from `TlsPlan.openssl`.
 
 The second half is the policy for TLS toward upstreams (proxy -> POS), also shared.
+How a proxy's routes become virtual servers, and the guards on Plan values, live in
+generator.targets.proxy_layout.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
 from generator import netparse
-from generator.plan import ProxyPlan, ProxyRoutePlan
 
 MOZILLA_GUIDELINE = "6.0"
 MOZILLA_PROFILE = "intermediate"
@@ -155,136 +155,25 @@ def upstream_tls(host: str, lan_subnet: str) -> UpstreamTls:
     )
 
 
-# Guards: Plan values are already constrained by the spec, but a template must never
-# be the place where a stray quote, brace or newline turns into a directive.
-_HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$")
-_URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
-_FILE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
-_IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_COMMENT = re.compile(r"^[A-Za-z0-9 ._/:@-]*$")  # text that goes into a # comment
+# Moved to proxy_layout; still importable from here for existing callers.
+_MOVED = frozenset(
+    {
+        "Route",
+        "VirtualServer",
+        "layout",
+        "check_proxy",
+        "check_hostname",
+        "check_url_path",
+        "check_file_path",
+        "check_ident",
+        "check_comment",
+    }
+)
 
 
-def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
-    if not pattern.fullmatch(value):
-        raise ValueError(f"unsafe {what} for a proxy config: {value!r}")
-    return value
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        from generator.targets import proxy_layout
 
-
-def check_hostname(value: str) -> str:
-    return _check(_HOSTNAME, value, "host name")
-
-
-def check_url_path(value: str) -> str:
-    return _check(_URL_PATH, value, "URL path")
-
-
-def check_file_path(value: str) -> str:
-    return _check(_FILE_PATH, value, "file path")
-
-
-def check_ident(value: str) -> str:
-    return _check(_IDENT, value, "identifier")
-
-
-def check_comment(value: str) -> str:
-    return _check(_COMMENT, value, "comment text")
-
-
-def check_proxy(proxy: ProxyPlan) -> None:
-    """Every ProxyPlan value a template prints outside the routes."""
-    check_ident(proxy.id)
-    check_ident(proxy.partner)
-    check_ident(proxy.pattern)
-    for name in proxy.server_names:
-        check_hostname(name)
-    for param in proxy.redact_query_params:
-        check_ident(param)
-    check_file_path(proxy.tls.cert_path)
-    check_file_path(proxy.tls.key_path)
-    if proxy.auth == "basic":
-        check_file_path(proxy.htpasswd_path or "")
-    if proxy.auth == "client_cert":
-        check_file_path(proxy.client_ca_path or "")
-
-
-# Proxy layout: which virtual servers and routes a ProxyPlan becomes. Shared so that
-# nginx and Apache expose exactly the same names and paths.
-
-
-@dataclass(frozen=True)
-class Route:
-    """One route as both servers need it.
-
-    kind "prefix": value ends in "/", the prefix is stripped toward the upstream
-    (`/pos1/x` -> `/x`); kind "exact": a single endpoint (the co-hosted auth path),
-    forwarded with its path unchanged because the upstream serves it there;
-    kind "default": everything else on that server name.
-    """
-
-    kind: Literal["exact", "prefix", "default"]
-    path: str
-    origin: str  # scheme://host:port
-    websocket: bool
-    tls: UpstreamTls | None  # None for plain http upstreams
-    label: str
-
-
-@dataclass(frozen=True)
-class VirtualServer:
-    name: str
-    routes: tuple[Route, ...]  # exact first, then longest prefix, default last
-
-    @property
-    def has_default(self) -> bool:
-        return any(r.kind == "default" for r in self.routes)
-
-    @property
-    def needs_upstream_tls(self) -> bool:
-        return any(r.tls is not None for r in self.routes)
-
-
-def _route(
-    kind: Literal["exact", "prefix", "default"], path: str, r: ProxyRoutePlan, lan_subnet: str
-) -> Route:
-    check_hostname(r.upstream_host)
-    check_url_path(path)
-    check_comment(r.label)
-    return Route(
-        kind=kind,
-        path=path,
-        origin=f"{r.upstream_scheme}://{r.upstream_host}:{int(r.upstream_port)}",
-        websocket=r.websocket,
-        tls=upstream_tls(r.upstream_host, lan_subnet) if r.upstream_scheme == "https" else None,
-        label=r.label,
-    )
-
-
-def _order(routes: list[Route]) -> tuple[Route, ...]:
-    rank = {"exact": 0, "prefix": 1, "default": 2}
-    return tuple(sorted(routes, key=lambda r: (rank[r.kind], -len(r.path), r.path)))
-
-
-def layout(proxy: ProxyPlan, lan_subnet: str) -> tuple[VirtualServer, ...]:
-    """Group routes into virtual servers: path/default routes on the first server name,
-    one server per host route. Names without routes get no server: the catch-all
-    answers them with 404 like any unknown host."""
-    main = check_hostname(proxy.server_names[0])
-    by_name: dict[str, list[Route]] = {}
-    for r in proxy.routes:
-        if r.match == "host":
-            name = check_hostname(r.value)
-            if name in by_name:
-                raise ValueError(f"two routes for host {name}")
-            by_name[name] = [_route("default", "/", r, lan_subnet)]
-            continue
-        kind: Literal["exact", "prefix", "default"]
-        if r.match == "default" or r.value == "/":
-            kind = "default"
-        else:
-            kind = "prefix" if r.value.endswith("/") else "exact"
-        path = "/" if kind == "default" else r.value
-        group = by_name.setdefault(main, [])
-        if any(x.path == path for x in group):
-            raise ValueError(f"two routes for path {path} on {main}")
-        group.append(_route(kind, path, r, lan_subnet))
-    return tuple(VirtualServer(name, _order(rs)) for name, rs in by_name.items())
+        return getattr(proxy_layout, name)
+    raise AttributeError(name)

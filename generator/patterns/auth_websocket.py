@@ -1,0 +1,136 @@
+"""auth_websocket: an nginx on a LAN host terminates TLS for the partner's REST auth
+endpoint and its websocket server, keeping the access token out of the logs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+from generator.patterns.base import Pattern
+from generator.patterns.context import Context
+from generator.plan import DeviceConfig, ProxyPlan, ProxyRoutePlan
+from generator.spec.parts import Model, ServiceRef, TlsSpec
+from generator.spec.types import (
+    Fqdn,
+    Hostname,
+    Ident,
+    Port,
+    SecretRef,
+    Source,
+    Text,
+    UrlPath,
+)
+
+if TYPE_CHECKING:
+    from generator.catalog import Partner
+    from generator.spec.checks import Problem
+    from generator.spec.model import Site
+    from generator.yamlload import YamlPath
+
+LISTEN_PORT = 8443
+
+
+class AuthWebsocketIntegration(Model):
+    pattern: Literal["auth_websocket"]
+    partner: Ident
+    proxy_host: Hostname
+    public_port: Port
+    server_name: Fqdn
+    websocket_service: ServiceRef
+    auth_service: ServiceRef
+    provider_outlet_id: Text
+    pos_remote_id: Text
+    auth_secret: SecretRef
+    tls: TlsSpec
+    sources: list[Source] | None = None
+
+
+class AuthWebsocketParams(Model):
+    """Catalog `auth_websocket:` parameters of a partner."""
+
+    auth_path: UrlPath = "/auth"
+    token_query_param: Ident = "token"  # noqa: S105 - a query parameter name
+
+
+def check(site: Site, i: AuthWebsocketIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
+    from generator.spec.checks import host_problem, service_problem
+
+    yield from host_problem(site, (*base, "proxy_host"), i.proxy_host)
+    yield from service_problem(site, (*base, "websocket_service"), i.websocket_service)
+    yield from service_problem(site, (*base, "auth_service"), i.auth_service)
+
+
+def resolve(ctx: Context, i: AuthWebsocketIntegration, p: Partner) -> None:
+    params = p.auth_websocket or AuthWebsocketParams()
+    proxy = ctx.host_plan(i.proxy_host)
+    pid = f"{i.partner}-ws"
+    ws_host, ws_svc = ctx.service(i.websocket_service)
+    au_host, au_svc = ctx.service(i.auth_service)
+    auth_path, param = params.auth_path, params.token_query_param
+    routes = (
+        ProxyRoutePlan(
+            "path",
+            auth_path,
+            "https" if au_svc.tls else "http",
+            au_host.ip,
+            au_svc.port,
+            False,
+            i.auth_service,
+        ),
+        ProxyRoutePlan(
+            "default",
+            "/",
+            "https" if ws_svc.tls else "http",
+            ws_host.ip,
+            ws_svc.port,
+            True,
+            i.websocket_service,
+        ),
+    )
+    ctx.proxies.append(
+        ProxyPlan(
+            integration=ctx.index,
+            id=pid,
+            partner=i.partner,
+            pattern="auth_websocket",
+            software="nginx",
+            host=proxy.name,
+            host_ip=proxy.ip,
+            listen_port=LISTEN_PORT,
+            server_names=(i.server_name,),
+            tls=ctx.tls(pid, i.tls),
+            auth="none",
+            htpasswd_ref=None,
+            htpasswd_path=None,
+            client_ca_ref=None,
+            client_ca_path=None,
+            routes=routes,
+            redact_query_params=(param,),
+            auth_path=auth_path,
+        )
+    )
+    ctx.expose_proxy(
+        ctx.proxies[-1],
+        i.public_port,
+        tuple(i.sources if i.sources is not None else p.sources),
+        auth_path,
+    )
+    s = ctx.need(i.auth_secret, f"{i.partner} AuthSecret", "auth-secret")
+    settings = (
+        ("ProviderOutletID", i.provider_outlet_id),
+        ("POSRemoteID", i.pos_remote_id),
+        ("AuthSecret", s.marker),
+    )
+    ctx.devices.append(
+        DeviceConfig(
+            f"{i.partner}-auth", i.partner, au_host.name, settings, "service-settings", ctx.index
+        )
+    )
+    base = f"{i.server_name}:{i.public_port}"
+    endpoints = [f"POST https://{base}{auth_path}", f"wss://{base}/?{param}=ACCESS_TOKEN"]
+    ctx.brief(i.partner, p, i.pattern, endpoints)
+
+
+PATTERN = Pattern(
+    "auth_websocket", AuthWebsocketIntegration, resolve, check, AuthWebsocketParams, __doc__ or ""
+)

@@ -1,0 +1,145 @@
+"""cloud_connector: payment devices and the POS talk to the partner's cloud over
+websockets; posnet writes each device's property file and the egress they need."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from generator.patterns.base import Pattern
+from generator.patterns.context import Context, host_cidrs
+from generator.plan import DeviceConfig, EgressFlow, LanFlow
+from generator.spec.parts import Model
+from generator.spec.types import (
+    Fqdn,
+    Hostname,
+    Ident,
+    Port,
+    ProfileName,
+    SecretRef,
+    Text,
+    UrlPath,
+)
+
+if TYPE_CHECKING:
+    from generator.catalog import Partner
+    from generator.spec.checks import Problem
+    from generator.spec.model import Site
+    from generator.yamlload import YamlPath
+
+
+class Environment(Model):
+    api_host: Fqdn
+    auth_host: Fqdn
+
+
+class CloudConnectorIntegration(Model):
+    pattern: Literal["cloud_connector"]
+    partner: Ident
+    environment: Ident = "qa"
+    domain: Ident = Field(description="{your-domain} from onboarding")
+    pos_host: Hostname
+    devices: list[Hostname] = Field(min_length=1)
+    client_id: Text
+    client_secret: SecretRef
+    ssl_profile_crt: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]{1,200}$")] = (
+        "/HOST/INGETRUST.pem"
+    )
+    local_fallback_port: Port | None = Field(None, description="Device server port when offline")
+
+
+class CloudConnectorParams(Model):
+    """Catalog `cloud_connector:` parameters of a partner."""
+
+    environments: dict[Ident, Environment] = Field(default_factory=dict)
+    device_listener_path: UrlPath = "/cloud-connector/v1/device-listener"
+    pos_listener_path: UrlPath = "/cloud-connector/v1/pos-listener"
+    token_path_template: UrlPath = Field(
+        "/oauth2/v1/DOMAIN/token", description="DOMAIN is replaced by the store's domain"
+    )
+    ssl_profile_name: ProfileName = "INGETRUST"
+
+
+def check(
+    site: Site, i: CloudConnectorIntegration, p: Partner, base: YamlPath
+) -> Iterator[Problem]:
+    from generator.spec.checks import Problem, host_problem
+
+    yield from host_problem(site, (*base, "pos_host"), i.pos_host)
+    for j, name in enumerate(i.devices):
+        yield from host_problem(site, (*base, "devices", j), name)
+    envs = (p.cloud_connector or CloudConnectorParams()).environments
+    if i.environment not in envs:
+        yield Problem(
+            (*base, "environment"),
+            f"partner '{i.partner}' has no environment '{i.environment}'",
+            ", ".join(sorted(envs)) or "an environment in the catalog",
+        )
+
+
+def resolve(ctx: Context, i: CloudConnectorIntegration, p: Partner) -> None:
+    params = p.cloud_connector or CloudConnectorParams()
+    env = params.environments[i.environment]
+    pos = ctx.hosts[i.pos_host]
+    ips = (pos.ip, *(ctx.hosts[d].ip for d in i.devices))
+    ctx.egress.append(
+        EgressFlow(
+            id=f"{i.partner}-cloud-connector",
+            partner=i.partner,
+            purpose=f"{p.title} websockets and OAuth2 ({i.environment})",
+            sources=host_cidrs(ips),
+            domains=tuple(sorted({env.api_host, env.auth_host})),
+            ports=(443,),
+            protocol="tcp",
+            ssl_inspection_exempt=True,
+        )
+    )
+    secret_need = ctx.need(i.client_secret, f"{i.partner} client secret", "client-secret")
+    dev_path = params.device_listener_path
+    token_path = params.token_path_template.replace("DOMAIN", i.domain)
+    for d in sorted(i.devices):
+        registration = (
+            '{"client_id":"' + i.client_id + '","client_secret":"' + secret_need.marker + '"}'
+        )
+        props = (
+            ("custom_registration_data", registration),
+            ("ep_register_url", f"wss://{env.api_host}{dev_path}"),
+            ("enable_ssl", "1"),
+            ("ssl_profile_name", params.ssl_profile_name),
+            ("ssl_profile_crt", i.ssl_profile_crt),
+        )
+        ctx.devices.append(
+            DeviceConfig(f"{i.partner}-{d}", i.partner, d, props, "payment-device", ctx.index)
+        )
+        if i.local_fallback_port is not None:
+            ctx.add_flow(
+                LanFlow(
+                    f"{i.partner}-fallback-{d}",
+                    i.partner,
+                    "local fallback when the cloud is unreachable",
+                    (f"{pos.ip}/32",),
+                    ctx.hosts[d].ip,
+                    i.local_fallback_port,
+                    "tcp",
+                    "device-fallback",
+                    ctx.index,
+                )
+            )
+    endpoints = [
+        f"POST https://{env.auth_host}{token_path}",
+        f"wss://{env.api_host}{params.pos_listener_path}",
+        f"wss://{env.api_host}{dev_path}",
+    ]
+    ctx.brief(i.partner, p, i.pattern, endpoints)
+
+
+PATTERN = Pattern(
+    "cloud_connector",
+    CloudConnectorIntegration,
+    resolve,
+    check,
+    CloudConnectorParams,
+    __doc__ or "",
+)

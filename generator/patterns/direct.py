@@ -1,0 +1,66 @@
+"""direct: a port forward from the edge to one LAN service, allow-listed to the partner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from generator.patterns.base import Pattern
+from generator.patterns.context import Context
+from generator.plan import Exposure
+from generator.spec.parts import Model, ServiceRef
+from generator.spec.types import (
+    Ident,
+    Port,
+    Source,
+)
+
+if TYPE_CHECKING:
+    from generator.catalog import Partner
+    from generator.spec.checks import Problem
+    from generator.spec.model import Site
+    from generator.yamlload import YamlPath
+
+
+class DirectIntegration(Model):
+    pattern: Literal["direct"]
+    partner: Ident
+    service: ServiceRef
+    public_port: Port
+    sources: list[Source] | None = Field(None, description="Override the catalog's source IPs")
+
+
+def check(site: Site, i: DirectIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
+    from generator.spec.checks import service_problem
+
+    yield from service_problem(site, (*base, "service"), i.service)
+
+
+def resolve(ctx: Context, i: DirectIntegration, p: Partner) -> None:
+    host, svc = ctx.service(i.service)
+    sources = tuple(i.sources if i.sources is not None else p.sources)
+    ctx.expose(
+        Exposure(
+            integration=ctx.index,
+            id=f"{i.partner}-{host.name}-{svc.name}",
+            partner=i.partner,
+            pattern=i.pattern,
+            public_port=i.public_port,
+            protocol=svc.protocol,
+            target_host=host.name,
+            target_ip=host.ip,
+            target_port=svc.port,
+            sources=sources,
+            tls=svc.tls,
+            http=svc.http,
+            health_path=svc.health_path,
+        )
+    )
+    scheme = "https" if svc.tls else "http"
+    endpoint = f"{ctx.public_name()}:{i.public_port}"
+    ctx.brief(i.partner, p, i.pattern, [f"{scheme}://{endpoint}/" if svc.http else endpoint])
+
+
+PATTERN = Pattern("direct", DirectIntegration, resolve, check, doc=__doc__ or "")

@@ -1,0 +1,152 @@
+"""reverse_proxy: nginx or Apache on a LAN host routes the partner by subdomain or path
+to local services or to services of other stores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from generator.patterns.base import Pattern
+from generator.patterns.context import TLS_DIR, Context
+from generator.patterns.direct import DirectIntegration
+from generator.plan import ProxyPlan, ProxyRoutePlan
+from generator.spec.parts import Model, ProxyAuth, ProxyRoute, TlsSpec
+from generator.spec.types import (
+    Fqdn,
+    Hostname,
+    Ident,
+    Port,
+    Source,
+)
+
+if TYPE_CHECKING:
+    from generator.catalog import Partner
+    from generator.spec.checks import Problem
+    from generator.spec.model import Site
+    from generator.yamlload import YamlPath
+
+
+class ReverseProxyIntegration(Model):
+    pattern: Literal["reverse_proxy"]
+    partner: Ident
+    proxy_host: Hostname
+    software: Literal["nginx", "apache"] = "nginx"
+    listen_port: Port = 8443
+    public_port: Port | None = Field(None, description="None: a LAN-only proxy, no port forward")
+    server_name: Fqdn | None = None
+    routing: Literal["subdomain", "path"] = "path"
+    auth: ProxyAuth = ProxyAuth()
+    tls: TlsSpec
+    routes: list[ProxyRoute] = Field(min_length=1)
+    sources: list[Source] | None = None
+
+
+def check(site: Site, i: ReverseProxyIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
+    from generator.spec.checks import check_proxy, host_problem
+
+    yield from host_problem(site, (*base, "proxy_host"), i.proxy_host)
+    yield from check_proxy(site, i, base)
+
+
+def remote_port(other: Site, ref: str) -> tuple[int, bool]:
+    """Public port and TLS of another store's service, as that store exposes it."""
+    host, _, svc = ref.partition("/")
+    tls = any(s.tls for h in other.hosts if h.name == host for s in h.services if s.name == svc)
+    for integ in other.integrations:
+        if isinstance(integ, DirectIntegration) and integ.service == ref:
+            return integ.public_port, tls
+    # Not exposed: lint PN203 reports it; route to the service port so the config is valid.
+    port = next(s.port for h in other.hosts if h.name == host for s in h.services if s.name == svc)
+    return port, tls
+
+
+def _routes(
+    ctx: Context, i: ReverseProxyIntegration, server_name: str
+) -> tuple[list[ProxyRoutePlan], list[str]]:
+    routes: list[ProxyRoutePlan] = []
+    names = [server_name]
+    for r in i.routes:
+        if r.service is not None:
+            host, svc = ctx.service(r.service)
+            up_host, up_port, up_tls, label = host.ip, svc.port, svc.tls, r.service
+        else:
+            assert r.site is not None and r.site_service is not None
+            other = ctx.fleet[r.site]
+            up_host = other.wan.fqdn or str(other.wan.public_ip)
+            up_port, up_tls = remote_port(other, r.site_service)
+            label = f"{r.site}/{r.site_service}"
+        if i.routing == "subdomain":
+            assert r.subdomain is not None
+            value = f"{r.subdomain}.{server_name}"
+            names.append(value)
+            match = "host"
+        else:
+            assert r.path is not None
+            value = r.path if r.path.endswith("/") else r.path + "/"
+            match = "path"
+        routes.append(
+            ProxyRoutePlan(
+                match=match,  # type: ignore[arg-type]
+                value=value,
+                upstream_scheme="https" if up_tls else "http",
+                upstream_host=up_host,
+                upstream_port=up_port,
+                websocket=False,
+                label=label,
+            )
+        )
+    return routes, names
+
+
+def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
+    proxy = ctx.host_plan(i.proxy_host)
+    pid = f"{i.partner}-proxy"
+    server_name = i.server_name or ctx.public_name()
+    routes, names = _routes(ctx, i, server_name)
+    auth = i.auth
+    if auth.htpasswd:
+        ctx.need(auth.htpasswd, f"{pid} htpasswd file", "htpasswd")
+    if auth.client_ca:
+        ctx.need(auth.client_ca, f"{pid} client CA bundle", "client-ca")
+    basic, cert = auth.type == "basic", auth.type == "client_cert"
+    ctx.proxies.append(
+        ProxyPlan(
+            integration=ctx.index,
+            id=pid,
+            partner=i.partner,
+            pattern="reverse_proxy",
+            software=i.software,
+            host=proxy.name,
+            host_ip=proxy.ip,
+            listen_port=i.listen_port,
+            server_names=tuple(names),
+            tls=ctx.tls(pid, i.tls),
+            auth=auth.type,
+            htpasswd_ref=auth.htpasswd if basic else None,
+            htpasswd_path=f"/etc/posnet/{pid}.htpasswd" if basic else None,
+            client_ca_ref=auth.client_ca if cert else None,
+            client_ca_path=f"{TLS_DIR}/{pid}-client-ca.pem" if cert else None,
+            routes=tuple(sorted(routes, key=lambda r: (r.match, r.value))),
+            redact_query_params=(),
+            auth_path=None,
+        )
+    )
+    endpoints: list[str] = []
+    if i.public_port is not None:
+        ctx.expose_proxy(
+            ctx.proxies[-1],
+            i.public_port,
+            tuple(i.sources if i.sources is not None else p.sources),
+            "/",
+        )
+        for rp in routes:
+            if rp.match == "host":
+                endpoints.append(f"https://{rp.value}:{i.public_port}/ -> {rp.label}")
+            else:
+                endpoints.append(f"https://{server_name}:{i.public_port}{rp.value} -> {rp.label}")
+    ctx.brief(i.partner, p, i.pattern, endpoints)
+
+
+PATTERN = Pattern("reverse_proxy", ReverseProxyIntegration, resolve, check, doc=__doc__ or "")

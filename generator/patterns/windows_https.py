@@ -1,0 +1,107 @@
+"""windows_https: a Windows back-office service switched to HTTPS (netsh scripts)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from generator.patterns.base import Pattern
+from generator.patterns.context import Context, host_cidrs
+from generator.plan import LanFlow, WindowsBinding
+from generator.spec.parts import Model
+from generator.spec.types import (
+    Guid,
+    Hostname,
+    Ident,
+    Port,
+    Text,
+    Thumbprint,
+)
+
+if TYPE_CHECKING:
+    from generator.catalog import Partner
+    from generator.spec.checks import Problem
+    from generator.spec.model import Site
+    from generator.yamlload import YamlPath
+
+# Language-neutral equivalent of `user=EVERYONE` (WD = World): works on any Windows locale.
+EVERYONE_SDDL = "D:(A;;GX;;;WD)"
+
+
+class WindowsHttpsIntegration(Model):
+    pattern: Literal["windows_https"]
+    partner: Ident
+    host: Hostname
+    port: Port | None = Field(None, description="Defaults to the catalog's port (10101)")
+    appid: Guid | None = None
+    thumbprint: Thumbprint
+    clients: list[Hostname] = Field(min_length=1)
+    maintenance_window: Text
+
+
+class WindowsHttpsParams(Model):
+    """Catalog `windows_https:` parameters of a partner (defaults for the integration)."""
+
+    default_port: Port | None = None
+    appid: Guid | None = None
+
+
+def check(site: Site, i: WindowsHttpsIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
+    from generator.spec.checks import Problem, host_problem
+
+    params = p.windows_https or WindowsHttpsParams()
+    yield from host_problem(site, (*base, "host"), i.host)
+    for host in site.hosts:
+        if host.name == i.host and host.os != "windows":
+            yield Problem((*base, "host"), "windows_https needs a host with os: windows")
+    for j, name in enumerate(i.clients):
+        yield from host_problem(site, (*base, "clients", j), name)
+    if i.port is None and params.default_port is None:
+        yield Problem((*base, "port"), "no port given and the partner has no default")
+    if i.appid is None and params.appid is None:
+        yield Problem((*base, "appid"), "no appid given and the partner has no default")
+
+
+def resolve(ctx: Context, i: WindowsHttpsIntegration, p: Partner) -> None:
+    params = p.windows_https or WindowsHttpsParams()
+    host = ctx.hosts[i.host]
+    port = i.port or params.default_port
+    appid = i.appid or params.appid
+    assert port is not None and appid is not None
+    clients = host_cidrs([ctx.hosts[c].ip for c in i.clients])
+    ctx.windows.append(
+        WindowsBinding(
+            integration=ctx.index,
+            id=f"{i.partner}-{host.name}",
+            partner=i.partner,
+            host=host.name,
+            host_ip=host.ip,
+            port=port,
+            appid=appid,
+            thumbprint=i.thumbprint,
+            sddl=EVERYONE_SDDL,
+            client_sources=clients,
+            maintenance_window=i.maintenance_window,
+        )
+    )
+    ctx.add_flow(
+        LanFlow(
+            f"{i.partner}-{host.name}-https",
+            i.partner,
+            f"{p.title} over HTTPS",
+            clients,
+            host.ip,
+            port,
+            "tcp",
+            "windows-https",
+            ctx.index,
+        )
+    )
+    ctx.brief(i.partner, p, i.pattern, [f"https://{host.ip}:{port}/ (LAN only)"])
+
+
+PATTERN = Pattern(
+    "windows_https", WindowsHttpsIntegration, resolve, check, WindowsHttpsParams, __doc__ or ""
+)

@@ -1,0 +1,257 @@
+"""What a target is: one self-describing unit that the registry finds.
+
+A target says which host its files land on, when it applies to a Plan, how it renders,
+and what each rendered file becomes on that host (destination, mode, validate command,
+component, secret style). The inventory, the expectations, the verify suite and the
+playbooks' activation tables are all read from these declarations, so nothing else
+keeps a second list of vendors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from generator.plan import Plan
+
+# Where a target's files go: the store edge (applied by Ansible), a LAN host running a
+# reverse proxy (applied by Ansible through the edge), or people (installed by hand:
+# Windows scripts, device files, the handover).
+Host = Literal["edge", "lan", "manual"]
+
+
+@dataclass(frozen=True)
+class SecretSlot:
+    """A secret *reference* whose value the playbook fills in at a marker at apply time."""
+
+    marker: str
+    ref: str
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One rendered file as it is installed.
+
+    `host` is "edge" or the LAN host's name; `unit` orders several files of one host
+    (the proxy id); `server` names the service a LAN file belongs to.
+    """
+
+    source: str
+    destination: str
+    component: str
+    mode: str = "0644"
+    validate: str = ""
+    secret_style: str = "raw"  # noqa: S105 - a style name, not a secret
+    secrets: tuple[SecretSlot, ...] = ()
+    host: str = "edge"
+    unit: str = ""
+    server: str | None = None
+
+
+@runtime_checkable
+class Target(Protocol):
+    """The protocol every target implements (built-in or from `posnet.targets`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def host(self) -> Host: ...
+
+    @property
+    def secret_style(self) -> str: ...
+
+    def applies_to(self, plan: Plan) -> bool: ...
+
+    def render(self, plan: Plan) -> dict[str, str]: ...
+
+    def artifacts(self, plan: Plan) -> tuple[Artifact, ...]: ...
+
+    @property
+    def activation(self) -> Activation:
+        """The recipe the playbook runs to activate this target's files (None: the
+        component's playbook needs no per-vendor recipe)."""
+        ...
+
+
+def _no_artifacts(plan: Plan) -> tuple[Artifact, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A target assembled from plain functions: what every built-in module exports."""
+
+    name: str
+    host: Host
+    applies: Callable[[Plan], bool]
+    renderer: Callable[[Plan], dict[str, str]]
+    files: Callable[[Plan], tuple[Artifact, ...]] = _no_artifacts
+    secret_style: str = "raw"  # noqa: S105 - a style name, not a secret
+    activation: Activation = None
+
+    def applies_to(self, plan: Plan) -> bool:
+        return self.applies(plan)
+
+    def render(self, plan: Plan) -> dict[str, str]:
+        return self.renderer(plan) if self.applies(plan) else {}
+
+    def artifacts(self, plan: Plan) -> tuple[Artifact, ...]:
+        return self.files(plan) if self.applies(plan) else ()
+
+
+# ------------------------------------------------------------------ firewall back-ends
+
+# Parts of the neutral firewall model (generator.targets.firewall) a back-end may or may
+# not be able to express. A back-end lists what it supports; a rule using anything else
+# is an error naming the rule and the back-end, never silently dropped.
+Feature = Literal[
+    "ipv6",
+    "named-sets",
+    "conntrack",
+    "ct-dnat",
+    "rate-limit",
+    "icmp",
+    "log",
+    "dnat",
+    "masquerade",
+    "interfaces",
+]
+ALL_FEATURES: frozenset[Feature] = frozenset(Feature.__args__)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class FirewallActivation:
+    """How the firewall playbook snapshots, loads, checks and restores one back-end.
+
+    `table` is what the expectations call the back-end's ruleset; `live` lists the
+    active ruleset, which must contain `expect` once activated; `drop_policies` are
+    regular expressions the verify suite finds in `live_all`'s output on a good edge.
+    """
+
+    table: str
+    snapshot: str
+    live: tuple[str, ...]
+    activate: tuple[tuple[str, ...], ...]
+    restore: tuple[tuple[str, ...], ...]
+    restore_sh: str
+    expect: str
+    live_all: str
+    drop_policies: tuple[str, ...]
+
+    def playbook(self) -> dict[str, object]:
+        return {
+            "snapshot": self.snapshot,
+            "live": list(self.live),
+            "activate": [list(a) for a in self.activate],
+            "restore": [list(r) for r in self.restore],
+            "restore_sh": self.restore_sh,
+            "expect": self.expect,
+        }
+
+
+@dataclass(frozen=True)
+class FirewallBackend:
+    """What a firewall target adds: its activation recipe and the features it supports."""
+
+    activation: FirewallActivation
+    supports: frozenset[Feature] = field(default_factory=lambda: ALL_FEATURES)
+
+
+@dataclass(frozen=True)
+class ProxyActivation:
+    """Shell snippets the proxy playbook runs for one server (see playbooks/proxy.yml)."""
+
+    binary: str
+    service: str
+    env: str
+    check: str
+    pidfile: str
+    running: str
+    start: str
+    reload: str
+    modules: tuple[str, ...] = ()  # server modules the rendered files need enabled
+
+    def playbook(self) -> dict[str, object]:
+        return {
+            "binary": self.binary,
+            "service": self.service,
+            "env": self.env,
+            "check": self.check,
+            "pidfile": self.pidfile,
+            "running": self.running,
+            "start": self.start,
+            "reload": self.reload,
+        }
+
+
+Activation = FirewallBackend | ProxyActivation | None
+
+
+def proxy_server(
+    name: str,
+    destination: str,
+    renderer: Callable[[Plan], dict[str, str]],
+    activation: ProxyActivation,
+    secret_style: str = "raw",  # noqa: S107 - a style name, not a secret
+) -> Declared:
+    """A reverse-proxy server target: one file per proxy of that software, installed on
+    the proxy's LAN host at `destination` (formatted with the proxy id)."""
+
+    def files(plan: Plan) -> tuple[Artifact, ...]:
+        return tuple(
+            Artifact(
+                f"proxy/{p.id}.{name}.conf",
+                destination.format(id=p.id),
+                "proxy",
+                host=p.host,
+                unit=p.id,
+                server=name,
+            )
+            for p in plan.proxies
+            if p.software == name
+        )
+
+    return Declared(
+        name=name,
+        host="lan",
+        applies=lambda plan: any(p.software == name for p in plan.proxies),
+        renderer=renderer,
+        files=files,
+        secret_style=secret_style,
+        activation=activation,
+    )
+
+
+def ddns_client(
+    name: str,
+    source: str,
+    destination: str,
+    validate: str,
+    renderer: Callable[[Plan], dict[str, str]],
+    secret_style: str,
+) -> Declared:
+    """A DDNS client target: one root-only file with the provider password filled in at
+    apply time (the Plan's `ddns.client` picks the client)."""
+
+    def applies(plan: Plan) -> bool:
+        return plan.ddns is not None and plan.ddns.client == name
+
+    def files(plan: Plan) -> tuple[Artifact, ...]:
+        assert plan.ddns is not None
+        pw = plan.ddns.password
+        slot = SecretSlot(pw.marker, pw.ref)
+        return (
+            Artifact(
+                source,
+                destination,
+                "ddns",
+                mode="0600",
+                validate=validate,
+                secret_style=secret_style,
+                secrets=(slot,),
+            ),
+        )
+
+    return Declared(name, "edge", applies, renderer, files, secret_style)

@@ -1,0 +1,121 @@
+"""Every lint rule is a documented, tested unit.
+
+One parametrised test runs each rule's fail and pass fixture (tests/lint_fixtures/<ID>.yaml:
+edits to a copy of the demo fleet): the rule fires for the fixture's store on fail and
+not on pass. A meta-test fails when a rule lacks documentation or a fixture.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from generator import lint
+from generator.cli import cli
+from generator.lint import LintContext, all_rules
+from generator.pipeline import load_plans
+from tests.conftest import DEMO
+
+FIXTURES = Path(__file__).parent / "lint_fixtures"
+RULE_IDS = [r.id for r in all_rules()]
+
+
+def _apply(root: Path, edits: list[dict[str, str]]) -> None:
+    for e in edits:
+        path = root / e["file"]
+        text = path.read_text()
+        if "append" in e:
+            text += e["append"]
+        else:
+            assert text.count(e["old"]) == 1, f"demo changed: {e['old']!r} not found once"
+            text = text.replace(e["old"], e["new"])
+        path.write_text(text)
+
+
+def fired(tmp_path: Path, rule_id: str, case: dict[str, Any]) -> list[str]:
+    """Messages of `rule_id` for the case's store, after the case's edits to the demo."""
+    root = tmp_path / "fleet"
+    shutil.copytree(DEMO, root)
+    _apply(root, case["edits"])
+    fleet, plans = load_plans(root)
+    assert fleet.ok, [d.message for d in fleet.diagnostics if d.severity == "error"]
+    ctx = LintContext(tunnel_limit=case.get("tunnel_limit", 5))
+    return [
+        f.finding.message
+        for f in lint.run(plans, ctx=ctx)
+        if f.rule.id == rule_id and f.finding.site == case["site"]
+    ]
+
+
+@pytest.mark.parametrize("rule_id", RULE_IDS)
+@pytest.mark.parametrize("kind", ["fail", "pass"])
+def test_rule_fixture(tmp_path: Path, rule_id: str, kind: str) -> None:
+    spec = yaml.safe_load((FIXTURES / f"{rule_id}.yaml").read_text())
+    messages = fired(tmp_path, rule_id, spec[kind])
+    if kind == "fail":
+        assert messages, f"{rule_id} does not fire on its fail fixture"
+    else:
+        assert not messages, f"{rule_id} fires on its pass fixture: {messages}"
+
+
+def test_every_rule_has_docs_and_fixtures() -> None:
+    ids = set(RULE_IDS)
+    assert {p.stem for p in FIXTURES.glob("*.yaml")} == ids, "fixture files and rules differ"
+    assert {p.stem for p in lint.DOCS.glob("*.md")} == ids, "doc files and rules differ"
+    for r in all_rules():
+        doc = r.doc()
+        assert doc.startswith(f"# {r.id} {r.title}\n"), r.id
+        parts = re.split(r"^## (Bad|Good)\n", doc, flags=re.M)
+        assert len(parts) == 5 and parts[1] == "Bad" and parts[3] == "Good", r.id
+        assert len(parts[0].split()) > 20, f"{r.id}: explanation too short"
+        for example in (parts[2], parts[4]):
+            assert re.search(r"```yaml\n.+\n```", example, re.S), f"{r.id}: example not yaml"
+        spec = yaml.safe_load((FIXTURES / f"{r.id}.yaml").read_text())
+        assert {"fail", "pass"} <= set(spec), r.id
+        assert spec["fail"] != spec["pass"], f"{r.id}: pass and fail fixtures are the same"
+
+
+def test_pn109_ignores_a_fleet_defined_auth_websocket_partner(tmp_path: Path) -> None:
+    """The false positive from issue 7: any auth_websocket partner's settings file was
+    taken for a payment device without fallback unless the partner was 'powerepos'."""
+    case = {
+        "site": "bruges-06",
+        "edits": [
+            {
+                "file": "fleet.yaml",
+                "old": "partners:\n",
+                "new": "partners:\n  acme-ws:\n    title: Acme WS\n"
+                '    patterns: [auth_websocket]\n    sources: ["198.51.100.0/28"]\n',
+            },
+            {
+                "file": "sites/bruges-06.yaml",
+                "old": "  - partner: powerepos\n",
+                "new": "  - partner: acme-ws\n",
+            },
+        ],
+    }
+    assert fired(tmp_path, "PN109", case) == []
+    # ... while a cloud connector without fallback still fires, for its partner only.
+    case["edits"].append(
+        {"file": "sites/bruges-06.yaml", "old": "    local_fallback_port: 9100\n", "new": ""}
+    )
+    shutil.rmtree(tmp_path / "fleet")
+    assert fired(tmp_path, "PN109", case) == [
+        "ppaas: payment devices have no local fallback when the cloud is unreachable"
+    ]
+
+
+def test_rules_explain_prints_the_docs() -> None:
+    runner = CliRunner()
+    out = runner.invoke(cli, ["rules", "--explain", "PN203"])
+    assert out.exit_code == 0, out.output
+    assert out.stdout == lint.rule("PN203").doc()  # type: ignore[union-attr]
+    bad = runner.invoke(cli, ["rules", "--explain", "PN999"])
+    assert bad.exit_code == 1
+    assert "no lint rule 'PN999'" in bad.stderr and "PN101" in bad.stderr
