@@ -233,6 +233,15 @@ def _register_runtime_commands() -> None:
 
     for command in commands():
         cli.add_command(command)
+    for command in _review_commands():
+        cli.add_command(command)
+
+
+def _review_commands() -> list[click.Command]:
+    """The review loop (issue 11): diff, report, init; each in its own module."""
+    from generator.diff.command import diff
+
+    return [diff]
 
 
 def main(argv: Sequence[str] | None = None) -> Any:
