@@ -178,3 +178,9 @@ def test_markdown_and_text_keep_user_text_inert(demo_plans: dict[str, Plan]) -> 
     assert row.count(" | ") == 5 - 1  # no extra cell from the user's pipes
     text = format_text(diff_plans([base], [_renamed(base, evil)]))
     assert "\n| injected |" not in text
+
+
+def test_diff_formats_listed_in_cli_match_formatters() -> None:
+    from generator.diff import command, formats
+
+    assert tuple(sorted(formats.FORMATS)) == command.FORMATS

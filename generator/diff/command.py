@@ -5,13 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from generator.diff.compare import diff_plans
-from generator.diff.formats import FORMATS
-from generator.diff.sources import FolderSide, GitSide, Side, load_pair
 from generator.errors import Diagnostic, Location, PosnetError
+
+if TYPE_CHECKING:
+    from generator.diff.sources import Side
+
+FORMATS = ("json", "markdown", "text")  # generator.diff.formats.FORMATS (imported lazily)
 
 EXIT_CHANGES = 2
 
@@ -42,6 +45,8 @@ def _git_root(path: Path) -> tuple[Path, str]:
 
 def sides(spec: str, other: Path | None) -> tuple[Side, Side]:
     """OLD NEW folders, or REV1..REV2 [FLEET] / REV [FLEET] (REV against the folder)."""
+    from generator.diff.sources import FolderSide, GitSide
+
     first = Path(spec)
     if first.is_dir():
         if other is None:
@@ -67,7 +72,7 @@ def sides(spec: str, other: Path | None) -> tuple[Side, Side]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(sorted(FORMATS)),
+    type=click.Choice(FORMATS),
     default="text",
     show_default=True,
     help="text for people, json (versioned) for programs, markdown for a PR comment.",
@@ -97,9 +102,13 @@ def diff(spec: str, fleet: Path | None, fmt: str, exit_code: bool) -> None:
     Exit codes: 0 ok · 1 a side does not validate, unknown revision · 2 usage error;
     with --exit-code: 0 no change · 2 changes · 1 error.
     """
+    from generator.diff import formats
+    from generator.diff.compare import diff_plans
+    from generator.diff.sources import load_pair
+
     old, new = sides(spec, fleet)
     pa, pb, skipped = load_pair(old, new)
     result = diff_plans(pa, pb, old.label, new.label, unchanged=skipped)
-    click.echo(FORMATS[fmt](result), nl=False)
+    click.echo(formats.FORMATS[fmt](result), nl=False)
     if exit_code and result.changed:
         sys.exit(EXIT_CHANGES)

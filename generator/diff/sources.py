@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from contextlib import suppress
+from pathlib import Path
 
 from generator.errors import Diagnostic, Location, PosnetError
 from generator.pipeline import paused_gc
@@ -33,12 +35,19 @@ ROUTE_ROUNDS = 8  # targets of targets...: a longer chain loads the whole side
 
 def _relevant(rel: str) -> bool:
     """The files load_fleet reads: fleet.yaml, groups/*.yaml, sites/*.yaml|yml."""
-    parts = PurePosixPath(rel).parts
-    if parts == ("fleet.yaml",):
+    if rel == "fleet.yaml":
         return True
-    if len(parts) == 2 and parts[0] == "groups":
-        return parts[1].endswith(".yaml")
-    return len(parts) == 2 and parts[0] == "sites" and parts[1].endswith((".yaml", ".yml"))
+    folder, _, name = rel.partition("/")
+    if not name or "/" in name:
+        return False
+    if folder == "groups":
+        return name.endswith(".yaml")
+    return folder == "sites" and name.endswith((".yaml", ".yml"))
+
+
+def _stem(rel: str) -> str:
+    """sites/gent-01.yaml -> gent-01 (a store's id is its file name)."""
+    return rel.rpartition("/")[2].rpartition(".")[0]
 
 
 def _error(where: str, message: str, expected: str = "") -> PosnetError:
@@ -56,11 +65,16 @@ class FolderSide:
     def _files(self) -> dict[str, bytes]:
         if self._data is None:
             out: dict[str, bytes] = {}
-            if (self.root / "fleet.yaml").is_file():
-                for p in [self.root / "fleet.yaml", *self.root.glob("*/*.y*ml")]:
-                    rel = p.relative_to(self.root).as_posix()
-                    if _relevant(rel) and p.is_file():
-                        out[rel] = p.read_bytes()
+            root = str(self.root)
+            if os.path.isfile(os.path.join(root, "fleet.yaml")):
+                rels = ["fleet.yaml"]
+                for folder in ("groups", "sites"):
+                    with suppress(OSError), os.scandir(os.path.join(root, folder)) as it:
+                        rels += [f"{folder}/{e.name}" for e in it if e.is_file()]
+                for rel in rels:
+                    if _relevant(rel):
+                        with open(os.path.join(root, rel), "rb") as fh:
+                            out[rel] = fh.read()
             self._data = out
         return self._data
 
@@ -205,7 +219,7 @@ def _with_targets(side: Side, want: set[str]) -> set[str]:
     """`want` plus every store a wanted store may route to (any store id its file
     mentions), repeated for the targets' own routes."""
     listing = side.listing()
-    stems = {PurePosixPath(r).stem: r for r in listing if r.startswith("sites/")}
+    stems = {_stem(r): r for r in listing if r.startswith("sites/")}
     todo = [r for r in want if r.startswith("sites/")]
     for _ in range(ROUTE_ROUNDS):
         found = set()
@@ -236,7 +250,7 @@ def load_pair(old: Side, new: Side) -> tuple[list[Plan], list[Plan], int]:
     shared = {r for r in la.keys() | lb.keys() if not r.startswith("sites/")}
     sites = {r for r in la.keys() | lb.keys() if r.startswith("sites/")}
     changed = {r for r in sites if la.get(r) != lb.get(r)}
-    ids = {PurePosixPath(r).stem for r in changed}
+    ids = {_stem(r) for r in changed}
     full = any(la.get(r) != lb.get(r) for r in shared) or any(
         i.encode() in side.text(r) for side in (old, new) for r in shared for i in ids
     )
@@ -246,7 +260,7 @@ def load_pair(old: Side, new: Side) -> tuple[list[Plan], list[Plan], int]:
         compare = changed | old.containing(ids) | new.containing(ids)
     else:
         compare = set()
-    compare_ids = {PurePosixPath(r).stem for r in compare}
+    compare_ids = {_stem(r) for r in compare}
     with tempfile.TemporaryDirectory(prefix="posnet-diff-") as name:
         tmp = Path(name)
         pa = _side_plans(old, {r for r in compare | shared if r in la}, tmp, "a")
@@ -254,5 +268,5 @@ def load_pair(old: Side, new: Side) -> tuple[list[Plan], list[Plan], int]:
     # Stores loaded only as route targets are the same file on both sides: not compared.
     pa = [p for p in pa if p.site_id in compare_ids]
     pb = [p for p in pb if p.site_id in compare_ids]
-    every = {PurePosixPath(r).stem for r in sites}
+    every = {_stem(r) for r in sites}
     return pa, pb, len(every - compare_ids)
