@@ -183,14 +183,26 @@ def render(
 
 @cli.command()
 @click.argument("kind", type=click.Choice(["site", "fleet", "group", "catalog"]), default="site")
-def schema(kind: str) -> None:
+@click.option(
+    "--write",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write all four schemas into this folder (e.g. schema/ of a fleet repo).",
+)
+def schema(kind: str, folder: Path | None) -> None:
     """Print the JSON Schema of a site, fleet, group file or the partner catalog.
 
-    Point editors at it with a modeline as the first line of a site file:
-    `# yaml-language-server: $schema=../../schema/site.schema.json`
+    Keys that fleet or group defaults can supply are optional, unknown keys are errors.
+    Point editors at it with a modeline as the first line of a file, e.g. in a site
+    file: `# yaml-language-server: $schema=../schema/site.schema.json`
     """
-    from generator.schemas import schema_text
+    from generator.schemas import schema_text, write_schemas
 
+    if folder is not None:
+        for path in write_schemas(folder):
+            click.echo(str(path))
+        return
     click.echo(schema_text(kind), nl=False)
 
 
