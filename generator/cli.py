@@ -252,9 +252,10 @@ def _register_runtime_commands() -> None:
 def _review_commands() -> list[click.Command]:
     """The review loop (issue 11): diff, report, init; each in its own module."""
     from generator.diff.command import diff
+    from generator.report.command import report
     from generator.scaffold.command import init
 
-    return [diff, init]
+    return [diff, init, report]
 
 
 def main(argv: Sequence[str] | None = None) -> Any:
