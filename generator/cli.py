@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from generator import __version__
+from generator import __version__, terminal
 from generator.errors import FORMATTERS, Diagnostic, PosnetError, format_sarif, unique_sorted
 
 err = Console(stderr=True, highlight=False)
@@ -41,7 +41,8 @@ def _emit(diags: Sequence[Diagnostic], fmt: str) -> None:
         rules = {r.id: f"{r.title}: {r.why}" for r in all_rules()}
         click.echo(format_sarif(diags, rules))
     elif fmt == "json" or diags:
-        click.echo(FORMATTERS[fmt](diags))
+        text = FORMATTERS[fmt](diags)
+        click.echo(terminal.colour_text(text) if fmt == "text" else text)
 
 
 def _fail(diags: Sequence[Diagnostic], fmt: str) -> NoReturn:
@@ -66,13 +67,17 @@ def _summary(diags: Sequence[Diagnostic]) -> str:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="posnet")
-def cli() -> None:
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Only problems and results: no summaries, no progress."
+)
+def cli(quiet: bool) -> None:
     """Turn per-store YAML specs into firewall, proxy, DDNS, DHCP and Windows configs.
 
     PATH is a fleet folder (fleet.yaml, optional groups/, sites/*.yaml) or one site
     file. Typical flow: `posnet validate fleet/`, `posnet render fleet/ -o build/`,
     review the Git diff, `posnet apply build/`, `posnet verify build/`.
     """
+    terminal.QUIET = err.quiet = quiet
 
 
 @cli.command()
@@ -87,6 +92,9 @@ def validate(path: Path, fmt: str, strict: bool) -> None:
     """
     result = _analyze(path, fmt)
     _emit(result.diagnostics, fmt)
+    summary = terminal.rule_summary(result.diagnostics)
+    if summary is not None and fmt == "text":
+        err.print(summary)
     sites = len(result.fleet.sites)
     err.print(f"posnet: {sites} store(s) valid; {_summary(result.diagnostics)}")
     if result.failed(strict):
@@ -148,7 +156,8 @@ def render(
         note = build.recover(out) if out.exists() else None
         if note:
             err.print(f"posnet: {note}")
-        res = build.check_tree(out, result.fleet.name, result.plans, result.digests, jobs)
+        with terminal.progress(len(result.plans), "checking", err):
+            res = build.check_tree(out, result.fleet.name, result.plans, result.digests, jobs)
         if sites:
             keep = tuple(f"sites/{s}/" for s in sites)
             res.stale = [f for f in res.stale if f.startswith(keep)]
@@ -166,9 +175,10 @@ def render(
             sys.exit(1)
         err.print(f"posnet: build tree {out} is up to date ({len(plans)} store(s))")
         return
-    change = build.render_tree(
-        out, result.fleet.name, result.plans, result.digests, only=sites, force=force, jobs=jobs
-    )
+    with terminal.progress(len(plans), "rendering", err):
+        change = build.render_tree(
+            out, result.fleet.name, result.plans, result.digests, only=sites, force=force, jobs=jobs
+        )
     table = Table(title=f"posnet render -> {out}", show_lines=False)
     for col in ("stores rendered", "unchanged", "files written", "files removed"):
         table.add_column(col, justify="right")

@@ -109,8 +109,12 @@ def write_report(build: Path, fleet: Path, out: Path) -> list[Path]:
     plans = sorted(result.plans, key=lambda p: p.site_id)
     status = statuses(plans, result.diagnostics, result.digests, build)
     pages: dict[str, str] = {"index.html": index_page(result.fleet.name, plans, status)}
-    for plan in plans:
-        pages[f"stores/{plan.site_id}.html"] = store_page(plan, status[plan.site_id])
+    from generator.terminal import advance, progress
+
+    with progress(len(plans), "report"):
+        for plan in plans:
+            pages[f"stores/{plan.site_id}.html"] = store_page(plan, status[plan.site_id])
+            advance()
     for asset in sorted(ASSETS.iterdir()):
         pages[asset.name] = asset.read_text()
     written = []
