@@ -82,6 +82,16 @@ def test_git_revisions_name_exactly_the_changes(repo: Path) -> None:
     assert doc["summary"]["exposures"] == {"opened": 0, "changed": 2, "closed": 0}
 
 
+def test_working_tree_is_never_touched(repo: Path) -> None:
+    fleet = repo / "fleets" / "demo"
+    edit(fleet / "sites" / "gent-01.yaml", "name: ", "name: Local ")
+    before = git(repo, "status", "--porcelain"), git(repo, "stash", "list")
+    assert posnet("diff", "HEAD~1..HEAD", "fleets/demo", cwd=repo).returncode == 0
+    assert posnet("diff", "HEAD~1", "fleets/demo", cwd=repo).returncode == 0
+    assert (git(repo, "status", "--porcelain"), git(repo, "stash", "list")) == before
+    assert "name: Local " in (fleet / "sites" / "gent-01.yaml").read_text()
+
+
 def test_text_and_markdown_formats(repo: Path) -> None:
     text = posnet("diff", "HEAD~1..HEAD", "fleets/demo", cwd=repo).stdout
     assert "~ store gent-01 (changed)" in text

@@ -86,3 +86,15 @@ def test_progress_bar_on_a_terminal_not_in_a_pipe(tmp_path: Path) -> None:
     assert "rendering" not in piped.stderr and "\033[" not in piped.stderr
     _, quiet = _on_tty("-q", "render", str(fleet), "-o", str(tmp_path / "b3"), env=env)
     assert "rendering" not in quiet and "/210" not in quiet
+    args = ("report", str(tmp_path / "b1"), "--fleet", str(fleet), "-o", str(tmp_path / "r"))
+    code, out = _on_tty(*args, env=env)
+    assert code == 0 and "report" in out and "/210" in out, out
+
+
+def test_quiet_report_and_init(tmp_path: Path) -> None:
+    init = posnet("-q", "init", str(tmp_path / "f"))
+    assert init.returncode == 0 and init.stderr == ""
+    report = posnet("-q", "report", str(tmp_path / "f" / "build"), "-o", str(tmp_path / "r"))
+    assert report.returncode == 0 and report.stderr == ""
+    loud = posnet("report", str(tmp_path / "f" / "build"), "-o", str(tmp_path / "r"))
+    assert "posnet: report of 1 store(s)" in loud.stderr

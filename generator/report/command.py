@@ -32,7 +32,10 @@ def report(build: Path, out: Path, fleet: Path | None) -> None:
     network diagram (SVG), lint findings, handover sheet and rendered files. Works
     offline from file:// (no CDN, no network); the same input gives the same bytes.
     """
+    from generator import terminal
     from generator.report import fleet_of, write_report
 
     written = write_report(build, fleet_of(build, fleet), out)
-    click.echo(f"posnet: report of {len(written) - 3} store(s) in {out / 'index.html'}", err=True)
+    if not terminal.QUIET:
+        stores = sum(1 for p in written if p.parent.name == "stores")
+        click.echo(f"posnet: report of {stores} store(s) in {out / 'index.html'}", err=True)

@@ -96,10 +96,11 @@ def render_svg(topo: Topology, title: str) -> str:
             x0 = X[c1] + BOX_W if left else X[c1]
             x1 = X[c2] if left else X[c2] + BOX_W
             if {c1, c2} == {"partner", "host"}:  # around the edge box, above it
-                top = min(a_y, b_y) - ROW / 2
+                peak = min(pos["edge"][1] - 14, a_y, b_y)  # clear of the edge box
+                control = 2 * peak - (a_y + b_y) / 2  # a quadratic peaks halfway
                 mid = (x0 + x1) / 2
-                d = f"M {x0} {a_y:g} Q {mid:g} {top:g}, {x1} {b_y:g}"
-                lx, ly = mid, (top + min(a_y, b_y)) / 2
+                d = f"M {x0} {a_y:g} Q {mid:g} {control:g}, {x1} {b_y:g}"
+                lx, ly = mid, peak - 4
             else:
                 d = f"M {x0} {a_y:g} L {x1} {b_y:g}"
                 lx, ly = (x0 + x1) / 2, (a_y + b_y) / 2 - 4

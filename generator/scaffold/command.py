@@ -24,10 +24,12 @@ def init(folder: Path, name: str | None) -> None:
     DIR may exist but must not hold any of these; nothing is overwritten. Then:
     `cd DIR && git init && git add -A && git commit -m "fleet"`.
     """
+    from generator import terminal
     from generator.scaffold import fleet_name, init_fleet
 
     written = init_fleet(folder, name or fleet_name(folder))
     for path in written:
         click.echo(str(path))
     click.echo(str(folder / "build") + "/")
-    click.echo(f"posnet: fleet repository ready in {folder}", err=True)
+    if not terminal.QUIET:
+        click.echo(f"posnet: fleet repository ready in {folder}", err=True)
