@@ -194,3 +194,12 @@ def test_diff_formats_listed_in_cli_match_formatters() -> None:
     from generator.diff import command, formats
 
     assert tuple(sorted(formats.FORMATS)) == command.FORMATS
+
+
+def test_control_characters_never_reach_a_terminal(demo_plans: dict[str, Plan]) -> None:
+    base = demo_plans["gent-01"]
+    evil = "a\x1b[2Jb\u202ec"
+    diff = diff_plans([base], [_renamed(base, evil)])
+    for out in (format_text(diff), format_markdown(diff)):
+        assert "\x1b" not in out and "\u202e" not in out
+        assert "\\x1b" in out

@@ -22,8 +22,18 @@ def _label(kind: str) -> str:
     return KINDS[kind][0]
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """One line with no control character (a terminal escape or a bidi override in a
+    value must not reach a terminal or a CI log)."""
+    return _CONTROL.sub(_escape, " ".join(text.split()))
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _show(value: Value | None) -> str:
@@ -134,7 +144,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#!~])")
 
 def md(text: str) -> str:
     """Text from a spec as inert Markdown: no markup, links, HTML or table breaks."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    return _MD_SPECIAL.sub(r"\\\1", _one_line(text))
 
 
 def _md_rows(s: StoreDiff) -> list[str]:
