@@ -236,7 +236,14 @@ def _with_targets(side: Side, want: set[str]) -> set[str]:
 def _side_plans(side: Side, want: set[str], tmp: Path, name: str) -> list[Plan]:
     if not any(r.startswith("sites/") for r in want):
         return []  # no store of this side can differ (or the side has none)
-    fleet = _load(side, _with_targets(side, want), tmp, name)
+    want = _with_targets(side, want)
+    if isinstance(side, FolderSide) and want == set(side.listing()):
+        # The whole folder: load it in place, with the user's site cache.
+        with paused_gc():
+            fleet: Fleet | None = load_fleet(side.root, cached=True)
+        tmp, name = side.root.parent, side.root.name  # diagnostics show the real paths
+    else:
+        fleet = _load(side, want, tmp, name)
     if fleet is None:
         return []
     _check(fleet, side, tmp, name)
