@@ -108,7 +108,9 @@ class GitSide:
         self._listing: dict[str, str] | None = None
         if rev.startswith("-"):
             raise _error(rev, "a revision cannot start with '-'", "a commit, branch or tag")
-        self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", what="revision")
+        # Every later read uses this commit: a branch moving meanwhile changes nothing.
+        found = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", what="revision")
+        self.commit = found.decode().strip()
 
     def _git(self, *args: str, what: str = "git") -> bytes:
         proc = subprocess.run(
@@ -128,7 +130,7 @@ class GitSide:
     def listing(self) -> dict[str, str]:
         if self._listing is None:
             spec = self.prefix or "."
-            raw = self._git("ls-tree", "-r", "-z", "--full-tree", self.rev, "--", spec)
+            raw = self._git("ls-tree", "-r", "-z", "--full-tree", self.commit, "--", spec)
             out: dict[str, str] = {}
             cut = len(self.prefix) + 1 if self.prefix else 0
             for entry in raw.split(b"\0"):
@@ -148,13 +150,13 @@ class GitSide:
             args += ["-e", w]
         spec = self._path("sites")
         proc = subprocess.run(
-            ["git", "-C", str(self.repo), *args, self.rev, "--", spec],
+            ["git", "-C", str(self.repo), *args, self.commit, "--", spec],
             capture_output=True,
             check=False,
         )
         if proc.returncode not in (0, 1):  # 1: nothing found
             raise _error(self.rev, "git grep failed")
-        cut = len(self.rev) + 1 + (len(self.prefix) + 1 if self.prefix else 0)
+        cut = len(self.commit) + 1 + (len(self.prefix) + 1 if self.prefix else 0)
         return {p.decode()[cut:] for p in proc.stdout.split(b"\0") if p}
 
     def text(self, rel: str) -> bytes:
@@ -169,7 +171,7 @@ class GitSide:
         every = len(wanted) == len(self.listing())
         paths = [self._path("")] if every and self.prefix else ["."] if every else None
         paths = paths or [self._path(r) for r in wanted]
-        data = self._git("archive", "--format=tar", self.rev, "--", *paths)
+        data = self._git("archive", "--format=tar", self.commit, "--", *paths)
         cut = len(self.prefix) + 1 if self.prefix else 0
         keep = set(wanted)
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
