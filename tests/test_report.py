@@ -189,3 +189,26 @@ def test_index_of_1000_stores_opens_and_filters(browser, tmp_path: Path) -> None
     assert browser.eval(count) == tunnels
     browser.screenshot(_artifact("report-index-1000.png"))
     assert browser.problems == []
+
+
+def test_hostile_manifest_reads_as_nothing_rendered(tmp_path: Path) -> None:
+    """The build tree is untrusted: a FIFO must not hang the report, a link to another
+    file must not be followed, garbage must not crash it."""
+    import os
+
+    from generator.report import read_manifest
+
+    build = tmp_path / "build"
+    build.mkdir()
+    os.mkfifo(build / "manifest.json")
+    assert read_manifest(build) == {}
+    (build / "manifest.json").unlink()
+    real = tmp_path / "elsewhere.json"
+    real.write_text('{"sites": {"gent-01": {"input": "x"}}}')
+    (build / "manifest.json").symlink_to(real)
+    assert read_manifest(build) == {}
+    (build / "manifest.json").unlink()
+    (build / "manifest.json").write_text('{"sites": ["not", "a", "mapping"]}')
+    assert read_manifest(build) == {}
+    (build / "manifest.json").write_text('{"sites": {"gent-01": {"input": "x"}}}')
+    assert read_manifest(build) == {"gent-01": {"input": "x"}}

@@ -13,6 +13,8 @@ the same functions that render the tree.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +43,20 @@ class StoreStatus:
         return "ok"
 
 
+MANIFEST_LIMIT = 512 * 1024 * 1024
+
+
 def read_manifest(build: Path) -> dict[str, Any]:
-    """manifest.json as data; anything unexpected reads as "no store rendered"."""
+    """manifest.json as data; anything unexpected reads as "no store rendered". Only a
+    regular file is read (a FIFO would block, a link could point anywhere)."""
     path = build / "manifest.json"
     try:
-        data = json.loads(path.read_text())
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MANIFEST_LIMIT:
+            return {}
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            data = json.loads(fh.read(MANIFEST_LIMIT + 1))
     except (OSError, ValueError):
         return {}
     sites = data.get("sites") if isinstance(data, dict) else None
