@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import pickle
 import shutil
 import signal
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cache, partial
 from pathlib import Path
@@ -24,7 +25,18 @@ from typing import Any, Generic, NoReturn, TypeVar
 
 from generator import __version__, yamlemit
 from generator.inventory import host_name, host_vars, inventory
+from generator.orphans import die_with_parent
 from generator.plan import Plan
+from generator.tree_guard import (
+    TreeError,
+    check_root,
+    read_tree_file,
+    scan_tree,
+    valid_cache,
+    valid_journal,
+    valid_manifest,
+)
+from generator.tree_lock import LOCK
 
 MANIFEST = "manifest.json"
 CACHE = ".posnet-cache.json"  # stat fingerprints: local speed-up only, never reviewed
@@ -76,10 +88,25 @@ def _in_workers(
     size = max(50, len(items) // (jobs * 4))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
     out: list[Any] = []
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    )
+    try:
         for part in pool.map(fn, chunks):
             out.extend(part)
             advance(len(part))
+    except BaseException:
+        # Ctrl-C, a failed chunk, a full disk: stop the others now rather than letting
+        # them finish their chunks (or outlive this process).
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            with suppress(OSError):
+                proc.kill()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return out
 
 
@@ -138,9 +165,11 @@ class _Forked(Generic[T]):
         self.fd = -1
         if fork and hasattr(os, "fork"):
             r, w = os.pipe()
+            parent = os.getpid()
             pid = os.fork()
             if pid == 0:  # the child: never returns
                 os.close(r)
+                die_with_parent(parent)
                 self._child(w)
             os.close(w)
             self.pid, self.fd = pid, r
@@ -165,12 +194,14 @@ class _Forked(Generic[T]):
         if not self.pid:
             return self.fn()
         try:
-            with os.fdopen(self.fd, "rb") as fh:
+            with os.fdopen(self.fd, "rb", closefd=False) as fh:
                 data = fh.read()
-        finally:
-            self.fd = -1
-            os.waitpid(self.pid, 0)
-            self.pid = 0
+        except BaseException:  # Ctrl-C while waiting: stop the child, do not wait for it
+            self.close()
+            raise
+        os.close(self.fd)
+        os.waitpid(self.pid, 0)
+        self.pid, self.fd = 0, -1
         if not data:
             raise RuntimeError("a posnet worker process died")
         ok, value = pickle.loads(data)  # noqa: S301 - from our own forked child
@@ -193,6 +224,7 @@ class Change:
     deleted: list[str] = field(default_factory=list)
     rendered_sites: list[str] = field(default_factory=list)
     skipped_sites: int = 0
+    recovered: str | None = None  # what was done first about an interrupted render
 
     @property
     def changed(self) -> bool:
@@ -202,17 +234,35 @@ class Change:
 # ------------------------------------------------------------------------ journal
 
 
-def recover(out: Path) -> str | None:
-    """Finish a committed journal or discard an uncommitted staging area."""
+def open_tree(out: Path, create: bool = False) -> set[str]:
+    """Refuse a tree that is not only folders and regular files (see tree_guard);
+    return its files under sites/ and inventory/."""
+    check_root(out, create)
+    return scan_tree(out)
+
+
+def recover(out: Path, force: bool = False) -> str | None:
+    """Finish a committed journal or discard an uncommitted staging area.
+
+    Call after open_tree(). A damaged journal stops here, unless `force`: then it is
+    discarded with the staging area (the render that follows rewrites every file)."""
     journal = out / JOURNAL
     staging = out / STAGING
-    if journal.exists():
-        ops = json.loads(journal.read_text())
-        _apply_ops(out, ops["write"], ops["delete"])
+    raw = read_tree_file(journal)
+    if raw is not None:
+        try:
+            ops = valid_journal(journal, raw)
+        except TreeError:
+            if not force:
+                raise
+            journal.unlink()
+            shutil.rmtree(staging, ignore_errors=True)
+            return "discarded a damaged journal (--force)"
+        _apply_ops(out, ops.write, ops.delete)
         journal.unlink()
         shutil.rmtree(staging, ignore_errors=True)
         return "finished an interrupted render"
-    if staging.exists():
+    if os.path.lexists(staging):
         shutil.rmtree(staging, ignore_errors=True)
         return "discarded an interrupted render"
     return None
@@ -245,7 +295,7 @@ def _apply_ops(out: Path, writes: Sequence[str], deletes: Iterable[str]) -> None
     parents: set[Path] = set()
     for rel in deletes:
         target = out / rel
-        if target.exists():
+        with suppress(FileNotFoundError):
             target.unlink()
         parents.add(target.parent)
     # Once per folder, deepest first: listing a 10,000-file folder per deleted file
@@ -258,12 +308,15 @@ def _apply_ops(out: Path, writes: Sequence[str], deletes: Iterable[str]) -> None
 
 
 def _write_bytes(path: str, data: bytes) -> None:
-    """What open(path, "w", encoding="utf-8", newline="") writes, at half the cost."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    """What open(path, "w", encoding="utf-8", newline="") writes, at half the cost
+    (never through a symbolic link)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+    except OSError as exc:  # a full disk: name the file, as every other OSError does
+        raise OSError(exc.errno, exc.strerror, path) from None
     finally:
         os.close(fd)
 
@@ -274,6 +327,14 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@dataclass
+class _Progress:
+    tree_updated: bool = False  # a commit of this process completed (what an interrupt left)
+
+
+progress = _Progress()
 
 
 def commit(
@@ -292,31 +353,39 @@ def commit(
         _stage(root, rel, writes[rel], made)
     order = sorted({*writes, *staged})
     tmp = out / (JOURNAL + ".tmp")
-    tmp.write_text(json.dumps({"write": order, "delete": sorted(deletes)}))
-    os.replace(tmp, out / JOURNAL)
-    _fsync_dir(out)
-    _apply_ops(out, order, sorted(deletes))
-    (out / JOURNAL).unlink()
+    _write_bytes(os.fspath(tmp), json.dumps({"write": order, "delete": sorted(deletes)}).encode())
+    with _signals_deferred():  # Ctrl-C lands after the commit, never halfway through it
+        os.replace(tmp, out / JOURNAL)
+        _fsync_dir(out)
+        _apply_ops(out, order, sorted(deletes))
+        (out / JOURNAL).unlink()
+        progress.tree_updated = True
     shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends (then they are delivered)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 # ----------------------------------------------------------------------- the tree
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def _stamp(path: str) -> str:
-    """Size, modification time and inode: changes whenever the file is written.
+    """Size, modification and change times, inode: changes whenever the file is written.
 
+    The change time is what `touch -r` or an in-place edit that keeps size and mtime
+    cannot set back (git's index relies on it too): without it, a render could call
+    such a file unchanged while `render --check` calls it stale.
     Kept as text in the cache file: 80,000 short strings parse far faster than lists."""
     st = os.stat(path)
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
 
 
 def _site_stamp(root: str, site_id: str, rels: Iterable[str]) -> str | None:
@@ -333,7 +402,7 @@ def site_key(digest: str) -> str:
 
 _json_str = json.encoder.encode_basestring_ascii  # what json.dumps does for a str key or value
 HOSTS = "inventory/hosts.yml"
-GITIGNORE = f"# {HEADER}\n/{CACHE}\n/{STAGING}/\n/{JOURNAL}\n"
+GITIGNORE = f"# {HEADER}\n/{CACHE}\n/{STAGING}/\n/{JOURNAL}\n/{LOCK}\n"
 
 
 def host_vars_file(plan: Plan) -> str:
@@ -392,23 +461,23 @@ class CheckResult:
 
 
 def _disk_text(path: Path) -> str | None:
+    """A tree file's text (None: absent or not UTF-8), never through a link or a FIFO."""
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            return fh.read()
-    except (OSError, UnicodeDecodeError):
+        raw = read_tree_file(path)
+    except OSError:
+        return None
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
         return None
 
 
-def _listed(out: Path) -> set[str]:
-    found: set[str] = set()
-    for sub in ("sites", "inventory"):
-        base = out / sub
-        if base.is_dir():
-            for p in base.rglob("*"):
-                if p.is_file():
-                    found.add(str(p.relative_to(out)))
+def _listed(out: Path, listing: set[str]) -> set[str]:
+    found = set(listing)
     for top in (MANIFEST, ".gitignore"):
-        if (out / top).exists():
+        if os.path.lexists(out / top):
             found.add(top)
     return found
 
@@ -437,12 +506,18 @@ def check_tree(
     """Compare the tree on disk, byte for byte, with what the spec renders now."""
     from generator.pipeline import paused_gc
 
+    listing = open_tree(out)
     with paused_gc():
-        return _check_tree(out, fleet, plans, digests, jobs)
+        return _check_tree(out, fleet, plans, digests, jobs, listing)
 
 
 def _check_tree(
-    out: Path, fleet: str, plans: Sequence[Plan], digests: Mapping[str, str], jobs: int
+    out: Path,
+    fleet: str,
+    plans: Sequence[Plan],
+    digests: Mapping[str, str],
+    jobs: int,
+    listing: set[str],
 ) -> CheckResult:
     expected = expected_tree(fleet, plans, digests, jobs)
     res = CheckResult()
@@ -452,7 +527,7 @@ def _check_tree(
             res.missing.append(rel)
         elif disk != text:
             res.stale.append(rel)
-    res.stray = sorted(_listed(out) - set(expected))
+    res.stray = sorted(_listed(out, listing) - set(expected))
     return res
 
 
@@ -481,8 +556,12 @@ def _render_tree(
     force: bool,
     jobs: int,
 ) -> Change:
-    recover(out)
-    state = _read_json(out / CACHE)
+    listing = open_tree(out, create=True)
+    recovered = recover(out, force)
+    if recovered:
+        listing = scan_tree(out)
+    manifest, manifest_digest = _read_manifest(out, force)
+    state = {} if force else valid_cache(read_tree_file(out / CACHE), manifest_digest)
     root = os.fspath(out)
     vars_state: dict[str, str] = dict(state.get("fleet", {}))
     # Inventory and host_vars need every Plan but no site file: build them in a forked
@@ -492,9 +571,35 @@ def _render_tree(
         fork=len(plans) >= 200 and (jobs or os.cpu_count() or 1) > 1,
     )
     try:
-        return _render_sites(out, fleet, plans, digests, only, force, jobs, state, fleet_job)
+        change = _render_sites(
+            out, fleet, plans, digests, only, force, jobs, state, fleet_job, manifest, listing
+        )
+        change.recovered = recovered
+        return change
+    except BaseException:
+        # Before the commit point the old tree stands: drop what was staged for it, once
+        # the fleet-level child (which stages the inventory) is stopped.
+        fleet_job.close()
+        if not os.path.lexists(out / JOURNAL):
+            shutil.rmtree(out / STAGING, ignore_errors=True)
+        raise
     finally:
         fleet_job.close()
+
+
+def _read_manifest(out: Path, force: bool) -> tuple[dict[str, Any], str]:
+    """The manifest on disk (checked) and the digest of its bytes; a damaged one stops
+    the render unless `force` (which renders every store again anyway)."""
+    path = out / MANIFEST
+    raw = read_tree_file(path)
+    if raw is None:
+        return {}, ""
+    try:
+        return valid_manifest(path, raw), hashlib.sha256(raw).hexdigest()
+    except TreeError:
+        if not force:
+            raise
+        return {}, ""
 
 
 def _render_sites(
@@ -507,8 +612,9 @@ def _render_sites(
     jobs: int,
     state: dict[str, Any],
     fleet_job: _Forked[tuple[list[str], dict[str, str], dict[str, str]]],
+    manifest: dict[str, Any],
+    listing: set[str],
 ) -> Change:
-    manifest = _read_json(out / MANIFEST)
     old_sites: dict[str, dict[str, Any]] = dict(manifest.get("sites", {}))
     if manifest and manifest.get("fleet") != fleet:
         old_sites = {}
@@ -536,42 +642,29 @@ def _render_sites(
     new_sites: dict[str, dict[str, Any]] = dict(old_sites)
     site_jobs = [(p, dict(old_sites.get(p.site_id, {}).get("files", {}))) for p in todo]
     done = _in_workers(partial(_render_and_stage, root), site_jobs, jobs)
-    for (plan, old_files), (hashes, site_staged) in zip(site_jobs, done, strict=True):
+    for (plan, _old_files), (hashes, site_staged) in zip(site_jobs, done, strict=True):
         change.rendered_sites.append(plan.site_id)
         staged.extend(site_staged)
-        prefix = f"sites/{plan.site_id}/"
-        site_dir = out / prefix
-        on_disk = (
-            {str(p.relative_to(site_dir)) for p in site_dir.rglob("*") if p.is_file()}
-            if site_dir.is_dir()
-            else set()
-        )
-        for rel in sorted((set(old_files) | on_disk) - set(hashes)):
-            deletes.append(prefix + rel)
         new_sites[plan.site_id] = {"input": site_key(digests[plan.site_id]), "files": hashes}
     if not only:
-        current = {p.site_id for p in plans}
-        for gone in sorted(set(old_sites) - current):
-            files = old_sites[gone].get("files", {})
-            deletes.extend(f"sites/{gone}/{rel}" for rel in sorted(files))
-            site_dir = out / "sites" / gone
-            if site_dir.is_dir():
-                deletes.extend(
-                    str(p.relative_to(out)) for p in sorted(site_dir.rglob("*")) if p.is_file()
-                )
+        for gone in set(old_sites) - {p.site_id for p in plans}:
             new_sites.pop(gone, None)
+    # Whatever the tree holds that the new manifest does not name goes: files of removed
+    # stores, files a store no longer has, strays of an interrupted or foreign render.
+    # So a render always repairs what `render --check` would call stray.
+    keep = {f"sites/{sid}/{rel}" for sid, entry in new_sites.items() for rel in entry["files"]}
+    keep |= {HOSTS, *(host_vars_file(p) for p in plans)}
+    if only:
+        scope = tuple(f"sites/{sid}/" for sid in only)
+        deletes = [rel for rel in listing - keep if rel.startswith(scope)]
+    else:
+        deletes = list(listing - keep)
     inventory_staged, vars_keys, known = fleet_job.result()
     staged.extend(inventory_staged)
-    for rel, text in ((".gitignore", GITIGNORE), (MANIFEST, manifest_text(fleet, new_sites))):
+    new_manifest = manifest_text(fleet, new_sites)
+    for rel, text in ((".gitignore", GITIGNORE), (MANIFEST, new_manifest)):
         if _disk_text(out / rel) != text:
             writes[rel] = text
-    if not only:
-        inv = out / "inventory" / "host_vars"
-        if inv.is_dir():
-            for name in sorted(os.listdir(inv)):
-                rel = f"inventory/host_vars/{name}"
-                if rel not in vars_keys and rel not in known:
-                    deletes.append(rel)
     deletes = sorted(set(deletes) - set(writes) - set(staged))
     if writes or deletes or staged:
         commit(out, writes, deletes, staged)
@@ -580,7 +673,8 @@ def _render_sites(
     for rel, key in vars_keys.items():
         with suppress(OSError):
             known[rel] = f"{_stamp(os.path.join(root, rel))} {key}"
-    _write_cache(out, new_sites, cache, change.rendered_sites, known)
+    manifest_digest = hashlib.sha256(new_manifest.encode()).hexdigest()
+    _write_cache(out, new_sites, cache, change.rendered_sites, known, manifest_digest)
     return change
 
 
@@ -649,8 +743,10 @@ def _write_cache(
     cache: Mapping[str, str],
     refreshed: Sequence[str],
     fleet_level: Mapping[str, str],
+    manifest_digest: str,
 ) -> None:
-    """Stamps of site files, and of inventory files with the key they were made for."""
+    """Stamps of site files, and of inventory files with the key they were made for,
+    valid only next to the manifest they were taken with."""
     fs = {k: v for k, v in cache.items() if k in sites and k not in refreshed}
     root = os.fspath(out)
     for site_id in refreshed:
@@ -659,6 +755,7 @@ def _write_cache(
         stamp = _site_stamp(root, site_id, files)
         if stamp is not None:
             fs[site_id] = stamp
+    doc = {"fs": fs, "fleet": dict(fleet_level), "manifest": manifest_digest}
     tmp = out / (CACHE + ".tmp")
-    tmp.write_text(json.dumps({"fs": fs, "fleet": dict(fleet_level)}, sort_keys=True))
+    _write_bytes(os.fspath(tmp), json.dumps(doc, sort_keys=True).encode())
     os.replace(tmp, out / CACHE)

@@ -1,25 +1,40 @@
 """The `posnet` command line.
 
-Exit codes: 0 ok · 1 invalid input, failed lint, stale tree or failed check · 2 usage
-error · 3 internal error (a bug: please report it with POSNET_DEBUG=1 output).
+Exit codes: 0 ok · 1 invalid input, failed lint, stale tree, failed check, or a problem
+of the environment (locked, read-only or full folder, damaged tree) · 2 usage error ·
+3 internal error (a bug: please report it with POSNET_DEBUG=1 output) · 130 Ctrl-C ·
+143 SIGTERM.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext, suppress
 from dataclasses import asdict
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from generator import __version__, terminal
-from generator.errors import FORMATTERS, Diagnostic, PosnetError, format_sarif, unique_sorted
+from generator.errors import (
+    FORMATTERS,
+    Diagnostic,
+    PosnetError,
+    UserError,
+    format_sarif,
+    safe_text,
+    unique_sorted,
+)
 
 err = Console(stderr=True, highlight=False)
 FORMAT = click.option(
@@ -32,6 +47,40 @@ FORMAT = click.option(
 )
 STRICT = click.option("--strict", is_flag=True, help="Fail on lint warnings too, not only errors.")
 PATH = click.argument("path", type=click.Path(exists=False, path_type=Path), metavar="PATH")
+
+
+def note(message: str) -> None:
+    """One line for people on stderr: escaped, never read as rich markup."""
+    err.print(safe_text(message), markup=False, highlight=False, soft_wrap=True)
+
+
+WAIT = click.option(
+    "--wait",
+    type=click.FloatRange(0, 86400),
+    default=0,
+    metavar="SECONDS",
+    help="If another posnet command holds the build tree, wait this long for it "
+    "(default: stop at once, exit 1).",
+)
+
+
+def output_folder(raw: str, fleet: Path) -> Path:
+    """-o as given, refused when empty or overlapping the fleet folder (exit 2)."""
+    if not raw.strip():
+        raise click.UsageError("-o: empty path; name a folder for the build tree, e.g. -o build")
+    out = Path(raw)
+    spec = fleet if fleet.is_dir() else fleet.parent
+    try:
+        o, f = out.resolve(), spec.resolve()
+    except (OSError, RuntimeError):
+        return out
+    if o == f or f in o.parents or (fleet.is_dir() and o in f.parents):
+        raise click.UsageError(
+            f"-o {safe_text(raw)}: the build tree would overlap the fleet folder "
+            f"{safe_text(str(fleet))} (render would overwrite or prune its files); "
+            "pick a folder outside it, e.g. a sibling `build/`"
+        )
+    return out
 
 
 def _emit(diags: Sequence[Diagnostic], fmt: str) -> None:
@@ -106,11 +155,12 @@ def validate(path: Path, fmt: str, strict: bool) -> None:
 @click.option(
     "-o",
     "--output",
-    "out",
-    type=click.Path(path_type=Path),
-    default=Path("build"),
+    "out_arg",
+    type=str,
+    default="build",
     show_default=True,
-    help="Folder of the build tree (one folder per store, manifest, inventory).",
+    help="Folder of the build tree (one folder per store, manifest, inventory); "
+    "outside the fleet folder.",
 )
 @click.option(
     "--site", "sites", multiple=True, metavar="ID", help="Render only this store (repeatable)."
@@ -120,15 +170,17 @@ def validate(path: Path, fmt: str, strict: bool) -> None:
 @click.option(
     "--jobs", type=click.IntRange(0, 64), default=0, help="Worker processes (0 = one per core)."
 )
+@WAIT
 @FORMAT
 @STRICT
 def render(
     path: Path,
-    out: Path,
+    out_arg: str,
     sites: tuple[str, ...],
     check: bool,
     force: bool,
     jobs: int,
+    wait: float,
     fmt: str,
     strict: bool,
 ) -> None:
@@ -138,7 +190,37 @@ def render(
     rendered again; files of removed stores are pruned; writes are journaled so an
     interrupted render never leaves a half-updated tree. Secrets never enter the tree:
     files hold markers that `posnet apply` fills from env, vault or file references.
+
+    One posnet command at a time writes a tree (a lock inside OUT); a tree holding a
+    symbolic link, a special file, or a manifest or journal naming a path outside it
+    is refused. --force also discards a damaged manifest or journal.
     """
+    from generator.tree_guard import check_root
+    from generator.tree_lock import tree_lock
+
+    out = output_folder(out_arg, path)
+    # The lock comes first: of two renders started together, the first one started
+    # holds the tree, and the other waits (--wait) or stops, before validating anything.
+    if check:
+        check_root(out, create=False)
+        lock = tree_lock(out, wait, optional=True) if out.is_dir() else nullcontext()
+    else:
+        check_root(out, create=True)
+        lock = tree_lock(out, wait)
+    with lock:
+        _render(path, out, sites, check, force, jobs, fmt, strict)
+
+
+def _render(
+    path: Path,
+    out: Path,
+    sites: tuple[str, ...],
+    check: bool,
+    force: bool,
+    jobs: int,
+    fmt: str,
+    strict: bool,
+) -> None:
     from generator import build
 
     result = _analyze(path, fmt)
@@ -153,9 +235,11 @@ def render(
         raise click.UsageError(f"--site: no store {', '.join(unknown)} in {path}")
     plans = [p for p in result.plans if not sites or p.site_id in sites]
     if check:
-        note = build.recover(out) if out.exists() else None
-        if note:
-            err.print(f"posnet: {note}")
+        if out.is_dir():
+            build.open_tree(out)
+            done = build.recover(out, force)
+            if done:
+                note(f"posnet: {done}")
         with terminal.progress(len(result.plans), "checking", err):
             res = build.check_tree(out, result.fleet.name, result.plans, result.digests, jobs)
         if sites:
@@ -165,21 +249,23 @@ def render(
             res.stray = [f for f in res.stray if f.startswith(keep)]
         for label, files in (("stale", res.stale), ("missing", res.missing), ("stray", res.stray)):
             for f in files:
-                click.echo(f"{out / f}: {label}")
+                click.echo(safe_text(f"{out / f}: {label}"))
         if not res.ok:
-            err.print(
+            note(
                 f"posnet: build tree {out} is out of date "
                 f"({len(res.stale)} stale, {len(res.missing)} missing, {len(res.stray)} stray); "
                 f"run `posnet render {path} -o {out}`"
             )
             sys.exit(1)
-        err.print(f"posnet: build tree {out} is up to date ({len(plans)} store(s))")
+        note(f"posnet: build tree {out} is up to date ({len(plans)} store(s))")
         return
     with terminal.progress(len(plans), "rendering", err):
         change = build.render_tree(
             out, result.fleet.name, result.plans, result.digests, only=sites, force=force, jobs=jobs
         )
-    table = Table(title=f"posnet render -> {out}", show_lines=False)
+    if change.recovered:
+        note(f"posnet: {change.recovered}")
+    table = Table(title=Text(safe_text(f"posnet render -> {out}")), show_lines=False)
     for col in ("stores rendered", "unchanged", "files written", "files removed"):
         table.add_column(col, justify="right")
     table.add_row(
@@ -268,21 +354,96 @@ def _review_commands() -> list[click.Command]:
     return [diff, init, report]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same clean-up runs."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+_WRITE_HINTS = {
+    errno.ENOSPC: "free some space (the build tree was left as it was) and run it again",
+    errno.EDQUOT: "free some space under your quota and run it again",
+    errno.EROFS: "the file system is read-only: pick another folder with -o",
+    errno.EACCES: "you may not write there: fix its permissions or pick another folder",
+    errno.EPERM: "you may not write there: fix its permissions or pick another folder",
+    errno.ENOTDIR: "a part of this path is a file, not a folder: pick another -o",
+    errno.EISDIR: "a folder stands where posnet writes a file: remove it or use --force",
+    errno.ENAMETOOLONG: "the path is too long: pick a shorter -o",
+}
+
+
+def _environment_error(exc: OSError) -> str:
+    """One line for an OSError: the path, what happened, what to do."""
+    what = exc.strerror or type(exc).__name__
+    hint = _WRITE_HINTS.get(exc.errno or 0, "check the path and run it again")
+    if exc.filename is None:
+        # posnet names every path it opens; what is left is standard output.
+        return f"posnet: cannot write to standard output: {what}"
+    return f"posnet: {exc.filename}: {what}; {hint}"
+
+
+def _stdout_gone() -> None:
+    """After a failed write to stdout, make the final flush at exit harmless."""
+    with suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _exit(code: int) -> NoReturn:
+    sys.exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> Any:
-    """Entry point: user errors print located diagnostics; bugs never print a traceback
-    unless POSNET_DEBUG=1."""
+    """Entry point: user errors print located diagnostics or one line naming the path;
+    bugs never print a traceback unless POSNET_DEBUG=1."""
+    if sys.stdout is None:
+        sys.stderr.write("posnet: standard output is closed; redirect it instead (>/dev/null)\n")
+        _exit(2)
+    with suppress(ValueError):  # not in the main thread (tests calling main())
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         _register_runtime_commands()
-        return cli.main(args=list(argv) if argv is not None else None, standalone_mode=True)
+        code = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        sys.stdout.flush()
+        _exit(code if isinstance(code, int) else 0)
+    except SystemExit as exc:
+        # click ends a command whose stdout pipe broke with a silent exit 1, after
+        # wrapping stdout so that the final flush stays quiet: say why on stderr.
+        if exc.code == 1 and type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
+            note("posnet: cannot write to standard output: Broken pipe")
+        raise
     except PosnetError as exc:
         click.echo(FORMATTERS["text"](unique_sorted(exc.diagnostics)))
-        sys.exit(1)
-    except KeyboardInterrupt:
-        err.print("posnet: interrupted")
-        sys.exit(130)
+        _exit(1)
+    except UserError as exc:
+        note(f"posnet: {exc}")
+        _exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        _exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt) as exc:
+        cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__context__
+        if isinstance(cause, KeyboardInterrupt):
+            build = sys.modules.get("generator.build")
+            state = (
+                "the build tree was updated completely before it stopped"
+                if build is not None and build.progress.tree_updated
+                else "the build tree was left as it was"
+            )
+            what = "terminated" if isinstance(cause, Terminated) else "interrupted"
+            note(f"posnet: {what}; {state}")
+            _exit(143 if isinstance(cause, Terminated) else 130)
+        _exit(1)  # end of input at a prompt
+    except OSError as exc:
+        if exc.filename is None:
+            _stdout_gone()
+        note(_environment_error(exc))
+        _exit(1)
     except Exception as exc:
         if os.environ.get("POSNET_DEBUG"):
             raise
-        err.print(f"posnet: internal error: {type(exc).__name__}: {exc}")
-        err.print("posnet: this is a bug; re-run with POSNET_DEBUG=1 and report the output")
-        sys.exit(3)
+        note(f"posnet: internal error: {type(exc).__name__}: {exc}")
+        note("posnet: this is a bug; re-run with POSNET_DEBUG=1 and report the output")
+        _exit(3)

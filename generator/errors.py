@@ -7,9 +7,11 @@ secret typed in the wrong place cannot reach a terminal, a CI log or a SARIF fil
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
+from urllib.parse import quote
 
 from generator import __version__
 
@@ -55,6 +57,28 @@ class PosnetError(Exception):
         self.diagnostics = list(diagnostics)
 
 
+class UserError(Exception):
+    """A problem of the user's environment or tree, not of posnet: one line, exit 1.
+
+    The message names the path and says what to do; it is printed through safe_text."""
+
+
+# C0 and C1 controls, DEL, and Unicode line/paragraph separators and bidi overrides:
+# anything that moves the cursor, ends a line or reorders text on a terminal or in a log.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    ch = m.group()
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return named.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+
+
+def safe_text(text: str) -> str:
+    """Text for one terminal line: control characters and line breaks as escapes."""
+    return _UNSAFE.sub(_escape_char, text)
+
+
 def unique_sorted(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
     """Drop repeats (a fleet default error would otherwise appear once per store)."""
     seen: dict[tuple[object, ...], Diagnostic] = {}
@@ -77,15 +101,18 @@ def has_errors(diags: Iterable[Diagnostic], strict: bool = False) -> bool:
 
 
 def format_text(diags: Sequence[Diagnostic]) -> str:
+    """One line per problem (plus expected/why lines): every field goes through
+    safe_text, so a file name holding a newline cannot forge a line in a CI log."""
     lines = []
     for d in diags:
         where = f" {d.path}:" if d.path else ""
         site = f" [{d.site}]" if d.site and d.site not in d.location.file else ""
-        lines.append(f"{d.location}: {d.severity}[{d.code}]{site}{where} {d.message}")
+        head = f"{d.location}: {d.severity}[{d.code}]{site}{where} {d.message}"
+        lines.append(safe_text(head))
         if d.expected:
-            lines.append(f"    expected: {d.expected}")
+            lines.append(safe_text(f"    expected: {d.expected}"))
         if d.why:
-            lines.append(f"    why: {d.why}")
+            lines.append(safe_text(f"    why: {d.why}"))
     return "\n".join(lines)
 
 
@@ -94,10 +121,29 @@ def format_json(diags: Sequence[Diagnostic]) -> str:
 
 
 def _gh_escape(text: str, prop: bool = False) -> str:
+    """GitHub's workflow-command escaping; other controls are escaped as for a terminal
+    (they are not line breaks to GitHub, but they are to a person reading the raw log)."""
     text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     if prop:
         text = text.replace(":", "%3A").replace(",", "%2C")
-    return text
+    return safe_text(text)
+
+
+def sarif_uri(file: str) -> str:
+    """A file as a SARIF artifact URI: relative to the repository root (the working
+    folder), '/'-separated and percent-encoded; names posnet made up (`<builtin
+    catalog>`) and absolute paths outside the repository keep only their encoding."""
+    import os
+
+    path = file
+    if os.path.isabs(path):
+        rel = os.path.relpath(path)
+        if not rel.startswith(".."):
+            path = rel
+    path = path.replace(os.sep, "/")
+    if path.startswith("./"):
+        path = path[2:]
+    return quote(path, safe="/")
 
 
 def format_github(diags: Sequence[Diagnostic]) -> str:
@@ -128,7 +174,7 @@ def format_sarif(diags: Sequence[Diagnostic], rules: dict[str, str] | None = Non
             region["startLine"] = d.location.line
         if d.location.col:
             region["startColumn"] = d.location.col
-        phys: dict[str, object] = {"artifactLocation": {"uri": d.location.file}}
+        phys: dict[str, object] = {"artifactLocation": {"uri": sarif_uri(d.location.file)}}
         if region:
             phys["region"] = region
         msg = f"{d.path}: {d.message}" if d.path else d.message

@@ -28,12 +28,17 @@ def playbooks_dir() -> Path:
 
 def _tree(build: Path) -> Path:
     """A rendered tree whose files are exactly what the manifest says."""
+    from generator.build import open_tree
+    from generator.tree_guard import read_tree_file, valid_manifest
+
+    open_tree(build)  # no links or special files anywhere in it
     manifest = build / MANIFEST
-    if not manifest.exists():
+    raw = read_tree_file(manifest)
+    if raw is None:
         raise click.ClickException(
             f"{build}: no {MANIFEST}; run `posnet render FLEET -o {build}` first"
         )
-    data = json.loads(manifest.read_text())
+    data = valid_manifest(manifest, raw)
     edited = []
     for site, entry in sorted(data.get("sites", {}).items()):
         for rel, digest in sorted(entry.get("files", {}).items()):
@@ -108,6 +113,13 @@ LIMIT = click.option("--limit", "-l", default=None, help="Ansible host pattern, 
     "--forks", type=click.IntRange(1, 500), default=None, help="Parallel ssh connections."
 )
 @click.option("-v", "--verbose", count=True, help="More Ansible output (secrets stay hidden).")
+@click.option(
+    "--wait",
+    type=click.FloatRange(0, 86400),
+    default=0,
+    metavar="SECONDS",
+    help="If a render or apply holds BUILD, wait this long for it (default: exit 1 at once).",
+)
 def apply(
     build: Path,
     inventories: tuple[str, ...],
@@ -121,13 +133,48 @@ def apply(
     extra: tuple[str, ...],
     forks: int | None,
     verbose: int,
+    wait: float,
 ) -> None:
     """Apply a rendered BUILD tree to the stores with Ansible (playbooks/site.yml).
 
     Files are checked by their real parser before they replace anything, activated only
     when changed, and rolled back when activation or a post-check fails. Secrets are
-    resolved on this machine at apply time and never logged.
+    resolved on this machine at apply time and never logged. BUILD stays locked against
+    renders while it is applied.
     """
+    from generator.tree_lock import tree_lock
+
+    with tree_lock(build, wait, optional=True):
+        _apply(
+            build,
+            inventories,
+            limit,
+            check,
+            diff,
+            tags,
+            serial,
+            max_fail_percentage,
+            vault_password_file,
+            extra,
+            forks,
+            verbose,
+        )
+
+
+def _apply(
+    build: Path,
+    inventories: tuple[str, ...],
+    limit: str | None,
+    check: bool,
+    diff: bool,
+    tags: str | None,
+    serial: str | None,
+    max_fail_percentage: int | None,
+    vault_password_file: str | None,
+    extra: tuple[str, ...],
+    forks: int | None,
+    verbose: int,
+) -> None:
     tree = _tree(build)
     cmd = [_which("ansible-playbook"), "-i", str(tree / "inventory")]
     for inv in inventories:

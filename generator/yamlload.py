@@ -17,8 +17,11 @@ path, which reports problems with its own messages.
 from __future__ import annotations
 
 import datetime
+import errno
 import importlib
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -28,9 +31,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import (
+    AliasEvent,
     DocumentStartEvent,
     MappingEndEvent,
     MappingStartEvent,
+    ScalarEvent,
     SequenceEndEvent,
     SequenceStartEvent,
 )
@@ -201,6 +206,13 @@ def _yaml() -> YAML:
 
 _SAFE_NAME = re.compile(r"[\w.-]{1,64}")
 _SAFE_TAG = re.compile(r"[\w!:/.,<>-]{1,80}")
+# Keys whose values are secret references: an unquoted `password: !hunter2` is read as a
+# tag, so a tag there is never echoed (tests/test_hostile_input.py keeps this in step with
+# the SecretRef fields of the model).
+SECRET_KEYS = frozenset(
+    {"password", "certificate", "key", "htpasswd", "client_ca", "token", "client_secret"}
+    | {"auth_secret"}
+)
 # What a user most likely meant, by the parser's complaint.
 _SYNTAX_HINTS = (
     ("'\\t'", "indentation with spaces (YAML does not allow tabs)"),
@@ -215,9 +227,34 @@ _SYNTAX_HINTS = (
 def _check_events(text: str, file: str) -> None:
     """Refuse explicit tags and extra documents before anything is constructed."""
     docs = depth = 0
+    # Per open collection: is it a mapping, is a key due next, the last key seen.
+    frames: list[list[Any]] = []
     for ev in _yaml().parse(text):
         mark = ev.start_mark
+        owner = None  # the key this node is the value of
+        if frames and isinstance(
+            ev, ScalarEvent | MappingStartEvent | SequenceStartEvent | AliasEvent
+        ):
+            frame = frames[-1]
+            if frame[0]:
+                if frame[1] and isinstance(ev, ScalarEvent):
+                    frame[2] = ev.value
+                elif not frame[1]:
+                    owner = frame[2]
+                frame[1] = not frame[1]
+        tag = getattr(ev, "tag", None)
+        if tag is not None:
+            secret = owner in SECRET_KEYS or bool(frames and frames[-1][2] in SECRET_KEYS)
+            shown = "" if secret or not _SAFE_TAG.fullmatch(str(tag)) else f" (found {tag})"
+            raise _fail(
+                file,
+                mark.line + 1,
+                mark.column + 1,
+                f"YAML tags are not allowed{shown}",
+                "plain YAML data; quote a value that starts with '!'",
+            )
         if isinstance(ev, MappingStartEvent | SequenceStartEvent):
+            frames.append([isinstance(ev, MappingStartEvent), True, None])
             depth += 1
             if depth > MAX_DEPTH:
                 raise _fail(
@@ -229,6 +266,7 @@ def _check_events(text: str, file: str) -> None:
                 )
         elif isinstance(ev, MappingEndEvent | SequenceEndEvent):
             depth -= 1
+            frames.pop()
         if isinstance(ev, DocumentStartEvent):
             docs += 1
             if docs > 1:
@@ -239,16 +277,6 @@ def _check_events(text: str, file: str) -> None:
                     "file holds more than one YAML document",
                     "exactly one document (remove this '---' and what follows)",
                 )
-        tag = getattr(ev, "tag", None)
-        if tag is not None:
-            shown = f" {tag}" if _SAFE_TAG.fullmatch(str(tag)) else ""
-            raise _fail(
-                file,
-                mark.line + 1,
-                mark.column + 1,
-                f"YAML tags are not allowed (found{shown or ' a tag'})",
-                "plain YAML data",
-            )
 
 
 def _open_quote(text: str) -> tuple[int, int] | None:
@@ -268,11 +296,33 @@ def _open_quote(text: str) -> tuple[int, int] | None:
     return found
 
 
+# The parser quotes what it found: an alias or anchor name, a run of characters. Any of
+# it may be a secret typed unquoted (`password: *hunter2`), so only one character of it
+# is ever kept; the location says where to look.
+_QUOTED = re.compile(r"'([^'\n]*)'|\"([^\"\n]*)\"")
+
+
+def _unquote(text: str) -> str:
+    def keep(m: re.Match[str]) -> str:
+        inner = m.group(1) if m.group(1) is not None else m.group(2)
+        return m.group() if len(inner) <= 1 or inner == "\\t" else "(...)"
+
+    return _QUOTED.sub(keep, text)
+
+
 def _syntax_error(exc: MarkedYAMLError, text: str, file: str) -> PosnetError:
     mark = exc.problem_mark or exc.context_mark
     line = mark.line + 1 if mark else 0
     col = mark.column + 1 if mark else 0
     problem = (exc.problem or exc.context or "invalid YAML").strip()
+    if "undefined alias" in problem:
+        return _fail(
+            file,
+            line,
+            col,
+            "invalid YAML: a value starting with '*' is read as an alias, and no anchor defines it",
+            "quote a value that starts with '*'",
+        )
     expected = next((h for k, h in _SYNTAX_HINTS if k in problem), "")
     if "duplicate key" in problem:
         # ruamel's text holds both values, which may be secrets: keep only the key.
@@ -285,8 +335,9 @@ def _syntax_error(exc: MarkedYAMLError, text: str, file: str) -> PosnetError:
             f"invalid YAML: duplicate key '{key}'" if key else "invalid YAML: duplicate key",
             "each key at most once per mapping",
         )
+    problem = _unquote(problem)
     cm = exc.context_mark
-    context = (exc.context or "").strip()
+    context = _unquote((exc.context or "").strip())
     unclosed = "quoted scalar" in context and "end of stream" in problem
     unclosed = unclosed or ("flow" in context and problem.startswith("expected ','"))
     if unclosed and cm is not None:
@@ -311,8 +362,28 @@ def _syntax_error(exc: MarkedYAMLError, text: str, file: str) -> PosnetError:
     return _fail(file, line, col, f"invalid YAML: {problem}{extra}", expected)
 
 
+_DIRECTIVE = re.compile(r"^%", re.MULTILINE)
+
+
+def _no_directives(text: str, file: str) -> None:
+    """`%YAML 1.1` would switch the parser to YAML 1.1 scalars (octal 010, 22:22 as a
+    number, yes/no as booleans) behind the README's promise of 1.2; `%TAG` aliases tags.
+    A line can only start with '%' as a directive, so any such line is refused."""
+    m = _DIRECTIVE.search(text)
+    if m is not None:
+        line = text.count("\n", 0, m.start()) + 1
+        raise _fail(
+            file,
+            line,
+            1,
+            "YAML directives (%YAML, %TAG) are not allowed: posnet reads YAML 1.2 only",
+            "no line starting with '%' (remove the directive; quote a value starting with '%')",
+        )
+
+
 def loads(text: str, file: str) -> Document:
     """Parse one YAML document; raise PosnetError with a located message on any problem."""
+    _no_directives(text, file)
     fast = _fast_loads(text, file)
     if fast is not None:
         return fast
@@ -335,7 +406,7 @@ def loads(text: str, file: str) -> Document:
             'printable text (write control characters as escapes, e.g. "\\t")',
         ) from None
     except YAMLError as exc:
-        raise _fail(file, 0, 0, f"invalid YAML: {str(exc).splitlines()[0]}") from None
+        raise _fail(file, 0, 0, f"invalid YAML: {_unquote(str(exc).splitlines()[0])}") from None
     except RecursionError:
         raise _fail(file, 0, 0, "document is nested too deeply") from None
     if len(docs) > 1:  # _check_events reports it with a line; never ignore a document
@@ -496,13 +567,46 @@ def _fast_loads(text: str, file: str) -> Document | None:
         parser.dispose()
 
 
-def load_file(path: Path, display: str | None = None) -> Document:
-    name = display or str(path)
+def read_file(path: Path, name: str, follow: bool = True) -> bytes:
+    """A spec file's bytes: a regular file, size-checked before it is read (never a
+    FIFO or /dev/zero that would hang or fill memory); `follow=False` refuses a link."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise _fail(
+                name,
+                0,
+                0,
+                "is a symbolic link; posnet reads no links inside a fleet folder "
+                "(a link's target is not reviewed with the repository)",
+                "the file itself in its place",
+            ) from None
+        raise _fail(name, 0, 0, f"cannot read file: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise _fail(name, 0, 0, "cannot read file: Is a directory", "a YAML file")
+        if not stat.S_ISREG(st.st_mode):
+            raise _fail(name, 0, 0, "is not a regular file (a FIFO or a device)", "a YAML file")
+        if st.st_size > MAX_BYTES:
+            raise _fail(name, 0, 0, f"file is larger than {MAX_BYTES // 1024 // 1024} MiB")
+        chunks = []
+        left = MAX_BYTES + 1  # a file growing while read is still cut at the limit
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
     except OSError as exc:
         raise _fail(name, 0, 0, f"cannot read file: {exc.strerror}") from None
-    return load_bytes(raw, name)
+    finally:
+        os.close(fd)
+
+
+def load_file(path: Path, display: str | None = None, follow: bool = True) -> Document:
+    name = display or str(path)
+    return load_bytes(read_file(path, name, follow), name)
 
 
 def load_bytes(raw: bytes, name: str) -> Document:

@@ -36,16 +36,17 @@ def fleet(tmp_path: Path) -> Path:
 
 
 def test_init_validates_renders_and_matches_its_schemas(fleet: Path) -> None:
-    assert "fleet: acme-fleet" in (fleet / "fleet.yaml").read_text()
-    assert posnet("validate", str(fleet), "--strict").returncode == 0
-    check = posnet("render", str(fleet), "-o", str(fleet / "build"), "--check")
+    specs = fleet / "fleet"
+    assert "fleet: acme-fleet" in (specs / "fleet.yaml").read_text()
+    assert posnet("validate", str(specs), "--strict").returncode == 0
+    check = posnet("render", str(specs), "-o", str(fleet / "build"), "--check")
     assert check.returncode == 0, check.stdout + check.stderr
-    assert _fleet_errors(fleet) == []
-    for path in [fleet / "fleet.yaml", *fleet.glob("groups/*.yaml"), *fleet.glob("sites/*.yaml")]:
+    assert _fleet_errors(specs) == []
+    for path in [specs / "fleet.yaml", *specs.glob("groups/*.yaml"), *specs.glob("sites/*.yaml")]:
         first = path.read_text().splitlines()[0]
         assert first.startswith("# yaml-language-server: $schema="), path
         target = (path.parent / first.split("$schema=", 1)[1]).resolve()
-        kind = SCHEMA_OF[path.relative_to(fleet).parts[0]]
+        kind = SCHEMA_OF[path.relative_to(specs).parts[0]]
         assert target == (fleet / "schema" / f"{kind}.schema.json").resolve(), path
         assert target.is_file()
 
@@ -53,18 +54,19 @@ def test_init_validates_renders_and_matches_its_schemas(fleet: Path) -> None:
 def test_init_never_overwrites(tmp_path: Path) -> None:
     root = tmp_path / "f"
     (root / "sites").mkdir(parents=True)
-    (root / "fleet.yaml").write_text("mine\n")
+    (root / ".gitignore").write_text("mine\n")
     proc = posnet("init", str(root))
     assert proc.returncode == 1
-    assert "fleet.yaml: error[E004] already exists" in proc.stdout
-    assert (root / "fleet.yaml").read_text() == "mine\n"
-    assert not (root / "sites" / "store-01.yaml").exists()
+    assert ".gitignore: error[E004] already exists" in proc.stdout
+    assert (root / ".gitignore").read_text() == "mine\n"
+    assert not (root / "fleet").exists()
     bad = posnet("init", str(tmp_path / "g"), "--name", "Bad Name")
     assert bad.returncode == 1 and "not a valid fleet name" in bad.stdout
     assert not (tmp_path / "g").exists()
 
 
 def _second_store(fleet: Path) -> None:
+    fleet = fleet / "fleet"
     text = (fleet / "sites" / "store-01.yaml").read_text()
     text = text.replace("store-01", "store-02").replace("203.0.113.10", "203.0.113.11")
     text = text.replace(
@@ -78,20 +80,20 @@ def repo(fleet: Path) -> Path:
     """init, a second store, committed; then one store's port and the other's partner
     sources change (build/ re-rendered) in a second commit."""
     _second_store(fleet)
-    assert posnet("render", str(fleet), "-o", str(fleet / "build")).returncode == 0
+    assert posnet("render", str(fleet / "fleet"), "-o", str(fleet / "build")).returncode == 0
     git(fleet, "init", "-q", "-b", "main")
     git(fleet, "add", "-A")
     git(fleet, "commit", "-qm", "fleet")
-    edit(fleet / "sites" / "store-01.yaml", "public_port: 18443", "public_port: 18444")
-    edit(fleet / "sites" / "store-02.yaml", '["198.51.100.0/28"]', '["198.51.100.0/29"]')
-    assert posnet("render", str(fleet), "-o", str(fleet / "build")).returncode == 0
+    edit(fleet / "fleet" / "sites" / "store-01.yaml", "public_port: 18443", "public_port: 18444")
+    edit(fleet / "fleet" / "sites" / "store-02.yaml", '["198.51.100.0/28"]', '["198.51.100.0/29"]')
+    assert posnet("render", str(fleet / "fleet"), "-o", str(fleet / "build")).returncode == 0
     git(fleet, "add", "-A")
     git(fleet, "commit", "-qm", "port and sources")
     return fleet
 
 
 def test_diff_names_exactly_the_two_changes_in_all_formats(repo: Path) -> None:
-    doc = json.loads(posnet("diff", "HEAD~1..HEAD", "--format", "json", cwd=repo).stdout)
+    doc = json.loads(posnet("diff", "HEAD~1..HEAD", "fleet", "--format", "json", cwd=repo).stdout)
     got = {
         (s["id"], c["kind"], c["key"], name): (f["old"], f["new"])
         for s in doc["stores"]
@@ -105,11 +107,11 @@ def test_diff_names_exactly_the_two_changes_in_all_formats(repo: Path) -> None:
             ["198.51.100.0/29"],
         ),
     }
-    text = posnet("diff", "HEAD~1..HEAD", cwd=repo).stdout
+    text = posnet("diff", "HEAD~1..HEAD", "fleet", cwd=repo).stdout
     assert "port: 18443/tcp -> 18444/tcp" in text
     assert "sources: +198.51.100.0/29 -198.51.100.0/28" in text
     assert "Fleet diff: 0 store(s) added, 2 changed, 0 removed (0 unchanged)" in text
-    md = posnet("diff", "HEAD~1..HEAD", "--format", "markdown", cwd=repo).stdout
+    md = posnet("diff", "HEAD~1..HEAD", "fleet", "--format", "markdown", cwd=repo).stdout
     rows = [line for line in md.splitlines() if line.startswith("| ~ |")]
     assert rows == [
         "| ~ | exposure deliverect-pos1-api | port | 18443/tcp | 18444/tcp |",
@@ -135,7 +137,7 @@ def test_pre_commit_passes_and_catches_a_stale_build(repo: Path, tmp_path: Path)
     ok = _pre_commit(repo, tmp_path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.count("Passed") == 3, ok.stdout
-    edit(repo / "sites" / "store-01.yaml", "public_port: 18444", "public_port: 18445")
+    edit(repo / "fleet" / "sites" / "store-01.yaml", "public_port: 18444", "public_port: 18445")
     stale = _pre_commit(repo, tmp_path)
     assert stale.returncode == 1
     assert "files were modified by this hook" in stale.stdout

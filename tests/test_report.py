@@ -23,7 +23,7 @@ def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo")
     fleet = root / "fleet"
     shutil.copytree(DEMO, fleet)
-    proc = posnet("render", str(fleet), "-o", str(fleet / "build"))
+    proc = posnet("render", str(fleet), "-o", str(root / "build"))
     assert proc.returncode == 0, proc.stderr
     return fleet
 
@@ -31,7 +31,7 @@ def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def demo_report(demo_build: Path) -> Path:
     out = demo_build.parent / "report"
-    proc = posnet("report", str(demo_build / "build"), "-o", str(out))
+    proc = posnet("report", str(demo_build.parent / "build"), "-o", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out
 
@@ -48,7 +48,7 @@ def test_report_pages_deterministic_and_offline(demo_report: Path, demo_build: P
         f"stores/{p.stem}.html" for p in sorted((DEMO / "sites").glob("*.yaml"))
     ]
     again = demo_build.parent / "again"
-    write_report(demo_build / "build", demo_build, again)
+    write_report(demo_build.parent / "build", demo_build, again)
     assert _pages(again) == pages
     for name, data in pages.items():
         text = data.decode()
@@ -72,10 +72,10 @@ def test_store_page_content(demo_report: Path) -> None:
 def test_stale_store(tmp_path: Path) -> None:
     fleet = tmp_path / "fleet"
     shutil.copytree(DEMO, fleet)
-    assert posnet("render", str(fleet), "-o", str(fleet / "build")).returncode == 0
+    assert posnet("render", str(fleet), "-o", str(tmp_path / "build")).returncode == 0
     edit(fleet / "sites" / "gent-01.yaml", "name: Gent Korenmarkt", "name: Gent Centrum")
     out = tmp_path / "report"
-    assert posnet("report", str(fleet / "build"), "-o", str(out)).returncode == 0
+    assert posnet("report", str(tmp_path / "build"), "-o", str(out)).returncode == 0
     assert "build stale" in (out / "stores" / "gent-01.html").read_text()
     assert "build current" in (out / "stores" / "antwerp-02.html").read_text()
     # mechelen-hq proxies to gent-01: its input changed with it.
@@ -87,8 +87,8 @@ def test_invalid_store_is_an_error_not_a_gap(tmp_path: Path) -> None:
     fleet = tmp_path / "fleet"
     shutil.copytree(DEMO, fleet)
     edit(fleet / "sites" / "gent-01.yaml", "public_port: 18443", "public_port: 99999")
-    (fleet / "build").mkdir()
-    proc = posnet("report", str(fleet / "build"), "-o", str(tmp_path / "r"))
+    (tmp_path / "build").mkdir()
+    proc = posnet("report", str(tmp_path / "build"), "-o", str(tmp_path / "r"))
     assert proc.returncode == 1
     assert re.search(r"gent-01\.yaml:\d+:\d+: error", proc.stdout)
 
@@ -110,7 +110,7 @@ def test_report_needs_its_fleet(tmp_path: Path) -> None:
     (tmp_path / "build").mkdir()
     proc = posnet("report", str(tmp_path / "build"), "-o", str(tmp_path / "r"))
     assert proc.returncode == 1
-    assert "no fleet.yaml next to this build tree" in proc.stdout
+    assert "no fleet/fleet.yaml next to this build tree" in proc.stdout
     assert not (tmp_path / "r").exists()
 
 
@@ -165,10 +165,10 @@ def test_index_of_1000_stores_opens_and_filters(browser, tmp_path: Path) -> None
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from fleet_bench import make_fleet
 
-    fleet = make_fleet(tmp_path / "fleet", 1000, seed=3).root
-    (fleet / "build").mkdir()
+    make_fleet(tmp_path / "fleet", 1000, seed=3)
+    (tmp_path / "build").mkdir()
     out = tmp_path / "report"
-    assert posnet("report", str(fleet / "build"), "-o", str(out)).returncode == 0
+    assert posnet("report", str(tmp_path / "build"), "-o", str(out)).returncode == 0
     browser.open((out / "index.html").as_uri())
     assert browser.problems == []
     count = "document.querySelectorAll('#stores tbody tr:not([hidden])').length"
@@ -185,7 +185,7 @@ def test_index_of_1000_stores_opens_and_filters(browser, tmp_path: Path) -> None
         " const s = document.getElementById('pattern'); s.value = 'tunnel';"
         " s.dispatchEvent(new Event('change')); })()"
     )
-    tunnels = sum(1 for p in (fleet / "sites").glob("ostend-*.yaml"))
+    tunnels = sum(1 for p in (tmp_path / "fleet" / "sites").glob("ostend-*.yaml"))
     assert browser.eval(count) == tunnels
     browser.screenshot(_artifact("report-index-1000.png"))
     assert browser.problems == []

@@ -16,6 +16,7 @@ the driver needs nothing but the standard library and the curl binary.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -184,7 +185,10 @@ def inside(scenario_path: str) -> int:
     with open(sc["server_log"], "wb") as log:
         proc = subprocess.Popen(sc["server_cmd"], stdout=log, stderr=subprocess.STDOUT)
         try:
-            result["started"] = _wait_port(sc["port"], proc)
+            if sc.get("await_exit"):  # a server expected to give up on its own
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=sc["await_exit"])
+            result["started"] = proc.poll() is None and _wait_port(sc["port"], proc)
             if result["started"]:
                 result["phase1"] = [_run_step(s) for s in sc["phase1"]]
                 for u in upstreams:
@@ -940,9 +944,11 @@ def test_live_apache_pq_group_passes_t_but_does_not_start(
             "port": case.proxy.listen_port,
             "phase1": [],
             "phase2": [],
+            # Apache 2.4.71 binds the port before mod_ssl's init fails: wait for it to exit
+            "await_exit": 10,
         },
     )
-    assert not result["started"]
-    assert result["exit"] != 0
     text = "".join(_logs(d).values())
-    assert "Curves" in text or "X25519MLKEM768" in text, text
+    assert not result["started"], text
+    assert result["exit"] != 0
+    assert "X25519MLKEM768" in text, text

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 from generator.diff.compare import FieldChange, FleetDiff, ItemChange, StoreDiff
 from generator.diff.items import KINDS, Value
+from generator.errors import safe_text
 
 JSON_FORMAT = "posnet-diff"
 JSON_VERSION = 1
@@ -22,18 +23,10 @@ def _label(kind: str) -> str:
     return KINDS[kind][0]
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
 def _one_line(text: str) -> str:
     """One line with no control character (a terminal escape or a bidi override in a
     value must not reach a terminal or a CI log)."""
-    return _CONTROL.sub(_escape, " ".join(text.split()))
-
-
-def _escape(m: re.Match[str]) -> str:
-    code = ord(m[0])
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return safe_text(" ".join(text.split()))
 
 
 def _show(value: Value | None) -> str:

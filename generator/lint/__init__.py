@@ -47,8 +47,9 @@ class RuleFinding:
 def all_rules() -> tuple[Rule, ...]:
     from generator.lint.fleet_rules import FLEET_RULES
     from generator.lint.site_rules import SITE_RULES
+    from generator.lint.wide_open import WIDE_OPEN_RULES
 
-    return (*SITE_RULES, *FLEET_RULES)
+    return (*SITE_RULES, *WIDE_OPEN_RULES, *FLEET_RULES)
 
 
 def run(

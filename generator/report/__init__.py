@@ -86,18 +86,18 @@ def statuses(
 
 
 def fleet_of(build: Path, fleet: Path | None) -> Path:
-    """--fleet, else the folder holding BUILD when it is a fleet (posnet init's layout)."""
+    """--fleet, else BUILD's sibling fleet/ (posnet init's layout)."""
     if fleet is not None:
         return fleet
-    parent = build.resolve().parent
-    if (parent / "fleet.yaml").is_file():
-        return parent
+    sibling = build.resolve().parent / "fleet"
+    if (sibling / "fleet.yaml").is_file():
+        return sibling
     raise PosnetError(
         [
             Diagnostic(
                 Location(str(build)),
                 "E005",
-                "no fleet.yaml next to this build tree",
+                "no fleet/fleet.yaml next to this build tree",
                 expected="--fleet PATH (the fleet the tree was rendered from)",
             )
         ]

@@ -22,7 +22,7 @@ import click
     "--fleet",
     type=click.Path(path_type=Path),
     default=None,
-    help="The fleet BUILD was rendered from (default: BUILD's parent folder).",
+    help="The fleet BUILD was rendered from (default: fleet/ next to BUILD).",
 )
 def report(build: Path, out: Path, fleet: Path | None) -> None:
     """Write a static HTML report of the fleet rendered into BUILD.

@@ -1,7 +1,8 @@
 """`posnet init`: a fleet repository that works as it is.
 
-The skeleton (generator/scaffold/skeleton/) holds fleet.yaml, a group, one example
-store, .gitignore, pre-commit hooks and CI for GitHub Actions and GitLab; `dot-` in a
+The skeleton (generator/scaffold/skeleton/) holds fleet/ (fleet.yaml, a group, one
+example store), .gitignore, pre-commit hooks and CI for GitHub Actions and GitLab. The
+build tree is the sibling build/: render refuses an output folder inside the fleet; `dot-` in a
 file name stands for the leading dot (a real .gitignore in the package would apply to
 posnet's own repository). `init` adds schema/ (what the modelines point at) and the
 rendered build/, so validate, render --check and the hooks pass from the first commit.
@@ -83,7 +84,7 @@ def _render(dest: Path) -> None:
     from generator import build
     from generator.analyze import analyze
 
-    result = analyze(dest)
+    result = analyze(dest / "fleet")
     errors = [d for d in result.diagnostics if d.severity == "error"]
     if errors:  # the skeleton itself is tested to be valid: this is a bug
         raise PosnetError(errors)

@@ -14,7 +14,7 @@ def init(folder: Path, name: str | None) -> None:
     """Create a fleet repository in DIR that validates and renders as it is.
 
     \b
-    fleet.yaml, groups/city.yaml, sites/store-01.yaml   the specs (with schema modelines)
+    fleet/  fleet.yaml, groups/city.yaml, sites/store-01.yaml  the specs (schema modelines)
     schema/                                          JSON Schemas for editors
     build/                                           the rendered tree (commit it)
     .pre-commit-config.yaml                          validate, render, schema hooks

@@ -40,7 +40,14 @@ from generator.spec.types import (
     Thumbprint,
     UrlPath,
 )
-from generator.yamlload import Document, Positions, YamlPath, load_bytes, load_file
+from generator.yamlload import (
+    Document,
+    Positions,
+    YamlPath,
+    load_bytes,
+    load_file,
+    read_file,
+)
 
 
 class FleetFile(Model):
@@ -442,7 +449,7 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
     earlier run come from the user's cache instead of being parsed and validated again.
     """
     diags: list[Diagnostic] = []
-    if path.is_file():
+    if path.exists() and not path.is_dir():  # a site file (or a FIFO, a device: refused)
         root = None
         fleet_doc = None
         site_files = [path]
@@ -461,12 +468,9 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
                     )
                 ]
             )
-        fleet_doc = load_file(fleet_path, _rel(fleet_path, root))
-        # Path order within one folder is name order: sorting names skips pathlib's
-        # comparisons (a tenth of a warm load of 10,000 stores).
-        site_files = sorted((path / "sites").glob("*.yaml"), key=_name) + sorted(
-            (path / "sites").glob("*.yml"), key=_name
-        )
+        fleet_doc = load_file(fleet_path, _rel(fleet_path, root), follow=False)
+        site_files, notes = _site_files(path / "sites")
+        diags.extend(notes)
         group_dir = path / "groups"
         if not site_files:
             diags.append(
@@ -500,9 +504,9 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
 
     groups: dict[str, Layer] = {}
     if group_dir is not None and group_dir.is_dir():
-        for gpath in sorted(group_dir.glob("*.yaml")):
+        for gpath in _group_files(group_dir):
             try:
-                gdoc = load_file(gpath, _rel(gpath, root))
+                gdoc = load_file(gpath, _rel(gpath, root), follow=False)
             except PosnetError as exc:
                 diags.extend(exc.diagnostics)
                 continue
@@ -529,12 +533,14 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
             groups[g.group] = Layer(g.defaults, gdoc.positions, ("defaults",), gdoc.file)
 
     if cached and root is not None and fleet_doc is not None:
-        group_files = sorted(group_dir.glob("*.yaml")) if group_dir and group_dir.is_dir() else []
+        group_files = _group_files(group_dir) if group_dir and group_dir.is_dir() else []
         fleet.cache = SiteCache.open(root, [root / "fleet.yaml", *group_files])
-    failed: set[str] = set()
+    failed: set[str] = {p.stem for p in site_files if p.suffix == ".dup"}
     for spath in site_files:
+        if spath.suffix == ".dup":
+            continue
         display = str(spath)  # what _rel() gives for a file globbed under root
-        raw = _read(spath)
+        raw = _read(spath, follow=root is None)
         hit = fleet.cache.site(display, raw, groups, fleet_layer) if fleet.cache else None
         try:
             loaded, sdiags = hit or _load_site(
@@ -583,12 +589,85 @@ def _name(path: Path) -> str:
     return path.name
 
 
-def _read(spath: Path) -> bytes | None:
+def _read(spath: Path, follow: bool) -> bytes | None:
     """The file's bytes; None lets load_file report why it cannot be read."""
     try:
-        return spath.read_bytes()
-    except OSError:
+        return read_file(spath, str(spath), follow)
+    except PosnetError:
         return None
+
+
+STORE_SUFFIXES = (".yaml", ".yml")
+
+
+def _ignored(name: str) -> bool:
+    """Hidden files and what editors leave next to a file (`.#x.yaml`, `x.yaml~`,
+    `#x.yaml#`, `.x.yaml.swp`): never a store, often a stale copy of one."""
+    return name.startswith((".", "#")) or name.endswith(("~", "#", ".swp", ".swo", ".bak"))
+
+
+def _group_files(folder: Path) -> list[Path]:
+    """groups/*.yaml, without hidden and editor files (an editor's `.#coast.yaml`)."""
+    return sorted(p for p in folder.glob("*.yaml") if not _ignored(p.name))
+
+
+def _site_files(folder: Path) -> tuple[list[Path], list[Diagnostic]]:
+    """Store files in sites/: *.yaml and *.yml, in name order (.yaml first).
+
+    Anything else is ignored with a note, and a store id written twice (`x.yaml` and
+    `x.yml`) is an error naming both: neither may silently win. A `.dup` path stands
+    for such an id (it is reported here, and not loaded)."""
+    notes: list[Diagnostic] = []
+    try:
+        with os.scandir(folder) as it:
+            names = sorted(e.name for e in it)
+    except OSError:
+        return [], notes
+    by_stem: dict[str, list[str]] = {}
+    for name in names:
+        display = str(folder / name)
+        if _ignored(name):
+            notes.append(
+                Diagnostic(
+                    _loc(display),
+                    "E003",
+                    "ignored: a hidden or editor backup file, not a store",
+                    severity="info",
+                )
+            )
+            continue
+        stem, dot, suffix = name.rpartition(".")
+        if not dot or f".{suffix}" not in STORE_SUFFIXES:
+            notes.append(
+                Diagnostic(
+                    _loc(display),
+                    "E003",
+                    "ignored: not a store file",
+                    severity="info",
+                    expected="sites/<store-id>.yaml (or .yml)",
+                )
+            )
+            continue
+        by_stem.setdefault(stem, []).append(name)
+    files: list[Path] = []
+    for stem, found in by_stem.items():
+        if len(found) > 1:
+            both = " and ".join(str(folder / n) for n in sorted(found))
+            notes.append(
+                Diagnostic(
+                    _loc(str(folder / sorted(found)[0])),
+                    "E002",
+                    f"store '{stem}' is defined twice: {both}",
+                    expected="one file per store: delete or rename one of them",
+                )
+            )
+            files.append(folder / f"{stem}.dup")
+        else:
+            files.append(folder / found[0])
+    # Path order within one folder is name order: sorting names skips pathlib's
+    # comparisons (a tenth of a warm load of 10,000 stores).
+    files.sort(key=lambda p: (p.suffix != ".yaml", p.name))
+    return files, notes
 
 
 def _layers_of(
@@ -615,7 +694,8 @@ def _load_site(
     catalog_digest: str,
 ) -> tuple[LoadedSite | None, list[Diagnostic]]:
     display = str(spath)  # as _rel() gives it: spath is under root (or root is None)
-    doc = load_file(spath, display) if raw is None else load_bytes(raw, display)
+    follow = root is None  # a file named on the command line; none inside a fleet
+    doc = load_file(spath, display, follow) if raw is None else load_bytes(raw, display)
     if not isinstance(doc.data, dict):
         return None, [_doc_diag(doc, "a site file must be a mapping", "id: <store-id> ...")]
     site_layer = Layer(doc.data, doc.positions, (), doc.file)
@@ -806,7 +886,7 @@ def _context(root: Path, inputs: Sequence[Path]) -> str:
     for part in parts:
         h.update(part.encode() + b"\0")
     for p in inputs:
-        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+        h.update(p.name.encode() + b"\0" + read_file(p, str(p), follow=False) + b"\0")
     return h.hexdigest()
 
 
@@ -846,7 +926,7 @@ class SiteCache:
             return None
         try:
             context = _context(root, inputs)
-        except OSError:
+        except (OSError, PosnetError):  # an unreadable input is reported by the load
             return None
         name = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:32]
         file = folder / f"fleet-{name}.pickle"

@@ -108,6 +108,14 @@ def _secret(value: str) -> str:
             "must be a secret reference; literal secrets are not allowed in specs",
             "env:NAME, vault:name or file:path",
         )
+    ref = value.partition(":")[2]
+    if ref.startswith("/") or ".." in ref.split("/"):
+        # Caught here, not at apply time: `file:/etc/shadow` or `vault:../../x` would
+        # make apply read whatever the control node holds there.
+        raise _bad(
+            "is a secret reference that is absolute or climbs out of its folder ('..')",
+            "a relative name below the secrets folder, e.g. file:certs/store.pem",
+        )
     return value
 
 

@@ -1,0 +1,206 @@
+"""Confinement of the build tree: everything in it may have been written by a stranger.
+
+The rendered tree is committed to the fleet repository and checked in CI, so a pull
+request can put anything there: a manifest or journal naming `../../x`, a store folder
+that is a symlink to `/etc`, a FIFO where a file should be. Before posnet reads or
+writes a tree, `scan_tree` walks it without following links and refuses anything but
+plain folders and regular files; the manifest, journal and cache are checked against a
+schema whose every path is relative, below the output folder and without `..`. So no
+path posnet derives from the tree can leave it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from generator.errors import UserError, safe_text
+
+MAX_TREE_FILE = 64 * 1024 * 1024  # a manifest of 10,000 stores is about 8 MiB
+
+
+class TreeError(UserError):
+    """The build tree cannot be trusted or used as it is: exit 1, naming the path."""
+
+
+def _rel_ok(rel: object) -> bool:
+    """A relative path below the output folder: no root, no `.`/`..`, no empty part."""
+    if not isinstance(rel, str) or not rel or len(rel) > 4096 or "\0" in rel or "\\" in rel:
+        return False
+    return all(part not in ("", ".", "..") for part in rel.split("/"))
+
+
+def _in_tree(rel: object) -> bool:
+    """A path posnet itself writes: under sites/ or inventory/, or a top-level file."""
+    if not _rel_ok(rel):
+        return False
+    assert isinstance(rel, str)
+    return rel.startswith(("sites/", "inventory/")) or rel in ("manifest.json", ".gitignore")
+
+
+def check_root(out: Path, create: bool) -> None:
+    """The output folder itself: a real folder (or absent), never a link or a file."""
+    try:
+        st = os.lstat(out)
+    except FileNotFoundError:
+        if create:
+            out.mkdir(parents=True, exist_ok=True)
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise TreeError(
+            f"{safe_text(str(out))}: the output folder is a symbolic link; "
+            "render into a real folder (pass its real path with -o)"
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise TreeError(
+            f"{safe_text(str(out))}: -o names an existing file, not a folder; "
+            "pass a folder for the build tree"
+        )
+
+
+def scan_tree(out: Path) -> set[str]:
+    """Every file under the output folder, refusing links and special files anywhere.
+
+    Returns the files under sites/ and inventory/ (relative, '/'-separated)."""
+    found: set[str] = set()
+    if not out.is_dir():
+        return found
+    stack = [""]
+    root = os.fspath(out)
+    while stack:
+        rel_dir = stack.pop()
+        with os.scandir(os.path.join(root, rel_dir) if rel_dir else root) as it:
+            entries = list(it)
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_symlink():
+                raise TreeError(
+                    f"{safe_text(entry.path)}: symbolic link in the build tree; posnet "
+                    "follows none (it could point outside the output folder): remove it, "
+                    "or render into a fresh folder"
+                )
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(rel)
+            elif entry.is_file(follow_symlinks=False):
+                if rel.startswith(("sites/", "inventory/")):
+                    found.add(rel)
+            else:
+                raise TreeError(
+                    f"{safe_text(entry.path)}: not a regular file (a FIFO, socket or device) "
+                    "in the build tree: remove it, or render into a fresh folder"
+                )
+    return found
+
+
+def read_tree_file(path: Path) -> bytes | None:
+    """A regular file of the tree, without following a link or blocking on a FIFO.
+
+    None when it does not exist."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
+            raise TreeError(f"{safe_text(str(path))}: symbolic link in the build tree") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise TreeError(f"{safe_text(str(path))}: not a regular file in the build tree")
+        if st.st_size > MAX_TREE_FILE:
+            raise TreeError(f"{safe_text(str(path))}: larger than posnet ever writes")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _damaged(path: Path, what: str) -> TreeError:
+    return TreeError(
+        f"{safe_text(str(path))}: damaged {what}; run `posnet render FLEET -o "
+        f"{safe_text(str(path.parent))} --force` to discard it and render the tree again"
+    )
+
+
+def _hexes(value: object) -> bool:
+    hexdigits = "0123456789abcdef"
+    return isinstance(value, str) and len(value) == 64 and all(c in hexdigits for c in value)
+
+
+def valid_manifest(path: Path, raw: bytes) -> dict[str, Any]:
+    """The manifest, checked: fleet, generator, and per store its input and file hashes."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise _damaged(path, "manifest") from None
+    ok = (
+        isinstance(doc, dict)
+        and set(doc) == {"fleet", "generator", "sites"}
+        and isinstance(doc["fleet"], str)
+        and isinstance(doc["generator"], str)
+        and isinstance(doc["sites"], dict)
+    )
+    if ok:
+        for site, entry in doc["sites"].items():
+            ok = (
+                _rel_ok(site)
+                and "/" not in site
+                and isinstance(entry, dict)
+                and set(entry) == {"input", "files"}
+                and _hexes(entry["input"])
+                and isinstance(entry["files"], dict)
+                and all(_rel_ok(r) and _hexes(h) for r, h in entry["files"].items())
+            )
+            if not ok:
+                break
+    if not ok:
+        raise _damaged(path, "manifest (it names a path outside its store, or is malformed)")
+    return doc  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Journal:
+    write: list[str]
+    delete: list[str]
+
+
+def valid_journal(path: Path, raw: bytes) -> Journal:
+    """The journal of an interrupted render: only paths posnet itself writes."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise _damaged(path, "journal of an interrupted render") from None
+    ok = isinstance(doc, dict) and set(doc) == {"write", "delete"}
+    ok = ok and all(isinstance(doc[k], list) and all(map(_in_tree, doc[k])) for k in doc)
+    if not ok:
+        raise _damaged(path, "journal (it names a path outside the build tree, or is malformed)")
+    return Journal(list(doc["write"]), list(doc["delete"]))
+
+
+def valid_cache(raw: bytes | None, manifest_digest: str) -> dict[str, Any]:
+    """The local speed-up cache, or nothing: any doubt means render from scratch."""
+    if raw is None:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict) or doc.get("manifest") != manifest_digest:
+        return {}  # written for another manifest (another render, a checkout): not ours
+    fs, fleet = doc.get("fs"), doc.get("fleet")
+    if not isinstance(fs, dict) or not isinstance(fleet, dict):
+        return {}
+    if not all(_rel_ok(k) and "/" not in k and isinstance(v, str) for k, v in fs.items()):
+        return {}
+    if not all(_in_tree(k) and isinstance(v, str) for k, v in fleet.items()):
+        return {}
+    return {"fs": fs, "fleet": fleet}

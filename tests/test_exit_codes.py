@@ -1,0 +1,241 @@
+"""Exit codes: which inputs reach which code, and that exit 3 ("internal error, a bug")
+is reached by a bug only.
+
+Problems of the environment (a read-only or full disk, a bad -o, a closed stdout, a
+damaged tree) are the user's to fix: one line naming the path and what to do, exit 1
+or 2. The table below is the list; the last case is the only way to exit 3.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from generator import build
+from tests.conftest import ROOT
+from tests.treeutil import copy_demo, posnet, snapshot
+
+PY = shlex.quote(sys.executable)
+
+
+def _in_mount(tmp: Path, options: str, script: str) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a private mount namespace with a tmpfs on tmp/mnt."""
+    mnt = tmp / "mnt"
+    mnt.mkdir()
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not installed")
+    full = f"mount -t tmpfs -o {options} tmpfs {mnt} && {script}"
+    env = dict(os.environ, POSNET_CACHE_DIR="off", COLUMNS="200")
+    res = subprocess.run(
+        ["unshare", "-m", "sh", "-c", full],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+    if "mount:" in res.stderr and "permission denied" in res.stderr.lower():
+        pytest.skip("no permission to mount a tmpfs")
+    return res
+
+
+def _one_line(res: subprocess.CompletedProcess[str]) -> str:
+    lines = [
+        ln for ln in res.stderr.splitlines() if ln.startswith("posnet:") and "valid;" not in ln
+    ]
+    assert len(lines) == 1, res.stderr
+    assert "internal error" not in res.stderr and "Traceback" not in res.stderr
+    return lines[0]
+
+
+def test_read_only_folder(tmp_path: Path) -> None:
+    fleet = copy_demo(tmp_path / "fleet")
+    out = tmp_path / "mnt" / "build"
+    res = _in_mount(
+        tmp_path,
+        "size=4m",
+        f"mkdir {out} && mount -o remount,ro {out.parent} && "
+        f"exec {PY} -m generator render {fleet} -o {out}",
+    )
+    assert res.returncode == 1, res.stderr
+    line = _one_line(res)
+    assert str(out) in line and "Read-only file system" in line and "-o" in line
+
+
+def test_disk_full_leaves_the_tree_as_it_was(tmp_path: Path) -> None:
+    """A real full disk: a 96 KiB tmpfs that the first render does not fit in."""
+    fleet = copy_demo(tmp_path / "fleet")
+    out = tmp_path / "mnt" / "build"
+    res = _in_mount(
+        tmp_path,
+        "size=96k",
+        f"{PY} -m generator render {fleet} -o {out}; echo rc=$?; "
+        f"find {out} -mindepth 1 -not -name .posnet-lock | wc -l",
+    )
+    assert "rc=1" in res.stdout, res.stderr
+    line = _one_line(res)
+    assert "No space left on device" in line and str(out) in line and "free some space" in line
+    assert res.stdout.split()[-1] == "0", "a failed first render must leave nothing behind"
+
+
+def test_disk_full_midway_keeps_the_old_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC on the 4th write of a re-render: the tree stays exactly as it was."""
+    fleet = copy_demo(tmp_path / "fleet")
+    out = tmp_path / "build"
+    assert posnet("render", fleet, "-o", out).returncode == 0
+    before = snapshot(out)
+    for site in (fleet / "sites").glob("*.yaml"):
+        site.write_text(site.read_text().replace("isp: ", "isp: Other ", 1))
+    real_write = os.write
+    count = [0]
+
+    def full(fd: int, data: bytes) -> int:
+        count[0] += 1
+        if count[0] >= 4:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(build.os, "write", full)
+    res = posnet("render", fleet, "-o", out, "--force")
+    monkeypatch.undo()
+    assert count[0] >= 4
+    assert res.returncode == 1, res.stderr
+    assert "No space left on device" in res.stderr and str(out) in res.stderr
+    after = {k: v for k, v in snapshot(out).items() if k != ".posnet-lock"}
+    assert after == {k: v for k, v in before.items() if k != ".posnet-lock"}
+
+
+@pytest.mark.parametrize(
+    ("make_out", "code", "says"),
+    [
+        (lambda t, f: "", 2, "-o: empty path"),
+        (lambda t, f: "   ", 2, "-o: empty path"),
+        (lambda t, f: str(f), 2, "would overlap the fleet folder"),
+        (lambda t, f: str(f / "build"), 2, "would overlap the fleet folder"),
+        (lambda t, f: str(f / "sites"), 2, "would overlap the fleet folder"),
+        (lambda t, f: str(t), 2, "would overlap the fleet folder"),
+        (lambda t, f: str(_touch(t / "a-file")), 1, "-o names an existing file"),
+        (lambda t, f: str(_touch(t / "a-file") / "build"), 1, "Not a directory"),
+    ],
+    ids=["empty", "blank", "fleet", "inside-fleet", "sites", "parent", "file", "under-file"],
+)
+def test_bad_output_folder(
+    tmp_path: Path, make_out: Callable[[Path, Path], str], code: int, says: str
+) -> None:
+    fleet = copy_demo(tmp_path / "fleet")
+    before = snapshot(tmp_path)
+    out = make_out(tmp_path, fleet)
+    before = snapshot(tmp_path)
+    res = posnet("render", fleet, "-o", out)
+    assert res.returncode == code, res.stderr
+    assert says in res.stderr, res.stderr
+    assert snapshot(tmp_path) == before, "nothing may be written for a refused -o"
+    assert not (ROOT / "manifest.json").exists()
+
+
+def _touch(p: Path) -> Path:
+    p.touch()
+    return p
+
+
+def _proc(args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, POSNET_CACHE_DIR="off")
+    return subprocess.run(  # type: ignore[call-overload,no-any-return]
+        [sys.executable, "-m", "generator", *args], cwd=ROOT, env=env, text=True, **kw
+    )
+
+
+def test_stdout_closed() -> None:
+    script = f"exec {PY} -m generator rules >&-"
+    res = subprocess.run(
+        ["sh", "-c", script], capture_output=False, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    assert res.returncode == 2
+    assert (
+        res.stderr.strip() == "posnet: standard output is closed; redirect it instead (>/dev/null)"
+    )
+
+
+def test_stdout_a_broken_pipe() -> None:
+    r, w = os.pipe()
+    os.close(r)
+    res = _proc(["rules", "--format", "json"], stdout=w, stderr=subprocess.PIPE)
+    os.close(w)
+    assert res.returncode == 1
+    assert res.stderr.strip() == "posnet: cannot write to standard output: Broken pipe"
+
+
+def test_stdout_a_full_device() -> None:
+    with open("/dev/full", "w") as full:
+        res = _proc(
+            ["validate", "examples/demo-fleet", "--format", "sarif"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+        )
+    assert res.returncode == 1
+    assert "posnet: cannot write to standard output: No space left on device" in res.stderr
+    assert "internal error" not in res.stderr
+
+
+def test_empty_journal_and_manifest_exit_1(tmp_path: Path) -> None:
+    fleet = copy_demo(tmp_path / "fleet")
+    out = tmp_path / "build"
+    assert posnet("render", fleet, "-o", out).returncode == 0
+    for name in (".posnet-journal.json", "manifest.json"):
+        (out / name).write_text("")
+        res = posnet("render", fleet, "-o", out)
+        assert res.returncode == 1 and f"{out / name}: damaged" in res.stderr, res.stderr
+        assert posnet("render", fleet, "-o", out, "--force").returncode == 0
+
+
+def test_only_a_bug_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one way to exit 3: posnet itself fails (here: a renderer raising)."""
+    import generator.targets
+
+    def broken(plan: object) -> dict[str, str]:
+        raise RuntimeError("renderer bug")
+
+    monkeypatch.setattr(generator.targets, "render_site", broken)
+    fleet = copy_demo(tmp_path / "fleet")
+    res = posnet("render", fleet, "-o", tmp_path / "build")
+    assert res.returncode == 3
+    assert "internal error: RuntimeError: renderer bug" in res.stderr
+    assert "this is a bug" in res.stderr
+
+
+def test_usage_error_exits_2(tmp_path: Path) -> None:
+    res = posnet("render", "--jobs", "nope", tmp_path)
+    assert res.returncode == 2
+
+
+def test_version_and_help_exit_0() -> None:
+    assert posnet("--version").returncode == 0
+    assert posnet("render", "--help").returncode == 0
+    res = posnet("rules", "--format", "json")
+    assert res.returncode == 0 and json.loads(res.stdout)
+
+
+def test_check_works_on_a_read_only_tree(tmp_path: Path) -> None:
+    """CI checks a read-only checkout: `render --check` goes on without the lock."""
+    fleet = copy_demo(tmp_path / "fleet")
+    out = tmp_path / "mnt" / "build"
+    res = _in_mount(
+        tmp_path,
+        "size=8m",
+        f"{PY} -m generator render {fleet} -o {out} >/dev/null && "
+        f"mount -o remount,ro {out.parent} && "
+        f"exec {PY} -m generator render {fleet} -o {out} --check",
+    )
+    assert res.returncode == 0, res.stderr
+    assert f"build tree {out} is up to date" in res.stderr

@@ -1,0 +1,294 @@
+"""A build tree written by a stranger cannot make posnet touch anything outside it.
+
+The rendered tree is committed to the fleet repository and CI runs `render --check` on
+every pull request, so each file in it is hostile input. Every case here renders a
+tree, tampers with it, runs render, render --check and apply (the manifest check that
+runs before Ansible), and shows: exit 1, a message naming the offending path, and an
+`outside` folder (sentinel files, a folder, and a FIFO that would hang any reader)
+exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator import build
+from tests.treeutil import copy_demo, posnet, snapshot
+
+
+@dataclass
+class World:
+    fleet: Path
+    out: Path
+    outside: Path
+    before: dict[str, tuple[object, ...]]
+
+    def untouched(self) -> None:
+        assert snapshot(self.outside) == self.before, "something outside the tree changed"
+
+
+@pytest.fixture()
+def world(tmp_path: Path) -> World:
+    fleet = copy_demo(tmp_path / "fleet")
+    out = tmp_path / "build"
+    assert posnet("render", fleet, "-o", out).returncode == 0
+    outside = tmp_path / "outside"
+    (outside / "dir" / "host_vars").mkdir(parents=True)
+    (outside / "keep.txt").write_text("precious\n")
+    (outside / "dir" / "stray.conf").write_text("precious too\n")
+    (outside / "dir" / "host_vars" / "other-edge.yml").write_text("x: 1\n")
+    os.mkfifo(outside / "tripwire")  # opening it to read blocks: a read would hang posnet
+    return World(fleet, out, outside, snapshot(outside))
+
+
+def _attack(w: World, offending: Path, *, apply: bool = True) -> None:
+    """render, render --check (and apply): exit 1 naming `offending`, outside intact."""
+    runs = [("render", w.fleet, "-o", w.out), ("render", w.fleet, "-o", w.out, "--check")]
+    if apply:
+        runs.append(("apply", w.out))
+    for args in runs:
+        res = posnet(*args, timeout=60)
+        assert res.returncode == 1, (args, res.returncode, res.stderr[-2000:])
+        assert str(offending) in res.stderr, (args, res.stderr[-2000:])
+        assert "internal error" not in res.stderr
+        w.untouched()
+
+
+# ------------------------------------------------------------ crafted manifest / journal
+
+
+Z = "0" * 64
+
+
+def _file_climbs_out(m: dict[str, Any], o: Path) -> None:
+    m["sites"]["gent-01"]["files"]["../../../outside/keep.txt"] = Z
+
+
+def _site_id_climbs_out(m: dict[str, Any], o: Path) -> None:
+    m["sites"]["../../outside"] = {"input": Z, "files": {"keep.txt": Z}}
+
+
+def _absolute_path(m: dict[str, Any], o: Path) -> None:
+    m["sites"]["gent-01"]["files"][str(o / "keep.txt")] = Z
+
+
+def _wrong_shape(m: dict[str, Any], o: Path) -> None:
+    m["sites"] = []
+
+
+@pytest.mark.parametrize(
+    "craft", [_file_climbs_out, _site_id_climbs_out, _absolute_path, _wrong_shape]
+)
+def test_crafted_manifest_is_refused(
+    world: World, craft: Callable[[dict[str, Any], Path], None]
+) -> None:
+    manifest = world.out / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    craft(doc, world.outside)
+    manifest.write_text(json.dumps(doc))
+    for args in [("render", world.fleet, "-o", world.out), ("apply", world.out)]:
+        res = posnet(*args)
+        assert res.returncode == 1, res.stderr
+        assert str(manifest) in res.stderr and "--force" in res.stderr
+        world.untouched()
+    res = posnet("render", world.fleet, "-o", world.out, "--check")
+    assert res.returncode == 1 and f"{manifest}: stale" in res.stdout
+    # --force discards the damaged manifest and repairs the tree
+    assert posnet("render", world.fleet, "-o", world.out, "--force").returncode == 0
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+    world.untouched()
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [
+        pytest.param({"write": [], "delete": ["../outside/keep.txt"]}, id="delete-climbs-out"),
+        pytest.param({"write": ["../outside/keep.txt"], "delete": []}, id="write-climbs-out"),
+        pytest.param({"write": [], "delete": ["ABS/keep.txt"]}, id="delete-absolute"),
+        pytest.param({"write": [], "delete": ["sites/../../outside/keep.txt"]}, id="dotdot-inside"),
+        pytest.param({"write": [], "delete": ["fleet.yaml"]}, id="not-a-tree-file"),
+        pytest.param({"write": "sites/x"}, id="wrong-shape"),
+        pytest.param(None, id="empty"),
+    ],
+)
+def test_crafted_or_damaged_journal_is_refused(world: World, ops: object) -> None:
+    journal = world.out / ".posnet-journal.json"
+    text = "" if ops is None else json.dumps(ops).replace("ABS", str(world.outside))
+    journal.write_text(text)
+    (world.out / ".posnet-staging").mkdir()
+    (world.out / ".posnet-staging" / "keep.txt").write_text("staged\n")
+    for args in [
+        ("render", world.fleet, "-o", world.out),
+        ("render", world.fleet, "-o", world.out, "--check"),
+    ]:
+        res = posnet(*args)
+        assert res.returncode == 1, res.stderr
+        assert str(journal) in res.stderr and "--force" in res.stderr, res.stderr
+        assert "internal error" not in res.stderr
+        world.untouched()
+    res = posnet("render", world.fleet, "-o", world.out, "--force")
+    assert res.returncode == 0 and "discarded a damaged journal" in res.stderr
+    assert not journal.exists() and not (world.out / ".posnet-staging").exists()
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+    world.untouched()
+
+
+def test_crafted_cache_is_ignored(world: World) -> None:
+    """The stat cache is a local speed-up: a committed, crafted one changes nothing."""
+    cache = world.out / ".posnet-cache.json"
+    doc = json.loads(cache.read_text())
+    doc["fleet"]["../outside/keep.txt"] = "1:1:1 x"
+    doc["fs"]["../outside"] = "keep.txt=1:1:1"
+    cache.write_text(json.dumps(doc))
+    (world.out / "sites" / "gent-01" / "HANDOVER.md").write_text("edited\n")
+    assert posnet("render", world.fleet, "-o", world.out).returncode == 0
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+    world.untouched()
+
+
+# --------------------------------------------------------------------------- links
+
+
+def test_symlinked_store_folder(world: World) -> None:
+    store = world.out / "sites" / "gent-01"
+    for p in store.rglob("*"):
+        if p.is_file():
+            (world.outside / "dir" / p.name).write_bytes(p.read_bytes())
+    world.before = snapshot(world.outside)
+    _rm(store)
+    store.symlink_to(world.outside / "dir")
+    _attack(world, store)
+
+
+def test_symlinked_inventory_folder(world: World) -> None:
+    inv = world.out / "inventory"
+    _rm(inv)
+    inv.symlink_to(world.outside / "dir")
+    _attack(world, inv)
+
+
+def test_symlinked_output_folder(world: World, tmp_path: Path) -> None:
+    real = world.outside / "real-build"
+    world.out.rename(real)
+    world.before = snapshot(world.outside)
+    world.out.symlink_to(real)
+    _attack(world, world.out)
+
+
+def test_symlinked_file_to_a_fifo_outside(world: World) -> None:
+    """A file of the tree linked to a FIFO outside: reading it would hang posnet."""
+    target = world.out / "sites" / "gent-01" / "HANDOVER.md"
+    target.unlink()
+    target.symlink_to(world.outside / "tripwire")
+    _attack(world, target)
+
+
+def test_symlinked_manifest_and_journal(world: World) -> None:
+    for name in ("manifest.json", ".posnet-journal.json", ".posnet-cache.json"):
+        link = world.out / name
+        if link.exists():
+            link.unlink()
+        link.symlink_to(world.outside / "tripwire")
+        _attack(world, link)
+        link.unlink()
+
+
+def test_symlinked_staging_folder(world: World) -> None:
+    staging = world.out / ".posnet-staging"
+    staging.symlink_to(world.outside / "dir")
+    _attack(world, staging)
+
+
+# --------------------------------------------------------------------------- FIFOs
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "sites/gent-01/HANDOVER.md",
+        "inventory/hosts.yml",
+        "manifest.json",
+        ".posnet-journal.json",
+        ".posnet-cache.json",
+        ".gitignore",
+    ],
+)
+def test_file_replaced_by_a_fifo(world: World, rel: str) -> None:
+    fifo = world.out / rel
+    if fifo.exists():
+        fifo.unlink()
+    os.mkfifo(fifo)
+    _attack(world, fifo)
+
+
+def _rm(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path)
+
+
+# ------------------------------------------------------------------- render repairs
+
+
+@pytest.mark.parametrize(
+    "stray",
+    [
+        "sites/gent-01/extra.conf",  # in a store that is otherwise unchanged
+        "sites/other-fleet-07/HANDOVER.md",  # a store of another fleet's render
+        "inventory/host_vars/other-fleet-07-edge.yml",
+        "inventory/group_vars/all.yml",
+    ],
+)
+def test_plain_render_repairs_what_check_calls_stray(world: World, stray: str) -> None:
+    """What two renders of different fleets into one folder left behind: `--check`
+    called it stray while a plain render said "unchanged"."""
+    path = world.out / stray
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("left over\n")
+    res = posnet("render", world.fleet, "-o", world.out, "--check")
+    assert res.returncode == 1 and f"{path}: stray" in res.stdout
+    assert posnet("render", world.fleet, "-o", world.out).returncode == 0
+    assert not path.exists()
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+    world.untouched()
+
+
+def test_edit_that_keeps_size_and_mtime_is_repaired(world: World) -> None:
+    """An in-place edit with the same size, its mtime set back: still re-rendered."""
+    path = world.out / "sites" / "gent-01" / "HANDOVER.md"
+    st = path.stat()
+    text = path.read_text()
+    path.write_text(text.replace("e", "E", 1))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 1
+    assert posnet("render", world.fleet, "-o", world.out).returncode == 0
+    assert path.read_text() == text
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+
+
+def test_cache_written_next_to_another_manifest_is_ignored(world: World) -> None:
+    """The stat cache holds the digest of the manifest it was written with; next to any
+    other manifest (another render, a checkout) it is ignored."""
+    cache = world.out / ".posnet-cache.json"
+    doc = json.loads(cache.read_text())
+    doc["manifest"] = "0" * 64
+    cache.write_text(json.dumps(doc))
+    path = world.out / "sites" / "gent-01" / "HANDOVER.md"
+    text = path.read_text()
+    path.write_text(text.replace("e", "E", 1))
+    doc["fs"]["gent-01"] = build._site_stamp(str(world.out), "gent-01", doc_files(world))
+    cache.write_text(json.dumps(doc))  # stamps that match the edited files
+    assert posnet("render", world.fleet, "-o", world.out).returncode == 0
+    assert path.read_text() == text
+
+
+def doc_files(world: World) -> list[str]:
+    manifest = json.loads((world.out / "manifest.json").read_text())
+    return list(manifest["sites"]["gent-01"]["files"])
