@@ -89,7 +89,7 @@ def _emit(diags: Sequence[Diagnostic], fmt: str) -> None:
 
         rules = {r.id: f"{r.title}: {r.why}" for r in all_rules()}
         click.echo(format_sarif(diags, rules))
-    elif fmt == "json" or diags:
+    elif fmt in ("json", "gitlab") or diags:  # a JSON document even when empty
         text = FORMATTERS[fmt](diags)
         click.echo(terminal.colour_text(text) if fmt == "text" else text)
 

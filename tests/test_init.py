@@ -203,3 +203,5 @@ def test_gitlab_ci_runs_locally(repo: Path) -> None:
     _run_steps(repo, [*job["before_script"], *job["script"]], env)
     assert "18443/tcp | 18444/tcp" in (repo / "posnet-diff.md").read_text()
     assert job["artifacts"]["paths"] == ["posnet-diff.md"]
+    assert job["artifacts"]["reports"]["codequality"] == "gl-code-quality.json"
+    assert json.loads((repo / "gl-code-quality.json").read_text()) == []  # a clean fleet
