@@ -78,9 +78,13 @@ def _in_workers(
     fn: Callable[[Sequence[Any]], list[Any]], items: Sequence[Any], jobs: int
 ) -> list[Any]:
     """fn over chunks of items, in worker processes when there are many."""
+    from generator.terminal import advance  # a progress bar, when one is shown
+
     jobs = jobs or min(os.cpu_count() or 1, 8)
     if jobs <= 1 or len(items) < 200:
-        return fn(items)
+        done = fn(items)
+        advance(len(items))
+        return done
     size = max(50, len(items) // (jobs * 4))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
     out: list[Any] = []
@@ -93,6 +97,7 @@ def _in_workers(
     try:
         for part in pool.map(fn, chunks):
             out.extend(part)
+            advance(len(part))
     except BaseException:
         # Ctrl-C, a failed chunk, a full disk: stop the others now rather than letting
         # them finish their chunks (or outlive this process).

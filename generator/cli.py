@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from generator import __version__
+from generator import __version__, terminal
 from generator.errors import (
     FORMATTERS,
     Diagnostic,
@@ -89,8 +89,9 @@ def _emit(diags: Sequence[Diagnostic], fmt: str) -> None:
 
         rules = {r.id: f"{r.title}: {r.why}" for r in all_rules()}
         click.echo(format_sarif(diags, rules))
-    elif fmt == "json" or diags:
-        click.echo(FORMATTERS[fmt](diags))
+    elif fmt in ("json", "gitlab") or diags:  # a JSON document even when empty
+        text = FORMATTERS[fmt](diags)
+        click.echo(terminal.colour_text(text) if fmt == "text" else text)
 
 
 def _fail(diags: Sequence[Diagnostic], fmt: str) -> NoReturn:
@@ -115,13 +116,17 @@ def _summary(diags: Sequence[Diagnostic]) -> str:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="posnet")
-def cli() -> None:
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Only problems and results: no summaries, no progress."
+)
+def cli(quiet: bool) -> None:
     """Turn per-store YAML specs into firewall, proxy, DDNS, DHCP and Windows configs.
 
     PATH is a fleet folder (fleet.yaml, optional groups/, sites/*.yaml) or one site
     file. Typical flow: `posnet validate fleet/`, `posnet render fleet/ -o build/`,
     review the Git diff, `posnet apply build/`, `posnet verify build/`.
     """
+    terminal.QUIET = err.quiet = quiet
 
 
 @cli.command()
@@ -136,6 +141,9 @@ def validate(path: Path, fmt: str, strict: bool) -> None:
     """
     result = _analyze(path, fmt)
     _emit(result.diagnostics, fmt)
+    summary = terminal.rule_summary(result.diagnostics)
+    if summary is not None and fmt == "text":
+        err.print(summary)
     sites = len(result.fleet.sites)
     err.print(f"posnet: {sites} store(s) valid; {_summary(result.diagnostics)}")
     if result.failed(strict):
@@ -232,7 +240,8 @@ def _render(
             done = build.recover(out, force)
             if done:
                 note(f"posnet: {done}")
-        res = build.check_tree(out, result.fleet.name, result.plans, result.digests, jobs)
+        with terminal.progress(len(result.plans), "checking", err):
+            res = build.check_tree(out, result.fleet.name, result.plans, result.digests, jobs)
         if sites:
             keep = tuple(f"sites/{s}/" for s in sites)
             res.stale = [f for f in res.stale if f.startswith(keep)]
@@ -250,9 +259,10 @@ def _render(
             sys.exit(1)
         note(f"posnet: build tree {out} is up to date ({len(plans)} store(s))")
         return
-    change = build.render_tree(
-        out, result.fleet.name, result.plans, result.digests, only=sites, force=force, jobs=jobs
-    )
+    with terminal.progress(len(plans), "rendering", err):
+        change = build.render_tree(
+            out, result.fleet.name, result.plans, result.digests, only=sites, force=force, jobs=jobs
+        )
     if change.recovered:
         note(f"posnet: {change.recovered}")
     table = Table(title=Text(safe_text(f"posnet render -> {out}")), show_lines=False)
@@ -269,14 +279,26 @@ def _render(
 
 @cli.command()
 @click.argument("kind", type=click.Choice(["site", "fleet", "group", "catalog"]), default="site")
-def schema(kind: str) -> None:
+@click.option(
+    "--write",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write all four schemas into this folder (e.g. schema/ of a fleet repo).",
+)
+def schema(kind: str, folder: Path | None) -> None:
     """Print the JSON Schema of a site, fleet, group file or the partner catalog.
 
-    Point editors at it with a modeline as the first line of a site file:
-    `# yaml-language-server: $schema=../../schema/site.schema.json`
+    Keys that fleet or group defaults can supply are optional, unknown keys are errors.
+    Point editors at it with a modeline as the first line of a file, e.g. in a site
+    file: `# yaml-language-server: $schema=../schema/site.schema.json`
     """
-    from generator.schemas import schema_text
+    from generator.schemas import schema_text, write_schemas
 
+    if folder is not None:
+        for path in write_schemas(folder):
+            click.echo(str(path))
+        return
     click.echo(schema_text(kind), nl=False)
 
 
@@ -334,6 +356,17 @@ def _register_runtime_commands() -> None:
 
     for command in commands():
         cli.add_command(command)
+    for command in _review_commands():
+        cli.add_command(command)
+
+
+def _review_commands() -> list[click.Command]:
+    """The review loop (issue 11): diff, report, init; each in its own module."""
+    from generator.diff.command import diff
+    from generator.report.command import report
+    from generator.scaffold.command import init
+
+    return [diff, init, report]
 
 
 class Terminated(KeyboardInterrupt):

@@ -209,9 +209,38 @@ def format_sarif(diags: Sequence[Diagnostic], rules: dict[str, str] | None = Non
     return json.dumps(doc, indent=2, sort_keys=True)
 
 
+def format_gitlab(diags: Sequence[Diagnostic]) -> str:
+    """GitLab Code Quality report (artifacts:reports:codequality): a JSON list whose
+    fingerprints stay the same while a problem stays, so merge requests show new and
+    fixed findings."""
+    import hashlib
+
+    level = {"error": "critical", "warning": "major", "info": "info"}
+    out = []
+    for d in diags:
+        msg = f"{d.path}: {d.message}" if d.path else d.message
+        if d.expected:
+            msg += f" (expected: {d.expected})"
+        key = "\0".join((d.code, d.location.file, d.path, d.message, d.site))
+        out.append(
+            {
+                "description": msg,
+                "check_name": d.code,
+                "fingerprint": hashlib.sha256(key.encode()).hexdigest(),
+                "severity": level[d.severity],
+                "location": {
+                    "path": sarif_uri(d.location.file),
+                    "lines": {"begin": max(d.location.line, 1)},
+                },
+            }
+        )
+    return json.dumps(out, indent=2, sort_keys=True)
+
+
 FORMATTERS = {
     "text": format_text,
     "json": format_json,
     "github": format_github,
     "sarif": format_sarif,
+    "gitlab": format_gitlab,
 }

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
-from generator.schemas import schema_text
+from generator.schema_docs import DOCS
+from generator.schemas import schema, schema_text
+from generator.spec.load import load_fleet
 from generator.yamlload import load_file
 from tests.conftest import DEMO, ROOT
 
@@ -27,15 +32,129 @@ def test_demo_files_carry_the_modeline() -> None:
         assert target == (ROOT / "schema" / "site.schema.json").resolve(), p
 
 
-def test_schema_validates_demo_with_jsonschema() -> None:
+def _validator(kind: str) -> Any:
     jsonschema = pytest.importorskip("jsonschema")
-    site_schema = json.loads((ROOT / "schema" / "site.schema.json").read_text())
-    for p in sorted((DEMO / "sites").glob("*.yaml")):
-        doc = load_file(p).data
-        # Fleet/group defaults fill the rest; the site file alone must not break types.
-        validator = jsonschema.Draft202012Validator(site_schema)
-        errors = [e for e in validator.iter_errors(doc) if e.validator != "required"]
-        assert not errors, (p, [e.message for e in errors])
+    doc = json.loads((ROOT / "schema" / f"{kind}.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(doc)
+    return jsonschema.Draft202012Validator(doc)
+
+
+def _fleet_errors(root: Path) -> list[str]:
+    """Every schema error (`required` included) of a fleet's fleet, group and site files."""
+    files = [("fleet", root / "fleet.yaml")]
+    files += [("group", p) for p in sorted((root / "groups").glob("*.yaml"))]
+    files += [("site", p) for p in sorted((root / "sites").glob("*.yaml"))]
+    out = []
+    for kind, path in files:
+        for e in _validator(kind).iter_errors(load_file(path).data):
+            out.append(f"{path.name}: {e.json_path}: {e.message}")
+    return out
+
+
+def test_schema_validates_demo_with_jsonschema() -> None:
+    assert _fleet_errors(DEMO) == []
+
+
+SCRATCH = {
+    "fleet.yaml": """\
+fleet: scratch
+defaults:
+  edge:
+    management: {allow_from: ["192.0.2.64/28"]}
+  wan: {isp: Proximus}
+partners:
+  deliverect: {sources: ["198.51.100.0/28"]}
+""",
+    "groups/north.yaml": """\
+group: north
+defaults:
+  edge: {kind: iptables}
+  lan: {interface: br0}
+""",
+    # Leaves to the defaults: edge (all of it), wan.isp, lan.interface.
+    "sites/north-01.yaml": """\
+id: north-01
+name: North 01
+group: north
+wan: {ip_mode: static, public_ip: "203.0.113.50", fqdn: north-01.pos.example.com}
+lan: {subnet: "198.51.100.192/26", gateway: "198.51.100.193"}
+hosts:
+  - {name: pos1, role: pos, ip: "198.51.100.200", services: [{name: api, port: 8443, tls: true}]}
+integrations:
+  - {partner: deliverect, pattern: direct, service: pos1/api, public_port: 18443}
+""",
+}
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_fleet_from_scratch_is_valid_for_posnet_and_for_the_schemas(tmp_path: Path) -> None:
+    root = _write(tmp_path, SCRATCH)
+    fleet = load_fleet(root)
+    assert fleet.ok, fleet.diagnostics
+    assert _fleet_errors(root) == []
+
+
+@pytest.mark.parametrize(
+    ("rel", "old", "new", "expected"),
+    [
+        ("sites/north-01.yaml", "ip_mode:", "ipmode:", "'ipmode' was unexpected"),
+        ("fleet.yaml", "management:", "managment:", "'managment' was unexpected"),
+        ("groups/north.yaml", "kind: iptables", "kind: pf", "'pf' is not one of"),
+        # A list entry is replaced whole: a host without its address is still incomplete.
+        ("sites/north-01.yaml", 'ip: "198.51.100.200", ', "", "'ip' is a required property"),
+        ("sites/north-01.yaml", "id: north-01\n", "", "'id' is a required property"),
+        ("fleet.yaml", "{sources:", "{source:", "'source' was unexpected"),
+    ],
+)
+def test_schemas_still_flag_mistakes(
+    tmp_path: Path, rel: str, old: str, new: str, expected: str
+) -> None:
+    files = dict(SCRATCH)
+    assert old in files[rel]
+    files[rel] = files[rel].replace(old, new, 1)
+    errors = _fleet_errors(_write(tmp_path, files))
+    assert any(expected in e for e in errors), errors
+
+
+def _properties(node: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    if isinstance(node, dict):
+        for key, prop in node.get("properties", {}).items():
+            out.append((f"{where}.{key}", prop))
+        for key, value in node.items():
+            out += _properties(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += _properties(value, f"{where}[{i}]")
+    return out
+
+
+@pytest.mark.parametrize("kind", ["site", "fleet", "group", "catalog"])
+def test_every_property_has_a_description(kind: str) -> None:
+    missing = [w for w, p in _properties(schema(kind), kind) if not p.get("description")]
+    assert missing == []
+
+
+def test_every_description_entry_names_a_property() -> None:
+    used: set[str] = set()
+    for kind in ("site", "fleet", "group", "catalog"):
+        schema(kind, used)
+    assert sorted(set(DOCS) - used) == []
+
+
+def test_schema_write_folder(tmp_path: Path) -> None:
+    from generator.cli import cli
+
+    result = CliRunner().invoke(cli, ["schema", "--write", str(tmp_path / "schema")])
+    assert result.exit_code == 0, result.output
+    for kind in ("site", "fleet", "group", "catalog"):
+        assert (tmp_path / "schema" / f"{kind}.schema.json").read_text() == schema_text(kind)
 
 
 def test_unknown_keys_forbidden_in_schema() -> None:

@@ -30,6 +30,7 @@ from generator.plan import (
 from generator.targets.base import Declared
 from generator.targets.netsh import EXIT_CODES, script_names
 from generator.templating import render as render_template
+from generator.topology import MERMAID_LEGEND, mermaid, topology
 
 NAME = "handover"
 # The sheet never holds a secret or a marker (only references); "raw" is the strictest.
@@ -499,8 +500,15 @@ def context(plan: Plan) -> dict[str, object]:
     }
 
 
+def diagram_section(plan: Plan) -> str:
+    """The store as a Mermaid flowchart (GitHub and GitLab draw it in place); the fleet
+    report draws the same topology as SVG."""
+    lines = mermaid(topology(plan))
+    return f"\n## Network diagram\n\n{MERMAID_LEGEND}\n\n```mermaid\n{lines}```\n"
+
+
 def render(plan: Plan) -> dict[str, str]:
-    out = render_template("handover/HANDOVER.md.j2", **context(plan))
+    out = render_template("handover/HANDOVER.md.j2", **context(plan)) + diagram_section(plan)
     if MARKER in out:
         raise RuntimeError(f"{plan.site_id}: a secret marker reached {PATH}")
     return {PATH: out}

@@ -1,0 +1,142 @@
+"""`posnet report`: a static, offline HTML overview of a fleet and its build tree.
+
+An index of every store (patterns, partners, exposures, lint status; search and filters
+in plain JavaScript) and one page per store (summary, network diagram, lint findings,
+handover sheet, rendered files). No CDN, no inline script or style (a strict
+Content-Security-Policy), no timestamp: the same fleet and tree give the same bytes.
+
+The build tree is untrusted input: only its manifest is read, as plain data, to tell
+which stores are rendered and current; every page is made from the fleet's Plans with
+the same functions that render the tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from generator.errors import Diagnostic, Location, PosnetError
+from generator.plan import Plan
+
+ASSETS = Path(__file__).with_name("assets")
+
+
+@dataclass
+class StoreStatus:
+    """What the report says about one store besides its Plan."""
+
+    findings: list[Diagnostic] = field(default_factory=list)
+    build: str = "missing"  # current | stale | missing
+    files: list[tuple[str, str]] = field(default_factory=list)  # (path, sha256)
+
+    @property
+    def lint(self) -> str:
+        """Worst finding: error, warning, info or ok."""
+        for level in ("error", "warning", "info"):
+            if any(d.severity == level for d in self.findings):
+                return level
+        return "ok"
+
+
+MANIFEST_LIMIT = 512 * 1024 * 1024
+
+
+def read_manifest(build: Path) -> dict[str, Any]:
+    """manifest.json as data; anything unexpected reads as "no store rendered". Only a
+    regular file is read (a FIFO would block, a link could point anywhere)."""
+    path = build / "manifest.json"
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MANIFEST_LIMIT:
+            return {}
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            data = json.loads(fh.read(MANIFEST_LIMIT + 1))
+    except (OSError, ValueError):
+        return {}
+    sites = data.get("sites") if isinstance(data, dict) else None
+    return sites if isinstance(sites, dict) else {}
+
+
+def statuses(
+    plans: list[Plan], diags: list[Diagnostic], digests: Mapping[str, str], build: Path
+) -> dict[str, StoreStatus]:
+    from generator.build import site_key
+
+    sites = read_manifest(build)
+    out = {p.site_id: StoreStatus() for p in plans}
+    for d in diags:
+        if d.site in out:
+            out[d.site].findings.append(d)
+    for site_id, st in out.items():
+        entry = sites.get(site_id)
+        if not isinstance(entry, dict):
+            continue
+        want = site_key(digests[site_id])  # what render writes for this input and posnet
+        st.build = "current" if entry.get("input") == want else "stale"
+        files = entry.get("files")
+        if isinstance(files, dict):
+            st.files = sorted((str(k), str(v)) for k, v in files.items())
+    return out
+
+
+def fleet_of(build: Path, fleet: Path | None) -> Path:
+    """--fleet, else BUILD's sibling fleet/ (posnet init's layout)."""
+    if fleet is not None:
+        return fleet
+    sibling = build.resolve().parent / "fleet"
+    if (sibling / "fleet.yaml").is_file():
+        return sibling
+    raise PosnetError(
+        [
+            Diagnostic(
+                Location(str(build)),
+                "E005",
+                "no fleet/fleet.yaml next to this build tree",
+                expected="--fleet PATH (the fleet the tree was rendered from)",
+            )
+        ]
+    )
+
+
+def write_report(build: Path, fleet: Path, out: Path) -> list[Path]:
+    """Analyse FLEET, compare with BUILD's manifest, write the report into OUT."""
+    from generator.analyze import analyze
+    from generator.report.pages import index_page, store_page
+
+    if not build.is_dir():
+        raise PosnetError([Diagnostic(Location(str(build)), "E002", "no such folder")])
+    result = analyze(fleet)
+    invalid = [
+        d for d in result.diagnostics if d.severity == "error" and not d.code.startswith("PN")
+    ]
+    if invalid:  # a store that does not load has no Plan: never leave it out silently
+        raise PosnetError(invalid)
+    plans = sorted(result.plans, key=lambda p: p.site_id)
+    status = statuses(plans, result.diagnostics, result.digests, build)
+    pages: dict[str, str] = {"index.html": index_page(result.fleet.name, plans, status)}
+    from generator.terminal import advance, progress
+
+    with progress(len(plans), "report"):
+        for plan in plans:
+            pages[f"stores/{plan.site_id}.html"] = store_page(plan, status[plan.site_id])
+            advance()
+    for asset in sorted(ASSETS.iterdir()):
+        pages[asset.name] = asset.read_text()
+    written = []
+    (out / "stores").mkdir(parents=True, exist_ok=True)
+    for rel, text in pages.items():
+        path = out / rel
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        written.append(path)
+    keep = {p.name for p in written if p.parent.name == "stores"}
+    for old in sorted((out / "stores").glob("*.html")):
+        if old.name not in keep:  # a store that left the fleet
+            old.unlink()
+    return written

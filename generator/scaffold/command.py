@@ -1,0 +1,35 @@
+"""The `posnet init` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("init")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), metavar="DIR")
+@click.option("--name", default=None, help="Fleet name (default: from DIR's name).")
+def init(folder: Path, name: str | None) -> None:
+    """Create a fleet repository in DIR that validates and renders as it is.
+
+    \b
+    fleet/  fleet.yaml, groups/city.yaml, sites/store-01.yaml  the specs (schema modelines)
+    schema/                                          JSON Schemas for editors
+    build/                                           the rendered tree (commit it)
+    .pre-commit-config.yaml                          validate, render, schema hooks
+    .github/workflows/posnet.yml, .gitlab-ci.yml     CI: validate, render --check, diff
+    .gitignore
+
+    DIR may exist but must not hold any of these; nothing is overwritten. Then:
+    `cd DIR && git init && git add -A && git commit -m "fleet"`.
+    """
+    from generator import terminal
+    from generator.scaffold import fleet_name, init_fleet
+
+    written = init_fleet(folder, name or fleet_name(folder))
+    for path in written:
+        click.echo(str(path))
+    click.echo(str(folder / "build") + "/")
+    if not terminal.QUIET:
+        click.echo(f"posnet: fleet repository ready in {folder}", err=True)

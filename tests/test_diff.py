@@ -1,0 +1,205 @@
+"""`posnet diff`: two fleet revisions compared from their Plans, in three formats."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from generator.diff.compare import diff_plans
+from generator.diff.formats import MARKDOWN_LIMIT, format_markdown, format_text
+from generator.plan import Plan
+from tests.conftest import DEMO, ROOT
+
+POSNET = Path(sys.executable).with_name("posnet")
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+
+
+def posnet(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    exe = POSNET if POSNET.exists() else ROOT / ".venv" / "bin" / "posnet"
+    proc = subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False
+    )
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    assert "internal error" not in proc.stderr, proc.stderr
+    return proc
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        [*GIT, "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """The demo fleet committed twice: gent-01's port and antwerp-02's sources change."""
+    fleet = tmp_path / "repo" / "fleets" / "demo"
+    shutil.copytree(DEMO, fleet)
+    root = tmp_path / "repo"
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "fleet")
+    edit(fleet / "sites" / "gent-01.yaml", "public_port: 18443", "public_port: 18444")
+    edit(
+        fleet / "sites" / "antwerp-02.yaml",
+        'sources: ["198.51.100.0/28", "203.0.113.20"]',
+        'sources: ["198.51.100.0/29", "203.0.113.20"]',
+    )
+    git(root, "commit", "-qam", "two stores")
+    return root
+
+
+def test_git_revisions_name_exactly_the_changes(repo: Path) -> None:
+    proc = posnet("diff", "HEAD~1..HEAD", "fleets/demo", "--format", "json", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert (doc["format"], doc["version"]) == ("posnet-diff", 1)
+    stores = {s["id"]: s["changes"] for s in doc["stores"]}
+    # mechelen-hq proxies to both stores: its routes follow their ports and nothing else.
+    assert sorted(stores) == ["antwerp-02", "gent-01", "mechelen-hq"]
+    [gent] = stores["gent-01"]
+    assert (gent["kind"], gent["action"]) == ("exposure", "change")
+    assert gent["fields"] == {"port": {"old": "18443/tcp", "new": "18444/tcp"}}
+    [antwerp] = stores["antwerp-02"]
+    assert antwerp["kind"] == "exposure"
+    assert antwerp["fields"]["sources"]["added"] == ["198.51.100.0/29"]
+    assert antwerp["fields"]["sources"]["removed"] == ["198.51.100.0/28"]
+    assert [c["kind"] for c in stores["mechelen-hq"]] == ["proxy_route"]
+    assert doc["summary"]["stores"] == {"added": 0, "changed": 3, "removed": 0, "unchanged": 4}
+    assert doc["summary"]["exposures"] == {"opened": 0, "changed": 2, "closed": 0}
+
+
+def test_working_tree_is_never_touched(repo: Path) -> None:
+    fleet = repo / "fleets" / "demo"
+    edit(fleet / "sites" / "gent-01.yaml", "name: ", "name: Local ")
+    before = git(repo, "status", "--porcelain"), git(repo, "stash", "list")
+    assert posnet("diff", "HEAD~1..HEAD", "fleets/demo", cwd=repo).returncode == 0
+    assert posnet("diff", "HEAD~1", "fleets/demo", cwd=repo).returncode == 0
+    assert (git(repo, "status", "--porcelain"), git(repo, "stash", "list")) == before
+    assert "name: Local " in (fleet / "sites" / "gent-01.yaml").read_text()
+
+
+def test_text_and_markdown_formats(repo: Path) -> None:
+    text = posnet("diff", "HEAD~1..HEAD", "fleets/demo", cwd=repo).stdout
+    assert "~ store gent-01 (changed)" in text
+    assert "port: 18443/tcp -> 18444/tcp" in text
+    assert "sources: +198.51.100.0/29 -198.51.100.0/28" in text
+    assert text.rstrip().splitlines()[-1].startswith("Fleet diff: 0 store(s) added, 3 changed")
+    md = posnet("diff", "HEAD~1..HEAD", "fleets/demo", "--format", "markdown", cwd=repo).stdout
+    assert "| ~ | exposure deliverect-pos1-api | port | 18443/tcp | 18444/tcp |" in md
+    assert (
+        "| ~ | exposure deliverect-till1-api | sources | -198.51.100.0/28 | +198.51.100.0/29 |"
+        in md
+    )
+
+
+def test_exit_codes(repo: Path) -> None:
+    fleet = "fleets/demo"
+    assert posnet("diff", "HEAD..HEAD", fleet, "--exit-code", cwd=repo).returncode == 0
+    assert posnet("diff", "HEAD~1..HEAD", fleet, "--exit-code", cwd=repo).returncode == 2
+    assert posnet("diff", "HEAD~1..HEAD", fleet, cwd=repo).returncode == 0
+    bad = posnet("diff", "nope..HEAD", fleet, "--exit-code", cwd=repo)
+    assert bad.returncode == 1
+    assert "unknown revision 'nope'" in bad.stdout + bad.stderr
+    assert posnet("diff", "--", "--upload-pack=x..HEAD", fleet, cwd=repo).returncode == 1
+
+
+def test_revision_against_working_folder_and_two_folders(repo: Path, tmp_path: Path) -> None:
+    fleet = repo / "fleets" / "demo"
+    edit(fleet / "sites" / "bruges-06.yaml", "name: ", "name: Renamed ")
+    doc = json.loads(posnet("diff", "HEAD", "fleets/demo", "--format", "json", cwd=repo).stdout)
+    assert [s["id"] for s in doc["stores"]] == ["bruges-06"]
+    old = tmp_path / "old"
+    shutil.copytree(DEMO, old)
+    doc = json.loads(posnet("diff", str(old), str(fleet), "--format", "json").stdout)
+    assert [s["id"] for s in doc["stores"]] == ["antwerp-02", "bruges-06", "gent-01", "mechelen-hq"]
+
+
+def test_fleet_default_change_loads_every_store(tmp_path: Path) -> None:
+    """fleet.yaml changes every store's inputs: the fast path must not skip them."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(DEMO, old)
+    shutil.copytree(DEMO, new)
+    edit(new / "fleet.yaml", 'allow_from: ["192.0.2.64/28"]', 'allow_from: ["192.0.2.80/28"]')
+    doc = json.loads(posnet("diff", str(old), str(new), "--format", "json").stdout)
+    assert len(doc["stores"]) == 7
+    field = doc["stores"][0]["changes"][0]["fields"]["management_from"]
+    assert (field["added"], field["removed"]) == (["192.0.2.80/28"], ["192.0.2.64/28"])
+
+
+def test_store_added_and_removed_with_secret_names_only(tmp_path: Path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(DEMO, old)
+    shutil.copytree(DEMO, new)
+    (new / "sites" / "ostend-05.yaml").unlink()
+    edit(new / "sites" / "antwerp-02.yaml", "env:", "env:NEW_")
+    proc = posnet("diff", str(old), str(new))
+    assert "- store ostend-05 (removed)" in proc.stdout
+    assert "+ secret reference env:NEW_" in proc.stdout
+    assert "- secret reference env:" in proc.stdout
+
+
+def test_invalid_side_is_an_error_naming_the_revision(repo: Path) -> None:
+    fleet = repo / "fleets" / "demo"
+    edit(fleet / "sites" / "gent-01.yaml", "public_port: 18444", "public_port: 99999")
+    git(repo, "commit", "-qam", "broken")
+    proc = posnet("diff", "HEAD~1..HEAD", "fleets/demo", cwd=repo)
+    assert proc.returncode == 1
+    assert re.search(r"HEAD/sites/gent-01\.yaml:\d+:\d+: error", proc.stdout + proc.stderr)
+
+
+def _renamed(plan: Plan, name: str) -> Plan:
+    return dataclasses.replace(plan, site_name=name)
+
+
+def test_markdown_stays_under_limit_with_whole_tables(demo_plans: dict[str, Plan]) -> None:
+    base = demo_plans["gent-01"]
+    old = [dataclasses.replace(base, site_id=f"s-{i:04d}") for i in range(3000)]
+    new = [_renamed(p, "a much longer store name " * 3) for p in old]
+    out = format_markdown(diff_plans(old, new))
+    assert len(out.encode()) < MARKDOWN_LIMIT
+    shown = out.count("\n#### ")
+    assert 0 < shown < 3000
+    assert f"… and {3000 - shown} more store(s)" in out
+    # Every table is complete: each store header is followed by its one row.
+    assert out.count("| ~ | store setting edge | name |") == shown
+
+
+def test_markdown_and_text_keep_user_text_inert(demo_plans: dict[str, Plan]) -> None:
+    base = demo_plans["gent-01"]
+    evil = "x | y <script>alert(1)</script> [link](http://192.0.2.1)\n| injected |"
+    out = format_markdown(diff_plans([base], [_renamed(base, evil)]))
+    # No unescaped HTML tag or link bracket reaches the comment.
+    assert not re.search(r"(?<!\\)[<\[]", out)
+    row = next(line for line in out.splitlines() if "store setting" in line)
+    assert row.count(" | ") == 5 - 1  # no extra cell from the user's pipes
+    text = format_text(diff_plans([base], [_renamed(base, evil)]))
+    assert "\n| injected |" not in text
+
+
+def test_diff_formats_listed_in_cli_match_formatters() -> None:
+    from generator.diff import command, formats
+
+    assert tuple(sorted(formats.FORMATS)) == command.FORMATS
+
+
+def test_control_characters_never_reach_a_terminal(demo_plans: dict[str, Plan]) -> None:
+    base = demo_plans["gent-01"]
+    evil = "a\x1b[2Jb\u202ec"
+    diff = diff_plans([base], [_renamed(base, evil)])
+    for out in (format_text(diff), format_markdown(diff)):
+        assert "\x1b" not in out and "\u202e" not in out
+        assert "\\x1b" in out

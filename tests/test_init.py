@@ -1,0 +1,207 @@
+"""`posnet init`: a fleet repository that validates, renders, passes its pre-commit
+hooks and runs its CI steps as it is; a two-store change gives the expected diff."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from generator.scaffold import skeleton_files
+from tests.conftest import ROOT
+from tests.test_diff import edit, git, posnet
+from tests.test_schema import _fleet_errors
+
+BIN = Path(sys.executable).parent
+SCHEMA_OF = {"fleet.yaml": "fleet", "groups": "group", "sites": "site"}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Path:
+    root = tmp_path / "acme-fleet"
+    proc = posnet("init", str(root))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return root
+
+
+def test_init_validates_renders_and_matches_its_schemas(fleet: Path) -> None:
+    specs = fleet / "fleet"
+    assert "fleet: acme-fleet" in (specs / "fleet.yaml").read_text()
+    assert posnet("validate", str(specs), "--strict").returncode == 0
+    check = posnet("render", str(specs), "-o", str(fleet / "build"), "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert _fleet_errors(specs) == []
+    for path in [specs / "fleet.yaml", *specs.glob("groups/*.yaml"), *specs.glob("sites/*.yaml")]:
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema="), path
+        target = (path.parent / first.split("$schema=", 1)[1]).resolve()
+        kind = SCHEMA_OF[path.relative_to(specs).parts[0]]
+        assert target == (fleet / "schema" / f"{kind}.schema.json").resolve(), path
+        assert target.is_file()
+
+
+def test_init_never_overwrites(tmp_path: Path) -> None:
+    root = tmp_path / "f"
+    (root / "sites").mkdir(parents=True)
+    (root / ".gitignore").write_text("mine\n")
+    proc = posnet("init", str(root))
+    assert proc.returncode == 1
+    assert ".gitignore: error[E004] already exists" in proc.stdout
+    assert (root / ".gitignore").read_text() == "mine\n"
+    assert not (root / "fleet").exists()
+    bad = posnet("init", str(tmp_path / "g"), "--name", "Bad Name")
+    assert bad.returncode == 1 and "not a valid fleet name" in bad.stdout
+    assert not (tmp_path / "g").exists()
+
+
+def _second_store(fleet: Path) -> None:
+    fleet = fleet / "fleet"
+    text = (fleet / "sites" / "store-01.yaml").read_text()
+    text = text.replace("store-01", "store-02").replace("203.0.113.10", "203.0.113.11")
+    text = text.replace(
+        "public_port: 18443", 'public_port: 18443\n    sources: ["198.51.100.0/28"]'
+    )
+    (fleet / "sites" / "store-02.yaml").write_text(text)
+
+
+@pytest.fixture
+def repo(fleet: Path) -> Path:
+    """init, a second store, committed; then one store's port and the other's partner
+    sources change (build/ re-rendered) in a second commit."""
+    _second_store(fleet)
+    assert posnet("render", str(fleet / "fleet"), "-o", str(fleet / "build")).returncode == 0
+    git(fleet, "init", "-q", "-b", "main")
+    git(fleet, "add", "-A")
+    git(fleet, "commit", "-qm", "fleet")
+    edit(fleet / "fleet" / "sites" / "store-01.yaml", "public_port: 18443", "public_port: 18444")
+    edit(fleet / "fleet" / "sites" / "store-02.yaml", '["198.51.100.0/28"]', '["198.51.100.0/29"]')
+    assert posnet("render", str(fleet / "fleet"), "-o", str(fleet / "build")).returncode == 0
+    git(fleet, "add", "-A")
+    git(fleet, "commit", "-qm", "port and sources")
+    return fleet
+
+
+def test_diff_names_exactly_the_two_changes_in_all_formats(repo: Path) -> None:
+    doc = json.loads(posnet("diff", "HEAD~1..HEAD", "fleet", "--format", "json", cwd=repo).stdout)
+    got = {
+        (s["id"], c["kind"], c["key"], name): (f["old"], f["new"])
+        for s in doc["stores"]
+        for c in s["changes"]
+        for name, f in c["fields"].items()
+    }
+    assert got == {
+        ("store-01", "exposure", "deliverect-pos1-api", "port"): ("18443/tcp", "18444/tcp"),
+        ("store-02", "exposure", "deliverect-pos1-api", "sources"): (
+            ["198.51.100.0/28"],
+            ["198.51.100.0/29"],
+        ),
+    }
+    text = posnet("diff", "HEAD~1..HEAD", "fleet", cwd=repo).stdout
+    assert "port: 18443/tcp -> 18444/tcp" in text
+    assert "sources: +198.51.100.0/29 -198.51.100.0/28" in text
+    assert "Fleet diff: 0 store(s) added, 2 changed, 0 removed (0 unchanged)" in text
+    md = posnet("diff", "HEAD~1..HEAD", "fleet", "--format", "markdown", cwd=repo).stdout
+    rows = [line for line in md.splitlines() if line.startswith("| ~ |")]
+    assert rows == [
+        "| ~ | exposure deliverect-pos1-api | port | 18443/tcp | 18444/tcp |",
+        "| ~ | exposure deliverect-pos1-api | sources | -198.51.100.0/28 | +198.51.100.0/29 |",
+    ]
+
+
+def _pre_commit(repo: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "pre-commit"), "run", "--all-files"],
+        cwd=repo,
+        env=_env(PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home")),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_pre_commit_passes_and_catches_a_stale_build(repo: Path, tmp_path: Path) -> None:
+    if not (BIN / "pre-commit").exists():
+        pytest.skip("pre-commit not installed (pip install -e '.[dev]')")
+    ok = _pre_commit(repo, tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.count("Passed") == 3, ok.stdout
+    edit(repo / "fleet" / "sites" / "store-01.yaml", "public_port: 18444", "public_port: 18445")
+    stale = _pre_commit(repo, tmp_path)
+    assert stale.returncode == 1
+    assert "files were modified by this hook" in stale.stdout
+
+
+def test_published_hooks_match_the_init_hooks() -> None:
+    published = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    local = yaml.safe_load(skeleton_files()[".pre-commit-config.yaml"])
+    [repo] = local["repos"]
+    assert repo["repo"] == "local"
+    mine = {h["id"]: h for h in repo["hooks"]}
+    assert [h["id"] for h in published] == list(mine)
+    for hook in published:
+        assert " ".join([hook["entry"], *hook["args"]]) == mine[hook["id"]]["entry"]
+        assert hook.get("files") == mine[hook["id"]].get("files")
+
+
+def _run_steps(repo: Path, steps: list[str], env: dict[str, str]) -> None:
+    for script in steps:
+        proc = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", script],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert proc.returncode == 0, (script, proc.stdout[-2000:], proc.stderr[-2000:])
+
+
+def test_github_workflow_runs_locally(repo: Path, tmp_path: Path) -> None:
+    doc = yaml.safe_load((repo / ".github" / "workflows" / "posnet.yml").read_text())
+    steps = doc["jobs"]["posnet"]["steps"]
+    assert any(s.get("uses", "").startswith("github/codeql-action/upload-sarif") for s in steps)
+    runs = [s["run"] for s in steps if "run" in s]
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD~1")  # the PR's base
+    summary = tmp_path / "summary.md"
+    env = _env(
+        GITHUB_EVENT_NAME="pull_request",
+        GITHUB_BASE_REF="main",
+        GITHUB_STEP_SUMMARY=str(summary),
+        POSNET_PACKAGE=doc["env"]["POSNET_PACKAGE"],
+        PIP_NO_INDEX="1",  # posnet is installed already: nothing to download
+    )
+    _run_steps(repo, runs, env)
+    sarif = json.loads((repo / "posnet.sarif").read_text())
+    assert sarif["version"] == "2.1.0"
+    text = summary.read_text()
+    assert "| ~ | exposure deliverect-pos1-api | port | 18443/tcp | 18444/tcp |" in text
+
+
+def test_gitlab_ci_runs_locally(repo: Path) -> None:
+    doc = yaml.safe_load((repo / ".gitlab-ci.yml").read_text())
+    job = doc["posnet"]
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD~1")
+    env = _env(
+        CI_PIPELINE_SOURCE="merge_request_event",
+        CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main",
+        POSNET_PACKAGE=doc["variables"]["POSNET_PACKAGE"],
+        PIP_NO_INDEX="1",
+    )
+    _run_steps(repo, [*job["before_script"], *job["script"]], env)
+    assert "18443/tcp | 18444/tcp" in (repo / "posnet-diff.md").read_text()
+    assert job["artifacts"]["paths"] == ["posnet-diff.md"]
+    assert job["artifacts"]["reports"]["codequality"] == "gl-code-quality.json"
+    assert json.loads((repo / "gl-code-quality.json").read_text()) == []  # a clean fleet
