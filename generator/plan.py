@@ -78,6 +78,13 @@ class LanPlan:
     pool_start: str | None
     pool_end: str | None
     domain: str | None
+    dns_upstreams: tuple[str, ...] = ()  # empty: the edge's resolv.conf
+    dns_servers: tuple[str, ...] = ()  # empty: the edge serves the LAN's DNS
+
+    @property
+    def edge_dns(self) -> bool:
+        """Whether LAN clients are told to use the edge's resolver."""
+        return not self.dns_servers
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ def resolve(
             pool_start=lan.dhcp_pool.start if lan.dhcp_pool else None,
             pool_end=lan.dhcp_pool.end if lan.dhcp_pool else None,
             domain=lan.domain,
+            dns_upstreams=tuple(lan.dns.upstreams),
+            dns_servers=tuple(lan.dns.servers),
         ),
         management=ManagementPlan(
             site.edge.management.port,

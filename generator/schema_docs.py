@@ -46,6 +46,7 @@ DOCS: dict[str, str] = {
     "Lan.interface": "Edge interface (or bridge) facing the LAN",
     "Lan.dhcp_pool": "Range handed out by DHCP; fixed host addresses must lie outside it",
     "Lan.domain": "DNS domain handed out with DHCP leases",
+    "Lan.dns": "Who answers the LAN's DNS: the edge (default) or the store's own servers",
     "DhcpPool.start": "First address of the DHCP pool",
     "DhcpPool.end": "Last address of the DHCP pool",
     "Edge.kind": "Firewall the edge runs: nftables or iptables",

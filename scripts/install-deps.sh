@@ -5,7 +5,7 @@
 set -euo pipefail
 PKGS=(make git nftables iptables nginx apache2 apache2-utils dnsmasq-base inadyn
       squid-openssl openssh-server openssh-client iproute2 curl openssl
-      util-linux procps python3-venv ddclient libio-socket-ssl-perl
+      util-linux procps python3-venv ddclient libio-socket-ssl-perl ipset busybox
       chromium)  # headless browser for the report tests
 missing=()
 for p in "${PKGS[@]}"; do

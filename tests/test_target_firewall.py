@@ -49,6 +49,19 @@ def nft_check(path: Path) -> subprocess.CompletedProcess[str]:
     return run("unshare", "-rn", require_tool("nft"), "-c", "-f", str(path))
 
 
+def ipsets_first(files: dict[str, str], tmp: Path) -> str:
+    """Shell prefix creating the DNS sets rules.v4 names (as the activation does)."""
+    if iptables.PATH_IPSETS not in files:
+        return ""
+    f = write(tmp, "ipsets", files[iptables.PATH_IPSETS])
+    return f"{require_tool('ipset')} restore -exist -file {f} && "
+
+
+def ipt(files: dict[str, str], tmp: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """An iptables tool in a scratch namespace, after the store's DNS sets exist."""
+    return run("unshare", "-rn", "sh", "-c", ipsets_first(files, tmp) + " ".join(argv))
+
+
 def write(tmp: Path, name: str, text: str) -> Path:
     p = tmp / name
     p.write_text(text)
@@ -187,25 +200,34 @@ def test_exposure_without_sources_has_no_saddr(demo_plans: dict[str, Plan]) -> N
 
 
 def test_egress_open_vs_restricted(demo_plans: dict[str, Plan]) -> None:
-    plan = demo_plans["ostend-05"]
-    assert plan.egress_policy == "open"
+    """Restricted egress by source, port and DNS set; the LAN may not resolve outside."""
+    restricted = demo_plans["ostend-05"]
+    assert restricted.egress_policy == "restricted"
+    plan = dataclasses.replace(restricted, egress_policy="open")
     text = nftables.render_nftables(plan)
     assert 'iifname "br-lan" oifname "wan0" ip saddr 198.51.100.0/26 counter accept' in text
 
-    restricted = dataclasses.replace(plan, egress_policy="restricted")
+    assert "set dns_" not in text
     text = nftables.render_nftables(restricted)
     assert "egress open:" not in text
     assert (
-        'iifname "br-lan" oifname "wan0" ip saddr 198.51.100.11 tcp dport 443 counter accept'
-        ' comment "egress deliverect-tunnel partner deliverect"'
+        'iifname "br-lan" oifname "wan0" ip saddr 198.51.100.11 ip daddr @dns_deliverect_tunnel'
+        ' tcp dport 443 counter accept comment "egress deliverect-tunnel partner deliverect"'
     ) in text.replace("198.51.100.11/32", "198.51.100.11")
-    assert "ip saddr { 198.51.100.12/32, 198.51.100.21/32 } tcp dport 443" in text
-    for proto in ("udp", "tcp"):
-        assert f'ip saddr 198.51.100.0/26 {proto} dport 53 counter accept comment "egress' in text
+    assert (
+        "ip saddr { 198.51.100.12/32, 198.51.100.21/32 } ip daddr @dns_openpos_outbound"
+        " tcp dport 443" in text
+    )
+    assert "dport 53" not in nft_chain(text, "forward"), "the LAN may resolve only at the edge"
     v4 = iptables.render_rules(restricted)["firewall/rules.v4"]
     egress = [x for x in input_lines(v4, "FORWARD") if "-o wan0" in x]
-    # 3 source lines for the two flows, plus DNS over udp and tcp.
-    assert len(egress) == 5 and all("--dport" in x for x in egress)
+    # 3 source lines for the two flows, each limited to its DNS set; no DNS out.
+    assert len(egress) == 3 and all("--dport 443" in x for x in egress)
+    assert all("-m set --match-set dns_" in x and x.count(" dst ") == 1 for x in egress)
+
+
+def nft_chain(text: str, name: str) -> str:
+    return text.split(f"chain {name} {{", 1)[1].split("}", 1)[0]
 
 
 def test_drop_logging_is_optional(demo_plans: dict[str, Plan]) -> None:
@@ -341,12 +363,12 @@ def test_iptables_restore_test_accepts_and_rejects_broken(
     ):
         exe = require_tool(tool)
         text = files[path]
-        good = run("unshare", "-rn", exe, "--test", str(write(tmp_path, "good", text)))
+        good = ipt(files, tmp_path, exe, "--test", str(write(tmp_path, "good", text)))
         assert good.returncode == 0, good.stderr
         for name, (old, new) in breakages.items():
             assert old in text
             bad_file = write(tmp_path, "bad", text.replace(old, new, 1))
-            bad = run("unshare", "-rn", exe, "--test", str(bad_file))
+            bad = ipt(files, tmp_path, exe, "--test", str(bad_file))
             assert bad.returncode != 0, f"{tool} --test accepted a broken file ({name})"
 
 
@@ -363,6 +385,7 @@ def test_iptables_loads_twice_and_keeps_other_tables(
         f = write(tmp_path, fam, text)
         script = f"""
             set -e
+            {ipsets_first(files, tmp_path)} true
             {cmd} -t mangle -A PREROUTING -m comment --comment foreign -j ACCEPT
             {restore} {f}
             {restore} {f}
@@ -483,7 +506,7 @@ def test_random_plans_pass_every_real_checker(plan: Plan, log_drops: bool, tmp_p
         ("firewall/rules.v6", "ip6tables-restore"),
     ):
         f = write(tmp_path, tool, files[path])
-        res = run("unshare", "-rn", require_tool(tool), "--test", str(f))
+        res = ipt(files, tmp_path, require_tool(tool), "--test", str(f))
         assert res.returncode == 0, res.stderr + files[path]
     v6_mgmt = [c for c in plan.management.allow_from if ":" in c]
     if v6_mgmt:

@@ -143,9 +143,12 @@ def test_dnsmasq_every_demo_store_passes_dnsmasq_test(
         assert "syntax check OK" in res.stderr + res.stdout
         lines = text.splitlines()
         assert lines[0].startswith(f"# posnet {site}:") and "generated, do not edit" in lines[0]
-        for needed in ("port=0", "interface=br-lan", "bind-interfaces", "dhcp-authoritative"):
+        for needed in ("interface=br-lan", "bind-interfaces", "dhcp-authoritative"):
             assert needed in lines, (site, needed)
+        # The edge serves DNS to the LAN (no demo store names other servers) and says so.
+        assert "port=0" not in lines
         assert f"dhcp-option=option:router,{plan.lan.gateway}" in lines
+        assert f"dhcp-option=option:dns-server,{plan.lan.gateway}" in lines
         for host in plan.hosts:
             if host.mac:
                 assert f"dhcp-host={host.mac},{host.ip},{host.name}" in lines, (site, host)
@@ -162,9 +165,18 @@ def test_dnsmasq_range_forms(demo_plans: dict[str, Plan]) -> None:
     assert "dhcp-host=52:54:00:00:20:30,192.0.2.130,central-proxy" in static
 
 
-def test_dnsmasq_nothing_without_pool_or_reservation() -> None:
-    lan = dataclasses.replace(base_plan().lan, pool_start=None, pool_end=None)
+def test_dnsmasq_nothing_without_pool_reservation_or_dns() -> None:
+    lan = dataclasses.replace(
+        base_plan().lan, pool_start=None, pool_end=None, dns_servers=("192.0.2.53",)
+    )
     assert dnsmasq.render(base_plan(lan=lan, dhcp=())) == {}
+
+
+def test_dnsmasq_dns_only_without_pool_or_reservation() -> None:
+    """The edge still resolves for the LAN when nothing needs DHCP."""
+    lan = dataclasses.replace(base_plan().lan, pool_start=None, pool_end=None)
+    text = dnsmasq.render(base_plan(lan=lan, dhcp=()))["dhcp/dnsmasq.conf"]
+    assert "port=0" not in text and "dhcp-range" not in text and "cache-size=0" in text
 
 
 @pytest.mark.realtool
@@ -816,16 +828,15 @@ def test_property_dnsmasq(
         pool_end=lan.pool_end if pool else None,
     )
     files = dnsmasq.render(base_plan(lan=lan, dhcp=dhcp))
-    if not pool and not dhcp:
-        assert files == {}
-        return
     text = files["dhcp/dnsmasq.conf"]
     lines = directives(text)
     assert all(re.fullmatch(r"[a-z-]+(=\S+)?", ln) for ln in lines), lines
     assert [ln for ln in lines if ln.startswith("dhcp-host=")] == [
         f"dhcp-host={r.mac},{r.ip},{r.name}" for r in dhcp
     ]
-    assert len(lines) == 7 + len(dhcp) + (domain is not None)
+    # interface, except-interface, bind-interfaces and four DNS lines; DHCP adds five.
+    dhcp_lines = 5 + len(dhcp) + (domain is not None) if (pool or dhcp) else 0
+    assert len(lines) == 7 + dhcp_lines
     res = dnsmasq_test(write(tmp_path, "p.conf", text))
     assert res.returncode == 0, (text, res.stderr)
 

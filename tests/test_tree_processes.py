@@ -6,6 +6,7 @@ worker processes and the forked fleet-level child (both start at 200 stores).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.tree_lock import tree_lock
+from generator.tree_lock import LOCK, tree_lock
 from tests.conftest import ROOT
 from tests.treeutil import copy_demo, posnet
 
@@ -130,11 +131,31 @@ def test_wait_waits_for_the_holder(tmp_path: Path) -> None:
     assert res.returncode == 0  # free again: the lock dies with its holder's descriptor
 
 
+def _until_locked(out: Path, proc: subprocess.Popen[str], limit: float = 120.0) -> None:
+    """Wait until `proc` holds the tree's lock (a loaded machine may take longer than
+    0.3 s just to start Python), so that "started 0.3 s apart" means what it says."""
+    lock = out / LOCK
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and proc.poll() is None:
+        if lock.exists():
+            fd = os.open(lock, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            except BlockingIOError:
+                return
+            finally:
+                os.close(fd)
+        time.sleep(0.02)
+    raise AssertionError(f"{proc.args} never took the lock on {out}")
+
+
 def test_two_fleets_into_one_folder(fleets: Fleets, tmp_path: Path) -> None:
     """Started 0.3 s apart: the second stops (exit 1, naming the first); the tree is the
     first fleet's, as `render --check` confirms. With --wait, the second renders after."""
     out = tmp_path / "build"
     first = _start(fleets, "render", fleets.a, "-o", out)
+    _until_locked(out, first)
     time.sleep(0.3)
     second = _start(fleets, "render", fleets.b, "-o", out)
     _, err_second = second.communicate(timeout=300)
@@ -146,6 +167,7 @@ def test_two_fleets_into_one_folder(fleets: Fleets, tmp_path: Path) -> None:
     assert _run(fleets, "render", fleets.b, "-o", out, "--check").returncode == 1
 
     first = _start(fleets, "render", fleets.a, "-o", out, "--force")
+    _until_locked(out, first)
     time.sleep(0.3)
     second = _start(fleets, "render", fleets.b, "-o", out, "--wait", "300")
     _, err_second = second.communicate(timeout=300)

@@ -117,6 +117,18 @@ def restricted_without_dns(plan: Plan) -> Out:
         yield ("edge", "egress"), "egress is restricted but nothing in the plan needs egress"
 
 
+def domains_not_enforced(plan: Plan) -> Out:
+    if plan.egress_policy != "restricted" or plan.lan.edge_dns:
+        return
+    for f in plan.egress:
+        if f.domains:
+            yield (
+                ("lan", "dns", "servers"),
+                f"egress {f.id} needs domains but the LAN's clients are not told to use the "
+                "edge's DNS: it is limited by port only, to any address",
+            )
+
+
 SITE_RULES = (
     Rule(
         "PN101",
@@ -198,5 +210,13 @@ SITE_RULES = (
         "restricted-egress-unused",
         "A restricted egress policy with no partner egress blocks everything but DNS.",
         check=restricted_without_dns,
+    ),
+    Rule(
+        "PN113",
+        "warning",
+        "egress-domains-not-enforced",
+        "Restricted egress is enforced by domain only when clients resolve through the "
+        "edge, which adds each answer to the flow's firewall set.",
+        check=domains_not_enforced,
     ),
 )

@@ -105,6 +105,13 @@ def _check_lan(site: Site) -> Iterator[Problem]:
             yield Problem(("lan", "dhcp_pool"), f"the pool contains the gateway {gw}")
     if site.wan.public_ip is not None and _addr(site.wan.public_ip) in net:
         yield Problem(("wan", "public_ip"), f"the public IP lies inside the LAN {net}")
+    if lan.dns.servers and lan.dns.upstreams:
+        # The edge serves no DNS when clients are sent elsewhere: upstreams would be unused.
+        yield Problem(
+            ("lan", "dns", "upstreams"),
+            "has no effect: with lan.dns.servers the edge does not serve DNS to the LAN",
+            "either upstreams (the edge resolves) or servers (other resolvers)",
+        )
 
 
 def _check_hosts(site: Site) -> Iterator[Problem]:

@@ -43,6 +43,7 @@ __all__ = [
     "Host",
     "Integration",
     "Lan",
+    "LanDns",
     "LintConfig",
     "Management",
     "Model",
@@ -114,12 +115,29 @@ class DhcpPool(Model):
     end: IPv4
 
 
+class LanDns(Model):
+    """Who answers the LAN's DNS: the edge (default) or servers the store names."""
+
+    upstreams: list[IPv4] = Field(
+        default_factory=list,
+        description="Where the edge's resolver forwards; empty: the edge's own resolv.conf",
+    )
+    servers: list[IPv4] = Field(
+        default_factory=list,
+        description=(
+            "DNS servers DHCP announces instead of the edge (the edge then serves no DNS "
+            "and cannot enforce egress by domain)"
+        ),
+    )
+
+
 class Lan(Model):
     subnet: Network
     gateway: IPv4
     interface: InterfaceName = "br-lan"
     dhcp_pool: DhcpPool | None = None
     domain: Fqdn | None = None
+    dns: LanDns = LanDns()
 
 
 class Management(Model):

@@ -117,6 +117,7 @@ Feature = Literal[
     "dnat",
     "masquerade",
     "interfaces",
+    "dns-sets",  # destination sets the edge's resolver fills (dnsmasq nftset/ipset)
 ]
 ALL_FEATURES: frozenset[Feature] = frozenset(Feature.__args__)  # type: ignore[attr-defined]
 

@@ -1,17 +1,35 @@
-"""DHCP for the store LAN with dnsmasq: fixed addresses for POS hosts (seed 000).
+"""DNS and DHCP for the store LAN with dnsmasq on the edge (seeds 000, 001, 004).
 
-The seed forwards ports to a fixed internal IP, so a POS host must keep its address;
-a DHCP reservation per MAC keeps it without touching the host. dnsmasq runs DHCP only
-(`port=0`): the store's DNS stays where it is, and a second resolver on the edge would
-be one more thing to break. Side effect of `port=0`: dnsmasq no longer announces itself
-as DNS server (option 6), so clients keep whatever DNS the Plan does not describe yet.
+DHCP keeps POS hosts on fixed addresses (a reservation per MAC; the seed forwards
+ports to a fixed internal IP) and tells every client to use the edge as DNS server.
+The edge's resolver is what lets a Linux edge enforce egress by domain: for a store
+with restricted egress, every address dnsmasq answers for a flow's domains is added
+to that flow's firewall set (`nftset=` for nftables, `ipset=` for iptables), and the
+firewall lets the flow's hosts reach only those addresses.
+
+Limits, said in the README and the handover too:
+- only clients that ask the edge get through: a hard-coded IP or another resolver
+  finds an empty set;
+- dnsmasq adds an answer without a lifetime; it stays in the set until the firewall
+  is reloaded (an apply), which empties the sets. The cache is off and the TTL given
+  to clients is capped, so every lookup refills the set and a client asks again
+  within `MAX_CLIENT_TTL` seconds after a reload;
+- `*.example.com` also admits `example.com` itself (dnsmasq matches a domain with
+  everything below it).
+
+A store may name other DNS servers for its clients (`lan.dns.servers`): then the edge
+serves DHCP only (`port=0`) and announces those servers; egress cannot be enforced by
+domain there (lint PN113).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from generator import netparse
 from generator.plan import LanPlan, Plan
 from generator.targets.base import Artifact, Declared
+from generator.targets.firewall import dns_sets_of, resolver_domain
 from generator.templating import render as render_template
 
 NAME = "dnsmasq"
@@ -21,6 +39,17 @@ SECRET_STYLE = "raw"  # noqa: S105 - a style name, not a password
 PATH = "dhcp/dnsmasq.conf"
 LEASE_TIME = "12h"
 LEASE_FILE = "/var/lib/misc/dnsmasq.leases"
+# Seconds a client may keep an answer: after a firewall reload empties the sets, a
+# client looks up (and so refills its set) again within this time.
+MAX_CLIENT_TTL = 300
+
+
+@dataclass(frozen=True)
+class SetLine:
+    """One `nftset=`/`ipset=` line: the flow's domains and the set they fill."""
+
+    domains: str  # /a.example/b.example/
+    target: str  # 4#inet#posnet#dns_x or dns_x
 
 
 def dhcp_range(lan: LanPlan) -> str:
@@ -35,8 +64,28 @@ def dhcp_range(lan: LanPlan) -> str:
     return f"{network},static,{lan.netmask},{LEASE_TIME}"
 
 
-def needed(plan: Plan) -> bool:
+def serves_dhcp(plan: Plan) -> bool:
     return bool(plan.lan.pool_start or plan.dhcp)
+
+
+def serves_dns(plan: Plan) -> bool:
+    """The edge answers the LAN's DNS unless the store names other servers."""
+    return plan.lan.edge_dns
+
+
+def needed(plan: Plan) -> bool:
+    return serves_dhcp(plan) or serves_dns(plan)
+
+
+def set_lines(plan: Plan) -> tuple[SetLine, ...]:
+    lines = []
+    for s in dns_sets_of(plan).values():
+        names = sorted({resolver_domain(d) for d in s.domains})
+        domains = "/" + "/".join(names) + "/"
+        # nft: family 4, table inet posnet; ipset: the set's own name.
+        target = f"4#inet#posnet#{s.name}" if plan.firewall == "nftables" else s.name
+        lines.append(SetLine(domains, target))
+    return tuple(lines)
 
 
 def render(plan: Plan) -> dict[str, str]:
@@ -46,9 +95,14 @@ def render(plan: Plan) -> dict[str, str]:
         "dnsmasq/dnsmasq.conf.j2",
         site_id=plan.site_id,
         lan=plan.lan,
+        dns=serves_dns(plan),
+        dhcp=serves_dhcp(plan),
         dhcp_range=dhcp_range(plan.lan),
         lease_file=LEASE_FILE,
         reservations=plan.dhcp,
+        max_ttl=MAX_CLIENT_TTL,
+        set_kind="nftset" if plan.firewall == "nftables" else "ipset",
+        set_lines=set_lines(plan),
     )
     return {PATH: text}
 

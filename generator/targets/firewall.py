@@ -11,11 +11,17 @@ Semantics (see the target modules for the syntax):
 - every exposure is a DNAT on the WAN plus a forward accept limited to the
   partner's sources and to connections that were actually DNATed.
 - egress "open" lets the LAN out; "restricted" lets out only the partner egress
-  flows (by source, protocol and port) plus DNS. Domains are the proxy's job.
+  flows: each flow's hosts, on its ports, to the addresses the edge's resolver
+  (dnsmasq) answered for the flow's domains. Those addresses land in one DNS set per
+  flow (`DnsSet`); LAN clients must use the edge's DNS, which the firewall leaves
+  open to the LAN and nothing else (no DNS to the internet). A store that sends its
+  clients to other DNS servers (`lan.dns.servers`) cannot be enforced by domain:
+  its flows are limited by source and port, DNS only to those servers (lint PN113).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -97,6 +103,43 @@ class AddrSet:
                 raise ValueError(f"{e} is not {self.family}")
 
 
+# ipset caps a set name at 31 characters; the nft set uses the same name.
+_DNS_SET_MAX = 31
+
+
+def dns_set_name(flow_id: str) -> str:
+    """The set of one egress flow, shared by the firewall and the resolver's config.
+
+    Stable and short enough for ipset; a long id keeps a prefix plus a digest.
+    """
+    name = "dns_" + re.sub(r"[^A-Za-z0-9_]", "_", flow_id)
+    if len(name) <= _DNS_SET_MAX:
+        return name
+    digest = hashlib.sha256(flow_id.encode()).hexdigest()[:8]
+    return f"{name[: _DNS_SET_MAX - 9]}_{digest}"
+
+
+@dataclass(frozen=True)
+class DnsSet:
+    """Destination addresses the edge's resolver adds at run time (no elements here).
+
+    dnsmasq adds every address it answers for the flow's domains; posnet renders the
+    set empty, so a reload of the firewall empties it until the next lookup.
+    """
+
+    name: str
+    family: AddrFamily
+    domains: tuple[str, ...]
+    comment: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "comment", comment(self.comment))
+        if not _SET_NAME.match(self.name) or len(self.name) > _DNS_SET_MAX:
+            raise ValueError(f"set name {self.name!r} is not an nft/ipset identifier")
+        if not self.domains:
+            raise ValueError("a DNS set needs at least one domain")
+
+
 @dataclass(frozen=True)
 class Match:
     """Conditions of a rule; all must hold. Empty fields match anything."""
@@ -106,6 +149,8 @@ class Match:
     oif: str | None = None
     saddr: AddrSet | None = None
     daddr: str | None = None
+    daddr_set: DnsSet | None = None
+    daddr_any: tuple[str, ...] = ()  # a short list of destination hosts (DNS servers)
     proto: L4 | None = None
     dports: tuple[int, ...] = ()
     icmp_types: tuple[str, ...] = ()
@@ -115,6 +160,8 @@ class Match:
 
     def __post_init__(self) -> None:
         self._check_family()
+        if sum(x is not None and x != () for x in (self.daddr, self.daddr_set, self.daddr_any)) > 1:
+            raise ValueError("a rule matches one kind of destination")
         if self.dports and self.proto not in ("tcp", "udp"):
             raise ValueError("ports need tcp or udp")
         allowed = {"icmp": ICMP_TYPES, "icmpv6": ICMPV6_TYPES}.get(self.proto or "", frozenset())
@@ -127,6 +174,9 @@ class Match:
             implied.add(self.saddr.family)
         if self.daddr is not None:
             implied.add(_family_of(self.daddr))
+        implied.update(_family_of(d) for d in self.daddr_any)
+        if self.daddr_set is not None:
+            implied.add(self.daddr_set.family)
         if self.proto == "icmp":
             implied.add("ipv4")
         if self.proto == "icmpv6":
@@ -197,6 +247,7 @@ class Firewall:
     site_id: str
     sets: tuple[AddrSet, ...]
     chains: tuple[Chain, ...]
+    dns_sets: tuple[DnsSet, ...] = ()
 
     def chain(self, name: ChainName) -> Chain:
         for c in self.chains:
@@ -229,14 +280,42 @@ def build(plan: Plan, *, log_drops: bool = True) -> Firewall:
     b = _Builder(plan, log_drops)
     # One set per exposure, in Plan order (a list, so a repeated id cannot merge two).
     exposure_sets = [_exposure_set(b, e) for e in plan.exposures]
+    dns_sets = dns_sets_of(plan)
     chains = (
         Chain("input", "filter", "drop", _input(b)),
-        Chain("forward", "filter", "drop", _forward(b, exposure_sets)),
+        Chain("forward", "filter", "drop", _forward(b, exposure_sets, dns_sets)),
         Chain("output", "filter", "accept", ()),
         Chain("prerouting", "nat", "accept", _prerouting(plan, exposure_sets)),
         Chain("postrouting", "nat", "accept", _postrouting(plan)),
     )
-    return Firewall(plan.site_id, tuple(b.sets), chains)
+    return Firewall(plan.site_id, tuple(b.sets), chains, tuple(dns_sets.values()))
+
+
+def enforces_domains(plan: Plan) -> bool:
+    """Restricted egress is enforced by domain when LAN clients use the edge's DNS."""
+    return plan.egress_policy == "restricted" and plan.lan.edge_dns
+
+
+def dns_sets_of(plan: Plan) -> dict[str, DnsSet]:
+    """One DNS set per egress flow with domains, keyed by flow id (Plan order)."""
+    if not enforces_domains(plan):
+        return {}
+    return {
+        f.id: DnsSet(
+            dns_set_name(f.id),
+            "ipv4",
+            f.domains,
+            f"answers for {f.id} ({f.partner}), filled by the edge DNS",
+        )
+        for f in plan.egress
+        if f.domains
+    }
+
+
+def resolver_domain(domain: str) -> str:
+    """The name dnsmasq matches: `*.example.com` and `example.com` both become
+    `example.com`, which dnsmasq matches with every name below it."""
+    return domain.removeprefix("*.")
 
 
 def _exposure_set(b: _Builder, e: Exposure) -> AddrSet | None:
@@ -270,10 +349,17 @@ def _input(b: _Builder) -> tuple[Rule, ...]:
             Accept(),
             "ipv6 neighbour discovery",
         ),
-        Rule(Match("ipv4", iif=lan, proto="udp", dports=(67,)), Accept(), "lan: dhcp to the edge"),
-        Rule(Match("ipv4", iif=lan, proto="udp", dports=(53,)), Accept(), "lan: dns to the edge"),
-        Rule(Match("ipv4", iif=lan, proto="tcp", dports=(53,)), Accept(), "lan: dns to the edge"),
     ]
+    # Open only what the edge's dnsmasq serves (targets/dnsmasq.py decides both).
+    from generator.targets.dnsmasq import serves_dhcp, serves_dns
+
+    if serves_dhcp(p):
+        m = Match("ipv4", iif=lan, proto="udp", dports=(67,))
+        rules.append(Rule(m, Accept(), "lan: dhcp to the edge"))
+    if serves_dns(p):
+        for proto in ("udp", "tcp"):
+            m = Match("ipv4", iif=lan, proto=proto, dports=(53,))
+            rules.append(Rule(m, Accept(), "lan: dns to the edge"))
     return (*rules, *_final_drop(b, "input"))
 
 
@@ -305,7 +391,9 @@ def _final_drop(b: _Builder, chain: str) -> list[Rule]:
     return rules
 
 
-def _forward(b: _Builder, sets: list[AddrSet | None]) -> tuple[Rule, ...]:
+def _forward(
+    b: _Builder, sets: list[AddrSet | None], dns_sets: dict[str, DnsSet]
+) -> tuple[Rule, ...]:
     p = b.plan
     wan, lan, subnet = p.wan.interface, p.lan.interface, p.lan.subnet
     rules = _stateful()
@@ -327,14 +415,25 @@ def _forward(b: _Builder, sets: list[AddrSet | None]) -> tuple[Rule, ...]:
         m = Match("ipv4", iif=lan, oif=wan, saddr=lan_net)
         rules.append(Rule(m, Accept(), "egress open: lan to internet"))
     else:
-        rules += [_egress_rule(b, f) for f in p.egress]
-        for proto in ("udp", "tcp"):
-            m = Match("ipv4", iif=lan, oif=wan, saddr=lan_net, proto=proto, dports=(53,))
-            rules.append(Rule(m, Accept(), "egress restricted: dns"))
+        rules += [_egress_rule(b, f, dns_sets.get(f.id)) for f in p.egress]
+        # DNS leaves the store only towards the servers the store named; with the
+        # edge as resolver, clients need (and get) no DNS to the internet at all.
+        servers = tuple(sorted(set(p.lan.dns_servers), key=netparse.ipv4_address))
+        for proto in ("udp", "tcp") if servers else ():
+            m = Match(
+                "ipv4",
+                iif=lan,
+                oif=wan,
+                saddr=lan_net,
+                daddr_any=servers,
+                proto=proto,
+                dports=(53,),
+            )
+            rules.append(Rule(m, Accept(), "egress restricted: dns to the store's servers"))
     return (*rules, *_final_drop(b, "forward"))
 
 
-def _egress_rule(b: _Builder, f: EgressFlow) -> Rule:
+def _egress_rule(b: _Builder, f: EgressFlow, dns_set: DnsSet | None) -> Rule:
     p = b.plan
     # No listed source means the whole LAN, still limited to the flow's ports.
     cidrs = f.sources or (p.lan.subnet,)
@@ -344,6 +443,7 @@ def _egress_rule(b: _Builder, f: EgressFlow) -> Rule:
         iif=p.lan.interface,
         oif=p.wan.interface,
         saddr=src,
+        daddr_set=dns_set,
         proto=f.protocol,
         dports=tuple(sorted(set(f.ports))),
     )
@@ -410,6 +510,8 @@ def features_of(rule: Rule) -> frozenset[str]:
         used.add("ct-dnat")
     if m.limit is not None:
         used.add("rate-limit")
+    if m.daddr_set is not None:
+        used.add("dns-sets")
     if m.proto in ("icmp", "icmpv6"):
         used.add("icmp")
     if m.iif is not None or m.oif is not None:

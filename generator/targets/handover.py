@@ -28,6 +28,7 @@ from generator.plan import (
     WindowsBinding,
 )
 from generator.targets.base import Declared
+from generator.targets.dnsmasq import MAX_CLIENT_TTL
 from generator.targets.netsh import EXIT_CODES, script_names
 from generator.templating import render as render_template
 from generator.topology import MERMAID_LEGEND, mermaid, topology
@@ -486,6 +487,7 @@ def context(plan: Plan) -> dict[str, object]:
         "partners": partner_sections(plan),
         "exposures_table": exposures_table(plan) if plan.exposures else None,
         "egress_table": egress_table(plan) if plan.egress else None,
+        "dns_max_ttl": MAX_CLIENT_TTL,
         "lan_table": lan_table(plan) if plan.lan_flows else None,
         "dhcp_table": dhcp_table(plan) if plan.dhcp else None,
         "windows": windows_sections(plan),

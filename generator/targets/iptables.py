@@ -34,6 +34,7 @@ from generator.targets.firewall import (
     Rule,
     build,
     check_supported,
+    dns_sets_of,
 )
 from generator.templating import render as render_template
 
@@ -42,6 +43,9 @@ NAME = "iptables"
 SECRET_STYLE = "raw"  # noqa: S105 - a style name, not a secret
 PATH_V4 = "firewall/rules.v4"
 PATH_V6 = "firewall/rules.v6"
+# The DNS sets (hash:ip) that dnsmasq fills; created before rules.v4 refers to them.
+PATH_IPSETS = "firewall/ipsets"
+IPSETS_DEST = "/etc/iptables/ipsets"
 # Every part of the neutral model has an iptables spelling (named sets become inline
 # source lists, split to the multiport limit).
 SUPPORTS: frozenset[Feature] = ALL_FEATURES
@@ -86,7 +90,20 @@ def render_rules(plan: Plan, *, log_drops: bool = True) -> dict[str, str]:
     """Both files whatever `plan.firewall` says (tests check every store)."""
     fw = build(plan, log_drops=log_drops)
     check_supported(fw, NAME, SUPPORTS)
-    return {PATH_V4: render_family(fw, "ipv4"), PATH_V6: render_family(fw, "ipv6")}
+    files = {PATH_V4: render_family(fw, "ipv4"), PATH_V6: render_family(fw, "ipv6")}
+    if fw.dns_sets:
+        files[PATH_IPSETS] = render_ipsets(fw)
+    return files
+
+
+def render_ipsets(fw: Firewall) -> str:
+    """`ipset restore -exist` input: one empty hash:ip per DNS set (kept on reload)."""
+    lines = [f"# posnet: store {fw.site_id} DNS sets (ipset) - generated, do not edit."]
+    lines.append("# Filled by the edge's dnsmasq (ipset=); load with `ipset restore -exist`.")
+    for s in fw.dns_sets:
+        family = "inet" if s.family == "ipv4" else "inet6"
+        lines.append(f"create {s.name} hash:ip family {family}")
+    return "\n".join(lines) + "\n"
 
 
 def render_family(fw: Firewall, family: AddrFamily) -> str:
@@ -120,20 +137,27 @@ def rule_lines(chain: str, r: Rule, family: AddrFamily) -> list[str]:
     """One model rule as iptables lines: sets, port lists and ICMP types expand."""
     m = r.match
     sources: tuple[str | None, ...] = m.saddr.elements if m.saddr else (None,)
+    dests: tuple[str | None, ...] = m.daddr_any or (m.daddr,)
     ports = [m.dports[i : i + _MULTIPORT_MAX] for i in range(0, len(m.dports), _MULTIPORT_MAX)]
     port_groups: list[tuple[int, ...] | None] = [*ports] or [None]
     types: tuple[str | None, ...] = m.icmp_types or (None,)
     # r.counter needs no flag: iptables counts every rule.
     return [
-        " ".join(["-A", chain, *_match_args(m, s, pg, t, family), *_comment(r), *_target(r)])
+        " ".join(["-A", chain, *_match_args(m, s, d, pg, t, family), *_comment(r), *_target(r)])
         for s in sources
+        for d in dests
         for pg in port_groups
         for t in types
     ]
 
 
 def _match_args(
-    m: Match, src: str | None, ports: tuple[int, ...] | None, icmp: str | None, family: AddrFamily
+    m: Match,
+    src: str | None,
+    dst: str | None,
+    ports: tuple[int, ...] | None,
+    icmp: str | None,
+    family: AddrFamily,
 ) -> list[str]:
     args: list[str] = []
     if m.iif is not None:
@@ -142,8 +166,10 @@ def _match_args(
         args += ["-o", _ifname(m.oif)]
     if src is not None:
         args += ["-s", src]
-    if m.daddr is not None:
-        args += ["-d", m.daddr]
+    if dst is not None:
+        args += ["-d", dst]
+    if m.daddr_set is not None:
+        args += ["-m", "set", "--match-set", m.daddr_set.name, "dst"]
     args += _proto_args(m, ports, icmp, family)
     if m.ct_state:
         args += ["-m", "conntrack", "--ctstate", ",".join(s.upper() for s in m.ct_state)]
@@ -207,7 +233,14 @@ def _ifname(name: str) -> str:
 
 
 def _artifacts(plan: Plan) -> tuple[Artifact, ...]:
+    # The sets go first: `iptables-restore --test` refuses a rule naming a missing set.
+    ipsets = (
+        (Artifact(PATH_IPSETS, IPSETS_DEST, "firewall", validate="ipset restore -exist -file %s"),)
+        if dns_sets_of(plan)
+        else ()
+    )
     return (
+        *ipsets,
         Artifact(
             PATH_V4, "/etc/iptables/rules.v4", "firewall", validate="iptables-restore --test %s"
         ),
@@ -233,6 +266,11 @@ TARGET = Declared(
             ),
             live=("iptables", "-S", "FORWARD"),
             activate=(
+                (
+                    "sh",
+                    "-c",
+                    f"test ! -e {IPSETS_DEST} || ipset restore -exist -file {IPSETS_DEST}",
+                ),
                 ("iptables-restore", "/etc/iptables/rules.v4"),
                 ("ip6tables-restore", "/etc/iptables/rules.v6"),
             ),

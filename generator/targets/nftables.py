@@ -27,6 +27,7 @@ from generator.targets.firewall import (
     AddrSet,
     Chain,
     Dnat,
+    DnsSet,
     Drop,
     Firewall,
     Log,
@@ -60,7 +61,7 @@ class SetView:
     name: str
     type: str
     comment: str
-    elements: str
+    elements: str  # empty: a DNS set, filled by the edge's resolver (dnsmasq nftset)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def render_firewall(fw: Firewall) -> str:
 
 def template_context(fw: Firewall) -> dict[str, object]:
     """What nftables.nft.j2 reads (the benchmark feeds the same to Ansible's template)."""
-    sets = tuple(_set_view(s) for s in fw.sets)
+    sets = tuple(_set_view(s) for s in fw.sets) + tuple(_dns_set_view(s) for s in fw.dns_sets)
     chains = tuple(_chain_view(c) for c in fw.chains)
     return {"site_id": fw.site_id, "sets": sets, "chains": chains}
 
@@ -97,6 +98,11 @@ def _set_view(s: AddrSet) -> SetView:
     assert s.name is not None
     kind = "ipv4_addr" if s.family == "ipv4" else "ipv6_addr"
     return SetView(s.name, kind, s.comment, ", ".join(s.elements))
+
+
+def _dns_set_view(s: DnsSet) -> SetView:
+    kind = "ipv4_addr" if s.family == "ipv4" else "ipv6_addr"
+    return SetView(s.name, kind, s.comment, "")
 
 
 def _chain_view(c: Chain) -> ChainView:
@@ -118,7 +124,13 @@ def rule_text(r: Rule) -> str:
 def _match_parts(m: Match) -> list[str]:
     parts: list[str] = []
     ip = "ip6" if m.family == "ipv6" else "ip"
-    implied = m.saddr is not None or m.daddr is not None or m.proto in ("icmp", "icmpv6")
+    implied = (
+        m.saddr is not None
+        or m.daddr is not None
+        or m.daddr_set is not None
+        or bool(m.daddr_any)
+        or m.proto in ("icmp", "icmpv6")
+    )
     if m.family != "any" and not implied:
         parts.append(f"meta nfproto {m.family}")
     if m.iif is not None:
@@ -129,6 +141,10 @@ def _match_parts(m: Match) -> list[str]:
         parts.append(f"{ip} saddr {_addrs(m.saddr)}")
     if m.daddr is not None:
         parts.append(f"{ip} daddr {m.daddr}")
+    if m.daddr_any:
+        parts.append(f"{ip} daddr {_one_or_set(list(m.daddr_any))}")
+    if m.daddr_set is not None:
+        parts.append(f"{ip} daddr @{m.daddr_set.name}")
     parts += _proto_parts(m)
     if m.ct_state:
         parts.append("ct state " + ",".join(m.ct_state))
