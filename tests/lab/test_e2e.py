@@ -135,7 +135,9 @@ def test_probe_as_partner_and_stranger(lab: Lab, tree: Path) -> None:
         and "TLSv1" in checks["deliverect-pos1-api tls"]["detail"]
     )
     assert checks["deliverect-pos1-api http"]["detail"].startswith("HTTP/1")
-    assert checks["port 8443 closed"]["ok"]
+    # Not an exposure for the partner either: dropped (filtered), not refused (closed).
+    assert checks["port 8443 filtered (blocked)"]["ok"]
+    assert checks["port 22 filtered (management)"]["detail"].startswith("filtered")
     blocked = probe(lab, tree, "stranger")
     assert blocked.returncode == 0, blocked.stdout + blocked.stderr
     assert all(r["ok"] for r in json.loads(blocked.stdout))

@@ -1,0 +1,205 @@
+"""A broken store cannot pass: each tampering of an applied edge is caught by `posnet
+verify` and `posnet drift` (named), by the stranger's probe where it opens a port, and
+undone by `posnet apply` (changed, then changed=0 on the next run). One lab for the
+module; each tampering starts from the state the previous apply restored.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .e2e_support import posnet, recap, render_demo, running_lab, write_overlay
+from .netns import EDGE_WAN_IP, Lab
+
+pytestmark = pytest.mark.lab
+SITE = "gent-01"
+HOST = "gent-01-edge"
+BARE = "ostend-05"  # a store without exposures
+BARE_HOST = "ostend-05-edge"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with running_lab() as the_lab:
+        yield the_lab
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render_demo(tmp_path_factory.mktemp("tamper") / "build")
+
+
+@pytest.fixture(scope="module")
+def overlay(lab: Lab, tree: Path) -> Path:
+    return write_overlay(
+        lab, [HOST, BARE_HOST], {"posnet_watchdog_seconds": 8, "posnet_confirm_timeout": 6}
+    )
+
+
+def apply(lab: Lab, tree: Path, overlay: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return posnet(lab, "apply", str(tree), "-i", str(overlay), "--limit", HOST, *extra)
+
+
+def verify(lab: Lab, tree: Path, overlay: Path) -> subprocess.CompletedProcess[str]:
+    return posnet(lab, "verify", str(tree), "-i", str(overlay), "--limit", HOST)
+
+
+def drift(lab: Lab, tree: Path, overlay: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return posnet(lab, "drift", str(tree), "-i", str(overlay), "--limit", HOST, *extra)
+
+
+def stranger_probe(
+    lab: Lab, tree: Path, site: str = SITE, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "generator", "probe", str(tree), "--site", site]
+    return lab.run(
+        "stranger", *argv, "--as", "stranger", "--timeout", "1.5", "--json", *extra, timeout=60
+    )
+
+
+def test_applied_store_is_in_sync(lab: Lab, tree: Path, overlay: Path) -> None:
+    res = apply(lab, tree, overlay)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert recap(res.stdout, HOST)["changed"] > 0
+    ok = verify(lab, tree, overlay)
+    assert ok.returncode == 0, ok.stdout[-4000:] + ok.stderr[-2000:]
+    assert f"ok   live state {HOST}: in sync" in ok.stdout
+    d = drift(lab, tree, overlay, "--format", "json")
+    assert d.returncode == 0, d.stdout + d.stderr
+    report = json.loads(d.stdout)
+    assert report["summary"]["in sync"] == 1 and report["hosts"][0]["drift"] == []
+
+
+def test_stranger_sees_every_port_filtered(lab: Lab, tree: Path) -> None:
+    res = stranger_probe(lab, tree)
+    assert res.returncode == 0, res.stdout + res.stderr
+    results = json.loads(res.stdout)
+    assert all(r["ok"] and r["detail"].startswith("filtered") for r in results), results
+    checks = {r["check"] for r in results}
+    assert "port 22 filtered (management)" in checks
+    assert "deliverect-pos1-api filtered" in checks
+
+
+# (tampering shell command on the edge, what verify/drift must name, opens a port?)
+TAMPERS = {
+    "accept-all on top of input and forward": (
+        "nft insert rule inet posnet input accept && nft insert rule inet posnet forward accept",
+        [
+            "chain input: extra rule #1 rule without comment: accept",
+            "chain forward: extra rule #1 rule without comment: accept",
+        ],
+        True,
+    ),
+    "extra dnat": (
+        'nft add rule inet posnet prerouting iifname "wan0" tcp dport 2323 '
+        "dnat ip to 198.51.100.140:8080",
+        [
+            "chain prerouting: extra rule #2 rule without comment: iifname wan0 tcp dport 2323 "
+            "dnat to 198.51.100.140:8080"
+        ],
+        False,
+    ),
+    "deleted rule": (
+        "nft delete rule inet posnet forward handle $(nft -a list chain inet posnet forward"
+        " | sed -n 's/.*exposure deliverect-pos1-api.*# handle //p')",
+        ['chain forward: missing rule "exposure deliverect-pos1-api partner deliverect"'],
+        False,
+    ),
+    # Flushing the rules of a policy-drop table also drops the management connection
+    # (no remote tool could repair that); a table removed altogether leaves all open.
+    "flushed table": (
+        "nft delete table inet posnet",
+        ["table inet posnet is not loaded"],
+        True,
+    ),
+    "stopped dnsmasq": (
+        'kill "$(cat /run/posnet-dnsmasq.pid)"',
+        ["dnsmasq: not running (/run/posnet-dnsmasq.pid)"],
+        False,
+    ),
+    "ip_forward off": (
+        "echo 0 > /proc/sys/net/ipv4/ip_forward",
+        ["net.ipv4.ip_forward = 0, expected 1"],
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(TAMPERS))
+def test_tampering_is_caught_and_undone(lab: Lab, tree: Path, overlay: Path, name: str) -> None:
+    command, named, opens = TAMPERS[name]
+    done = lab.edge_exec(command, timeout=10)
+    assert done.returncode == 0, done.stderr
+    v = verify(lab, tree, overlay)
+    assert v.returncode == 1, v.stdout[-3000:]
+    d = drift(lab, tree, overlay)
+    assert d.returncode == 3, d.stdout + d.stderr
+    for text in named:
+        assert text in v.stdout, v.stdout[-3000:]
+        assert text in d.stdout, d.stdout
+    if opens:
+        p = stranger_probe(lab, tree)
+        assert p.returncode == 1, p.stdout
+        assert any(not r["ok"] for r in json.loads(p.stdout))
+    fixed = apply(lab, tree, overlay)
+    assert fixed.returncode == 0, fixed.stdout[-4000:] + fixed.stderr[-2000:]
+    assert recap(fixed.stdout, HOST)["changed"] > 0
+    again = apply(lab, tree, overlay)
+    assert again.returncode == 0 and recap(again.stdout, HOST)["changed"] == 0, again.stdout[-3000:]
+    d2 = drift(lab, tree, overlay, "--format", "markdown")
+    assert d2.returncode == 0 and f"| {SITE} | {HOST} | in sync |" in d2.stdout, d2.stdout
+
+
+def test_verify_passes_again_and_partner_reaches_pos(lab: Lab, tree: Path, overlay: Path) -> None:
+    ok = verify(lab, tree, overlay)
+    assert ok.returncode == 0, ok.stdout[-4000:]
+    assert lab.curl("partner", f"https://{EDGE_WAN_IP}:18443/", 3).http_code == 200
+
+
+def test_fleet_run_isolates_an_unreachable_store(lab: Lab, tree: Path, overlay: Path) -> None:
+    """Two stores, one broken (its edge refuses our login): the other is applied, the run
+    exits 1 naming the broken one; drift calls it unreachable (exit 4 with no drift)."""
+    inv = overlay.with_name("broken.yml")
+    data = json.loads(overlay.read_text())
+    data["posnet_edges"]["hosts"] = {
+        HOST: None,
+        BARE_HOST: {"ansible_host": EDGE_WAN_IP, "ansible_user": "posnet-nobody"},
+    }
+    inv.write_text(json.dumps(data))
+    args = ["apply", str(tree), "-i", str(inv), "--limit", f"{HOST}:{BARE_HOST}"]
+    res = posnet(lab, *args, "--forks", "2", "--serial", "1")
+    assert res.returncode == 1, res.stdout[-3000:]
+    assert f"posnet apply: {BARE_HOST}: unreachable" in res.stderr
+    assert recap(res.stdout, HOST)["failed"] == 0 and recap(res.stdout, HOST)["ok"] > 3
+    d = posnet(lab, "drift", str(tree), "-i", str(inv), "--limit", f"{HOST}:{BARE_HOST}")
+    assert d.returncode == 4, d.stdout + d.stderr
+    assert f"unreachable  {BARE_HOST}" in d.stdout and f"in sync      {HOST}" in d.stdout
+
+
+def test_store_without_exposures_is_probed_filtered(lab: Lab, tree: Path, overlay: Path) -> None:
+    pin = json.dumps({"ansible_host": EDGE_WAN_IP})
+    res = posnet(
+        lab,
+        "apply",
+        str(tree),
+        "-i",
+        str(overlay),
+        "--limit",
+        BARE_HOST,
+        "--tags",
+        "firewall",
+        "-e",
+        pin,
+    )
+    assert res.returncode == 0, res.stdout[-3000:]
+    p = stranger_probe(lab, tree, BARE, "--host", EDGE_WAN_IP)
+    assert p.returncode == 0, p.stdout + p.stderr
+    results = json.loads(p.stdout)
+    assert results and all(r["detail"].startswith("filtered") for r in results)
+    assert "port 22 filtered (management)" in {r["check"] for r in results}
