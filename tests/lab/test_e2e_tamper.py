@@ -38,7 +38,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def overlay(lab: Lab, tree: Path) -> Path:
     return write_overlay(
-        lab, [HOST, BARE_HOST], {"posnet_watchdog_seconds": 8, "posnet_confirm_timeout": 6}
+        lab, [HOST, BARE_HOST], {"posnet_watchdog_seconds": 30, "posnet_confirm_timeout": 10}
     )
 
 
