@@ -187,6 +187,16 @@ def test_services_not_running_and_stale(tmp_path: Path) -> None:
         ps.SERVICES["dhcp"] = ("dnsmasq", "/run/posnet-dnsmasq.pid")
 
 
+def test_inadyn_checked_by_its_config_name(tmp_path: Path) -> None:
+    """The DDNS component has no server key: the client is found from its config file;
+    a stopped inadyn is named, ddclient (not started by posnet) is not checked."""
+    found = ps.service_findings([{"dest": str(tmp_path / "inadyn.conf"), "component": "ddns"}])
+    assert [f["detail"] for f in found] == ["inadyn: not running (/run/inadyn.pid)"]
+    assert (
+        ps.service_findings([{"dest": str(tmp_path / "ddclient.conf"), "component": "ddns"}]) == []
+    )
+
+
 def test_sysctl_required_and_optional() -> None:
     found = ps.sysctl_findings(
         {"net.ipv4.ip_forward": "7", "net.posnet.absent": "?0", "net.posnet.needed": "1"}

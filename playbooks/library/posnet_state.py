@@ -36,6 +36,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "dhcp": ("dnsmasq", "/run/posnet-dnsmasq.pid"),
     "proxy/nginx": ("nginx", "/run/nginx.pid"),
     "proxy/apache": ("apache2", "/run/apache2/apache2.pid"),
+    "ddns/inadyn": ("inadyn", "/run/inadyn.pid"),
 }
 Finding = dict[str, str]
 
@@ -330,6 +331,8 @@ def service_findings(files: list[dict[str, Any]]) -> list[Finding]:
         key = spec.get("component", "")
         if spec.get("server"):
             key = f"{key}/{spec['server']}"
+        elif key == "ddns":
+            key = f"ddns/{os.path.basename(spec['dest']).removesuffix('.conf')}"
         if key in SERVICES:
             name, pidfile = SERVICES[key]
             wanted.setdefault(key, (name, pidfile, []))[2].append(spec["dest"])

@@ -287,6 +287,11 @@ def test_ddns_secret_resolved_at_apply_and_never_logged(
     assert 'pa\\"ss\\\\w0rd$(id);`x`' in content
     check = lab.edge_exec(["inadyn", "-n", "--check-config", "-f", "/etc/inadyn.conf"], timeout=10)
     assert check.returncode == 0, check.stdout + check.stderr
+    # No systemd in the lab: apply started inadyn itself and says what to run at boot.
+    boot = "has no systemd; make its init run `inadyn -f /etc/inadyn.conf -P /run/inadyn.pid`"
+    assert boot in " ".join(res.stdout.split()), res.stdout[-3000:]
+    pid = edge_file(lab, "/run/inadyn.pid").strip()
+    assert "inadyn" in edge_file(lab, f"/proc/{pid}/cmdline")
     for p in tree.rglob("*"):
         if p.is_file():
             assert "w0rd" not in p.read_text()
