@@ -1,13 +1,18 @@
-"""Network probes from wherever posnet runs: does each exposure answer as promised?
+"""Network probes from wherever posnet runs: does each port answer as the policy says?
 
-A partner vantage point expects every exposure to accept a TCP connection, complete a
-TLS handshake when the service speaks TLS, and answer HTTP when it is HTTP. A stranger
-vantage point expects every one of them, and the ports that must stay closed, to fail.
-Only addresses named in the build tree are contacted.
+A TCP port is *open* (our SYN was answered and the connection made), *closed* (an RST:
+"connection refused", so the packet got through the firewall to a host), *filtered* (no
+answer at all: dropped) or *unreachable* (an ICMP error: rejected, or no route).
+On a default-drop edge everything that is not an exposure for this vantage point must
+be *filtered*, the management port included: a *closed* answer means a rule let the
+packet in. A partner additionally expects every exposure open, with a TLS handshake
+when the service speaks TLS and an HTTP answer when it is HTTP. A stranger expects
+every exposure filtered too. Only addresses named in the build tree are contacted.
 """
 
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
 from dataclasses import dataclass
@@ -27,6 +32,9 @@ class ProbeResult:
         return {"check": self.check, "target": self.target, "ok": self.ok, "detail": self.detail}
 
 
+PortState = Literal["open", "closed", "filtered", "unreachable"]
+
+
 def _connect(host: str, port: int, timeout: float) -> tuple[socket.socket | None, str]:
     try:
         return socket.create_connection((host, port), timeout=timeout), "connected"
@@ -34,6 +42,22 @@ def _connect(host: str, port: int, timeout: float) -> tuple[socket.socket | None
         return None, "timed out"
     except OSError as exc:
         return None, exc.strerror or type(exc).__name__
+
+
+def tcp_state(host: str, port: int, timeout: float) -> tuple[PortState, str]:
+    """open / closed (RST) / filtered (no answer) / unreachable (ICMP error)."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except TimeoutError:
+        return "filtered", f"no answer in {timeout:g} s"
+    except ConnectionRefusedError:
+        return "closed", "connection refused (RST): the packet reached a host"
+    except OSError as exc:
+        # EHOSTUNREACH / ENETUNREACH / EACCES: an ICMP error came back (a reject rule,
+        # or no route), which is not the silence of a drop.
+        return "unreachable", exc.strerror or errno.errorcode.get(exc.errno or 0, "error")
+    sock.close()
+    return "open", "connection accepted"
 
 
 def _tls(
@@ -92,12 +116,10 @@ def probe_exposure(
     port = int(exposure["public_port"])
     target = f"{host}:{port}"
     name = str(exposure["id"])
-    sock, why = _connect(host, port, timeout)
     if role == "stranger":
-        if sock is not None:
-            sock.close()
-            return [ProbeResult(f"{name} blocked", target, False, "connection accepted")]
-        return [ProbeResult(f"{name} blocked", target, True, why)]
+        state, why = tcp_state(host, port, timeout)
+        return [ProbeResult(f"{name} filtered", target, state == "filtered", f"{state}: {why}")]
+    sock, why = _connect(host, port, timeout)
     if sock is None:
         return [ProbeResult(f"{name} tcp", target, False, why)]
     results = [ProbeResult(f"{name} tcp", target, True, why)]
@@ -118,17 +140,21 @@ def probe_exposure(
     return results
 
 
-def probe_closed(host: str, ports: list[int], timeout: float) -> list[ProbeResult]:
+def probe_not_exposed(
+    host: str, ports: list[tuple[int, str]], timeout: float, default_drop: bool = True
+) -> list[ProbeResult]:
+    """Ports that are no exposure for this vantage point: filtered on a default-drop edge
+    (closed, i.e. an RST, fails there); elsewhere anything but open."""
     out = []
-    for port in ports:
-        sock, why = _connect(host, port, timeout)
-        if sock is not None:
-            sock.close()
-            out.append(
-                ProbeResult(f"port {port} closed", f"{host}:{port}", False, "connection accepted")
+    for port, why_probed in ports:
+        state, why = tcp_state(host, port, timeout)
+        ok = state == "filtered" if default_drop else state != "open"
+        want = "filtered" if default_drop else "not open"
+        out.append(
+            ProbeResult(
+                f"port {port} {want} ({why_probed})", f"{host}:{port}", ok, f"{state}: {why}"
             )
-        else:
-            out.append(ProbeResult(f"port {port} closed", f"{host}:{port}", True, why))
+        )
     return out
 
 

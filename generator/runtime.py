@@ -16,6 +16,15 @@ from typing import Any
 import click
 
 from generator.build import MANIFEST
+from generator.verify.state import (
+    EXIT_IN_SYNC,
+    HostState,
+    collect,
+    exit_code,
+    parse_recap,
+    render,
+    run_playbook,
+)
 
 
 def playbooks_dir() -> Path:
@@ -62,6 +71,9 @@ def _ansible_env(tmp: str) -> dict[str, str]:
     env.setdefault("ANSIBLE_HOME", os.path.join(tmp, "ansible-home"))
     env.setdefault("ANSIBLE_LOCAL_TEMP", os.path.join(tmp, "ansible-local"))
     env["ANSIBLE_RETRY_FILES_ENABLED"] = "0"
+    # testinfra's ansible backend and ansible's own tools call ansible-* by name: the
+    # ones installed beside this interpreter come first (no venv on PATH needed).
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("ANSIBLE_FORCE_COLOR", "1" if sys.stdout.isatty() else "0")
     env.setdefault("ANSIBLE_STDOUT_CALLBACK", "default")
     return env
@@ -201,10 +213,54 @@ def _apply(
     if verbose:
         cmd.append("-" + "v" * min(verbose, 4))
     with tempfile.TemporaryDirectory(prefix="posnet-apply-") as tmp:
-        rc = subprocess.call(cmd, env=_ansible_env(tmp))
-    if rc != 0:
+        rc, output = run_playbook(cmd, _ansible_env(tmp), echo=True)
+    _apply_summary(rc, parse_recap(output))
+
+
+def _apply_summary(rc: int, recap: dict[str, dict[str, int]]) -> None:
+    """Per-store outcome of a fleet run; exit 1 naming every store that failed."""
+    bad = {h: c for h, c in recap.items() if c.get("failed") or c.get("unreachable")}
+    changed = sorted(h for h, c in recap.items() if c.get("changed"))
+    click.echo(
+        f"posnet apply: {len(recap)} hosts, {len(changed)} changed, "
+        f"{sum(1 for c in bad.values() if c.get('failed'))} failed, "
+        f"{sum(1 for c in bad.values() if c.get('unreachable'))} unreachable",
+        err=True,
+    )
+    for host, counts in sorted(bad.items()):
+        what = "unreachable" if counts.get("unreachable") else "failed"
+        click.echo(f"posnet apply: {host}: {what}", err=True)
+    if rc != 0 or bad:
         click.echo(f"posnet: ansible-playbook failed (exit {rc})", err=True)
         sys.exit(1)
+
+
+def live_state(
+    tree: Path, inventories: tuple[str, ...], limit: str | None, forks: int | None
+) -> list[HostState]:
+    """Run the read-only state play (playbooks/state.yml) and collect one verdict per host."""
+    with tempfile.TemporaryDirectory(prefix="posnet-state-") as tmp:
+        reports = Path(tmp) / "reports"
+        reports.mkdir()
+        cmd = [_which("ansible-playbook"), "-i", str(tree / "inventory")]
+        for inv in inventories:
+            cmd += ["-i", str(Path(inv).resolve())]
+        extra = {"posnet_tree": str(tree), "posnet_report_dir": str(reports)}
+        cmd += [str(playbooks_dir() / "state.yml"), "-e", json.dumps(extra)]
+        if limit:
+            cmd += ["--limit", limit]
+        if forks:
+            cmd += ["--forks", str(forks)]
+        env = _ansible_env(tmp)
+        env["ANSIBLE_FORCE_COLOR"] = "0"
+        rc, output = run_playbook(cmd, env, echo=False)
+        recap = parse_recap(output)
+        if rc not in (0, 2, 4) and not recap:
+            click.echo(output[-3000:], err=True)
+            raise click.ClickException(
+                f"ansible-playbook could not run the state check (exit {rc})"
+            )
+        return collect(reports, recap)
 
 
 @click.command()
@@ -228,14 +284,29 @@ def verify(
     junit: str | None,
     json_out: str | None,
 ) -> None:
-    """Check the stores of BUILD with the packaged testinfra suite.
+    """Check the stores of BUILD: live state against the build, then the testinfra suite.
 
-    Rulesets loaded with default drop, management kept, every exposure forwarded,
-    files present with the right owner and mode, no secret marker left, DHCP serving.
+    Live state (the same comparison as `posnet drift`): the kernel's `table inet posnet`
+    (nft JSON) must equal the rendered ruleset loaded into a scratch network namespace
+    on the same host, rule by rule with handles and counters ignored (iptables: the
+    normalised iptables-save of the chains posnet writes); any extra, missing or changed
+    rule fails and is named by chain and comment. Installed files must hash to the
+    build's, the services posnet runs (dnsmasq, nginx, Apache) must run and have been
+    (re)started after their config was written, and ip_forward must be on (bridge
+    netfilter off where the module is loaded). The testinfra suite then checks default
+    drop, management, forwards, owners and modes, DHCP serving. Exit 1 on any failure.
     Run `posnet probe` from a partner's and a stranger's vantage point for the network
     view.
     """
     tree = _tree(build)
+    states = live_state(tree, inventories, limit, None)
+    for st in states:
+        mark = "ok  " if st.verdict == "in sync" else "FAIL"
+        click.echo(f"{mark} live state {st.host}: {st.verdict}")
+        for d in st.drift:
+            click.echo(f"     {d['what']}: {d['detail']}")
+        if st.error:
+            click.echo(f"     {st.error}")
     suite = Path(__file__).resolve().parent / "verify" / "suite" / "test_edge.py"
     with tempfile.TemporaryDirectory(prefix="posnet-verify-") as tmp:
         # testinfra takes one inventory: a folder holding the build's and the extra ones.
@@ -268,14 +339,74 @@ def verify(
         cmd += [f"--junitxml={junit or report}"]
         env = _ansible_env(tmp)
         rc = subprocess.call(cmd, env=env)
-        results = _junit_to_json(junit or report)
+        results = [
+            {
+                "check": f"live_state[{st.host}]",
+                "status": "passed" if st.verdict == "in sync" else "failed",
+                "verdict": st.verdict,
+                "drift": st.drift,
+            }
+            for st in states
+        ]
+        results += _junit_to_json(junit or report)
         if json_out:
             Path(json_out).write_text(json.dumps(results, indent=2) + "\n")
-    if rc != 0:
+    if rc != 0 or any(st.verdict != "in sync" for st in states):
         sys.exit(1)
     if not any(r["status"] == "passed" for r in results):
         click.echo(f"posnet: no host matched {pattern}; nothing was verified", err=True)
         sys.exit(1)
+
+
+@click.command()
+@click.argument("build", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@INVENTORY
+@LIMIT
+@click.option(
+    "--forks", type=click.IntRange(1, 500), default=None, help="Parallel ssh connections."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write the report here."
+)
+def drift(
+    build: Path,
+    inventories: tuple[str, ...],
+    limit: str | None,
+    forks: int | None,
+    fmt: str,
+    output: str | None,
+) -> None:
+    """Compare every store of BUILD with what runs on it, in parallel (Ansible forks).
+
+    The same live-vs-intended comparison as `posnet verify` (ruleset, files, services,
+    kernel settings), read-only. One verdict per host: in sync, drifted (with what),
+    unreachable, or error (the check could not run).
+
+    \b
+    Exit codes:
+      0  every host checked and in sync
+      5  drift found on at least one host (3 stays "internal error", as for every command)
+      4  no drift found, but at least one host could not be checked
+      1  invalid build tree or Ansible could not run
+    """
+    tree = _tree(build)
+    states = live_state(tree, inventories, limit, forks)
+    text = render(states, fmt)
+    if output:
+        Path(output).write_text(text + "\n")
+    else:
+        click.echo(text)
+    code = exit_code(states)
+    if code != EXIT_IN_SYNC and not states:
+        click.echo(f"posnet drift: no host matched {limit or 'the build'}", err=True)
+    sys.exit(code)
 
 
 def _junit_to_json(path: str) -> list[dict[str, Any]]:
@@ -298,16 +429,68 @@ def _junit_to_json(path: str) -> list[dict[str, Any]]:
     return out
 
 
+def _edge_of(tree: Path, site: str) -> dict[str, Any]:
+    """The store's edge host variables (address, management port) from the build."""
+    from ruamel.yaml import YAML
+
+    loader = YAML(typ="safe", pure=True)
+    for path in sorted((tree / "inventory" / "host_vars").glob("*.yml")):
+        data = loader.load(path.read_text()) or {}
+        if data.get("posnet_site") == site and "posnet_firewall" in data:
+            return dict(data)
+    return {}
+
+
+def _probe_site(
+    tree: Path,
+    site: str,
+    role: str,
+    host: str | None,
+    timeout: float,
+    verify_tls: bool,
+    ca: str | None,
+) -> list[Any]:
+    from generator.probe import probe_exposure, probe_not_exposed
+
+    exp = json.loads((tree / "sites" / site / "expectations.json").read_text())
+    edge = _edge_of(tree, site)
+    fw = exp.get("firewall") or {}
+    target_host = (
+        host or next((e["public_host"] for e in exp["exposures"]), None) or edge.get("ansible_host")
+    )
+    results: list[Any] = []
+    if not target_host:
+        return results
+    ports: list[tuple[int, str]] = [(int(p), "blocked") for p in exp["blocked_ports"]]
+    mgmt = fw.get("management_port") or edge.get("posnet_management_port")
+    if mgmt is not None:
+        ports.append((int(mgmt), "management"))
+    if role == "partner":
+        exposed = {int(e["public_port"]) for e in exp["exposures"]}
+        ports = [p for p in ports if p[0] not in exposed]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        futures = [
+            pool.submit(probe_exposure, e, role, host, timeout, verify_tls, ca)  # type: ignore[arg-type]
+            for e in exp["exposures"]
+        ]
+        drop = fw.get("policy", "drop") == "drop"
+        futures += [pool.submit(probe_not_exposed, target_host, [p], timeout, drop) for p in ports]
+        for f in futures:
+            results.extend(f.result())
+    return results
+
+
 @click.command()
 @click.argument("build", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--site", "site", required=True, metavar="ID", help="The store to probe.")
+@click.option("--site", "site", default=None, metavar="ID", help="The store to probe.")
+@click.option("--all", "all_sites", is_flag=True, help="Probe every store of BUILD.")
 @click.option(
     "--as",
     "role",
     type=click.Choice(["partner", "stranger"]),
     default="partner",
     show_default=True,
-    help="partner: exposures must answer; stranger: all must fail.",
+    help="partner: exposures open, the rest filtered; stranger: every port filtered.",
 )
 @click.option("--host", "host", default=None, help="Probe this address instead of the public one.")
 @click.option("--timeout", type=click.FloatRange(0.1, 60), default=3.0, show_default=True)
@@ -318,7 +501,8 @@ def _junit_to_json(path: str) -> list[dict[str, Any]]:
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def probe(
     build: Path,
-    site: str,
+    site: str | None,
+    all_sites: bool,
     role: str,
     host: str | None,
     timeout: float,
@@ -326,45 +510,62 @@ def probe(
     ca: str | None,
     as_json: bool,
 ) -> None:
-    """Probe one store's exposures from where this command runs.
+    """Probe stores from where this command runs: open, closed or filtered.
 
-    Run it from a real vantage point (a partner's network, or an outside host that is
-    not allow-listed), never against addresses you do not own. Exit 1 on any mismatch.
+    A port is open (SYN answered), closed (RST: the packet got through to a host) or
+    filtered (no answer). On a default-drop edge, a stranger must see every port
+    filtered: each exposure, each port that must stay closed, and the management port;
+    a closed answer fails. A partner must see its exposures open (TLS and HTTP checked)
+    and the rest filtered. Stores without exposures are probed at their edge's address.
+    Run it from a real vantage point, never against addresses you do not own.
+    Exit 1 on any mismatch.
     """
-    from generator.probe import ProbeResult, probe_closed, probe_exposure
-
     tree = _tree(build)
-    exp_file = tree / "sites" / site / "expectations.json"
-    if not exp_file.exists():
-        raise click.UsageError(f"--site: no store {site} in {build}")
-    exp = json.loads(exp_file.read_text())
-    target_host = host or next((e["public_host"] for e in exp["exposures"]), None)
-    results: list[ProbeResult] = []
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        futures = [
-            pool.submit(probe_exposure, e, role, host, timeout, verify_tls, ca)  # type: ignore[arg-type]
-            for e in exp["exposures"]
-        ]
-        if target_host:
-            futures.append(pool.submit(probe_closed, target_host, exp["blocked_ports"], timeout))
-        for f in futures:
-            results.extend(f.result())
-    if as_json:
-        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
+    if all_sites == bool(site):
+        raise click.UsageError("give --site ID or --all")
+    if all_sites and host:
+        raise click.UsageError("--host goes with --site (one store), not --all")
+    if all_sites:
+        manifest = json.loads((tree / MANIFEST).read_text())
+        sites = sorted(manifest.get("sites", {}))
     else:
-        for r in results:
-            mark = "ok  " if r.ok else "FAIL"
-            click.echo(f"{mark} {r.check:<40} {r.target:<24} {r.detail}")
-    failed = [r for r in results if not r.ok]
-    click.echo(
-        f"posnet probe {site} as {role}: {len(results) - len(failed)} ok, {len(failed)} failed",
-        err=True,
-    )
-    if not results:
-        click.echo("posnet: nothing to probe for this store", err=True)
-    if failed:
+        assert site is not None
+        if not (tree / "sites" / site / "expectations.json").exists():
+            raise click.UsageError(f"--site: no store {site} in {build}")
+        sites = [site]
+    per_site = {s: _probe_site(tree, s, role, host, timeout, verify_tls, ca) for s in sites}
+    if as_json:
+        if all_sites:
+            out: Any = {s: [r.as_dict() for r in rs] for s, rs in per_site.items()}
+        else:
+            out = [r.as_dict() for r in per_site[sites[0]]]
+        click.echo(json.dumps(out, indent=2))
+    else:
+        for s, rs in per_site.items():
+            for r in rs:
+                mark = "ok  " if r.ok else "FAIL"
+                prefix = f"{s:<14} " if all_sites else ""
+                click.echo(f"{mark} {prefix}{r.check:<40} {r.target:<24} {r.detail}")
+    failed_sites = []
+    for s, rs in per_site.items():
+        failed = [r for r in rs if not r.ok]
+        click.echo(
+            f"posnet probe {s} as {role}: {len(rs) - len(failed)} ok, {len(failed)} failed",
+            err=True,
+        )
+        if not rs:
+            click.echo(f"posnet: {s}: no address to probe (no exposure, no edge address)", err=True)
+        if failed or not rs:
+            failed_sites.append(s)
+    if all_sites:
+        click.echo(
+            f"posnet probe --all as {role}: {len(sites) - len(failed_sites)} stores as expected, "
+            f"{len(failed_sites)} not" + (f": {', '.join(failed_sites)}" if failed_sites else ""),
+            err=True,
+        )
+    if failed_sites:
         sys.exit(1)
 
 
 def commands() -> list[click.Command]:
-    return [apply, verify, probe]
+    return [apply, verify, probe, drift]

@@ -140,6 +140,7 @@ class FirewallActivation:
     expect: str
     live_all: str
     drop_policies: tuple[str, ...]
+    unit: str  # the distribution's boot service that loads the saved rules (systemd)
 
     def playbook(self) -> dict[str, object]:
         return {
@@ -149,6 +150,7 @@ class FirewallActivation:
             "restore": [list(r) for r in self.restore],
             "restore_sh": self.restore_sh,
             "expect": self.expect,
+            "unit": self.unit,
         }
 
 

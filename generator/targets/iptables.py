@@ -285,6 +285,7 @@ TARGET = Declared(
             expect="-P FORWARD DROP",
             live_all="iptables-save",
             drop_policies=(":INPUT DROP", ":FORWARD DROP"),
+            unit="netfilter-persistent",
         ),
         supports=SUPPORTS,
     ),

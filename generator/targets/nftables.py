@@ -229,6 +229,7 @@ TARGET = Declared(
                 r"chain input \{[^}]*?policy drop",
                 r"chain forward \{[^}]*?policy drop",
             ),
+            unit="nftables",
         ),
         supports=SUPPORTS,
     ),

@@ -135,7 +135,9 @@ def test_probe_as_partner_and_stranger(lab: Lab, tree: Path) -> None:
         and "TLSv1" in checks["deliverect-pos1-api tls"]["detail"]
     )
     assert checks["deliverect-pos1-api http"]["detail"].startswith("HTTP/1")
-    assert checks["port 8443 closed"]["ok"]
+    # Not an exposure for the partner either: dropped (filtered), not refused (closed).
+    assert checks["port 8443 filtered (blocked)"]["ok"]
+    assert checks["port 22 filtered (management)"]["detail"].startswith("filtered")
     blocked = probe(lab, tree, "stranger")
     assert blocked.returncode == 0, blocked.stdout + blocked.stderr
     assert all(r["ok"] for r in json.loads(blocked.stdout))
@@ -285,6 +287,11 @@ def test_ddns_secret_resolved_at_apply_and_never_logged(
     assert 'pa\\"ss\\\\w0rd$(id);`x`' in content
     check = lab.edge_exec(["inadyn", "-n", "--check-config", "-f", "/etc/inadyn.conf"], timeout=10)
     assert check.returncode == 0, check.stdout + check.stderr
+    # No systemd in the lab: apply started inadyn itself and says what to run at boot.
+    boot = "has no systemd; make its init run `inadyn -f /etc/inadyn.conf -P /run/inadyn.pid`"
+    assert boot in " ".join(res.stdout.split()), res.stdout[-3000:]
+    pid = edge_file(lab, "/run/inadyn.pid").strip()
+    assert "inadyn" in edge_file(lab, f"/proc/{pid}/cmdline")
     for p in tree.rglob("*"):
         if p.is_file():
             assert "w0rd" not in p.read_text()

@@ -308,6 +308,28 @@ def test_second_apply_changes_nothing(
     assert recap(res.stdout, PROXY)["changed"] == 0, res.stdout[-4000:]
 
 
+def test_hand_edited_proxy_config_is_caught_and_undone(
+    lab: Lab, tree: Path, overlay: Path, store_secrets: Secrets
+) -> None:
+    """Someone drops basic auth on the proxy by hand and reloads nginx: verify and drift
+    name the file, apply puts the build's file back and reloads, the next apply is quiet."""
+    edit = f"sed -i 's/auth_basic_user_file/# auth_basic_user_file/' {CONF_DEST} && nginx -s reload"
+    assert lab.host_exec("proxy", edit, timeout=10).returncode == 0
+    named = f"file: {CONF_DEST}: content differs from the build"
+    v = posnet(lab, "verify", str(tree), "-i", str(overlay), "--limit", "site_lab_proxy")
+    assert v.returncode == 1 and named in v.stdout, v.stdout[-3000:]
+    d = posnet(lab, "drift", str(tree), "-i", str(overlay), "--limit", "site_lab_proxy")
+    assert d.returncode == 5 and f"{CONF_DEST}: content differs" in d.stdout, d.stdout
+    fixed = apply(lab, tree, overlay, store_secrets)
+    assert fixed.returncode == 0 and recap(fixed.stdout, PROXY)["changed"] > 0, fixed.stdout[-3000:]
+    assert on_proxy(lab, f"cat {CONF_DEST}") == (tree / "sites" / SITE / CONF_REL).read_text()
+    assert partner_get(lab, "/pos1/")[0] == 401
+    again = apply(lab, tree, overlay, store_secrets)
+    assert recap(again.stdout, PROXY)["changed"] == 0 and recap(again.stdout, EDGE)["changed"] == 0
+    ok = posnet(lab, "drift", str(tree), "-i", str(overlay), "--limit", "site_lab_proxy")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
 def test_broken_proxy_config_rejected_previous_keeps_serving(
     lab: Lab, tree: Path, overlay: Path, store_secrets: Secrets, tmp_path: Path
 ) -> None:

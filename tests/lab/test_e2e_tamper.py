@@ -1,0 +1,298 @@
+"""A broken store cannot pass: each tampering of an applied edge is caught by `posnet
+verify` and `posnet drift` (named), by the stranger's probe where it opens a port, and
+undone by `posnet apply` (changed, then changed=0 on the next run). One lab for the
+module; each tampering starts from the state the previous apply restored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .e2e_support import posnet, recap, render_demo, running_lab, write_overlay
+from .netns import EDGE_WAN_IP, Lab
+
+pytestmark = pytest.mark.lab
+SITE = "gent-01"
+HOST = "gent-01-edge"
+BARE = "ostend-05"  # a store without exposures
+BARE_HOST = "ostend-05-edge"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with running_lab() as the_lab:
+        yield the_lab
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render_demo(tmp_path_factory.mktemp("tamper") / "build")
+
+
+@pytest.fixture(scope="module")
+def overlay(lab: Lab, tree: Path) -> Path:
+    return write_overlay(
+        lab, [HOST, BARE_HOST], {"posnet_watchdog_seconds": 30, "posnet_confirm_timeout": 10}
+    )
+
+
+def apply(lab: Lab, tree: Path, overlay: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return posnet(lab, "apply", str(tree), "-i", str(overlay), "--limit", HOST, *extra)
+
+
+def verify(lab: Lab, tree: Path, overlay: Path) -> subprocess.CompletedProcess[str]:
+    return posnet(lab, "verify", str(tree), "-i", str(overlay), "--limit", HOST)
+
+
+def drift(lab: Lab, tree: Path, overlay: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return posnet(lab, "drift", str(tree), "-i", str(overlay), "--limit", HOST, *extra)
+
+
+def stranger_probe(
+    lab: Lab, tree: Path, site: str = SITE, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "generator", "probe", str(tree), "--site", site]
+    return lab.run(
+        "stranger", *argv, "--as", "stranger", "--timeout", "1.5", "--json", *extra, timeout=60
+    )
+
+
+def test_applied_store_is_in_sync(lab: Lab, tree: Path, overlay: Path) -> None:
+    res = apply(lab, tree, overlay)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert recap(res.stdout, HOST)["changed"] > 0
+    # The lab has no systemd: apply says what the host's init must start at boot.
+    boot = "has no systemd; make its init run `{}` at boot"
+    cmd = "dnsmasq -C /etc/posnet/dnsmasq.conf --pid-file=/run/posnet-dnsmasq.pid"
+    assert boot.format(cmd) in " ".join(res.stdout.split()), res.stdout[-3000:]
+    ok = verify(lab, tree, overlay)
+    assert ok.returncode == 0, ok.stdout[-4000:] + ok.stderr[-2000:]
+    assert f"ok   live state {HOST}: in sync" in ok.stdout
+    d = drift(lab, tree, overlay, "--format", "json")
+    assert d.returncode == 0, d.stdout + d.stderr
+    report = json.loads(d.stdout)
+    assert report["summary"]["in sync"] == 1 and report["hosts"][0]["drift"] == []
+
+
+def test_stranger_sees_every_port_filtered(lab: Lab, tree: Path) -> None:
+    res = stranger_probe(lab, tree)
+    assert res.returncode == 0, res.stdout + res.stderr
+    results = json.loads(res.stdout)
+    assert all(r["ok"] and r["detail"].startswith("filtered") for r in results), results
+    checks = {r["check"] for r in results}
+    assert "port 22 filtered (management)" in checks
+    assert "deliverect-pos1-api filtered" in checks
+
+
+# A tampering: shell command on the edge, what verify/drift must name, whether it opens a
+# port to the stranger, and the apply task that must report "changed" when undoing it.
+Tamper = tuple[str, list[str], bool, str]
+ACTIVATE = "Arm the watchdog and activate the ruleset"
+
+ACCEPT_ALL: Tamper = (
+    "nft insert rule inet posnet input accept && nft insert rule inet posnet forward accept",
+    [
+        "chain input: extra rule #1 rule without comment: accept",
+        "chain forward: extra rule #1 rule without comment: accept",
+    ],
+    True,
+    ACTIVATE,
+)
+EXTRA_DNAT: Tamper = (
+    'nft add rule inet posnet prerouting iifname "wan0" tcp dport 2323 '
+    "dnat ip to 198.51.100.140:8080",
+    [
+        "chain prerouting: extra rule #2 rule without comment: iifname wan0 tcp dport 2323 "
+        "dnat to 198.51.100.140:8080"
+    ],
+    False,
+    ACTIVATE,
+)
+DELETED_RULE: Tamper = (
+    "nft delete rule inet posnet forward handle $(nft -a list chain inet posnet forward"
+    " | sed -n 's/.*exposure deliverect-pos1-api.*# handle //p')",
+    ['chain forward: missing rule "exposure deliverect-pos1-api partner deliverect"'],
+    False,
+    ACTIVATE,
+)
+# Flushing the rules of a policy-drop table also drops the management connection (no
+# remote tool could repair that); a table removed altogether leaves all open.
+FLUSHED_TABLE: Tamper = (
+    "nft delete table inet posnet",
+    ["table inet posnet is not loaded"],
+    True,
+    ACTIVATE,
+)
+STOPPED_DNSMASQ: Tamper = (
+    'kill "$(cat /run/posnet-dnsmasq.pid)"',
+    ["dnsmasq: not running (/run/posnet-dnsmasq.pid)"],
+    False,
+    "Restart the posnet dnsmasq",
+)
+IP_FORWARD_OFF: Tamper = (
+    "echo 0 > /proc/sys/net/ipv4/ip_forward",
+    ["net.ipv4.ip_forward = 0, expected 1"],
+    False,
+    "Set the kernel settings now",
+)
+
+# Tamperings that do not hide one another are applied together: one verify, drift, probe
+# and apply per batch keeps the module fast. Each must still be named on its own, and
+# the apply must report the task that undoes each one as changed. A removed table hides
+# every rule change, so it gets a batch of its own.
+BATCHES = {
+    "accept-all on top of input and forward, extra dnat, deleted rule, stopped dnsmasq, "
+    "ip_forward off": [ACCEPT_ALL, EXTRA_DNAT, DELETED_RULE, STOPPED_DNSMASQ, IP_FORWARD_OFF],
+    "flushed table": [FLUSHED_TABLE],
+}
+
+
+def changed_tasks(out: str, host: str) -> set[str]:
+    """Names of the tasks that reported `changed` for host in ansible-playbook's output."""
+    names: set[str] = set()
+    task = ""
+    for line in out.splitlines():
+        m = re.match(r"^TASK \[(.*)\] \**$", line)
+        if m:
+            task = m.group(1)
+        elif re.match(rf"^changed: \[{re.escape(host)}\]", line):
+            names.add(task)
+    return names
+
+
+@pytest.mark.parametrize("batch", list(BATCHES))
+def test_tampering_is_caught_and_undone(lab: Lab, tree: Path, overlay: Path, batch: str) -> None:
+    tampers = BATCHES[batch]
+    for command, _, _, _ in tampers:
+        done = lab.edge_exec(command, timeout=10)
+        assert done.returncode == 0, done.stderr
+    v = verify(lab, tree, overlay)
+    assert v.returncode == 1, v.stdout[-3000:]
+    d = drift(lab, tree, overlay)
+    assert d.returncode == 5, d.stdout + d.stderr
+    for _, named, _, _ in tampers:
+        for text in named:
+            assert text in v.stdout, v.stdout[-3000:]
+            assert text in d.stdout, d.stdout
+    if any(opens for _, _, opens, _ in tampers):
+        p = stranger_probe(lab, tree)
+        assert p.returncode == 1, p.stdout
+        assert any(not r["ok"] for r in json.loads(p.stdout))
+    fixed = apply(lab, tree, overlay)
+    assert fixed.returncode == 0, fixed.stdout[-4000:] + fixed.stderr[-2000:]
+    assert recap(fixed.stdout, HOST)["changed"] > 0
+    undone = changed_tasks(fixed.stdout, HOST)
+    for _, _, _, task in tampers:
+        assert task in undone, (task, undone)
+
+
+def test_second_apply_changes_nothing_and_drift_is_back_in_sync(
+    lab: Lab, tree: Path, overlay: Path
+) -> None:
+    again = apply(lab, tree, overlay)
+    assert again.returncode == 0 and recap(again.stdout, HOST)["changed"] == 0, again.stdout[-3000:]
+    d2 = drift(lab, tree, overlay, "--format", "markdown")
+    assert d2.returncode == 0 and f"| {SITE} | {HOST} | in sync |" in d2.stdout, d2.stdout
+
+
+def test_verify_passes_again_and_partner_reaches_pos(lab: Lab, tree: Path, overlay: Path) -> None:
+    ok = verify(lab, tree, overlay)
+    assert ok.returncode == 0, ok.stdout[-4000:]
+    assert lab.curl("partner", f"https://{EDGE_WAN_IP}:18443/", 3).http_code == 200
+
+
+def two_edges(overlay: Path, name: str, broken: dict[str, str]) -> Path:
+    """The lab's two-edge fleet: HOST, and BARE_HOST pinned to the lab edge and broken as
+    given. Its variables go in a host_vars file beside the inventory: the build's own
+    host_vars (its real, documentation-range address) outrank an inventory file's host
+    variables, and no packet may head there from the root namespace."""
+    folder = overlay.parent / name
+    (folder / "host_vars").mkdir(parents=True, exist_ok=True)
+    data = json.loads(overlay.read_text())
+    data["posnet_edges"]["hosts"] = {HOST: None, BARE_HOST: None}
+    inv = folder / "inventory.yml"
+    inv.write_text(json.dumps(data))
+    pinned = {"ansible_host": EDGE_WAN_IP, **broken}
+    (folder / "host_vars" / f"{BARE_HOST}.yml").write_text(json.dumps(pinned))
+    return inv
+
+
+def dnsmasq_runs(lab: Lab) -> bool:
+    cmd = 'kill -0 "$(cat /run/posnet-dnsmasq.pid)"'
+    return lab.edge_exec(cmd, timeout=10).returncode == 0
+
+
+# A store with a firewall kind the playbook does not know fails at its first firewall
+# task (before touching the ruleset of the edge it shares with HOST); one that refuses
+# the login is unreachable (so is one without a working Python). Ansible's
+# max_fail_percentage counts failed stores only.
+FAILED = {"posnet_firewall": "none-such"}
+UNREACHABLE = {"ansible_user": "posnet-nobody"}
+
+
+def test_max_fail_percentage_zero_stops_the_roll_out(lab: Lab, tree: Path, overlay: Path) -> None:
+    """The healthy store's dnsmasq (stopped by hand, restarted by the DHCP play) stays
+    stopped: the run ended at the task that failed on the broken store."""
+    inv = two_edges(overlay, "failing", FAILED)
+    assert lab.edge_exec(STOPPED_DNSMASQ[0], timeout=10).returncode == 0
+    # One fork: both stores are the same lab edge, whose ssh control socket two parallel
+    # first logins would race for (the loser would be unreachable, not failed).
+    args = ["apply", str(tree), "-i", str(inv), "--limit", f"{BARE_HOST}:{HOST}", "--forks", "1"]
+    res = posnet(lab, *args, "--max-fail-percentage", "0")
+    assert res.returncode == 1, res.stdout[-3000:]
+    assert f"posnet apply: {BARE_HOST}: failed" in res.stderr
+    assert "NO MORE HOSTS LEFT" in res.stdout
+    assert not dnsmasq_runs(lab)
+    res = posnet(lab, *args)
+    assert res.returncode == 1, res.stdout[-3000:]
+    assert f"posnet apply: {BARE_HOST}: failed" in res.stderr
+    assert recap(res.stdout, HOST)["failed"] == 0
+    assert "Restart the posnet dnsmasq" in changed_tasks(res.stdout, HOST)
+    assert dnsmasq_runs(lab)
+
+
+def test_fleet_run_isolates_an_unreachable_store(lab: Lab, tree: Path, overlay: Path) -> None:
+    """Two stores, one broken (its edge refuses our login): the other is applied through
+    every play, the run exits 1 naming the broken one; drift calls it unreachable (exit 4
+    with no drift)."""
+    inv = two_edges(overlay, "broken", UNREACHABLE)
+    assert lab.edge_exec(IP_FORWARD_OFF[0], timeout=10).returncode == 0
+    args = ["apply", str(tree), "-i", str(inv), "--limit", f"{BARE_HOST}:{HOST}"]
+    res = posnet(lab, *args, "--forks", "2")
+    assert res.returncode == 1, res.stdout[-3000:]
+    assert f"posnet apply: {BARE_HOST}: unreachable" in res.stderr
+    assert recap(res.stdout, HOST)["failed"] == 0 and recap(res.stdout, HOST)["ok"] > 3
+    assert "Set the kernel settings now" in changed_tasks(res.stdout, HOST)
+    d = posnet(lab, "drift", str(tree), "-i", str(inv), "--limit", f"{BARE_HOST}:{HOST}")
+    assert d.returncode == 4, d.stdout + d.stderr
+    assert f"unreachable  {BARE_HOST}" in d.stdout and f"in sync      {HOST}" in d.stdout
+
+
+def test_store_without_exposures_is_probed_filtered(lab: Lab, tree: Path, overlay: Path) -> None:
+    pin = json.dumps({"ansible_host": EDGE_WAN_IP})
+    res = posnet(
+        lab,
+        "apply",
+        str(tree),
+        "-i",
+        str(overlay),
+        "--limit",
+        BARE_HOST,
+        "--tags",
+        "firewall",
+        "-e",
+        pin,
+    )
+    assert res.returncode == 0, res.stdout[-3000:]
+    p = stranger_probe(lab, tree, BARE, "--host", EDGE_WAN_IP)
+    assert p.returncode == 0, p.stdout + p.stderr
+    results = json.loads(p.stdout)
+    assert results and all(r["detail"].startswith("filtered") for r in results)
+    assert "port 22 filtered (management)" in {r["check"] for r in results}

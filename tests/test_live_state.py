@@ -1,0 +1,276 @@
+"""The live-vs-intended comparison (playbooks/library/posnet_state.py), the fleet
+verdicts of `posnet drift` and the port states of `posnet probe`, without the lab.
+
+Rulesets are loaded for real, each in its own scratch network namespace, so a
+"tampered live" ruleset and the intended one are both what the kernel lists.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from generator import build
+from generator.analyze import analyze
+from generator.probe import probe_not_exposed, tcp_state
+from generator.runtime import drift, probe
+from generator.verify.state import (
+    EXIT_DRIFT,
+    EXIT_IN_SYNC,
+    EXIT_UNCHECKED,
+    collect,
+    exit_code,
+    parse_recap,
+    render,
+)
+from tests.conftest import DEMO, ROOT, require_tool
+
+MODULE = ROOT / "playbooks" / "library" / "posnet_state.py"
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="scratch namespaces need root")
+
+
+def _module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("posnet_state", MODULE)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+ps = _module()
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    a = analyze(DEMO)
+    out = tmp_path_factory.mktemp("state") / "build"
+    build.render_tree(out, a.fleet.name, a.plans, a.digests)
+    return out
+
+
+def _nft(tree: Path, tamper: str = "") -> dict[str, Any]:
+    require_tool("nft")
+    text = (tree / "sites/gent-01/firewall/nftables.nft").read_text()
+    extra = f" && {tamper}" if tamper else ""
+    res = ps._scratch(f'nft -f "$1"{extra} && nft -j list table inet posnet', text)
+    assert res.returncode == 0, res.stderr
+    return dict(ps.normalise_nft(json.loads(res.stdout)))
+
+
+@needs_root
+def test_same_ruleset_in_sync_counters_and_handles_ignored(tree: Path) -> None:
+    want = _nft(tree)
+    # Traffic counters differ between live and scratch: a counter with values set.
+    live = _nft(tree, "nft add rule inet posnet output counter packets 5 bytes 9 accept")
+    assert ps.compare_nft(_nft(tree), want) == []
+    assert [f["detail"] for f in ps.compare_nft(live, want)] == [
+        "chain output: extra rule #1 rule without comment: accept"
+    ]
+
+
+@needs_root
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        (
+            "nft insert rule inet posnet input accept",
+            "chain input: extra rule #1 rule without comment: accept",
+        ),
+        (
+            "nft add rule inet posnet prerouting tcp dport 2222 dnat ip to 198.51.100.140:22",
+            "chain prerouting: extra rule #2 rule without comment: tcp dport 2222 "
+            "dnat to 198.51.100.140:22",
+        ),
+        (
+            "nft flush chain inet posnet postrouting",
+            'chain postrouting: missing rule "lan to internet"',
+        ),
+        (
+            "nft chain inet posnet forward '{ policy accept; }'",
+            "chain forward: policy accept, expected drop",
+        ),
+        (
+            "nft add element inet posnet src_deliverect-pos1-api '{ 192.0.2.99 }'",
+            "set src_deliverect-pos1-api: changed",
+        ),
+    ],
+)
+def test_each_nft_tampering_is_named(tree: Path, tamper: str, expected: str) -> None:
+    found = [f["detail"] for f in ps.compare_nft(_nft(tree, tamper), _nft(tree))]
+    assert expected in found, found
+
+
+def test_missing_table_is_named() -> None:
+    want = {"sets": {}, "chains": {}, "rules": {}}
+    assert ps.compare_nft(None, want) == [
+        {"what": "firewall", "detail": "table inet posnet is not loaded"}
+    ]
+
+
+@needs_root
+def test_iptables_extra_and_missing_rules_named(tree: Path) -> None:
+    require_tool("iptables-restore")
+    text = (tree / "sites/antwerp-02/firewall/rules.v4").read_text()
+    want = ps.parse_iptables_save(
+        ps._scratch('iptables-restore "$1" && iptables-save', text).stdout
+    )
+    tampered = ps._scratch(
+        'iptables-restore "$1" && iptables -I FORWARD -j ACCEPT && iptables -D INPUT -i lo '
+        "-m comment --comment loopback -j ACCEPT && iptables -P INPUT ACCEPT && iptables-save",
+        text,
+    )
+    assert tampered.returncode == 0, tampered.stderr
+    found = [
+        f["detail"]
+        for f in ps.compare_iptables(ps.parse_iptables_save(tampered.stdout), want, "ipv4")
+    ]
+    assert (
+        "chain ipv4 filter FORWARD: extra rule #1 rule without comment: -A FORWARD -j ACCEPT"
+        in found
+    )
+    assert 'chain ipv4 filter INPUT: missing rule "loopback"' in found
+    assert "chain ipv4 filter INPUT: policy ACCEPT, expected DROP" in found
+    assert ps.compare_iptables(want, want, "ipv4") == []
+
+
+def test_files_hash_mode_and_secret_markers(tmp_path: Path) -> None:
+    good = tmp_path / "good.conf"
+    good.write_text("port=0\n")
+    good.chmod(0o644)
+    edited = tmp_path / "edited.conf"
+    edited.write_text("port=53\n")
+    edited.chmod(0o644)
+    secret = tmp_path / "secret.conf"
+    secret.write_text("password=@@POSNET_SECRET_1@@\n")
+    secret.chmod(0o644)
+    import hashlib
+
+    digest = hashlib.sha256(b"port=0\n").hexdigest()
+    files = [
+        {"dest": str(good), "mode": "0644", "sha256": digest},
+        {"dest": str(edited), "mode": "0644", "sha256": digest},
+        {"dest": str(secret), "mode": "0600", "sha256": "x", "secret": True},
+        {"dest": str(tmp_path / "gone"), "mode": "0644", "sha256": digest},
+    ]
+    found = [f["detail"] for f in ps.file_findings(files)]
+    owned = [] if os.geteuid() == 0 else ["not owned by root"]
+    assert f"{edited}: content differs from the build" in found
+    assert f"{secret}: secret marker left unfilled" in found
+    assert f"{secret}: mode 644, expected 0600" in found
+    assert f"{tmp_path / 'gone'}: missing" in found
+    assert not [f for f in found if f.startswith(f"{good}:")] or owned
+
+
+def test_services_not_running_and_stale(tmp_path: Path) -> None:
+    conf = tmp_path / "dnsmasq.conf"
+    conf.write_text("port=0\n")
+    files = [{"dest": str(conf), "component": "dhcp"}]
+    found = ps.service_findings(files)
+    assert found and "dnsmasq: not running" in found[0]["detail"]
+    # A pid file pointing at this (non-dnsmasq) process is not dnsmasq.
+    ps.SERVICES["dhcp"] = ("python", str(tmp_path / "pid"))
+    try:
+        (tmp_path / "pid").write_text(str(os.getpid()))
+        os.utime(conf, (1, 1))  # written long before the process started
+        assert ps.service_findings(files) == []
+        os.utime(conf, (2**31, 2**31))  # written after the process started
+        assert "runs a configuration older than" in ps.service_findings(files)[0]["detail"]
+    finally:
+        ps.SERVICES["dhcp"] = ("dnsmasq", "/run/posnet-dnsmasq.pid")
+
+
+def test_inadyn_checked_by_its_config_name(tmp_path: Path) -> None:
+    """The DDNS component has no server key: the client is found from its config file;
+    a stopped inadyn is named, ddclient (not started by posnet) is not checked."""
+    found = ps.service_findings([{"dest": str(tmp_path / "inadyn.conf"), "component": "ddns"}])
+    assert [f["detail"] for f in found] == ["inadyn: not running (/run/inadyn.pid)"]
+    assert (
+        ps.service_findings([{"dest": str(tmp_path / "ddclient.conf"), "component": "ddns"}]) == []
+    )
+
+
+def test_sysctl_required_and_optional() -> None:
+    found = ps.sysctl_findings(
+        {"net.ipv4.ip_forward": "7", "net.posnet.absent": "?0", "net.posnet.needed": "1"}
+    )
+    details = [f["detail"] for f in found]
+    assert any(d.startswith("net.ipv4.ip_forward = ") and d.endswith("expected 7") for d in details)
+    assert "net.posnet.needed: not available" in details
+    assert not any("absent" in d for d in details)
+
+
+# ---------------------------------------------------------------------------- verdicts
+
+
+def _report(d: Path, host: str, drift: list[dict[str, str]], error: str = "") -> None:
+    data = {"host": host, "site": host.removesuffix("-edge"), "drift": drift, "error": error}
+    (d / f"{host}.json").write_text(json.dumps(data))
+
+
+RECAP = """
+PLAY RECAP *********************************************************************
+a-edge                     : ok=2    changed=0    unreachable=0    failed=0    skipped=0
+b-edge                     : ok=2    changed=0    unreachable=0    failed=0    skipped=0
+c-edge                     : ok=0    changed=0    unreachable=1    failed=0    skipped=0
+"""
+
+
+def test_verdicts_and_exit_codes(tmp_path: Path) -> None:
+    _report(tmp_path, "a-edge", [])
+    _report(tmp_path, "b-edge", [{"what": "firewall", "detail": "chain input: extra rule #1 x"}])
+    recap = parse_recap("\x1b[0;32m" + RECAP)
+    states = collect(tmp_path, recap)
+    assert [(s.host, s.verdict) for s in states] == [
+        ("a-edge", "in sync"),
+        ("b-edge", "drifted"),
+        ("c-edge", "unreachable"),
+    ]
+    assert exit_code(states) == EXIT_DRIFT == 5
+    assert exit_code([states[0], states[2]]) == EXIT_UNCHECKED == 4
+    assert exit_code([states[0]]) == EXIT_IN_SYNC == 0
+    assert exit_code([]) == EXIT_UNCHECKED
+    md = render(states, "markdown")
+    assert "| b | b-edge | drifted | firewall: chain input: extra rule #1 x |" in md
+    js = json.loads(render(states, "json"))
+    assert js["summary"] == {"in sync": 1, "drifted": 1, "unreachable": 1, "error": 0}
+    text = render(states, "text")
+    assert "posnet drift: 3 hosts: 1 in sync, 1 drifted, 1 unreachable, 0 error" in text
+
+
+def test_drift_help_documents_exit_codes() -> None:
+    res = CliRunner().invoke(drift, ["--help"])
+    assert res.exit_code == 0
+    for line in ("0  every host checked and in sync", "5  drift found", "4  no drift found"):
+        assert line in res.output
+
+
+def test_probe_needs_site_or_all(tree: Path) -> None:
+    res = CliRunner().invoke(probe, [str(tree)])
+    assert res.exit_code == 2 and "give --site ID or --all" in res.output
+
+
+# ---------------------------------------------------------------------------- probe
+
+
+def test_tcp_states_open_and_closed_on_loopback() -> None:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    assert tcp_state("127.0.0.1", port, 2)[0] == "open"  # the backlog answers the SYN
+    srv.close()
+    state, why = tcp_state("127.0.0.1", port, 2)
+    assert state == "closed" and "RST" in why
+    # On a default-drop edge a closed port is a failure: the packet got through.
+    (r,) = probe_not_exposed("127.0.0.1", [(port, "blocked")], 2)
+    assert not r.ok and r.detail.startswith("closed")
+    (r2,) = probe_not_exposed("127.0.0.1", [(port, "blocked")], 2, default_drop=False)
+    assert r2.ok
