@@ -30,6 +30,7 @@ from generator.errors import (
     FORMATTERS,
     Diagnostic,
     PosnetError,
+    RuleDoc,
     UserError,
     format_sarif,
     safe_text,
@@ -87,11 +88,46 @@ def _emit(diags: Sequence[Diagnostic], fmt: str) -> None:
     if fmt == "sarif":
         from generator.lint import all_rules
 
-        rules = {r.id: f"{r.title}: {r.why}" for r in all_rules()}
+        rules = {r.id: RuleDoc(r.title, r.why, r.doc()) for r in all_rules()}
+        rules.update(tree_rule_docs())
         click.echo(format_sarif(diags, rules))
     elif fmt in ("json", "gitlab") or diags:  # a JSON document even when empty
         text = FORMATTERS[fmt](diags)
         click.echo(terminal.colour_text(text) if fmt == "text" else text)
+
+
+# What `render --check` reports about files of the build tree, in every machine format.
+TREE_CODES = {
+    "stale": ("E401", "Build tree file is stale", "it differs from what the spec renders now"),
+    "missing": ("E402", "Build tree file is missing", "the spec renders it, the tree lacks it"),
+    "stray": ("E403", "Stray file in the build tree", "the tree holds it, the spec renders it not"),
+}
+
+
+def tree_rule_docs() -> dict[str, RuleDoc]:
+    how = "Run `posnet render FLEET -o BUILD` and commit the result."
+    return {
+        code: RuleDoc(title, f"The build tree is out of date: {why}.", f"{why}. {how}")
+        for code, title, why in TREE_CODES.values()
+    }
+
+
+def tree_diagnostics(out: Path, res: Any, fleet: Path) -> list[Diagnostic]:
+    from generator.errors import Location
+
+    found = []
+    for label, files in (("stale", res.stale), ("missing", res.missing), ("stray", res.stray)):
+        code, title, why = TREE_CODES[label]
+        for f in files:
+            found.append(
+                Diagnostic(
+                    Location(str(out / f)),
+                    code,
+                    f"{title.lower()}: {why}",
+                    expected=f"run `posnet render {fleet} -o {out}`",
+                )
+            )
+    return found
 
 
 def _fail(diags: Sequence[Diagnostic], fmt: str) -> NoReturn:
@@ -228,7 +264,8 @@ def _render(
         _emit(result.diagnostics, fmt)
         err.print(f"posnet: nothing rendered; {_summary(result.diagnostics)}")
         sys.exit(1)
-    _emit(result.diagnostics, fmt)
+    if not check:
+        _emit(result.diagnostics, fmt)
     known = {p.site_id for p in result.plans}
     unknown = [s for s in sites if s not in known]
     if unknown:
@@ -247,9 +284,17 @@ def _render(
             res.stale = [f for f in res.stale if f.startswith(keep)]
             res.missing = [f for f in res.missing if f.startswith(keep)]
             res.stray = [f for f in res.stray if f.startswith(keep)]
-        for label, files in (("stale", res.stale), ("missing", res.missing), ("stray", res.stray)):
-            for f in files:
-                click.echo(safe_text(f"{out / f}: {label}"))
+        if fmt == "text":
+            _emit(result.diagnostics, fmt)
+            for label, files in (
+                ("stale", res.stale),
+                ("missing", res.missing),
+                ("stray", res.stray),
+            ):
+                for f in files:
+                    click.echo(safe_text(f"{out / f}: {label}"))
+        else:  # one document: lint findings and the tree's problems together
+            _emit([*result.diagnostics, *tree_diagnostics(out, res, path)], fmt)
         if not res.ok:
             note(
                 f"posnet: build tree {out} is out of date "

@@ -146,24 +146,105 @@ def sarif_uri(file: str) -> str:
     return quote(path, safe="/")
 
 
+# GitHub shows at most 10 annotations of each type per step; the rest would be lost.
+GITHUB_CAP = 10
+
+
 def format_github(diags: Sequence[Diagnostic]) -> str:
+    """Workflow commands, at most GITHUB_CAP per level; every finding also goes to the
+    job summary (`$GITHUB_STEP_SUMMARY`, when set) and a notice counts what was left out."""
     level = {"error": "error", "warning": "warning", "info": "notice"}
     out = []
+    shown: dict[str, int] = {}
+    left_out = 0
     for d in diags:
+        kind = level[d.severity]
+        if shown.get(kind, 0) >= GITHUB_CAP:
+            left_out += 1
+            continue
+        shown[kind] = shown.get(kind, 0) + 1
         props = [f"file={_gh_escape(d.location.file, True)}"]
         if d.location.line:
             props.append(f"line={d.location.line}")
         if d.location.col:
             props.append(f"col={d.location.col}")
         props.append(f"title={_gh_escape(d.code, True)}")
-        msg = f"{d.path}: {d.message}" if d.path else d.message
-        if d.expected:
-            msg += f" (expected: {d.expected})"
-        out.append(f"::{level[d.severity]} {','.join(props)}::{_gh_escape(msg)}")
+        out.append(f"::{kind} {','.join(props)}::{_gh_escape(_one_line(d))}")
+    summary = _write_step_summary(diags)
+    if left_out:
+        where = "in the job summary" if summary else "with --format text or json"
+        out.append(
+            f"::notice title=posnet::{left_out} more finding(s) not annotated "
+            f"(GitHub shows {GITHUB_CAP} per type); all {len(diags)} are listed {where}"
+        )
     return "\n".join(out)
 
 
-def format_sarif(diags: Sequence[Diagnostic], rules: dict[str, str] | None = None) -> str:
+def _one_line(d: Diagnostic) -> str:
+    msg = f"{d.path}: {d.message}" if d.path else d.message
+    if d.expected:
+        msg += f" (expected: {d.expected})"
+    return msg
+
+
+def _md_cell(text: str) -> str:
+    return safe_text(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def step_summary_markdown(diags: Sequence[Diagnostic]) -> str:
+    """Every finding as one Markdown table (GitHub renders it on the run's page)."""
+    lines = [
+        f"### posnet: {len(diags)} finding(s)",
+        "",
+        "| severity | code | where | problem |",
+        "|---|---|---|---|",
+    ]
+    for d in diags:
+        lines.append(
+            f"| {d.severity} | {_md_cell(d.code)} | {_md_cell(str(d.location))} | "
+            f"{_md_cell(_one_line(d))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _write_step_summary(diags: Sequence[Diagnostic]) -> bool:
+    import os
+
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target or not diags:
+        return False
+    try:
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(step_summary_markdown(diags))
+    except OSError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class RuleDoc:
+    """What SARIF viewers show for a code: title, why, and the longer help."""
+
+    title: str
+    why: str = ""
+    help_markdown: str = ""
+
+
+def _sarif_rule(code: str, doc: RuleDoc | None) -> dict[str, object]:
+    if doc is None:
+        return {"id": code, "shortDescription": {"text": code}}
+    rule: dict[str, object] = {
+        "id": code,
+        "name": doc.title,
+        "shortDescription": {"text": doc.title},
+        "fullDescription": {"text": doc.why or doc.title},
+    }
+    text = doc.help_markdown or doc.why or doc.title
+    rule["help"] = {"text": text, "markdown": text}
+    return rule
+
+
+def format_sarif(diags: Sequence[Diagnostic], rules: dict[str, RuleDoc] | None = None) -> str:
     rules = rules or {}
     level = {"error": "error", "warning": "warning", "info": "note"}
     codes = sorted({d.code for d in diags})
@@ -177,9 +258,7 @@ def format_sarif(diags: Sequence[Diagnostic], rules: dict[str, str] | None = Non
         phys: dict[str, object] = {"artifactLocation": {"uri": sarif_uri(d.location.file)}}
         if region:
             phys["region"] = region
-        msg = f"{d.path}: {d.message}" if d.path else d.message
-        if d.expected:
-            msg += f" (expected: {d.expected})"
+        msg = _one_line(d)
         results.append(
             {
                 "ruleId": d.code,
@@ -197,9 +276,7 @@ def format_sarif(diags: Sequence[Diagnostic], rules: dict[str, str] | None = Non
                     "driver": {
                         "name": "posnet",
                         "version": __version__,
-                        "rules": [
-                            {"id": c, "shortDescription": {"text": rules.get(c, c)}} for c in codes
-                        ],
+                        "rules": [_sarif_rule(c, rules.get(c)) for c in codes],
                     }
                 },
                 "results": results,
@@ -218,9 +295,7 @@ def format_gitlab(diags: Sequence[Diagnostic]) -> str:
     level = {"error": "critical", "warning": "major", "info": "info"}
     out = []
     for d in diags:
-        msg = f"{d.path}: {d.message}" if d.path else d.message
-        if d.expected:
-            msg += f" (expected: {d.expected})"
+        msg = _one_line(d)
         key = "\0".join((d.code, d.location.file, d.path, d.message, d.site))
         out.append(
             {

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from generator.analyze import analyze
-from generator.errors import FORMATTERS, Diagnostic, PosnetError, format_sarif
+from generator.errors import FORMATTERS, Diagnostic, PosnetError, RuleDoc, format_sarif
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo-fleet"
@@ -1054,7 +1054,7 @@ def test_literal_secret_never_printed(tmp_path: Path, name: str) -> None:
     assert any(d.severity == "error" and d.location.file == str(root / rel) for d in diags)
     for fmt, render in FORMATTERS.items():
         assert HUNTER not in render(diags), fmt
-    assert HUNTER not in format_sarif(diags, {"E100": "x"})
+    assert HUNTER not in format_sarif(diags, {"E100": RuleDoc("x")})
     assert HUNTER not in repr(diags)
     # The CLI adds its own summary and SARIF rule texts: check it end to end (two cases
     # are enough; the formatters are shared).
