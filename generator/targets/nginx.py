@@ -8,13 +8,21 @@ Choices that are not obvious from the template:
 - Upstream host names are resolved when nginx (re)loads; a central proxy reaching
   stores on DDNS therefore needs a reload after an address change (the apply playbook
   reloads on every run).
+- The error log is at `emerg` (see ERROR_LEVEL): what an operator needs from it at
+  request time (an unreachable upstream) goes to a second access log filtered with
+  `if=` on the status, which prints the path ($uri) and never the request line.
 """
 
 from __future__ import annotations
 
 from generator.plan import Plan, ProxyPlan
 from generator.targets.base import ProxyActivation, proxy_server
-from generator.targets.proxy_layout import check_ident, check_proxy, layout
+from generator.targets.proxy_layout import (
+    FAILURE_STATUS_REGEX,
+    check_ident,
+    check_proxy,
+    layout,
+)
 from generator.targets.tls_policy import policy_for
 from generator.templating import render as render_template
 
@@ -24,6 +32,11 @@ NAME = "nginx"
 SECRET_STYLE = "raw"  # noqa: S105 - a style name, not a secret
 
 LOG_DIR = "/var/log/nginx"
+# nginx appends the full request line (query string included) to every message it
+# writes while serving a request, at every level up to alert; emerg is the only level
+# it keeps for start-up and resource exhaustion. Request-time failures are reported by
+# the upstream-failure access log instead (status, upstream address, path only).
+ERROR_LEVEL = "emerg"
 
 
 def _var(proxy_id: str) -> str:
@@ -49,7 +62,10 @@ def render_proxy(plan: Plan, proxy: ProxyPlan) -> str:
         catchall_name=f"unknown-host.{check_ident(proxy.id)}.posnet.invalid",
         access_log=f"{LOG_DIR}/posnet-{proxy.id}.access.log",
         error_log=f"{LOG_DIR}/posnet-{proxy.id}.error.log",
-        error_level="crit" if proxy.redact_query_params else "error",
+        error_level=ERROR_LEVEL,
+        failure_log=f"{LOG_DIR}/posnet-{proxy.id}.upstream-errors.log",
+        failure_var=f"{base}_upstream_failed",
+        failure_status=FAILURE_STATUS_REGEX,
     )
 
 

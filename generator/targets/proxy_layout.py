@@ -12,6 +12,11 @@ from typing import Literal
 from generator.plan import ProxyPlan, ProxyRoutePlan
 from generator.targets.tls_policy import UpstreamTls, upstream_tls
 
+# Statuses written to the upstream-failure log of both servers: 502/503/504 when the
+# proxy got no usable answer, and 500, Apache's answer when the TLS handshake to the
+# upstream fails (an upstream's own 500 lands there too, which is worth seeing).
+FAILURE_STATUS_REGEX = "^50[0234]$"
+
 # Guards: Plan values are already constrained by the spec, but a template must never
 # be the place where a stray quote, brace or newline turns into a directive.
 _HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$")
