@@ -146,7 +146,9 @@ def _ws_probe(step: dict[str, Any]) -> dict[str, Any]:
     request = (
         f"GET {step['path']} HTTP/1.1\r\nHost: {step['host']}:{step['port']}\r\n"
         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        + "".join(h + "\r\n" for h in step.get("headers", []))
+        + "\r\n"
     )
     data = b""
     try:
@@ -398,7 +400,10 @@ def test_nginx_routes_strip_prefix_and_keep_exact_paths(demo_plans: dict[str, Pl
     )
     assert "map $http_upgrade $posnet_powerepos_ws_connection {" in bruges
     assert "proxy_set_header Connection $posnet_powerepos_ws_connection;" in bruges
-    assert "map $http_upgrade" not in brussels
+    assert "map $http_upgrade" in brussels  # its /pos2/ route carries websockets
+    pos1 = brussels.split("location /pos1/ {")[1].split("\n    }")[0]
+    assert "Upgrade" not in pos1  # a plain route is not upgraded
+    assert "proxy_set_header Upgrade $http_upgrade;" in brussels.split("location /pos2/ {")[1]
 
 
 def test_apache_routes(demo_plans: dict[str, Plan]) -> None:
@@ -847,17 +852,7 @@ def test_live_proxy(sandbox: Sandbox, case: Case, server: str) -> None:
     d, main = _prepare(sandbox, case, server, proxy, live=True)
     servers = layout(proxy, case.plan.lan.subnet)
     probes = _probes(proxy, servers)
-    ws_routes = [(s, r) for s in servers for r in s.routes if r.websocket]
-    ws_steps = [
-        {
-            "kind": "ws",
-            "host": s.name,
-            "port": proxy.listen_port,
-            "path": f"/?token={SECRET}",
-            "cafile": str(sandbox.server_cert),
-        }
-        for s, _ in ws_routes
-    ]
+    ws_steps = _ws_steps(sandbox, proxy, servers)
     down = Probe(
         "upstream down",
         servers[0].name,
@@ -901,13 +896,46 @@ def test_live_proxy(sandbox: Sandbox, case: Case, server: str) -> None:
                 assert seen["authorization"] is None, context  # proxy creds stay there
     ws_got = result["phase1"][len(probes) : len(probes) + len(ws_steps)]
     for step, got in zip(ws_steps, ws_got, strict=True):
-        assert got["text"].startswith("HTTP/1.1 101"), got
-        assert "ws-hello" in got["text"] and f"token={SECRET}" in got["text"], (step, got)
+        if step["expect"] is None:  # a route without `websocket` is not upgraded
+            assert got["text"].startswith("HTTP/1.1 200"), (step, got)
+            continue
+        assert got["text"].startswith("HTTP/1.1 101"), (step, got)
+        assert step["expect"] in got["text"], (step, got)  # right upstream, prefix stripped
     for got in result["phase1"][len(probes) + len(ws_steps) :]:
         assert got["text"].startswith("HTTP/1.1 400"), got  # the bad requests were bad
     (gone,) = result["phase2"]
     assert gone["code"] in ("502", "503"), gone
     _assert_logs_keep_their_promise(server, proxy, logs)
+
+
+def _ws_steps(
+    sb: Sandbox, proxy: ProxyPlan, servers: tuple[VirtualServer, ...]
+) -> list[dict[str, Any]]:
+    """One WebSocket upgrade per websocket route, with the proxy's credentials, and one
+    to the first plain route, which must NOT be upgraded (expect None)."""
+    steps: list[dict[str, Any]] = []
+    plain = next((r for s in servers for r in s.routes if not r.websocket), None)
+    for s in servers:
+        for r in s.routes:
+            if not r.websocket and r is not plain:
+                continue
+            path, upstream_path = _probe_path(r.kind, r.path)
+            step: dict[str, Any] = {
+                "kind": "ws",
+                "host": s.name,
+                "port": proxy.listen_port,
+                "path": path,
+                "expect": f"ws-hello {r.label} {upstream_path}" if r.websocket else None,
+                "cafile": str(sb.server_cert),
+                "headers": [],
+            }
+            if proxy.auth == "basic":
+                token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+                step["headers"].append(f"Authorization: Basic {token}")
+            if proxy.auth == "client_cert":
+                step |= {"cert": str(sb.client_cert), "key": str(sb.client_key)}
+            steps.append(step)
+    return steps
 
 
 def _bad_requests(sb: Sandbox, proxy: ProxyPlan, name: str) -> list[dict[str, Any]]:

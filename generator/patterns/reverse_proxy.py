@@ -93,7 +93,7 @@ def _routes(
                 upstream_scheme="https" if up_tls else "http",
                 upstream_host=up_host,
                 upstream_port=up_port,
-                websocket=False,
+                websocket=r.websocket,
                 label=label,
             )
         )
@@ -143,9 +143,11 @@ def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
         )
         for rp in routes:
             if rp.match == "host":
-                endpoints.append(f"https://{rp.value}:{i.public_port}/ -> {rp.label}")
+                url = f"{rp.value}:{i.public_port}/"
             else:
-                endpoints.append(f"https://{server_name}:{i.public_port}{rp.value} -> {rp.label}")
+                url = f"{server_name}:{i.public_port}{rp.value}"
+            ws = f" (WebSocket: wss://{url})" if rp.websocket else ""
+            endpoints.append(f"https://{url} -> {rp.label}{ws}")
     ctx.brief(i.partner, p, i.pattern, endpoints)
 
 

@@ -45,3 +45,6 @@ class ProxyRoute(Model):
     site_service: ServiceRef | None = Field(None, description="host/service in that store")
     subdomain: Hostname | None = None
     path: UrlPath | None = None
+    websocket: bool = Field(
+        False, description="Forward WebSocket upgrades (101) and keep idle sockets an hour"
+    )
