@@ -175,6 +175,10 @@ class ProxyPlan:
     redact_query_params: tuple[str, ...]  # e.g. ("token",): never logged
     auth_path: str | None  # auth_websocket: REST auth endpoint path
     integration: int = -1  # index in the site's integrations (locates findings)
+    # DNS servers that resolve upstream host names at request time, and how long an
+    # answer is kept (seconds); empty for proxies whose upstreams are all IPs.
+    resolvers: tuple[str, ...] = ()
+    resolver_valid: int = 30
 
 
 @dataclass(frozen=True)

@@ -187,7 +187,41 @@ def _raw_probe(step: dict[str, Any]) -> dict[str, Any]:
     return {"text": data.decode(errors="replace"), "error": None}
 
 
+_DNS: list[subprocess.Popen[bytes]] = []  # the namespace's dnsmasq, if any
+
+
+def _start_dns(dns: dict[str, Any]) -> None:
+    """A real DNS server for the proxy's `resolver`: dnsmasq answering from a hosts file
+    the test rewrites (then SIGHUP) to move or remove a store's name."""
+    proc = subprocess.Popen(
+        [
+            "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+            "--no-hosts", f"--addn-hosts={dns['hosts']}", f"--listen-address={dns['listen']}",
+            "--bind-interfaces", "--user=root", "--pid-file=", "--local-ttl=0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    _DNS.append(proc)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        probe = subprocess.run(["ss", "-lun"], capture_output=True, text=True)
+        if f"{dns['listen']}:53 " in probe.stdout:
+            return
+        time.sleep(0.05)
+
+
+def _dns_step(step: dict[str, Any]) -> dict[str, Any]:
+    Path(step["path"]).write_text(step["content"])
+    for proc in _DNS:
+        proc.send_signal(1)  # SIGHUP: dnsmasq re-reads --addn-hosts files
+    time.sleep(step["wait"])
+    return {"kind": "dns"}
+
+
 def _run_step(step: dict[str, Any]) -> dict[str, Any]:
+    if step["kind"] == "dns":
+        return _dns_step(step)
     if step["kind"] == "ws":
         return _ws_probe(step)
     if step["kind"] == "raw":
@@ -201,10 +235,18 @@ def inside(scenario_path: str) -> int:
     """Runs as PID 1 of a fresh pid+net+mount namespace; prints results as JSON."""
     sc = json.loads(Path(scenario_path).read_text())
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    for addr in sc["lo_addrs"]:
+    for addr in sc["lo_addrs"] + sc.get("extra_addrs", []):
         subprocess.run(["ip", "addr", "add", f"{addr}/32", "dev", "lo"], check=True)
     if sc.get("hosts_file"):
         subprocess.run(["mount", "--bind", sc["hosts_file"], "/etc/hosts"], check=True)
+    if sc.get("hosts_empty"):  # names come from DNS only
+        Path(scenario_path).with_name("hosts.empty").write_text("127.0.0.1 localhost\n")
+        empty = str(Path(scenario_path).with_name("hosts.empty"))
+        subprocess.run(["mount", "--bind", empty, "/etc/hosts"], check=True)
+    if sc.get("resolv_conf"):
+        subprocess.run(["mount", "--bind", sc["resolv_conf"], "/etc/resolv.conf"], check=True)
+    if sc.get("dns"):
+        _start_dns(sc["dns"])
     upstreams = [_start_upstream(u) for u in sc["upstreams"]]
     result: dict[str, Any] = {"started": False, "phase1": [], "phase2": []}
     with open(sc["server_log"], "wb") as log:
@@ -354,8 +396,13 @@ def test_logs_never_hold_query_strings(case: Case, server: str) -> None:
     failure_log = f"posnet-{case.proxy.id}.upstream-errors.log"
     if server == "nginx":
         assert not re.search(r"\$request\b(?!_)", config)
-        assert "$request_uri" not in text and "$args" not in text and "$http_referer" not in text
-        assert '"$request_method $uri $server_protocol"' in text
+        assert "$args" not in text and "$http_referer" not in text and "$query" not in text
+        # The logged path is the request URI cut at the "?", nothing else reads it.
+        path = f"posnet_{case.proxy.id.replace('-', '_')}_path"
+        cut = f'map $request_uri ${path} {{\n    "~^(?<{path}_p>[^?]*)" ${path}_p;\n}}'
+        assert cut in config and config.count("$request_uri") == 1
+        assert f'"$request_method ${path} $server_protocol"' in config
+        assert len(re.findall(rf"\${path}\b", config)) == 2  # the map and the log format
         # Every message nginx writes while serving a request repeats the request line,
         # up to alert: only emerg is safe (the live test shows error leaks).
         levels = re.findall(r"^\s*error_log \S+ (\w+);$", config, flags=re.M)
@@ -833,6 +880,22 @@ def _upstreams(sb: Sandbox, proxy: ProxyPlan) -> tuple[list[dict[str, Any]], lis
     return ups, sorted(set(addrs))
 
 
+def _dns(d: Path, proxy: ProxyPlan, names: dict[str, str]) -> dict[str, Any]:
+    """Scenario keys for a proxy with a resolver: dnsmasq on the resolver's address
+    answering `names` (name -> address), and a resolv.conf pointing at it (Apache
+    resolves through the C library). Nothing for a proxy without named upstreams."""
+    if not proxy.resolvers:
+        return {}
+    hosts, resolv = d / "dns.hosts", d / "resolv.conf"
+    hosts.write_text("".join(f"{a} {n}\n" for n, a in sorted(names.items())))
+    resolv.write_text(f"nameserver {proxy.resolvers[0]}\n")
+    return {
+        "dns": {"listen": proxy.resolvers[0], "hosts": str(hosts)},
+        "resolv_conf": str(resolv),
+        "extra_addrs": [proxy.resolvers[0]],
+    }
+
+
 def _server_cmd(server: str, d: Path, main: Path) -> list[str]:
     if server == "nginx":
         return _nginx_cmd(d, main, "-g", "daemon off;")
@@ -874,7 +937,8 @@ def test_live_proxy(sandbox: Sandbox, case: Case, server: str) -> None:
             "port": proxy.listen_port,
             "phase1": [_curl(sandbox, proxy, p) for p in probes] + ws_steps + bad_steps,
             "phase2": [_curl(sandbox, proxy, down)],
-        },
+        }
+        | _dns(d, proxy, sandbox.fqdns),
     )
     logs = _logs(d)
     assert result["started"], logs
@@ -1008,7 +1072,8 @@ def test_live_remote_upstream_is_verified(
             "port": proxy.listen_port,
             "phase1": [_curl(sandbox, proxy, p) for p in probes],
             "phase2": [],
-        },
+        }
+        | _dns(d, proxy, sandbox.fqdns),
     )
     assert result["started"], _logs(d)
     https, http = result["phase1"]
@@ -1054,3 +1119,65 @@ def test_live_apache_pq_group_passes_t_but_does_not_start(
     assert result["self_exit"] not in (None, 0), _logs(d)
     text = "".join(_logs(d).values())
     assert "Curves" in text or "X25519MLKEM768" in text, text
+
+
+@pytest.mark.realtool
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_live_central_proxy_follows_dns(
+    sandbox: Sandbox, demo_plans: dict[str, Plan], server: str
+) -> None:
+    """The central proxy (mechelen-hq) starts while one store's name does not resolve,
+    answers 502 for that route only, and after a DNS change (no reload, same process)
+    reaches the store that appeared and the store that moved to a new address."""
+    _require_live()
+    require_tool("dnsmasq")
+    require_tool("nginx" if server == "nginx" else "apache2")
+    plan = demo_plans["mechelen-hq"]
+    case = Case(plan, plan.proxies[0])
+    proxy = dataclasses.replace(case.with_openssl(_machine_openssl()), resolver_valid=1)
+    assert proxy.resolvers == (plan.lan.gateway,)  # default: the store's LAN gateway
+    d, main = _prepare(sandbox, Case(plan, proxy), server, proxy, live=True)
+    gent, antwerp = "gent-01.pos.example.com", "antwerp-02.pos.example.com"
+    assert {gent, antwerp} <= set(sandbox.fqdns)
+    moved = "127.0.2.2"
+    upstreams, addrs = _upstreams(sandbox, proxy)
+    antwerp_port = next(r.upstream_port for r in proxy.routes if r.upstream_host == antwerp)
+    upstreams.append({"bind": moved, "port": antwerp_port, "label": "antwerp-02 moved"})
+    dns = _dns(d, proxy, {antwerp: sandbox.fqdns[antwerp]})  # gent-01 unknown at start
+    name = proxy.server_names[0]
+    probes = [
+        Probe("gent-01 unresolvable", name, "/gent-01/x", "50x"),
+        Probe("antwerp-02", name, "/antwerp-02/x", "200"),
+    ]
+    change = {
+        "kind": "dns",
+        "path": dns["dns"]["hosts"],
+        "content": f"{sandbox.fqdns[gent]} {gent}\n{moved} {antwerp}\n",
+        "wait": 2.5,  # > resolver_valid
+    }
+    result = _run_inside(
+        d,
+        {
+            "lo_addrs": [*addrs, moved],
+            "hosts_file": None,
+            "upstreams": upstreams,
+            "server_cmd": _server_cmd(server, d, main),
+            "server_log": str(d / "logs" / "server.out"),
+            "port": proxy.listen_port,
+            "phase1": [_curl(sandbox, proxy, p) for p in probes]
+            + [change]
+            + [_curl(sandbox, proxy, p) for p in probes],
+            "phase2": [],
+            "hosts_empty": True,
+        }
+        | dns,
+    )
+    logs = _logs(d)
+    assert result["started"], logs
+    gone, before, _, gent_after, antwerp_after = result["phase1"]
+    assert gone["code"] in ("500", "502", "503"), gone
+    assert json.loads(before["body"])["label"] == "antwerp-02/till1/api", before
+    assert gent_after["code"] == "200", (gent_after, logs)
+    assert json.loads(gent_after["body"])["label"] == "gent-01/pos1/api"
+    assert json.loads(antwerp_after["body"])["label"] == "antwerp-02 moved", antwerp_after
+    assert result["self_exit"] is None  # the same server process throughout

@@ -17,9 +17,11 @@ from generator.spec.types import (
     Fqdn,
     Hostname,
     Ident,
+    IPv4,
     Port,
     Source,
 )
+from generator.targets.proxy_layout import is_upstream_name
 
 if TYPE_CHECKING:
     from generator.catalog import Partner
@@ -41,6 +43,14 @@ class ReverseProxyIntegration(Model):
     tls: TlsSpec
     routes: list[ProxyRoute] = Field(min_length=1)
     sources: list[Source] | None = None
+    resolvers: list[IPv4] | None = Field(
+        None,
+        description="DNS servers for upstream names (other stores), asked at request time;"
+        " default: the store's LAN gateway",
+    )
+    resolver_valid: int = Field(
+        30, ge=1, le=3600, strict=True, description="Seconds an upstream address is kept"
+    )
 
 
 def check(site: Site, i: ReverseProxyIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
@@ -100,6 +110,16 @@ def _routes(
     return routes, names
 
 
+def _resolvers(
+    ctx: Context, i: ReverseProxyIntegration, routes: list[ProxyRoutePlan]
+) -> tuple[str, ...]:
+    """Only proxies with a named upstream need a resolver (nginx re-resolves a name
+    only through one; a literal name would be resolved once, at start)."""
+    if not any(is_upstream_name(r.upstream_host) for r in routes):
+        return ()
+    return tuple(i.resolvers) if i.resolvers else (ctx.site.lan.gateway,)
+
+
 def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
     proxy = ctx.host_plan(i.proxy_host)
     pid = f"{i.partner}-proxy"
@@ -131,6 +151,8 @@ def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
             routes=tuple(sorted(routes, key=lambda r: (r.match, r.value))),
             redact_query_params=(),
             auth_path=None,
+            resolvers=_resolvers(ctx, i, routes),
+            resolver_valid=i.resolver_valid,
         )
     )
     endpoints: list[str] = []

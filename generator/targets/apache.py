@@ -13,8 +13,6 @@ choices:
 
 from __future__ import annotations
 
-import re
-
 from generator.plan import Plan, ProxyPlan
 from generator.targets.base import ProxyActivation, proxy_server
 from generator.targets.proxy_layout import (
@@ -24,6 +22,7 @@ from generator.targets.proxy_layout import (
     check_ident,
     check_proxy,
     layout,
+    regex_escape,
 )
 from generator.targets.tls_policy import policy_for
 from generator.templating import render as render_template
@@ -64,12 +63,10 @@ FAILURE_EXPR = f"%{{REQUEST_STATUS}} =~ /{FAILURE_STATUS_REGEX}/"
 # Ports Debian's ports.conf already listens on; a second Listen would stop Apache.
 DEBIAN_PORTS = (80, 443)
 
-_REGEX_SPECIAL = re.compile(r"([.^$*+?()\[\]{}|\\])")
-
 
 def path_regex(path: str) -> str:
-    """Anchored regex for exactly `path` (paths are already limited to URL-safe chars)."""
-    return "^" + _REGEX_SPECIAL.sub(r"\\\1", path) + "$"
+    """Anchored regex for exactly `path`."""
+    return "^" + regex_escape(path) + "$"
 
 
 def tls_upstreams(server: VirtualServer) -> list[Route]:

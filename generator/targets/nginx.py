@@ -5,12 +5,14 @@ Choices that are not obvious from the template:
   catch-all server name) carries the proxy id, and the catch-all is made the port's
   default by coming first rather than by `default_server`, so two posnet proxies on one
   host never make `nginx -t` fail on a duplicate.
-- Upstream host names are resolved when nginx (re)loads; a central proxy reaching
-  stores on DDNS therefore needs a reload after an address change (the apply playbook
-  reloads on every run).
+- A literal host name in `proxy_pass` is resolved once when nginx (re)loads, and one
+  that does not resolve stops the whole config. Named upstreams (a central proxy's
+  stores, often on DDNS) therefore go through a variable and the proxy's `resolver`
+  with a validity time: looked up per request, failing only their own route.
 - The error log is at `emerg` (see ERROR_LEVEL): what an operator needs from it at
   request time (an unreachable upstream) goes to a second access log filtered with
-  `if=` on the status, which prints the path ($uri) and never the request line.
+  `if=` on the status, which prints the path (the request URI cut at "?") and
+  never the request line.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from generator.targets.proxy_layout import (
     check_ident,
     check_proxy,
     layout,
+    regex_escape,
 )
 from generator.targets.tls_policy import policy_for
 from generator.templating import render as render_template
@@ -63,6 +66,9 @@ def render_proxy(plan: Plan, proxy: ProxyPlan) -> str:
         access_log=f"{LOG_DIR}/posnet-{proxy.id}.access.log",
         error_log=f"{LOG_DIR}/posnet-{proxy.id}.error.log",
         error_level=ERROR_LEVEL,
+        upstream_var=f"{base}_upstream",
+        path_var=f"{base}_path",
+        regex_escape=regex_escape,
         failure_log=f"{LOG_DIR}/posnet-{proxy.id}.upstream-errors.log",
         failure_var=f"{base}_upstream_failed",
         failure_status=FAILURE_STATUS_REGEX,

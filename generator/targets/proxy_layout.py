@@ -5,6 +5,7 @@ in generator.targets.tls_policy.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -52,6 +53,23 @@ def check_comment(value: str) -> str:
     return _check(_COMMENT, value, "comment text")
 
 
+_REGEX_SPECIAL = re.compile(r"([.^$*+?()\[\]{}|\\])")
+
+
+def regex_escape(path: str) -> str:
+    """A URL path as a regex literal (paths are already limited to URL-safe chars)."""
+    return _REGEX_SPECIAL.sub(r"\\\1", path)
+
+
+def is_upstream_name(host: str) -> bool:
+    """True for a DNS name, False for an IP literal: only names need a resolver."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
+
+
 def check_proxy(proxy: ProxyPlan) -> None:
     """Every ProxyPlan value a template prints outside the routes."""
     check_ident(proxy.id)
@@ -67,6 +85,10 @@ def check_proxy(proxy: ProxyPlan) -> None:
         check_file_path(proxy.htpasswd_path or "")
     if proxy.auth == "client_cert":
         check_file_path(proxy.client_ca_path or "")
+    for addr in proxy.resolvers:
+        ipaddress.ip_address(addr)  # ValueError on anything else
+    if not 1 <= int(proxy.resolver_valid) <= 3600:
+        raise ValueError(f"unsafe resolver validity: {proxy.resolver_valid!r}")
 
 
 # Proxy layout: which virtual servers and routes a ProxyPlan becomes. Shared so that
@@ -89,6 +111,18 @@ class Route:
     websocket: bool
     tls: UpstreamTls | None  # None for plain http upstreams
     label: str
+    host: str  # upstream host (IP or name)
+    port: int
+
+    @property
+    def dynamic(self) -> bool:
+        """A named upstream: resolved per request (nginx) or per connection (Apache),
+        never only at start-up."""
+        return is_upstream_name(self.host)
+
+    @property
+    def scheme(self) -> str:
+        return self.origin.split("://", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -104,6 +138,10 @@ class VirtualServer:
     def needs_upstream_tls(self) -> bool:
         return any(r.tls is not None for r in self.routes)
 
+    @property
+    def has_dynamic(self) -> bool:
+        return any(r.dynamic for r in self.routes)
+
 
 def _route(
     kind: Literal["exact", "prefix", "default"], path: str, r: ProxyRoutePlan, lan_subnet: str
@@ -118,6 +156,8 @@ def _route(
         websocket=r.websocket,
         tls=upstream_tls(r.upstream_host, lan_subnet) if r.upstream_scheme == "https" else None,
         label=r.label,
+        host=r.upstream_host,
+        port=int(r.upstream_port),
     )
 
 
