@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from generator.patterns.base import Pattern
-from generator.patterns.context import TLS_DIR, Context
+from generator.patterns.context import TLS_DIR, Context, host_cidrs
 from generator.patterns.direct import DirectIntegration
-from generator.plan import ProxyPlan, ProxyRoutePlan
+from generator.plan import EgressFlow, ProxyPlan, ProxyRoutePlan
 from generator.spec.parts import Model, ProxyAuth, ProxyRoute, TlsSpec
 from generator.spec.types import (
     Fqdn,
@@ -120,6 +120,32 @@ def _resolvers(
     return tuple(i.resolvers) if i.resolvers else (ctx.site.lan.gateway,)
 
 
+def _store_egress(
+    ctx: Context, i: ReverseProxyIntegration, pid: str, ip: str, routes: list[ProxyRoutePlan]
+) -> None:
+    """Under `egress: restricted` a central proxy must still reach the stores it routes
+    to: one egress flow per store name and port, from the proxy host (an open edge
+    needs none). Stores reached by IP cannot be allowed by name; lint PN204 says so."""
+    if ctx.site.edge.egress != "restricted":
+        return
+    remote = [r for r, spec in zip(routes, i.routes, strict=True) if spec.site is not None]
+    for host, port in sorted({(r.upstream_host, r.upstream_port) for r in remote}):
+        if not is_upstream_name(host):
+            continue
+        ctx.egress.append(
+            EgressFlow(
+                id=f"{pid}-{host.split('.')[0]}-{port}",
+                partner=i.partner,
+                purpose=f"central proxy to {host}",
+                sources=host_cidrs((ip,)),
+                domains=(host,),
+                ports=(port,),
+                protocol="tcp",
+                ssl_inspection_exempt=True,
+            )
+        )
+
+
 def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
     proxy = ctx.host_plan(i.proxy_host)
     pid = f"{i.partner}-proxy"
@@ -155,6 +181,7 @@ def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
             resolver_valid=i.resolver_valid,
         )
     )
+    _store_egress(ctx, i, pid, proxy.ip, routes)
     endpoints: list[str] = []
     if i.public_port is not None:
         ctx.expose_proxy(
