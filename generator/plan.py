@@ -22,6 +22,7 @@ SecretKind = Literal[
     "client-secret",
     "auth-secret",
     "ddns-password",
+    "upstream-ca",
 ]
 # Why traffic stays in the LAN.
 LanFlowKind = Literal["windows-https", "device-fallback", "local-http"]
@@ -153,6 +154,11 @@ class ProxyRoutePlan:
     upstream_port: int
     websocket: bool
     label: str  # e.g. pos1/api or site-id/pos1/api
+    # How an https upstream's certificate is checked: "public" CAs, a private "ca", a
+    # "pinned" self-signed certificate (both deployed from trust_ref to trust_path).
+    trust: Literal["public", "ca", "pinned"] = "public"
+    trust_ref: str | None = None
+    trust_path: str | None = None
 
 
 @dataclass(frozen=True)

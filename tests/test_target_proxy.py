@@ -1181,3 +1181,144 @@ def test_live_central_proxy_follows_dns(
     assert json.loads(gent_after["body"])["label"] == "gent-01/pos1/api"
     assert json.loads(antwerp_after["body"])["label"] == "antwerp-02 moved", antwerp_after
     assert result["self_exit"] is None  # the same server process throughout
+
+
+# ----------------------------------------------------------------- upstream trust
+
+
+def _fleet_with(tmp_path: Path, site: str, old: str, new: str) -> Path:
+    root = tmp_path / "fleet"
+    shutil.copytree(DEMO, root)
+    path = root / "sites" / f"{site}.yaml"
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+    return root
+
+
+GENT_ROUTE = "{site: gent-01, site_service: pos1/api, path: /gent-01/}"
+
+
+@pytest.mark.parametrize(
+    "trust,kind",
+    [
+        ("upstream_ca: file:certs/gent-ca.pem", "ca"),
+        ("upstream_certificate: vault:gent_pos", "pinned"),
+    ],
+)
+def test_route_trust_reaches_configs_and_inventory(tmp_path: Path, trust: str, kind: str) -> None:
+    from generator.inventory import _proxy_secret_files
+
+    route = GENT_ROUTE.replace("}", f", {trust}}}")
+    _, plans = load_plans(_fleet_with(tmp_path, "mechelen-hq", GENT_ROUTE, route))
+    (plan,) = [p for p in plans if p.site_id == "mechelen-hq"]
+    proxy = plan.proxies[0]
+    (r,) = [r for r in proxy.routes if r.label == "gent-01/pos1/api"]
+    ref = trust.split(": ")[1]
+    path = "/etc/posnet/tls/deliverect-proxy-gent-01-pos1-api-upstream.pem"
+    assert (r.trust, r.trust_ref, r.trust_path) == (kind, ref, path)
+    assert any(s.ref == ref and s.kind == "upstream-ca" for s in plan.secrets)
+    files = {f["dest"]: f for f in _proxy_secret_files(proxy)}
+    assert files[path]["ref"] == ref and files[path]["mode"] == "0644"
+    ng, ap = nginx.render_proxy(plan, proxy), apache.render_proxy(plan, proxy)
+    gent = ng.split("location /gent-01/ {")[1].split("\n    }")[0]
+    assert f"proxy_ssl_trusted_certificate {path};" in gent and "proxy_ssl_verify on;" in gent
+    assert "proxy_ssl_name gent-01.pos.example.com;" in gent
+    block = ap.split('<Proxy "https://gent-01.pos.example.com:18443/">')[1].split("</Proxy>")[0]
+    assert f'SSLProxyCACertificateFile "{path}"' in block and "SSLProxyCheckPeerName on" in block
+    # The other route keeps the public CAs.
+    assert ng.count(tls_policy.SYSTEM_CA_BUNDLE) == 0  # antwerp-02 is http
+    assert ("pinned self-signed" in gent) == (kind == "pinned")
+    # The handover says what certificate that store's POS must present.
+    from generator.targets.handover import partner_sections
+
+    lines = [x for s in partner_sections(plan) for x in s.extra]
+    need = {"ca": "chains to the CA in", "pinned": "is exactly the pinned certificate in"}[kind]
+    assert (
+        "Upstream `gent-01/pos1/api` (gent-01.pos.example.com:18443) must present a certificate"
+        f" for `gent-01.pos.example.com` that {need} `{ref}`."
+    ) in lines, lines
+
+
+@pytest.mark.parametrize(
+    "site,old,new,message",
+    [
+        (
+            "mechelen-hq",
+            GENT_ROUTE,
+            GENT_ROUTE.replace("}", ", upstream_ca: file:a.pem, upstream_certificate: file:b.pem}"),
+            "give upstream_ca or upstream_certificate, not both",
+        ),
+        (
+            "brussels-03",
+            "{service: pos2/api, path: /pos2/, websocket: true}",
+            "{service: pos2/api, path: /pos2/, websocket: true, upstream_ca: file:a.pem}",
+            "pos2/api is plain http: there is no certificate to check",
+        ),
+    ],
+)
+def test_route_trust_bad_input_is_located(
+    tmp_path: Path, site: str, old: str, new: str, message: str
+) -> None:
+    from generator.analyze import analyze
+    from generator.errors import PosnetError
+
+    root = _fleet_with(tmp_path, site, old, new)
+    try:
+        diags = analyze(root).diagnostics
+    except PosnetError as exc:
+        diags = exc.diagnostics
+    errors = [d for d in diags if d.severity == "error"]
+    assert any(message in d.message for d in errors), [d.message for d in errors]
+    (d,) = [d for d in errors if message in d.message]
+    assert d.location.file.endswith(f"sites/{site}.yaml") and d.location.line > 1
+
+
+@pytest.mark.realtool
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_live_route_trusts_its_ca_reference(sandbox: Sandbox, tmp_path: Path, server: str) -> None:
+    """A route with upstream_ca reaches a store whose certificate chains to that CA only
+    (the public bundle stays in place and would refuse it); with another CA in the file
+    the same route fails, so the reference really is what is trusted."""
+    _require_live()
+    require_tool("dnsmasq")
+    require_tool("nginx" if server == "nginx" else "apache2")
+    route = GENT_ROUTE.replace("}", ", upstream_ca: file:certs/gent-ca.pem}")
+    _, plans = load_plans(_fleet_with(tmp_path, "mechelen-hq", GENT_ROUTE, route))
+    (plan,) = [p for p in plans if p.site_id == "mechelen-hq"]
+    proxy = dataclasses.replace(plan.proxies[0], tls=dataclasses.replace(
+        plan.proxies[0].tls, openssl=_machine_openssl()))  # fmt: skip
+    (r,) = [r for r in proxy.routes if r.trust == "ca"]
+    assert r.trust_path is not None
+    other_ca, _ = _self_signed(sandbox.root, f"other-ca-{server}", "/CN=other-ca")
+    codes = []
+    for ca in (sandbox.ca_cert, other_ca):
+        d = _case_dir(sandbox, f"{server}-trust")
+        _install(sandbox, d, proxy)
+        dest = d / "etc" / r.trust_path.removeprefix("/etc/")
+        shutil.copy(ca, dest)
+        dest.chmod(0o644)
+        site = d / "site.conf"
+        site.write_text(_rewrite(RENDERERS[server](plan, proxy), d, live=True, sb=None))
+        main = (_nginx_main if server == "nginx" else _apache_main)(d, site)
+        upstreams, addrs = _upstreams(sandbox, proxy)
+        result = _run_inside(
+            d,
+            {
+                "lo_addrs": addrs,
+                "hosts_file": str(sandbox.hosts_file),
+                "upstreams": upstreams,
+                "server_cmd": _server_cmd(server, d, main),
+                "server_log": str(d / "logs" / "server.out"),
+                "port": proxy.listen_port,
+                "phase1": [
+                    _curl(sandbox, proxy, Probe("gent", proxy.server_names[0], "/gent-01/x", "200"))
+                ],
+                "phase2": [],
+            }
+            | _dns(d, proxy, sandbox.fqdns),
+        )
+        assert result["started"], _logs(d)
+        codes.append(result["phase1"][0]["code"])
+    assert codes[0] == "200", codes
+    assert codes[1] in ("500", "502", "503"), codes

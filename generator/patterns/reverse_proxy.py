@@ -54,10 +54,19 @@ class ReverseProxyIntegration(Model):
 
 
 def check(site: Site, i: ReverseProxyIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
-    from generator.spec.checks import check_proxy, host_problem
+    from generator.spec.checks import Problem, check_proxy, host_problem
 
     yield from host_problem(site, (*base, "proxy_host"), i.proxy_host)
     yield from check_proxy(site, i, base)
+    tls = {f"{h.name}/{s.name}": s.tls for h in site.hosts for s in h.services}
+    for j, r in enumerate(i.routes):
+        trust = "upstream_ca" if r.upstream_ca else "upstream_certificate"
+        if (r.upstream_ca or r.upstream_certificate) and tls.get(r.service or "") is False:
+            yield Problem(
+                (*base, "routes", j, trust),
+                f"{r.service} is plain http: there is no certificate to check",
+                "tls: true on that service, or no upstream trust",
+            )
 
 
 def remote_port(other: Site, ref: str) -> tuple[int, bool]:
@@ -73,7 +82,7 @@ def remote_port(other: Site, ref: str) -> tuple[int, bool]:
 
 
 def _routes(
-    ctx: Context, i: ReverseProxyIntegration, server_name: str
+    ctx: Context, i: ReverseProxyIntegration, server_name: str, pid: str
 ) -> tuple[list[ProxyRoutePlan], list[str]]:
     routes: list[ProxyRoutePlan] = []
     names = [server_name]
@@ -96,6 +105,11 @@ def _routes(
             assert r.path is not None
             value = r.path if r.path.endswith("/") else r.path + "/"
             match = "path"
+        trust_ref = r.upstream_ca or r.upstream_certificate
+        trust_path = None
+        if trust_ref is not None:
+            trust_path = f"{TLS_DIR}/{pid}-{label.replace('/', '-')}-upstream.pem"
+            ctx.need(trust_ref, f"{pid} trust for upstream {label}", "upstream-ca")
         routes.append(
             ProxyRoutePlan(
                 match=match,  # type: ignore[arg-type]
@@ -105,6 +119,9 @@ def _routes(
                 upstream_port=up_port,
                 websocket=r.websocket,
                 label=label,
+                trust="ca" if r.upstream_ca else "pinned" if r.upstream_certificate else "public",
+                trust_ref=trust_ref,
+                trust_path=trust_path,
             )
         )
     return routes, names
@@ -150,7 +167,7 @@ def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
     proxy = ctx.host_plan(i.proxy_host)
     pid = f"{i.partner}-proxy"
     server_name = i.server_name or ctx.public_name()
-    routes, names = _routes(ctx, i, server_name)
+    routes, names = _routes(ctx, i, server_name, pid)
     auth = i.auth
     if auth.htpasswd:
         ctx.need(auth.htpasswd, f"{pid} htpasswd file", "htpasswd")

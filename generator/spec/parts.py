@@ -48,3 +48,13 @@ class ProxyRoute(Model):
     websocket: bool = Field(
         False, description="Forward WebSocket upgrades (101) and keep idle sockets an hour"
     )
+    upstream_ca: SecretRef | None = Field(
+        None,
+        description="https upstream: PEM CA its certificate must chain to, instead of the"
+        " public CAs (a store's private CA)",
+    )
+    upstream_certificate: SecretRef | None = Field(
+        None,
+        description="https upstream: pin its own self-signed certificate (PEM); the name"
+        " must still match",
+    )

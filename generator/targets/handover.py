@@ -200,6 +200,31 @@ def _partner_extra(plan: Plan, b: PartnerBrief) -> list[str]:
     for p in plan.proxies:
         if p.partner == b.partner:
             out.append(_proxy_line(p))
+            out.extend(_upstream_certificates(p, plan.lan.subnet))
+    return out
+
+
+def _upstream_certificates(p: ProxyPlan, lan_subnet: str) -> list[str]:
+    """What certificate each https upstream must present, as the proxy checks it."""
+    from generator.targets.tls_policy import is_lan_upstream
+
+    out = []
+    for r in sorted(p.routes, key=lambda r: r.label):
+        if r.upstream_scheme != "https":
+            continue
+        where = f"{code(r.label)} ({r.upstream_host}:{r.upstream_port})"
+        if r.trust == "ca":
+            need = f"chains to the CA in {code(r.trust_ref or '')}"
+        elif r.trust == "pinned":
+            need = f"is exactly the pinned certificate in {code(r.trust_ref or '')}"
+        elif is_lan_upstream(r.upstream_host, lan_subnet):
+            out.append(f"Upstream {where}: in the store LAN, its certificate is not verified.")
+            continue
+        else:
+            need = "chains to a public CA"
+        out.append(
+            f"Upstream {where} must present a certificate for {code(r.upstream_host)} that {need}."
+        )
     return out
 
 

@@ -154,7 +154,13 @@ def _route(
         path=path,
         origin=f"{r.upstream_scheme}://{r.upstream_host}:{int(r.upstream_port)}",
         websocket=r.websocket,
-        tls=upstream_tls(r.upstream_host, lan_subnet) if r.upstream_scheme == "https" else None,
+        tls=(
+            upstream_tls(r.upstream_host, lan_subnet, r.trust, check_file_path(r.trust_path))
+            if r.upstream_scheme == "https" and r.trust_path is not None
+            else upstream_tls(r.upstream_host, lan_subnet)
+            if r.upstream_scheme == "https"
+            else None
+        ),
         label=r.label,
         host=r.upstream_host,
         port=int(r.upstream_port),
