@@ -896,6 +896,34 @@ def _dns(d: Path, proxy: ProxyPlan, names: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _standard_run(
+    sb: Sandbox,
+    d: Path,
+    server: str,
+    main: Path,
+    proxy: ProxyPlan,
+    phase1: list[dict[str, Any]],
+    phase2: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The proxy with its upstreams on their demo addresses, the sandbox hosts file and
+    (for named upstreams) the sandbox DNS server."""
+    upstreams, addrs = _upstreams(sb, proxy)
+    return _run_inside(
+        d,
+        {
+            "lo_addrs": addrs,
+            "hosts_file": str(sb.hosts_file),
+            "upstreams": upstreams,
+            "server_cmd": _server_cmd(server, d, main),
+            "server_log": str(d / "logs" / "server.out"),
+            "port": proxy.listen_port,
+            "phase1": phase1,
+            "phase2": phase2 or [],
+        }
+        | _dns(d, proxy, sb.fqdns),
+    )
+
+
 def _server_cmd(server: str, d: Path, main: Path) -> list[str]:
     if server == "nginx":
         return _nginx_cmd(d, main, "-g", "daemon off;")
@@ -925,20 +953,14 @@ def test_live_proxy(sandbox: Sandbox, case: Case, server: str) -> None:
         "50x",
     )
     bad_steps = _bad_requests(sandbox, proxy, servers[0].name)
-    upstreams, addrs = _upstreams(sandbox, proxy)
-    result = _run_inside(
+    result = _standard_run(
+        sandbox,
         d,
-        {
-            "lo_addrs": addrs,
-            "hosts_file": str(sandbox.hosts_file),
-            "upstreams": upstreams,
-            "server_cmd": _server_cmd(server, d, main),
-            "server_log": str(d / "logs" / "server.out"),
-            "port": proxy.listen_port,
-            "phase1": [_curl(sandbox, proxy, p) for p in probes] + ws_steps + bad_steps,
-            "phase2": [_curl(sandbox, proxy, down)],
-        }
-        | _dns(d, proxy, sandbox.fqdns),
+        server,
+        main,
+        proxy,
+        [_curl(sandbox, proxy, p) for p in probes] + ws_steps + bad_steps,
+        [_curl(sandbox, proxy, down)],
     )
     logs = _logs(d)
     assert result["started"], logs
@@ -1322,3 +1344,62 @@ def test_live_route_trusts_its_ca_reference(sandbox: Sandbox, tmp_path: Path, se
         codes.append(result["phase1"][0]["code"])
     assert codes[0] == "200", codes
     assert codes[1] in ("500", "502", "503"), codes
+
+
+# ----------------------------------------------------------------- handover checks
+
+
+def _handover_checks(plan: Plan, proxy: ProxyPlan) -> list[str]:
+    from generator.targets.handover import partner_sections
+
+    lines = [x for s in partner_sections(plan) for x in s.extra if x.startswith("Check `")]
+    return [re.search(r": `(curl [^`]+)`", x)[1] for x in lines]  # type: ignore[index]
+
+
+def _local(sb: Sandbox, plan: Plan, proxy: ProxyPlan, cmd: str) -> list[str]:
+    """The handover's command pointed at the sandboxed proxy: public address and port
+    become 127.0.0.1 and the listen port, placeholders become the test credentials."""
+    port = next(
+        e.public_port
+        for e in plan.exposures
+        if (e.target_ip, e.target_port) == (proxy.host_ip, proxy.listen_port)
+    )
+    args = cmd.replace("'%{http_code}\\n'", "%{http_code}").split()
+    out = ["curl", "--max-time", "5", "--cacert", str(sb.server_cert)]
+    for a in args[1:]:
+        a = a.replace(f":{port}", f":{proxy.listen_port}")
+        for addr in (plan.wan.public_ip, plan.wan.fqdn):
+            if addr:
+                a = re.sub(rf":{re.escape(addr)}(:|$)", r":127.0.0.1\1", a)
+        a = a.replace("USER:PASSWORD", f"{USER}:{PASSWORD}")
+        a = a.replace("CLIENT.crt", str(sb.client_cert)).replace("CLIENT.key", str(sb.client_key))
+        out.append(a)
+    return out
+
+
+@pytest.mark.realtool
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_live_handover_checks_exercise_routing_and_auth(
+    sandbox: Sandbox, case: Case, server: str
+) -> None:
+    """The handover's per-route commands, run as written (address and port mapped to the
+    sandbox), reach the right upstream through SNI and Host; without -u they get 401."""
+    _require_live()
+    require_tool("nginx" if server == "nginx" else "apache2")
+    commands = _handover_checks(case.plan, case.proxy)
+    if not commands:
+        pytest.skip("proxy without a public port: no partner-facing checks")
+    assert len(commands) == len(case.proxy.routes)
+    proxy = case.with_openssl(_machine_openssl())
+    d, main = _prepare(sandbox, case, server, proxy, live=True)
+    steps = [{"kind": "curl", "args": _local(sandbox, case.plan, proxy, c)} for c in commands]
+    if proxy.auth == "basic":
+        bare = [a for a in steps[0]["args"] if a not in ("-u", f"{USER}:{PASSWORD}")]
+        steps.append({"kind": "curl", "args": bare})
+    result = _standard_run(sandbox, d, server, main, proxy, steps)
+    assert result["started"], _logs(d)
+    got = [r["code"] or r["body"] for r in result["phase1"]]
+    for step, r in zip(steps[: len(commands)], result["phase1"], strict=False):
+        assert r["code"] == "200", (step["args"], r)
+    if proxy.auth == "basic":
+        assert got[-1] == "401", got
