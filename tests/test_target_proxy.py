@@ -851,6 +851,11 @@ def _probes(proxy: ProxyPlan, servers: tuple[VirtualServer, ...]) -> list[Probe]
         probes.append(Probe("wrong password", first.name, path, "401", extra=("-u", f"{USER}:x")))
     if proxy.auth == "client_cert":
         probes.append(Probe("no client cert", first.name, path, "not200", client_cert=False))
+    if proxy.auth_path is not None:  # auth_websocket: the partner POSTs its credentials
+        auth, upstream = _probe_path("exact", proxy.auth_path)
+        (label,) = [r.label for r in proxy.routes if r.value == proxy.auth_path]
+        extra = ("--data", f"secret={SECRET}")
+        probes.append(Probe("auth POST", first.name, auth, "200", label, upstream, extra))
     return probes
 
 
