@@ -122,6 +122,11 @@ def _proxy_secret_files(p: ProxyPlan) -> list[dict[str, str]]:
         )
     if p.client_ca_ref and p.client_ca_path:
         files.append(_secret_file(p.client_ca_ref, p.client_ca_path, f"{p.id} client CA", "0644"))
+    for r in p.routes:
+        if r.trust_ref and r.trust_path:
+            files.append(
+                _secret_file(r.trust_ref, r.trust_path, f"{p.id} trust for {r.label}", "0644")
+            )
     return files
 
 

@@ -22,6 +22,7 @@ SecretKind = Literal[
     "client-secret",
     "auth-secret",
     "ddns-password",
+    "upstream-ca",
 ]
 # Why traffic stays in the LAN.
 LanFlowKind = Literal["windows-https", "device-fallback", "local-http"]
@@ -160,6 +161,11 @@ class ProxyRoutePlan:
     upstream_port: int
     websocket: bool
     label: str  # e.g. pos1/api or site-id/pos1/api
+    # How an https upstream's certificate is checked: "public" CAs, a private "ca", a
+    # "pinned" self-signed certificate (both deployed from trust_ref to trust_path).
+    trust: Literal["public", "ca", "pinned"] = "public"
+    trust_ref: str | None = None
+    trust_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,10 @@ class ProxyPlan:
     redact_query_params: tuple[str, ...]  # e.g. ("token",): never logged
     auth_path: str | None  # auth_websocket: REST auth endpoint path
     integration: int = -1  # index in the site's integrations (locates findings)
+    # DNS servers that resolve upstream host names at request time, and how long an
+    # answer is kept (seconds); empty for proxies whose upstreams are all IPs.
+    resolvers: tuple[str, ...] = ()
+    resolver_valid: int = 30
 
 
 @dataclass(frozen=True)

@@ -211,7 +211,7 @@ _SAFE_TAG = re.compile(r"[\w!:/.,<>-]{1,80}")
 # the SecretRef fields of the model).
 SECRET_KEYS = frozenset(
     {"password", "certificate", "key", "htpasswd", "client_ca", "token", "client_secret"}
-    | {"auth_secret"}
+    | {"auth_secret", "upstream_ca", "upstream_certificate"}
 )
 # What a user most likely meant, by the parser's complaint.
 _SYNTAX_HINTS = (

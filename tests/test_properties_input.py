@@ -110,8 +110,9 @@ def _site_id(name: str) -> str:
 def _assert_located(diags: list[Diagnostic], root: Path, name: str) -> None:
     """Every error belongs to the changed file (or fleet.yaml), with a line when known.
 
-    The one error allowed elsewhere: a store whose central-proxy route points at the
-    changed store says so (E300, naming that store).
+    The errors allowed elsewhere: a store whose central-proxy route points at the
+    changed store says so (E300, or the central-proxy lint rules PN203/PN204 when the
+    changed store no longer admits or is no longer reachable by that proxy), naming it.
     """
     own = str(root / "sites" / name)
     fleet = str(root / "fleet.yaml")
@@ -124,7 +125,10 @@ def _assert_located(diags: list[Diagnostic], root: Path, name: str) -> None:
             assert d.location.line >= 1, d
             assert d.location.col >= 0, d
             continue
-        assert d.code == "E300" and f"'{_site_id(name)}'" in d.message, d
+        if d.code in ("PN203", "PN204"):
+            assert f" -> {_site_id(name)}/" in d.message, d
+        else:
+            assert d.code == "E300" and f"'{_site_id(name)}'" in d.message, d
         assert d.location.line >= 1, d
 
 

@@ -8,6 +8,8 @@ from collections.abc import Iterator, Sequence
 from generator import netparse
 from generator.lint import Finding, LintContext, Rule
 from generator.plan import Plan
+from generator.targets.proxy_layout import is_upstream_name
+from generator.targets.tls_policy import is_lan_upstream
 
 
 def tunnel_rollout(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Finding]:
@@ -99,6 +101,61 @@ def central_proxy_reach(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Fin
                     )
 
 
+def _route_allowed(p: Plan, host_ip: str, host: str, port: int) -> bool:
+    src = netparse.ipv4_address(host_ip)
+    return any(
+        host in f.domains
+        and port in f.ports
+        and any(src in netparse.ipv4_network(s, strict=False) for s in f.sources)
+        for f in p.egress
+    )
+
+
+def proxy_egress_blocked(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Finding]:
+    """Under `egress: restricted` only named egress flows leave the store; a route to
+    another store must be one of them (stores reached by IP never are)."""
+    for p in plans:
+        if p.egress_policy != "restricted":
+            continue
+        for proxy in p.proxies:
+            for route in proxy.routes:
+                if is_lan_upstream(route.upstream_host, p.lan.subnet):
+                    continue
+                if not _route_allowed(p, proxy.host_ip, route.upstream_host, route.upstream_port):
+                    yield Finding(
+                        p.site_id,
+                        ("integrations", proxy.integration),
+                        (
+                            f"route {route.value} -> {route.label}: egress is restricted and "
+                            f"nothing lets {proxy.host} reach {route.upstream_host}:"
+                            f"{route.upstream_port}"
+                            + (
+                                " (an address: give that store a wan.fqdn)"
+                                if not is_upstream_name(route.upstream_host)
+                                else ""
+                            )
+                        ),
+                    )
+
+
+def proxy_plain_http_hop(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Finding]:
+    for p in plans:
+        for proxy in p.proxies:
+            for route in proxy.routes:
+                if route.upstream_scheme == "http" and not is_lan_upstream(
+                    route.upstream_host, p.lan.subnet
+                ):
+                    yield Finding(
+                        p.site_id,
+                        ("integrations", proxy.integration),
+                        (
+                            f"route {route.value} -> {route.label}: plain HTTP to "
+                            f"{route.upstream_host}:{route.upstream_port} crosses the internet "
+                            "(credentials and orders in clear): serve that service over TLS"
+                        ),
+                    )
+
+
 FLEET_RULES = (
     Rule(
         "PN201",
@@ -120,5 +177,19 @@ FLEET_RULES = (
         "central-proxy-unreachable",
         "A central proxy only works when each store exposes the service to the proxy's address.",
         fleet_check=central_proxy_reach,
+    ),
+    Rule(
+        "PN204",
+        "error",
+        "proxy-egress-blocked",
+        "A proxy in a store with restricted egress must be allowed out to its upstreams.",
+        fleet_check=proxy_egress_blocked,
+    ),
+    Rule(
+        "PN205",
+        "warning",
+        "proxy-plain-http-over-internet",
+        "A proxy's hop to an upstream outside its LAN should use TLS.",
+        fleet_check=proxy_plain_http_hop,
     ),
 )

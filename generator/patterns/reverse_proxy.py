@@ -9,17 +9,19 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from generator.patterns.base import Pattern
-from generator.patterns.context import TLS_DIR, Context
+from generator.patterns.context import TLS_DIR, Context, host_cidrs
 from generator.patterns.direct import DirectIntegration
-from generator.plan import ProxyPlan, ProxyRoutePlan
+from generator.plan import EgressFlow, ProxyPlan, ProxyRoutePlan
 from generator.spec.parts import Model, ProxyAuth, ProxyRoute, TlsSpec
 from generator.spec.types import (
     Fqdn,
     Hostname,
     Ident,
+    IPv4,
     Port,
     Source,
 )
+from generator.targets.proxy_layout import is_upstream_name
 
 if TYPE_CHECKING:
     from generator.catalog import Partner
@@ -41,13 +43,30 @@ class ReverseProxyIntegration(Model):
     tls: TlsSpec
     routes: list[ProxyRoute] = Field(min_length=1)
     sources: list[Source] | None = None
+    resolvers: list[IPv4] | None = Field(
+        None,
+        description="DNS servers for upstream names (other stores), asked at request time;"
+        " default: the store's LAN gateway",
+    )
+    resolver_valid: int = Field(
+        30, ge=1, le=3600, strict=True, description="Seconds an upstream address is kept"
+    )
 
 
 def check(site: Site, i: ReverseProxyIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
-    from generator.spec.checks import check_proxy, host_problem
+    from generator.spec.checks import Problem, check_proxy, host_problem
 
     yield from host_problem(site, (*base, "proxy_host"), i.proxy_host)
     yield from check_proxy(site, i, base)
+    tls = {f"{h.name}/{s.name}": s.tls for h in site.hosts for s in h.services}
+    for j, r in enumerate(i.routes):
+        trust = "upstream_ca" if r.upstream_ca else "upstream_certificate"
+        if (r.upstream_ca or r.upstream_certificate) and tls.get(r.service or "") is False:
+            yield Problem(
+                (*base, "routes", j, trust),
+                f"{r.service} is plain http: there is no certificate to check",
+                "tls: true on that service, or no upstream trust",
+            )
 
 
 def remote_port(other: Site, ref: str) -> tuple[int, bool]:
@@ -63,7 +82,7 @@ def remote_port(other: Site, ref: str) -> tuple[int, bool]:
 
 
 def _routes(
-    ctx: Context, i: ReverseProxyIntegration, server_name: str
+    ctx: Context, i: ReverseProxyIntegration, server_name: str, pid: str
 ) -> tuple[list[ProxyRoutePlan], list[str]]:
     routes: list[ProxyRoutePlan] = []
     names = [server_name]
@@ -86,6 +105,11 @@ def _routes(
             assert r.path is not None
             value = r.path if r.path.endswith("/") else r.path + "/"
             match = "path"
+        trust_ref = r.upstream_ca or r.upstream_certificate
+        trust_path = None
+        if trust_ref is not None:
+            trust_path = f"{TLS_DIR}/{pid}-{label.replace('/', '-')}-upstream.pem"
+            ctx.need(trust_ref, f"{pid} trust for upstream {label}", "upstream-ca")
         routes.append(
             ProxyRoutePlan(
                 match=match,  # type: ignore[arg-type]
@@ -93,18 +117,57 @@ def _routes(
                 upstream_scheme="https" if up_tls else "http",
                 upstream_host=up_host,
                 upstream_port=up_port,
-                websocket=False,
+                websocket=r.websocket,
                 label=label,
+                trust="ca" if r.upstream_ca else "pinned" if r.upstream_certificate else "public",
+                trust_ref=trust_ref,
+                trust_path=trust_path,
             )
         )
     return routes, names
+
+
+def _resolvers(
+    ctx: Context, i: ReverseProxyIntegration, routes: list[ProxyRoutePlan]
+) -> tuple[str, ...]:
+    """Only proxies with a named upstream need a resolver (nginx re-resolves a name
+    only through one; a literal name would be resolved once, at start)."""
+    if not any(is_upstream_name(r.upstream_host) for r in routes):
+        return ()
+    return tuple(i.resolvers) if i.resolvers else (ctx.site.lan.gateway,)
+
+
+def _store_egress(
+    ctx: Context, i: ReverseProxyIntegration, pid: str, ip: str, routes: list[ProxyRoutePlan]
+) -> None:
+    """Under `egress: restricted` a central proxy must still reach the stores it routes
+    to: one egress flow per store name and port, from the proxy host (an open edge
+    needs none). Stores reached by IP cannot be allowed by name; lint PN204 says so."""
+    if ctx.site.edge.egress != "restricted":
+        return
+    remote = [r for r, spec in zip(routes, i.routes, strict=True) if spec.site is not None]
+    for host, port in sorted({(r.upstream_host, r.upstream_port) for r in remote}):
+        if not is_upstream_name(host):
+            continue
+        ctx.egress.append(
+            EgressFlow(
+                id=f"{pid}-{host.split('.')[0]}-{port}",
+                partner=i.partner,
+                purpose=f"central proxy to {host}",
+                sources=host_cidrs((ip,)),
+                domains=(host,),
+                ports=(port,),
+                protocol="tcp",
+                ssl_inspection_exempt=True,
+            )
+        )
 
 
 def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
     proxy = ctx.host_plan(i.proxy_host)
     pid = f"{i.partner}-proxy"
     server_name = i.server_name or ctx.public_name()
-    routes, names = _routes(ctx, i, server_name)
+    routes, names = _routes(ctx, i, server_name, pid)
     auth = i.auth
     if auth.htpasswd:
         ctx.need(auth.htpasswd, f"{pid} htpasswd file", "htpasswd")
@@ -131,8 +194,11 @@ def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
             routes=tuple(sorted(routes, key=lambda r: (r.match, r.value))),
             redact_query_params=(),
             auth_path=None,
+            resolvers=_resolvers(ctx, i, routes),
+            resolver_valid=i.resolver_valid,
         )
     )
+    _store_egress(ctx, i, pid, proxy.ip, routes)
     endpoints: list[str] = []
     if i.public_port is not None:
         ctx.expose_proxy(
@@ -143,9 +209,11 @@ def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
         )
         for rp in routes:
             if rp.match == "host":
-                endpoints.append(f"https://{rp.value}:{i.public_port}/ -> {rp.label}")
+                url = f"{rp.value}:{i.public_port}/"
             else:
-                endpoints.append(f"https://{server_name}:{i.public_port}{rp.value} -> {rp.label}")
+                url = f"{server_name}:{i.public_port}{rp.value}"
+            ws = f" (WebSocket: wss://{url})" if rp.websocket else ""
+            endpoints.append(f"https://{url} -> {rp.label}{ws}")
     ctx.brief(i.partner, p, i.pattern, endpoints)
 
 

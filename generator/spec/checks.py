@@ -248,6 +248,12 @@ def check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> I
             yield Problem(rp, "a remote route needs both site and site_service")
         if route.service is not None:
             yield from service_problem(site, (*rp, "service"), route.service)
+        if route.upstream_ca is not None and route.upstream_certificate is not None:
+            yield Problem(
+                (*rp, "upstream_certificate"),
+                "give upstream_ca or upstream_certificate, not both",
+                "upstream_ca: a private CA, or upstream_certificate: a pinned certificate",
+            )
         key = route.subdomain if integ.routing == "subdomain" else route.path
         field = "subdomain" if integ.routing == "subdomain" else "path"
         if key is None:

@@ -45,3 +45,16 @@ class ProxyRoute(Model):
     site_service: ServiceRef | None = Field(None, description="host/service in that store")
     subdomain: Hostname | None = None
     path: UrlPath | None = None
+    websocket: bool = Field(
+        False, description="Forward WebSocket upgrades (101) and keep idle sockets an hour"
+    )
+    upstream_ca: SecretRef | None = Field(
+        None,
+        description="https upstream: PEM CA its certificate must chain to, instead of the"
+        " public CAs (a store's private CA)",
+    )
+    upstream_certificate: SecretRef | None = Field(
+        None,
+        description="https upstream: pin its own self-signed certificate (PEM); the name"
+        " must still match",
+    )

@@ -13,16 +13,16 @@ choices:
 
 from __future__ import annotations
 
-import re
-
 from generator.plan import Plan, ProxyPlan
 from generator.targets.base import ProxyActivation, proxy_server
 from generator.targets.proxy_layout import (
+    FAILURE_STATUS_REGEX,
     Route,
     VirtualServer,
     check_ident,
     check_proxy,
     layout,
+    regex_escape,
 )
 from generator.targets.tls_policy import policy_for
 from generator.templating import render as render_template
@@ -49,15 +49,24 @@ REQUIRED_MODULES: tuple[str, ...] = (
 LOG_DIR = "/var/log/apache2"
 # Common log format with the path only (%U): the query string never reaches the log.
 LOG_FORMAT = r"%h %l %u %t %v \"%m %U %H\" %>s %b \"%{User-agent}i\" %Dus"
+# Error-log levels. mod_proxy, mod_proxy_http and mod_ssl stay at error: their messages
+# there name the backend and the TLS failure (AH00957, AH02039), not the URL, and that
+# is how an operator learns why a route fails. Above error they do print the backend
+# URL with its query (mod_proxy AH00944 at debug, measured), so never raise them. Every
+# other module logs from crit: posnet cannot test each message of each module for a
+# request line (the core's AH00126 prints it at error), and nothing it needs is there.
+LOG_LEVEL = "crit proxy:error proxy_http:error ssl:error"
+# Error-log lines without the Referer Apache appends by default (a URL with a query).
+ERROR_LOG_FORMAT = "[%{u}t] [%-m:%l] [pid %P] [client %a] %M"
+# The upstream-failure log (statuses: proxy_layout.FAILURE_STATUS_REGEX).
+FAILURE_EXPR = f"%{{REQUEST_STATUS}} =~ /{FAILURE_STATUS_REGEX}/"
 # Ports Debian's ports.conf already listens on; a second Listen would stop Apache.
 DEBIAN_PORTS = (80, 443)
 
-_REGEX_SPECIAL = re.compile(r"([.^$*+?()\[\]{}|\\])")
-
 
 def path_regex(path: str) -> str:
-    """Anchored regex for exactly `path` (paths are already limited to URL-safe chars)."""
-    return "^" + _REGEX_SPECIAL.sub(r"\\\1", path) + "$"
+    """Anchored regex for exactly `path`."""
+    return "^" + regex_escape(path) + "$"
 
 
 def tls_upstreams(server: VirtualServer) -> list[Route]:
@@ -86,7 +95,11 @@ def render_proxy(plan: Plan, proxy: ProxyPlan) -> str:
         catchall_name=f"unknown-host.{check_ident(proxy.id)}.posnet.invalid",
         access_log=f"{LOG_DIR}/posnet-{proxy.id}.access.log",
         error_log=f"{LOG_DIR}/posnet-{proxy.id}.error.log",
+        failure_log=f"{LOG_DIR}/posnet-{proxy.id}.upstream-errors.log",
         log_format=LOG_FORMAT,
+        log_level=LOG_LEVEL,
+        error_log_format=ERROR_LOG_FORMAT,
+        failure_expr=FAILURE_EXPR,
         path_regex=path_regex,
         tls_upstreams=tls_upstreams,
     )

@@ -202,6 +202,82 @@ def _partner_extra(plan: Plan, b: PartnerBrief) -> list[str]:
     for p in plan.proxies:
         if p.partner == b.partner:
             out.append(_proxy_line(p))
+            out.extend(_upstream_certificates(p, plan.lan.subnet))
+            out.extend(_proxy_dns_and_checks(p, plan))
+    return out
+
+
+def _proxy_dns_and_checks(p: ProxyPlan, plan: Plan) -> list[str]:
+    """DNS records the proxy's names need, and per route a curl that sends the right SNI
+    and Host to the store's public address (--resolve), so it tests routing and auth,
+    not the catch-all server that answers unknown names with 404."""
+    port = next(
+        (
+            e.public_port
+            for e in plan.exposures
+            if (e.target_ip, e.target_port) == (p.host_ip, p.listen_port)
+        ),
+        None,
+    )
+    if port is None:
+        return []
+    out = []
+    public = plan.wan.public_ip
+    for name in p.server_names:
+        if name == plan.wan.fqdn:
+            continue
+        if plan.wan.mode == "dynamic" and plan.wan.fqdn:
+            record = f"CNAME {code(plan.wan.fqdn)} (the store's DDNS name follows its address)"
+        else:
+            record = f"A {public}" if public else "A (the store's public address)"
+        out.append(f"DNS: create {code(name)} {record}.")
+
+    # A dynamic store is reached through its DDNS name; SNI and Host stay the route's.
+    def reach(name: str) -> str:
+        if public:
+            return f"--resolve {name}:{port}:{public}"
+        return f"--connect-to {name}:{port}:{plan.wan.fqdn or 'STORE-ADDRESS'}:{port}"
+
+    cred = {
+        "none": "",
+        "basic": "-u USER:PASSWORD ",
+        "client_cert": "--cert CLIENT.crt --key CLIENT.key ",
+    }[p.auth]
+    for r in sorted(p.routes, key=lambda r: (r.match, r.value)):
+        name, path = (r.value, "/") if r.match == "host" else (p.server_names[0], r.value)
+        curl = (
+            f"curl -sS -o /dev/null -w '%{{http_code}}\\n' {reach(name)} "
+            f"{cred}https://{name}:{port}{path}"
+        )
+        want = "an answer from the POS (not 404)"
+        out.append(f"Check {code(r.label)}: {code(curl)} prints {want}.")
+    if p.auth == "basic":
+        name = p.server_names[0]
+        out.append("Check auth: the same command without -u prints 401.")
+    return out
+
+
+def _upstream_certificates(p: ProxyPlan, lan_subnet: str) -> list[str]:
+    """What certificate each https upstream must present, as the proxy checks it."""
+    from generator.targets.tls_policy import is_lan_upstream
+
+    out = []
+    for r in sorted(p.routes, key=lambda r: r.label):
+        if r.upstream_scheme != "https":
+            continue
+        where = f"{code(r.label)} ({r.upstream_host}:{r.upstream_port})"
+        if r.trust == "ca":
+            need = f"chains to the CA in {code(r.trust_ref or '')}"
+        elif r.trust == "pinned":
+            need = f"is exactly the pinned certificate in {code(r.trust_ref or '')}"
+        elif is_lan_upstream(r.upstream_host, lan_subnet):
+            out.append(f"Upstream {where}: in the store LAN, its certificate is not verified.")
+            continue
+        else:
+            need = "chains to a public CA"
+        out.append(
+            f"Upstream {where} must present a certificate for {code(r.upstream_host)} that {need}."
+        )
     return out
 
 

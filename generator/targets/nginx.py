@@ -5,16 +5,27 @@ Choices that are not obvious from the template:
   catch-all server name) carries the proxy id, and the catch-all is made the port's
   default by coming first rather than by `default_server`, so two posnet proxies on one
   host never make `nginx -t` fail on a duplicate.
-- Upstream host names are resolved when nginx (re)loads; a central proxy reaching
-  stores on DDNS therefore needs a reload after an address change (the apply playbook
-  reloads on every run).
+- A literal host name in `proxy_pass` is resolved once when nginx (re)loads, and one
+  that does not resolve stops the whole config. Named upstreams (a central proxy's
+  stores, often on DDNS) therefore go through a variable and the proxy's `resolver`
+  with a validity time: looked up per request, failing only their own route.
+- The error log is at `emerg` (see ERROR_LEVEL): what an operator needs from it at
+  request time (an unreachable upstream) goes to a second access log filtered with
+  `if=` on the status, which prints the path (the request URI cut at "?") and
+  never the request line.
 """
 
 from __future__ import annotations
 
 from generator.plan import Plan, ProxyPlan
 from generator.targets.base import ProxyActivation, proxy_server
-from generator.targets.proxy_layout import check_ident, check_proxy, layout
+from generator.targets.proxy_layout import (
+    FAILURE_STATUS_REGEX,
+    check_ident,
+    check_proxy,
+    layout,
+    regex_escape,
+)
 from generator.targets.tls_policy import policy_for
 from generator.templating import render as render_template
 
@@ -24,6 +35,11 @@ NAME = "nginx"
 SECRET_STYLE = "raw"  # noqa: S105 - a style name, not a secret
 
 LOG_DIR = "/var/log/nginx"
+# nginx appends the full request line (query string included) to every message it
+# writes while serving a request, at every level up to alert; emerg is the only level
+# it keeps for start-up and resource exhaustion. Request-time failures are reported by
+# the upstream-failure access log instead (status, upstream address, path only).
+ERROR_LEVEL = "emerg"
 
 
 def _var(proxy_id: str) -> str:
@@ -49,7 +65,13 @@ def render_proxy(plan: Plan, proxy: ProxyPlan) -> str:
         catchall_name=f"unknown-host.{check_ident(proxy.id)}.posnet.invalid",
         access_log=f"{LOG_DIR}/posnet-{proxy.id}.access.log",
         error_log=f"{LOG_DIR}/posnet-{proxy.id}.error.log",
-        error_level="crit" if proxy.redact_query_params else "error",
+        error_level=ERROR_LEVEL,
+        upstream_var=f"{base}_upstream",
+        path_var=f"{base}_path",
+        regex_escape=regex_escape,
+        failure_log=f"{LOG_DIR}/posnet-{proxy.id}.upstream-errors.log",
+        failure_var=f"{base}_upstream_failed",
+        failure_status=FAILURE_STATUS_REGEX,
     )
 
 

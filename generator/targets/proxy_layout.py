@@ -9,8 +9,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from generator import netparse
 from generator.plan import ProxyPlan, ProxyRoutePlan
 from generator.targets.tls_policy import UpstreamTls, upstream_tls
+
+# Statuses written to the upstream-failure log of both servers: 502/503/504 when the
+# proxy got no usable answer, and 500, Apache's answer when the TLS handshake to the
+# upstream fails (an upstream's own 500 lands there too, which is worth seeing).
+FAILURE_STATUS_REGEX = "^50[0234]$"
 
 # Guards: Plan values are already constrained by the spec, but a template must never
 # be the place where a stray quote, brace or newline turns into a directive.
@@ -47,6 +53,19 @@ def check_comment(value: str) -> str:
     return _check(_COMMENT, value, "comment text")
 
 
+_REGEX_SPECIAL = re.compile(r"([.^$*+?()\[\]{}|\\])")
+
+
+def regex_escape(path: str) -> str:
+    """A URL path as a regex literal (paths are already limited to URL-safe chars)."""
+    return _REGEX_SPECIAL.sub(r"\\\1", path)
+
+
+def is_upstream_name(host: str) -> bool:
+    """True for a DNS name, False for an IP literal: only names need a resolver."""
+    return netparse.ip_address_or_none(host) is None
+
+
 def check_proxy(proxy: ProxyPlan) -> None:
     """Every ProxyPlan value a template prints outside the routes."""
     check_ident(proxy.id)
@@ -62,6 +81,10 @@ def check_proxy(proxy: ProxyPlan) -> None:
         check_file_path(proxy.htpasswd_path or "")
     if proxy.auth == "client_cert":
         check_file_path(proxy.client_ca_path or "")
+    for addr in proxy.resolvers:
+        netparse.ip_address(addr)  # ValueError on anything else
+    if not 1 <= int(proxy.resolver_valid) <= 3600:
+        raise ValueError(f"unsafe resolver validity: {proxy.resolver_valid!r}")
 
 
 # Proxy layout: which virtual servers and routes a ProxyPlan becomes. Shared so that
@@ -84,6 +107,18 @@ class Route:
     websocket: bool
     tls: UpstreamTls | None  # None for plain http upstreams
     label: str
+    host: str  # upstream host (IP or name)
+    port: int
+
+    @property
+    def dynamic(self) -> bool:
+        """A named upstream: resolved per request (nginx) or per connection (Apache),
+        never only at start-up."""
+        return is_upstream_name(self.host)
+
+    @property
+    def scheme(self) -> str:
+        return self.origin.split("://", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -99,6 +134,10 @@ class VirtualServer:
     def needs_upstream_tls(self) -> bool:
         return any(r.tls is not None for r in self.routes)
 
+    @property
+    def has_dynamic(self) -> bool:
+        return any(r.dynamic for r in self.routes)
+
 
 def _route(
     kind: Literal["exact", "prefix", "default"], path: str, r: ProxyRoutePlan, lan_subnet: str
@@ -111,8 +150,16 @@ def _route(
         path=path,
         origin=f"{r.upstream_scheme}://{r.upstream_host}:{int(r.upstream_port)}",
         websocket=r.websocket,
-        tls=upstream_tls(r.upstream_host, lan_subnet) if r.upstream_scheme == "https" else None,
+        tls=(
+            upstream_tls(r.upstream_host, lan_subnet, r.trust, check_file_path(r.trust_path))
+            if r.upstream_scheme == "https" and r.trust_path is not None
+            else upstream_tls(r.upstream_host, lan_subnet)
+            if r.upstream_scheme == "https"
+            else None
+        ),
         label=r.label,
+        host=r.upstream_host,
+        port=int(r.upstream_port),
     )
 
 

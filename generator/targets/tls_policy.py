@@ -131,7 +131,28 @@ def is_lan_upstream(host: str, lan_subnet: str) -> bool:
     return addr is not None and addr in netparse.ip_network(lan_subnet)
 
 
-def upstream_tls(host: str, lan_subnet: str) -> UpstreamTls:
+def upstream_tls(
+    host: str,
+    lan_subnet: str,
+    trust: Literal["public", "ca", "pinned"] = "public",
+    trust_path: str | None = None,
+) -> UpstreamTls:
+    if trust != "public" and trust_path is not None:
+        what = (
+            "chain to the store's own CA"
+            if trust == "ca"
+            else "be exactly the pinned self-signed certificate"
+        )
+        return UpstreamTls(
+            verify=True,
+            name=host,
+            ca_bundle=trust_path,
+            depth=UPSTREAM_VERIFY_DEPTH,
+            reason=(
+                f"Upstream {host}: the certificate must {what}",
+                f"({trust_path}) and match the name; the name is sent as SNI.",
+            ),
+        )
     if is_lan_upstream(host, lan_subnet):
         return UpstreamTls(
             verify=False,
