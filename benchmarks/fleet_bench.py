@@ -256,7 +256,8 @@ def _edit(path: Path, turn: int) -> None:
 def _expect_only(touched: set[str], store: str) -> None:
     """The one-store change may rewrite that store, its host_vars and fleet files only."""
     allowed_prefixes = (f"sites/{store}/", f"inventory/host_vars/{store}-edge.yml")
-    fleet_level = {"manifest.json", ".posnet-cache.json", "inventory/hosts.yml"}
+    # .posnet-lock: every writing command records its pid there (issue 6)
+    fleet_level = {"manifest.json", ".posnet-cache.json", ".posnet-lock", "inventory/hosts.yml"}
     bad = sorted(t for t in touched if not t.startswith(allowed_prefixes) and t not in fleet_level)
     if bad:
         raise SystemExit(f"one-store change rewrote other files: {bad[:10]}")

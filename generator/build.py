@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import pickle
 import shutil
 import signal
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cache, partial
@@ -37,6 +35,7 @@ from generator.tree_guard import (
     valid_manifest,
 )
 from generator.tree_lock import LOCK
+from generator.workers import in_workers as _in_workers
 
 MANIFEST = "manifest.json"
 CACHE = ".posnet-cache.json"  # stat fingerprints: local speed-up only, never reviewed
@@ -72,42 +71,6 @@ def render_plan(plan: Plan) -> dict[str, str]:
 
 def _render_many(plans: Sequence[Plan]) -> list[dict[str, str]]:
     return [render_plan(p) for p in plans]
-
-
-def _in_workers(
-    fn: Callable[[Sequence[Any]], list[Any]], items: Sequence[Any], jobs: int
-) -> list[Any]:
-    """fn over chunks of items, in worker processes when there are many."""
-    from generator.terminal import advance  # a progress bar, when one is shown
-
-    jobs = jobs or min(os.cpu_count() or 1, 8)
-    if jobs <= 1 or len(items) < 200:
-        done = fn(items)
-        advance(len(items))
-        return done
-    size = max(50, len(items) // (jobs * 4))
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    out: list[Any] = []
-    pool = ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=die_with_parent,
-        initargs=(os.getpid(),),
-    )
-    try:
-        for part in pool.map(fn, chunks):
-            out.extend(part)
-            advance(len(part))
-    except BaseException:
-        # Ctrl-C, a failed chunk, a full disk: stop the others now rather than letting
-        # them finish their chunks (or outlive this process).
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            with suppress(OSError):
-                proc.kill()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    return out
 
 
 def render_all(plans: Sequence[Plan], jobs: int = 0) -> list[dict[str, str]]:
@@ -151,7 +114,7 @@ def _stage(root: str, rel: str, text: str, made: set[str]) -> None:
 T = TypeVar("T")
 
 
-class _Forked(Generic[T]):
+class Forked(Generic[T]):
     """`fn()` computed in a forked copy of this process while this one goes on.
 
     The child sees every object as it is (nothing is pickled on the way in; only the
@@ -474,7 +437,7 @@ def _disk_text(path: Path) -> str | None:
         return None
 
 
-def _listed(out: Path, listing: set[str]) -> set[str]:
+def listed(out: Path, listing: set[str]) -> set[str]:
     found = set(listing)
     for top in (MANIFEST, ".gitignore"):
         if os.path.lexists(out / top):
@@ -501,14 +464,27 @@ def expected_tree(
 
 
 def check_tree(
-    out: Path, fleet: str, plans: Sequence[Plan], digests: Mapping[str, str], jobs: int = 0
+    out: Path,
+    fleet: str,
+    plans: Sequence[Plan],
+    digests: Mapping[str, str],
+    jobs: int = 0,
+    full: bool = False,
+    listing: set[str] | None = None,
 ) -> CheckResult:
-    """Compare the tree on disk, byte for byte, with what the spec renders now."""
-    from generator.pipeline import paused_gc
+    """Compare the tree on disk with what the spec renders now: with `full`, every
+    store rendered and compared byte for byte; else see generator.tree_check.
 
-    listing = open_tree(out)
+    `listing`: what open_tree() gave, if the caller called it already."""
+    from generator.pipeline import paused_gc
+    from generator.tree_check import check_fast
+
+    if listing is None:
+        listing = open_tree(out)
     with paused_gc():
-        return _check_tree(out, fleet, plans, digests, jobs, listing)
+        if full:
+            return _check_tree(out, fleet, plans, digests, jobs, listing)
+        return check_fast(out, fleet, plans, digests, jobs, listing)
 
 
 def _check_tree(
@@ -527,7 +503,7 @@ def _check_tree(
             res.missing.append(rel)
         elif disk != text:
             res.stale.append(rel)
-    res.stray = sorted(_listed(out, listing) - set(expected))
+    res.stray = sorted(listed(out, listing) - set(expected))
     return res
 
 
@@ -566,7 +542,7 @@ def _render_tree(
     vars_state: dict[str, str] = dict(state.get("fleet", {}))
     # Inventory and host_vars need every Plan but no site file: build them in a forked
     # process while this one checks, renders and stages the sites.
-    fleet_job = _Forked(
+    fleet_job = Forked(
         lambda: _fleet_level(root, fleet, plans, digests, vars_state, force),
         fork=len(plans) >= 200 and (jobs or os.cpu_count() or 1) > 1,
     )
@@ -611,7 +587,7 @@ def _render_sites(
     force: bool,
     jobs: int,
     state: dict[str, Any],
-    fleet_job: _Forked[tuple[list[str], dict[str, str], dict[str, str]]],
+    fleet_job: Forked[tuple[list[str], dict[str, str], dict[str, str]]],
     manifest: dict[str, Any],
     listing: set[str],
 ) -> Change:

@@ -201,7 +201,18 @@ def validate(path: Path, fmt: str, strict: bool) -> None:
 @click.option(
     "--site", "sites", multiple=True, metavar="ID", help="Render only this store (repeatable)."
 )
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 if the tree on disk is stale.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 if any file of the tree is stale, missing or stray. Stores "
+    "whose input key matches the manifest are checked against its file hashes, the rest "
+    "rendered: a file edited together with its hash in the manifest passes (use --full).",
+)
+@click.option(
+    "--full",
+    is_flag=True,
+    help="With --check: render every store and compare byte for byte (trusts no manifest).",
+)
 @click.option("--force", is_flag=True, help="Re-render every store even if its input is unchanged.")
 @click.option(
     "--jobs", type=click.IntRange(0, 64), default=0, help="Worker processes (0 = one per core)."
@@ -214,6 +225,7 @@ def render(
     out_arg: str,
     sites: tuple[str, ...],
     check: bool,
+    full: bool,
     force: bool,
     jobs: int,
     wait: float,
@@ -234,6 +246,8 @@ def render(
     from generator.tree_guard import check_root
     from generator.tree_lock import tree_lock
 
+    if full and not check:
+        raise click.UsageError("--full goes with --check")
     out = output_folder(out_arg, path)
     # The lock comes first: of two renders started together, the first one started
     # holds the tree, and the other waits (--wait) or stops, before validating anything.
@@ -244,14 +258,14 @@ def render(
         check_root(out, create=True)
         lock = tree_lock(out, wait)
     with lock:
-        _render(path, out, sites, check, force, jobs, fmt, strict)
+        _render(path, out, sites, (check, full), force, jobs, fmt, strict)
 
 
 def _render(
     path: Path,
     out: Path,
     sites: tuple[str, ...],
-    check: bool,
+    checking: tuple[bool, bool],  # --check, --full
     force: bool,
     jobs: int,
     fmt: str,
@@ -259,6 +273,7 @@ def _render(
 ) -> None:
     from generator import build
 
+    check, full = checking
     result = _analyze(path, fmt)
     if result.failed(strict):
         _emit(result.diagnostics, fmt)
@@ -272,13 +287,17 @@ def _render(
         raise click.UsageError(f"--site: no store {', '.join(unknown)} in {path}")
     plans = [p for p in result.plans if not sites or p.site_id in sites]
     if check:
+        listing: set[str] | None = None
         if out.is_dir():
-            build.open_tree(out)
+            listing = build.open_tree(out)
             done = build.recover(out, force)
             if done:
                 note(f"posnet: {done}")
+                listing = None  # scanned again
         with terminal.progress(len(result.plans), "checking", err):
-            res = build.check_tree(out, result.fleet.name, result.plans, result.digests, jobs)
+            res = build.check_tree(
+                out, result.fleet.name, result.plans, result.digests, jobs, full, listing
+            )
         if sites:
             keep = tuple(f"sites/{s}/" for s in sites)
             res.stale = [f for f in res.stale if f.startswith(keep)]

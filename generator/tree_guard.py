@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,7 @@ def scan_tree(out: Path) -> set[str]:
     return found
 
 
-def read_tree_file(path: Path) -> bytes | None:
+def read_tree_file(path: Path | str) -> bytes | None:
     """A regular file of the tree, without following a link or blocking on a FIFO.
 
     None when it does not exist."""
@@ -131,9 +132,11 @@ def _damaged(path: Path, what: str) -> TreeError:
     )
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 def _hexes(value: object) -> bool:
-    hexdigits = "0123456789abcdef"
-    return isinstance(value, str) and len(value) == 64 and all(c in hexdigits for c in value)
+    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
 
 
 def valid_manifest(path: Path, raw: bytes) -> dict[str, Any]:

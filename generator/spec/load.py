@@ -17,6 +17,7 @@ import typing
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -536,28 +537,41 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
         group_files = _group_files(group_dir) if group_dir and group_dir.is_dir() else []
         fleet.cache = SiteCache.open(root, [root / "fleet.yaml", *group_files])
     failed: set[str] = {p.stem for p in site_files if p.suffix == ".dup"}
-    for spath in site_files:
-        if spath.suffix == ".dup":
-            continue
+    inputs = [(p, _read(p, follow=root is None)) for p in site_files if p.suffix != ".dup"]
+    hits = {
+        str(p): fleet.cache.site(str(p), raw, groups, fleet_layer) if fleet.cache else None
+        for p, raw in inputs
+    }
+    load_one = partial(
+        _load_site,
+        root=root,
+        fleet_layer=fleet_layer,
+        groups=groups,
+        catalog=catalog,
+        catalog_digest=catalog_digest,
+    )
+    # Sites neither cached nor few: loaded in worker processes (see parallel_load).
+    from generator.spec.parallel_load import load_in_workers
+
+    misses = [(p, raw) for p, raw in inputs if hits[str(p)] is None]
+    fresh = load_in_workers(misses, load_one, groups, fleet_layer) if root is not None else {}
+    for spath, raw in inputs:
         display = str(spath)  # what _rel() gives for a file globbed under root
-        raw = _read(spath, follow=root is None)
-        hit = fleet.cache.site(display, raw, groups, fleet_layer) if fleet.cache else None
+        hit = hits[display]
+        got = fresh.get(display)
         try:
-            loaded, sdiags = hit or _load_site(
-                spath,
-                raw,
-                root=root,
-                fleet_layer=fleet_layer,
-                groups=groups,
-                catalog=catalog,
-                catalog_digest=catalog_digest,
-            )
+            if isinstance(got, PosnetError):
+                raise got
+            loaded, sdiags = hit or (got[0] if got else None) or load_one(spath, raw)
         except PosnetError as exc:
             diags.extend(exc.diagnostics)
             failed.add(spath.stem)
             continue
         if fleet.cache is not None and hit is None and raw is not None:
-            fleet.cache.remember(display, raw, loaded, sdiags)
+            if got:
+                fleet.cache.adopt(display, got[1])
+            else:
+                fleet.cache.remember(display, raw, loaded, sdiags)
         diags.extend(sdiags)
         if loaded is not None:
             fleet.sites.append(loaded)
@@ -849,6 +863,41 @@ class _Record:
     lint: list[tuple[str, YamlPath, str]] | None = None  # site-rule findings for the plan
 
 
+def to_record(raw: bytes, loaded: LoadedSite | None, diags: list[Diagnostic]) -> _Record:
+    """What loading a site file gave, as the cache keeps it (and workers return it)."""
+    sha = hashlib.sha256(raw).hexdigest()
+    if loaded is None:
+        return _Record(sha, b"", None, diags, "", b"", {})
+    own = loaded.layers[0]
+    layer = (
+        own.data,
+        [(p, loc.line, loc.col) for p, loc in own.positions.values.items()],
+        [(p, loc.line, loc.col) for p, loc in own.positions.keys.items()],
+    )
+    site = _dumps(loaded.site)
+    return _Record(sha, site, loaded.facts, diags, loaded.digest, _dumps(layer), loaded.found)
+
+
+def from_record(
+    rec: _Record, display: str, groups: dict[str, Layer], fleet_layer: Layer | None
+) -> tuple[LoadedSite | None, list[Diagnostic]]:
+    """The loaded site of a record: its model and layers decoded on first use."""
+    if rec.facts is None:
+        return None, rec.diags
+    blob = rec.layer
+
+    def restore() -> tuple[Layer, ...]:
+        data, values, keys = pickle.loads(blob)  # noqa: S301 - see SiteCache.open()
+        positions = Positions(
+            {path: Location(display, line, col) for path, line, col in values},
+            {path: Location(display, line, col) for path, line, col in keys},
+        )
+        return tuple(_layers_of(Layer(data, positions, (), display), groups, fleet_layer))
+
+    site = LoadedSite(rec.site, display, restore, rec.digest, rec.found, rec.facts)
+    return site, rec.diags
+
+
 def cache_dir() -> Path | None:
     """POSNET_CACHE_DIR (`off` disables the cache), else the user's cache folder."""
     env = os.environ.get("POSNET_CACHE_DIR")
@@ -961,47 +1010,19 @@ class SiteCache:
         if rec is None:
             return None
         self.records[display] = rec
-        if rec.facts is None:
-            return None, rec.diags
         self.found_size[display] = len(rec.found)
-        blob = rec.layer
-
-        def restore() -> tuple[Layer, ...]:
-            data, values, keys = pickle.loads(blob)  # noqa: S301 - see open()
-            positions = Positions(
-                {path: Location(display, line, col) for path, line, col in values},
-                {path: Location(display, line, col) for path, line, col in keys},
-            )
-            return tuple(_layers_of(Layer(data, positions, (), display), groups, fleet_layer))
-
-        site = LoadedSite(rec.site, display, restore, rec.digest, rec.found, rec.facts)
-        return site, rec.diags
+        return from_record(rec, display, groups, fleet_layer)
 
     def remember(
         self, display: str, raw: bytes, loaded: LoadedSite | None, diags: list[Diagnostic]
     ) -> None:
-        sha = hashlib.sha256(raw).hexdigest()
+        self.adopt(display, to_record(raw, loaded, diags))
+
+    def adopt(self, display: str, rec: _Record) -> None:
+        """Keep a record made already (by a loading worker) for this run's sites."""
         self.dirty.add(_bucket(display))
-        if loaded is None:
-            self.records[display] = _Record(sha, b"", None, diags, "", b"", {})
-            return
-        own = loaded.layers[0]
-        layer = (
-            own.data,
-            [(p, loc.line, loc.col) for p, loc in own.positions.values.items()],
-            [(p, loc.line, loc.col) for p, loc in own.positions.keys.items()],
-        )
-        rec = _Record(
-            sha,
-            _dumps(loaded.site),
-            loaded.facts,
-            diags,
-            loaded.digest,
-            _dumps(layer),
-            loaded.found,
-        )
         self.records[display] = rec
-        self.found_size[display] = len(loaded.found)
+        self.found_size[display] = len(rec.found)
 
     @staticmethod
     def plan_key(ls: LoadedSite, fleet_name: str) -> str:

@@ -1,0 +1,86 @@
+"""Cold loading in worker processes gives what loading in this process gives: the same
+sites, digests and diagnostics, in the same order, on a fleet with errors in several
+stores (above workers.SMALL files, so the workers really run)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.spec import parallel_load
+from generator.spec.load import Fleet, load_fleet
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import fleet_bench
+
+
+def _break(sites: Path) -> None:
+    files = sorted(sites.glob("*.yaml"))
+
+    def edit(n: int, old: str, new: str) -> None:
+        text = files[n].read_text()
+        assert old in text, (files[n], old)
+        files[n].write_text(text.replace(old, new, 1))
+
+    edit(3, "name: ", "name: [unclosed\n")  # YAML syntax: the load raises
+    edit(10, "role: pos", "role: 12")  # model validation
+    edit(20, "port: 8080", "port: 99999")  # out of range
+    edit(30, "group: ", "group: nowhere\n_old_group: ")  # unknown group, unknown key
+    edit(40, f"id: {files[40].stem}", "id: someone-else")  # id differs from file name
+    fqdn = next(line for line in files[50].read_text().splitlines() if "fqdn:" in line)
+    edit(60, "fqdn: ", f"fqdn: {fqdn.split(':', 1)[1].strip()}\n  _was: ")  # E300 across
+    (sites / "notes.txt").write_text("not a store\n")  # an info note
+
+
+def _load(path: Path, parallel: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Fleet, int]:
+    calls: list[int] = []
+    real = parallel_load.shared_map
+
+    def spy(*args: Any) -> Any:
+        calls.append(1)
+        return real(*args)
+
+    with monkeypatch.context() as m:
+        m.setattr(parallel_load, "shared_map", spy)
+        m.setattr(parallel_load, "default_jobs", lambda jobs: 2 if parallel else 1)
+        m.setenv("POSNET_CACHE_DIR", "off")
+        fleet = load_fleet(path)
+    return fleet, len(calls)
+
+
+def test_serial_and_parallel_loads_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet_bench.make_fleet(tmp_path / "fleet", 240, seed=3)
+    _break(tmp_path / "fleet" / "sites")
+    serial, s_calls = _load(tmp_path / "fleet", False, monkeypatch)
+    parallel, p_calls = _load(tmp_path / "fleet", True, monkeypatch)
+    assert (s_calls, p_calls) == (0, 1)
+    assert [d.as_dict() for d in parallel.diagnostics] == [d.as_dict() for d in serial.diagnostics]
+    assert [d.why for d in parallel.diagnostics] == [d.why for d in serial.diagnostics]
+    codes = {d.code for d in serial.diagnostics if d.severity == "error"}
+    assert {"E100", "E101", "E300"} <= codes, codes
+    assert len({d.site or d.location.file for d in serial.diagnostics}) >= 6
+    assert [(ls.id, ls.file, ls.digest) for ls in parallel.sites] == [
+        (ls.id, ls.file, ls.digest) for ls in serial.sites
+    ]
+    assert [ls.site for ls in parallel.sites] == [ls.site for ls in serial.sites]
+    assert [ls.layers for ls in parallel.sites[:20]] == [ls.layers for ls in serial.sites[:20]]
+
+
+def test_parallel_records_fill_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold parallel load leaves the cache a warm load reads: same sites, diagnostics."""
+    fleet_bench.make_fleet(tmp_path / "fleet", 220, seed=5)
+    _break(tmp_path / "fleet" / "sites")
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(parallel_load, "default_jobs", lambda jobs: 2)
+    cold = load_fleet(tmp_path / "fleet", cached=True)
+    assert cold.cache is not None
+    cold.cache.save(cold.sites)
+    warm = load_fleet(tmp_path / "fleet", cached=True)
+    # every store but the one whose YAML does not parse (never cached, as serially)
+    assert warm.cache is not None and len(warm.cache.records) == 219
+    assert [d.as_dict() for d in warm.diagnostics] == [d.as_dict() for d in cold.diagnostics]
+    assert [ls.site for ls in warm.sites] == [ls.site for ls in cold.sites]
