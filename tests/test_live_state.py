@@ -11,6 +11,8 @@ import importlib.util
 import json
 import os
 import socket
+import subprocess
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,6 +24,7 @@ from generator import build
 from generator.analyze import analyze
 from generator.probe import probe_not_exposed, tcp_state
 from generator.runtime import drift, probe
+from generator.targets.base import alive
 from generator.verify.state import (
     EXIT_DRIFT,
     EXIT_IN_SYNC,
@@ -185,6 +188,46 @@ def test_services_not_running_and_stale(tmp_path: Path) -> None:
         assert "runs a configuration older than" in ps.service_findings(files)[0]["detail"]
     finally:
         ps.SERVICES["dhcp"] = ("dnsmasq", "/run/posnet-dnsmasq.pid")
+
+
+def _zombie(tmp_path: Path) -> tuple[int, Path]:
+    """A child that has exited and is not reaped yet, and a pid file naming it."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    status = Path(f"/proc/{pid}/status")
+    for _ in range(200):
+        if "\nState:\tZ" in status.read_text():
+            break
+        time.sleep(0.01)
+    pidfile = tmp_path / "zombie.pid"
+    pidfile.write_text(f"{pid}\n")
+    return pid, pidfile
+
+
+def test_a_zombie_is_not_running(tmp_path: Path) -> None:
+    """A daemon killed on a host whose init reaps late still answers `kill -0`; the
+    playbooks' test and verify both call it stopped, so apply starts it again."""
+    pid, pidfile = _zombie(tmp_path)
+    try:
+        assert "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+        assert subprocess.run(["sh", "-c", f'kill -0 "$(cat {pidfile})"']).returncode == 0
+        assert subprocess.run(["sh", "-c", alive(str(pidfile))]).returncode != 0
+        conf = tmp_path / "dnsmasq.conf"
+        conf.write_text("port=0\n")
+        ps.SERVICES["dhcp"] = ("python", str(pidfile))
+        try:
+            found = ps.service_findings([{"dest": str(conf), "component": "dhcp"}])
+        finally:
+            ps.SERVICES["dhcp"] = ("dnsmasq", "/run/posnet-dnsmasq.pid")
+        assert [f["detail"] for f in found] == [f"python: not running ({pidfile})"]
+    finally:
+        os.waitpid(pid, 0)
+    live = tmp_path / "live.pid"
+    live.write_text(f"{os.getpid()}\n")
+    assert subprocess.run(["sh", "-c", alive(str(live))]).returncode == 0
+    for gone in (tmp_path / "missing.pid", pidfile):  # no file; a pid now reaped
+        assert subprocess.run(["sh", "-c", alive(str(gone))]).returncode != 0
 
 
 def test_inadyn_checked_by_its_config_name(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ choices:
 from __future__ import annotations
 
 from generator.plan import Plan, ProxyPlan
-from generator.targets.base import ProxyActivation, proxy_server
+from generator.targets.base import ProxyActivation, alive, proxy_server
 from generator.targets.proxy_layout import (
     FAILURE_STATUS_REGEX,
     Route,
@@ -131,7 +131,7 @@ TARGET = proxy_server(
         ),
         check="apache2 -t",
         pidfile='"$APACHE_PID_FILE"',
-        running='test -s "$APACHE_PID_FILE" && kill -0 "$(cat "$APACHE_PID_FILE")"',
+        running=alive('"$APACHE_PID_FILE"'),
         start="apache2 -k start",
         reload="apache2 -k graceful",
         modules=REQUIRED_MODULES,

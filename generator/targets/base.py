@@ -162,6 +162,13 @@ class FirewallBackend:
     supports: frozenset[Feature] = field(default_factory=lambda: ALL_FEATURES)
 
 
+def alive(pidfile: str) -> str:
+    """Shell test: the pid file names a process that runs. `kill -0` is not enough: a
+    zombie (killed, not yet reaped by a lax init) still answers it."""
+    status = f'"/proc/$(cat {pidfile})/status"'
+    return f"test -s {pidfile} && awk '/^State:/ {{exit $2 == \"Z\"}}' {status} 2>/dev/null"
+
+
 @dataclass(frozen=True)
 class ProxyActivation:
     """Shell snippets the proxy playbook runs for one server (see playbooks/proxy.yml)."""

@@ -18,7 +18,7 @@ Choices that are not obvious from the template:
 from __future__ import annotations
 
 from generator.plan import Plan, ProxyPlan
-from generator.targets.base import ProxyActivation, proxy_server
+from generator.targets.base import ProxyActivation, alive, proxy_server
 from generator.targets.proxy_layout import (
     FAILURE_STATUS_REGEX,
     check_ident,
@@ -98,7 +98,7 @@ TARGET = proxy_server(
         env="true",
         check="nginx -t -q",
         pidfile=PIDFILE,
-        running=f'test -s {PIDFILE} && kill -0 "$(cat {PIDFILE})"',
+        running=alive(PIDFILE),
         start="nginx",
         reload="nginx -s reload",
     ),

@@ -41,6 +41,11 @@ SERVICES: dict[str, tuple[str, str]] = {
 Finding = dict[str, str]
 
 
+def _zombie(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as fh:
+        return any(line.split()[1:2] == ["Z"] for line in fh if line.startswith("State:"))
+
+
 def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, input=stdin, check=False)
 
@@ -345,6 +350,8 @@ def service_findings(files: list[dict[str, Any]]) -> list[Finding]:
                 pid = int(fh.read().split()[0])
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
                 cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            if _zombie(pid):  # killed, not yet reaped: it serves nothing
+                raise ProcessLookupError(pid)
         except (OSError, ValueError, IndexError):
             out.append({"what": "service", "detail": f"{name}: not running ({pidfile})"})
             continue
