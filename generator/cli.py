@@ -181,8 +181,10 @@ def validate(path: Path, fmt: str, strict: bool) -> None:
     if summary is not None and fmt == "text":
         err.print(summary)
     sites = len(result.fleet.sites)
-    err.print(f"posnet: {sites} store(s) valid; {_summary(result.diagnostics)}")
-    if result.failed(strict):
+    failed = result.failed(strict)
+    verdict = "checked, not valid" if failed else "valid"
+    err.print(f"posnet: {sites} store(s) {verdict}; {_summary(result.diagnostics)}")
+    if failed:
         sys.exit(1)
 
 

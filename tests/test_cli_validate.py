@@ -122,6 +122,9 @@ def test_strict_fails_on_warnings() -> None:
     proc = demo("text", strict=True)
     assert proc.returncode == 1
     assert "warning[PN101]" in proc.stdout
+    # A run that fails never calls the stores valid.
+    assert re.search(r"posnet: \d+ store\(s\) checked, not valid; 0 errors", proc.stderr)
+    assert " valid;" not in proc.stderr.replace("not valid;", "")
 
 
 # ------------------------------------------------------------------- broken input
