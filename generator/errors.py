@@ -14,6 +14,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from generator import __version__
+from generator.diagnostics import require_registered
 
 Severity = Literal["error", "warning", "info"]
 
@@ -42,6 +43,9 @@ class Diagnostic:
     expected: str = ""
     site: str = ""
     why: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        require_registered(self.code)  # an E-code comes with its docs (diagnostics.py)
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)

@@ -749,7 +749,9 @@ def _load_site(
     for prob in check_site(site, catalog):
         loc, shown = locate(layers, prob.path, prefer_key=prob.at_key)
         diags.append(
-            Diagnostic(loc, "E200", prob.message, path=shown, expected=prob.expected, site=site.id)
+            Diagnostic(
+                loc, prob.code, prob.message, path=shown, expected=prob.expected, site=site.id
+            )
         )
     if any(d.severity == "error" for d in diags):
         return None, diags
