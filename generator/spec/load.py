@@ -14,7 +14,7 @@ import pickle
 import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,7 +27,7 @@ from pydantic import Field as PField
 from generator.catalog import BUILTIN, Catalog
 from generator.errors import Diagnostic, Location, PosnetError, unique_sorted
 from generator.plan import Plan
-from generator.spec.checks import check_site
+from generator.spec.checks import Problem, check_site
 from generator.spec.locate import Layer, deep_merge, format_path, holds, key_text, locate
 from generator.spec.model import LintConfig, Model, ServiceRef, Site
 from generator.spec.types import (
@@ -503,35 +503,8 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
     catalog, catalog_digest = _load_catalog(fleet_doc, fleet_data)
     fleet = Fleet(settings.fleet, root, catalog, settings, catalog_digest=catalog_digest)
 
-    groups: dict[str, Layer] = {}
-    if group_dir is not None and group_dir.is_dir():
-        for gpath in _group_files(group_dir):
-            try:
-                gdoc = load_file(gpath, _rel(gpath, root), follow=False)
-            except PosnetError as exc:
-                diags.extend(exc.diagnostics)
-                continue
-            glayers = [Layer(gdoc.data, gdoc.positions, (), gdoc.file)]
-            if not isinstance(gdoc.data, dict):
-                diags.append(_doc_diag(gdoc, "a group file must be a mapping", "group: <name>"))
-                continue
-            try:
-                g = GroupFile.model_validate(gdoc.data)
-            except ValidationError as exc:
-                diags.extend(validation_diagnostics(exc, gdoc.data, glayers, GroupFile))
-                continue
-            if g.group != gpath.stem:
-                loc, shown = locate(glayers, ("group",))
-                diags.append(
-                    Diagnostic(
-                        loc,
-                        "E101",
-                        f"group '{g.group}' is in a file named {gpath.name}",
-                        path=shown,
-                        expected=f"group: {gpath.stem}",
-                    )
-                )
-            groups[g.group] = Layer(g.defaults, gdoc.positions, ("defaults",), gdoc.file)
+    groups, broken, gdiags = _load_groups(group_dir, root)
+    diags.extend(gdiags)
 
     if cached and root is not None and fleet_doc is not None:
         group_files = _group_files(group_dir) if group_dir and group_dir.is_dir() else []
@@ -547,6 +520,7 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
         root=root,
         fleet_layer=fleet_layer,
         groups=groups,
+        broken=broken,
         catalog=catalog,
         catalog_digest=catalog_digest,
     )
@@ -581,6 +555,55 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
     fleet.sites = _with_route_digests(fleet.sites)
     fleet.diagnostics = unique_sorted(diags)
     return fleet
+
+
+def _load_groups(
+    group_dir: Path | None, root: Path | None
+) -> tuple[dict[str, Layer], frozenset[str], list[Diagnostic]]:
+    """Group name -> its defaults layer, the groups whose file has errors, and those
+    errors. A broken group stays known (with what defaults it has), so its stores get
+    no follow-up "unknown group": its error is reported once, at its own file."""
+    groups: dict[str, Layer] = {}
+    broken: set[str] = set()
+    diags: list[Diagnostic] = []
+    if group_dir is None or not group_dir.is_dir():
+        return groups, frozenset(), diags
+    for gpath in _group_files(group_dir):
+        try:
+            gdoc = load_file(gpath, _rel(gpath, root), follow=False)
+        except PosnetError as exc:
+            diags.extend(exc.diagnostics)
+            broken.add(gpath.stem)
+            groups[gpath.stem] = Layer({}, Positions(), ("defaults",), _rel(gpath, root))
+            continue
+        glayers = [Layer(gdoc.data, gdoc.positions, (), gdoc.file)]
+        if not isinstance(gdoc.data, dict):
+            diags.append(_doc_diag(gdoc, "a group file must be a mapping", "group: <name>"))
+            broken.add(gpath.stem)
+            groups[gpath.stem] = Layer({}, gdoc.positions, ("defaults",), gdoc.file)
+            continue
+        try:
+            g = GroupFile.model_validate(gdoc.data)
+        except ValidationError as exc:
+            diags.extend(validation_diagnostics(exc, gdoc.data, glayers, GroupFile))
+            broken.add(gpath.stem)
+            defaults = gdoc.data.get("defaults")
+            defaults = defaults if isinstance(defaults, dict) else {}
+            groups[gpath.stem] = Layer(defaults, gdoc.positions, ("defaults",), gdoc.file)
+            continue
+        if g.group != gpath.stem:
+            loc, shown = locate(glayers, ("group",))
+            diags.append(
+                Diagnostic(
+                    loc,
+                    "E101",
+                    f"group '{g.group}' is in a file named {gpath.name}",
+                    path=shown,
+                    expected=f"group: {gpath.stem}",
+                )
+            )
+        groups[g.group] = Layer(g.defaults, gdoc.positions, ("defaults",), gdoc.file)
+    return groups, frozenset(broken), diags
 
 
 def _with_route_digests(sites: list[LoadedSite]) -> list[LoadedSite]:
@@ -706,6 +729,7 @@ def _load_site(
     groups: dict[str, Layer],
     catalog: Catalog,
     catalog_digest: str,
+    broken: frozenset[str] = frozenset(),
 ) -> tuple[LoadedSite | None, list[Diagnostic]]:
     display = str(spath)  # as _rel() gives it: spath is under root (or root is None)
     follow = root is None  # a file named on the command line; none inside a fleet
@@ -732,7 +756,9 @@ def _load_site(
     try:
         site = Site.model_validate(merged)
     except ValidationError as exc:
-        diags.extend(validation_diagnostics(exc, merged, layers, Site, site_id))
+        vdiags = validation_diagnostics(exc, merged, layers, Site, site_id)
+        diags.extend(_own_problems(exc, merged, vdiags, doc.file, group in broken))
+        diags.extend(_salvaged_problems(merged, layers, catalog, site_id))
         return None, diags
     if site.id != spath.stem and root is not None:
         loc, shown = locate(layers, ("id",))
@@ -746,19 +772,65 @@ def _load_site(
                 site=site.id,
             )
         )
-    for prob in check_site(site, catalog):
-        loc, shown = locate(layers, prob.path, prefer_key=prob.at_key)
-        diags.append(
-            Diagnostic(
-                loc, prob.code, prob.message, path=shown, expected=prob.expected, site=site.id
-            )
-        )
-    if any(d.severity == "error" for d in diags):
-        return None, diags
+    diags.extend(_problem_diagnostics(check_site(site, catalog), layers, site.id))
+    if any(d.severity == "error" for d in diags) or group in broken:
+        return None, diags  # a broken group's error is reported at its own file
     digest = hashlib.sha256(
         (json.dumps(merged, sort_keys=True) + catalog_digest).encode()
     ).hexdigest()
     return LoadedSite(site, doc.file, tuple(layers), digest), diags
+
+
+def _own_problems(
+    exc: ValidationError,
+    data: Any,
+    vdiags: list[Diagnostic],
+    own_file: str,
+    broken_group: bool,
+) -> list[Diagnostic]:
+    """A store's validation errors without the follow-ups of a shared file's problem: a
+    key misspelled in fleet.yaml or a group file (reported once, at that file) leaves
+    each store "missing" the key it meant, as does a group file that has errors."""
+    errs = exc.errors(include_input=False, include_url=False)
+    assert len(errs) == len(vdiags)  # validation_diagnostics: one per error, in order
+    typo_at = {
+        data_path(data, e["loc"])[:-1]
+        for e, d in zip(errs, vdiags, strict=True)
+        if e["type"] == "extra_forbidden" and d.location.file != own_file
+    }
+    return [
+        d
+        for e, d in zip(errs, vdiags, strict=True)
+        if e["type"] != "missing" or not (broken_group or data_path(data, e["loc"])[:-1] in typo_at)
+    ]
+
+
+def _problem_diagnostics(
+    problems: Iterable[Problem], layers: Sequence[Layer], site_id: str
+) -> list[Diagnostic]:
+    out = []
+    for prob in problems:
+        loc, shown = locate(layers, prob.path, prefer_key=prob.at_key)
+        out.append(
+            Diagnostic(
+                loc, prob.code, prob.message, path=shown, expected=prob.expected, site=site_id
+            )
+        )
+    return out
+
+
+def _salvaged_problems(
+    merged: Any, layers: Sequence[Layer], catalog: Catalog, site_id: str
+) -> list[Diagnostic]:
+    """A type error hides no other problem: check what validates without the failing
+    parts (see salvage.py)."""
+    from generator.spec.salvage import salvage
+
+    saved = salvage(merged)
+    if saved is None:
+        return []
+    problems = saved.independent(check_site(saved.site, catalog))
+    return _problem_diagnostics(problems, layers, site_id)
 
 
 def _check_fleet(fleet: Fleet, failed: set[str]) -> list[Diagnostic]:
