@@ -16,8 +16,10 @@ from click.testing import CliRunner
 from generator.analyze import analyze
 from generator.cli import cli
 from generator.diagnostics import CODES, UnregisteredCode
-from generator.errors import FORMATTERS, Diagnostic, Location, PosnetError, format_text
+from generator.errors import FORMATTERS, Diagnostic, Location, format_text
 from generator.snippet import masked, snippet
+from tests.test_bad_input import diagnostics as diags
+from tests.test_bad_input import errors
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo-fleet"
@@ -40,17 +42,6 @@ def sub(old: str, new: str) -> Callable[[str], str]:
         return text.replace(old, new)
 
     return edit
-
-
-def diags(root: Path) -> list[Diagnostic]:
-    try:
-        return analyze(root).diagnostics
-    except PosnetError as exc:
-        return exc.diagnostics
-
-
-def errors(root: Path) -> list[Diagnostic]:
-    return [d for d in diags(root) if d.severity == "error"]
 
 
 # ------------------------------------------------------------------------- registry
