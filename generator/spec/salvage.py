@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from generator.spec.checks import Problem
+from generator.spec.diagnose import data_path
 from generator.spec.model import Site
 from generator.yamlload import YamlPath
 
@@ -103,8 +104,6 @@ def _cut(work: Any, path: YamlPath) -> YamlPath | None:
 
 def salvage(data: Any) -> Salvaged | None:
     """A Site validated from `data` with its failing parts cut, or None."""
-    from generator.spec.load import data_path
-
     if not isinstance(data, dict):
         return None
     work = copy.deepcopy(data)
