@@ -370,3 +370,12 @@ def test_readme_example_is_what_validate_prints(
     monkeypatch.chdir(tmp_path)
     out = CliRunner().invoke(cli, ["validate", "examples/demo-fleet"]).stdout
     assert block.group(1) in out
+
+
+def test_a_problem_needs_a_registered_code_first() -> None:
+    from generator.spec.checks import Problem
+
+    with pytest.raises(TypeError):
+        Problem(("wan", "x"), "message")  # type: ignore[arg-type]
+    with pytest.raises(UnregisteredCode):
+        Problem("E299", ("wan",), "message")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from generator import netparse
 from generator.catalog import Catalog
+from generator.diagnostics import require_registered
 from generator.spec.model import (
     ReverseProxyIntegration,
     Site,
@@ -28,6 +29,11 @@ class Problem:
     message: str
     expected: str = ""
     at_key: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, str) or not isinstance(self.message, str):
+            raise TypeError("Problem(code, path, message, ...): the code comes first")
+        require_registered(self.code)
 
 
 def _addr(ip: str) -> ipaddress.IPv4Address:
