@@ -376,6 +376,6 @@ def test_a_problem_needs_a_registered_code_first() -> None:
     from generator.spec.checks import Problem
 
     with pytest.raises(TypeError):
-        Problem(("wan", "x"), "message")  # type: ignore[arg-type]
+        Problem(("wan", "x"), "message", "expected")  # type: ignore[arg-type]
     with pytest.raises(UnregisteredCode):
         Problem("E299", ("wan",), "message")
