@@ -65,6 +65,11 @@ def test_every_store_check_code_has_a_bad_and_a_good_example() -> None:
             assert c.bad and c.good and c.bad != c.good, c.code
 
 
+def test_every_code_of_one_store_has_a_case() -> None:
+    one_store = {c for c in CODES if c.startswith("E2")}
+    assert one_store == {case[2] for case in SPLIT}
+
+
 def test_an_unregistered_code_cannot_be_made() -> None:
     with pytest.raises(UnregisteredCode):
         Diagnostic(Location("x.yaml", 1, 1), "E999", "not registered")
@@ -116,6 +121,23 @@ SPLIT = [
         "private address",
     ),
     (B, sub('  public_ip: "203.0.113.30"\n', ""), "E206", "wan.ip_mode", "needs wan.public_ip"),
+    (
+        B,
+        sub("lan:\n  subnet:", "lan:\n  interface: wan0\n  subnet:"),
+        "E207",
+        "lan.interface",
+        "must differ",
+    ),
+    (
+        B,
+        sub(
+            "lan:\n  subnet:",
+            'lan:\n  dns: {servers: ["198.51.100.130"], upstreams: ["9.9.9.9"]}\n  subnet:',
+        ),
+        "E211",
+        "lan.dns.upstreams",
+        "has no effect",
+    ),
     (B, sub("- name: proxy\n", "- name: pos1\n"), "E208", "hosts[1].name", "duplicate host name"),
     (
         B,
