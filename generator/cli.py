@@ -86,38 +86,34 @@ def output_folder(raw: str, fleet: Path) -> Path:
 
 def _emit(diags: Sequence[Diagnostic], fmt: str) -> None:
     if fmt == "sarif":
+        from generator.diagnostics import CODES
         from generator.lint import all_rules
 
-        rules = {r.id: RuleDoc(r.title, r.why, r.doc()) for r in all_rules()}
-        rules.update(tree_rule_docs())
+        rules = {c.code: RuleDoc(c.title, c.why, c.doc()) for c in CODES.values()}
+        rules.update({r.id: RuleDoc(r.title, r.why, r.doc()) for r in all_rules()})
         click.echo(format_sarif(diags, rules))
     elif fmt in ("json", "gitlab") or diags:  # a JSON document even when empty
         text = FORMATTERS[fmt](diags)
         click.echo(terminal.colour_text(text) if fmt == "text" else text)
 
 
-# What `render --check` reports about files of the build tree, in every machine format.
+# What `render --check` reports about files of the build tree, in every machine format
+# (titles and docs in generator/diagnostics.py).
 TREE_CODES = {
-    "stale": ("E401", "Build tree file is stale", "it differs from what the spec renders now"),
-    "missing": ("E402", "Build tree file is missing", "the spec renders it, the tree lacks it"),
-    "stray": ("E403", "Stray file in the build tree", "the tree holds it, the spec renders it not"),
+    "stale": ("E401", "it differs from what the spec renders now"),
+    "missing": ("E402", "the spec renders it, the tree lacks it"),
+    "stray": ("E403", "the tree holds it, the spec renders it not"),
 }
 
 
-def tree_rule_docs() -> dict[str, RuleDoc]:
-    how = "Run `posnet render FLEET -o BUILD` and commit the result."
-    return {
-        code: RuleDoc(title, f"The build tree is out of date: {why}.", f"{why}. {how}")
-        for code, title, why in TREE_CODES.values()
-    }
-
-
 def tree_diagnostics(out: Path, res: Any, fleet: Path) -> list[Diagnostic]:
+    from generator.diagnostics import CODES
     from generator.errors import Location
 
     found = []
     for label, files in (("stale", res.stale), ("missing", res.missing), ("stray", res.stray)):
-        code, title, why = TREE_CODES[label]
+        code, why = TREE_CODES[label]
+        title = CODES[code].title
         for f in files:
             found.append(
                 Diagnostic(
@@ -377,21 +373,27 @@ def schema(kind: str, folder: Path | None) -> None:
     "explain",
     metavar="ID",
     default=None,
-    help="Print one rule's documentation: explanation, bad and good example.",
+    help="Print one code's documentation (E-code or lint rule): why, bad and good example.",
 )
 def rules(fmt: str, explain: str | None) -> None:
-    """List the lint rules: id, severity, name and why (--explain ID for one rule's docs)."""
+    """List every code: E-codes (errors of the spec) and lint rules (PN), with id,
+    severity, title and why (--explain ID for one code's docs)."""
+    from generator.diagnostics import CODES
     from generator.lint import all_rules, rule
 
     if explain is not None:
+        code = CODES.get(explain.upper())
         found = rule(explain)
-        if found is None:
-            known = ", ".join(r.id for r in all_rules())
-            raise click.ClickException(f"no lint rule {explain!r} (known: {known})")
-        click.echo(found.doc(), nl=False)
+        if code is None and found is None:
+            known = ", ".join([*CODES, *(r.id for r in all_rules())])
+            raise click.ClickException(f"no code {safe_text(explain)!r} (known: {known})")
+        click.echo(code.doc() if code is not None else found.doc() if found else "", nl=False)
         return
 
     items = [
+        {"id": c.code, "severity": "error", "title": c.title, "why": c.why} for c in CODES.values()
+    ]
+    items += [
         {"id": r.id, "severity": r.severity, "title": r.title, "why": r.why} for r in all_rules()
     ]
     if fmt == "json":

@@ -14,6 +14,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from generator import __version__
+from generator.diagnostics import require_registered
 
 Severity = Literal["error", "warning", "info"]
 
@@ -42,6 +43,9 @@ class Diagnostic:
     expected: str = ""
     site: str = ""
     why: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        require_registered(self.code)  # an E-code comes with its docs (diagnostics.py)
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -101,14 +105,19 @@ def has_errors(diags: Iterable[Diagnostic], strict: bool = False) -> bool:
 
 
 def format_text(diags: Sequence[Diagnostic]) -> str:
-    """One line per problem (plus expected/why lines): every field goes through
+    """One line per problem, the source line with a caret under the column (secrets
+    masked, see snippet.py), then expected/why lines: every field goes through
     safe_text, so a file name holding a newline cannot forge a line in a CI log."""
+    from generator.snippet import snippet
+
     lines = []
+    sources: dict[str, list[str] | None] = {}
     for d in diags:
         where = f" {d.path}:" if d.path else ""
         site = f" [{d.site}]" if d.site and d.site not in d.location.file else ""
         head = f"{d.location}: {d.severity}[{d.code}]{site}{where} {d.message}"
         lines.append(safe_text(head))
+        lines.extend(snippet(d, sources))
         if d.expected:
             lines.append(safe_text(f"    expected: {d.expected}"))
         if d.why:

@@ -662,7 +662,7 @@ CASES = [
         "integrations[0].partner",
         "unknown partner 'delivernot'",
         "deliverect, openpos",
-        code="E200",
+        code="E201",
     ),
     Case(
         "partner-lacks-pattern",

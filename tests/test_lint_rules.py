@@ -118,4 +118,4 @@ def test_rules_explain_prints_the_docs() -> None:
     assert out.stdout == lint.rule("PN203").doc()  # type: ignore[union-attr]
     bad = runner.invoke(cli, ["rules", "--explain", "PN999"])
     assert bad.exit_code == 1
-    assert "no lint rule 'PN999'" in bad.stderr and "PN101" in bad.stderr
+    assert "no code 'PN999'" in bad.stderr and "PN101" in bad.stderr

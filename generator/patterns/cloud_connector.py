@@ -73,6 +73,7 @@ def check(
     envs = (p.cloud_connector or CloudConnectorParams()).environments
     if i.environment not in envs:
         yield Problem(
+            "E204",
             (*base, "environment"),
             f"partner '{i.partner}' has no environment '{i.environment}'",
             ", ".join(sorted(envs)) or "an environment in the catalog",

@@ -44,6 +44,7 @@ def check(site: Site, i: OutboundOnlyIntegration, p: Partner, base: YamlPath) ->
     for j, dom in enumerate(i.extra_domains):
         if not WILDCARD_RE.fullmatch(dom.lower()):
             yield Problem(
+                "E210",
                 (*base, "extra_domains", j),
                 "is not a domain name or a *.domain wildcard",
                 "devices.example.com or *.example.com",

@@ -63,6 +63,7 @@ def check(site: Site, i: ReverseProxyIntegration, p: Partner, base: YamlPath) ->
         trust = "upstream_ca" if r.upstream_ca else "upstream_certificate"
         if (r.upstream_ca or r.upstream_certificate) and tls.get(r.service or "") is False:
             yield Problem(
+                "E210",
                 (*base, "routes", j, trust),
                 f"{r.service} is plain http: there is no certificate to check",
                 "tls: true on that service, or no upstream trust",

@@ -55,13 +55,13 @@ def check(site: Site, i: WindowsHttpsIntegration, p: Partner, base: YamlPath) ->
     yield from host_problem(site, (*base, "host"), i.host)
     for host in site.hosts:
         if host.name == i.host and host.os != "windows":
-            yield Problem((*base, "host"), "windows_https needs a host with os: windows")
+            yield Problem("E210", (*base, "host"), "windows_https needs a host with os: windows")
     for j, name in enumerate(i.clients):
         yield from host_problem(site, (*base, "clients", j), name)
     if i.port is None and params.default_port is None:
-        yield Problem((*base, "port"), "no port given and the partner has no default")
+        yield Problem("E204", (*base, "port"), "no port given and the partner has no default")
     if i.appid is None and params.appid is None:
-        yield Problem((*base, "appid"), "no appid given and the partner has no default")
+        yield Problem("E204", (*base, "appid"), "no appid given and the partner has no default")
 
 
 def resolve(ctx: Context, i: WindowsHttpsIntegration, p: Partner) -> None:

@@ -1,6 +1,7 @@
 """Checks beyond types: addresses that fit the LAN, unique names, resolvable references.
 
-Each check yields (path, message, expected); the loader turns the path into file:line:col.
+Each check yields a Problem (code, path, message, expected); the loader turns the path
+into file:line:col. The codes name what went wrong (see generator/diagnostics.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from generator import netparse
 from generator.catalog import Catalog
+from generator.diagnostics import require_registered
 from generator.spec.model import (
     ReverseProxyIntegration,
     Site,
@@ -20,10 +22,18 @@ from generator.yamlload import YamlPath
 
 @dataclass(frozen=True)
 class Problem:
+    """One failed check: its registered code (generator/diagnostics.py) and where."""
+
+    code: str
     path: YamlPath
     message: str
     expected: str = ""
     at_key: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, str) or not isinstance(self.message, str):
+            raise TypeError("Problem(code, path, message, ...): the code comes first")
+        require_registered(self.code)
 
 
 def _addr(ip: str) -> ipaddress.IPv4Address:
@@ -40,28 +50,34 @@ def check_site(site: Site, catalog: Catalog) -> Iterator[Problem]:
 def _check_wan(site: Site) -> Iterator[Problem]:
     wan = site.wan
     if wan.ip_mode == "static" and wan.public_ip is None:
-        yield Problem(("wan", "ip_mode"), "a static WAN needs wan.public_ip", "public_ip: <IPv4>")
+        yield Problem(
+            "E206", ("wan", "ip_mode"), "a static WAN needs wan.public_ip", "public_ip: <IPv4>"
+        )
     if wan.ip_mode == "dynamic":
         if wan.ddns is None:
             yield Problem(
+                "E206",
                 ("wan", "ip_mode"),
                 "a dynamic WAN needs wan.ddns so partners can find the store",
                 "ddns: {provider, username, password}",
             )
         if wan.fqdn is None and (wan.ddns is None or wan.ddns.hostname is None):
-            yield Problem(("wan", "ip_mode"), "a dynamic WAN needs wan.fqdn", "fqdn: <name>")
+            yield Problem(
+                "E206", ("wan", "ip_mode"), "a dynamic WAN needs wan.fqdn", "fqdn: <name>"
+            )
     if wan.public_ip is not None:
         ip = _addr(wan.public_ip)
         if ip.is_private and not _is_documentation(ip):
             yield Problem(
+                "E205",
                 ("wan", "public_ip"),
                 f"{ip} is a private address, not a public one (is the edge behind NAT?)",
                 "a public IPv4 address",
             )
         if ip.is_loopback or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-            yield Problem(("wan", "public_ip"), f"{ip} cannot be a public address")
+            yield Problem("E205", ("wan", "public_ip"), f"{ip} cannot be a public address")
     if wan.ddns is not None and wan.ddns.provider == "cloudflare" and wan.ddns.zone is None:
-        yield Problem(("wan", "ddns", "provider"), "cloudflare DDNS needs wan.ddns.zone")
+        yield Problem("E206", ("wan", "ddns", "provider"), "cloudflare DDNS needs wan.ddns.zone")
     if (
         wan.ddns is not None
         and wan.ddns.client == "ddclient"
@@ -70,16 +86,19 @@ def _check_wan(site: Site) -> Iterator[Problem]:
     ):
         # ddclient reads '#' as a comment even inside quotes and collapses whitespace.
         yield Problem(
+            "E206",
             ("wan", "ddns", "username"),
             "ddclient cannot send a username containing '#' or spaces",
             "a username without '#' and spaces, or client: inadyn",
         )
     if wan.interface == site.lan.interface:
-        yield Problem(("lan", "interface"), "LAN and WAN interfaces must differ")
+        yield Problem("E207", ("lan", "interface"), "LAN and WAN interfaces must differ")
     for part, name in (("wan", wan.interface), ("lan", site.lan.interface)):
         if name.startswith("-") or name in (".", ".."):
             # iptables and ip(8) would read '-x' as an option; Linux refuses '.' and '..'.
-            yield Problem((part, "interface"), "is not a usable interface name", "e.g. wan0")
+            yield Problem(
+                "E207", (part, "interface"), "is not a usable interface name", "e.g. wan0"
+            )
 
 
 def _is_documentation(ip: ipaddress.IPv4Address) -> bool:
@@ -90,24 +109,29 @@ def _check_lan(site: Site) -> Iterator[Problem]:
     lan = site.lan
     net = netparse.ipv4_network(lan.subnet)
     if net.prefixlen > 30:
-        yield Problem(("lan", "subnet"), f"{net} is too small for a store LAN", "/30 or larger")
+        yield Problem(
+            "E202", ("lan", "subnet"), f"{net} is too small for a store LAN", "/30 or larger"
+        )
     gw = _addr(lan.gateway)
     if gw not in net or gw in (net.network_address, net.broadcast_address):
-        yield Problem(("lan", "gateway"), f"{gw} is not a host address of {net}")
+        yield Problem("E202", ("lan", "gateway"), f"{gw} is not a host address of {net}")
     if lan.dhcp_pool is not None:
         start, end = _addr(lan.dhcp_pool.start), _addr(lan.dhcp_pool.end)
         for key, ip in (("start", start), ("end", end)):
             if ip not in net or ip in (net.network_address, net.broadcast_address):
-                yield Problem(("lan", "dhcp_pool", key), f"{ip} is not a host address of {net}")
+                yield Problem(
+                    "E202", ("lan", "dhcp_pool", key), f"{ip} is not a host address of {net}"
+                )
         if start > end:
-            yield Problem(("lan", "dhcp_pool", "end"), "the pool ends before it starts")
+            yield Problem("E202", ("lan", "dhcp_pool", "end"), "the pool ends before it starts")
         if start <= gw <= end:
-            yield Problem(("lan", "dhcp_pool"), f"the pool contains the gateway {gw}")
+            yield Problem("E203", ("lan", "dhcp_pool"), f"the pool contains the gateway {gw}")
     if site.wan.public_ip is not None and _addr(site.wan.public_ip) in net:
-        yield Problem(("wan", "public_ip"), f"the public IP lies inside the LAN {net}")
+        yield Problem("E205", ("wan", "public_ip"), f"the public IP lies inside the LAN {net}")
     if lan.dns.servers and lan.dns.upstreams:
         # The edge serves no DNS when clients are sent elsewhere: upstreams would be unused.
         yield Problem(
+            "E211",
             ("lan", "dns", "upstreams"),
             "has no effect: with lan.dns.servers the edge does not serve DNS to the LAN",
             "either upstreams (the edge resolves) or servers (other resolvers)",
@@ -124,6 +148,7 @@ def _check_hosts(site: Site) -> Iterator[Problem]:
     for i, host in enumerate(site.hosts):
         if host.name == "edge":
             yield Problem(
+                "E212",
                 ("hosts", i, "name"),
                 "the name 'edge' is reserved: the inventory names the store's router <site>-edge",
                 "another host name",
@@ -131,12 +156,16 @@ def _check_hosts(site: Site) -> Iterator[Problem]:
         ip = _addr(host.ip)
         if ip not in net or ip in (net.network_address, net.broadcast_address):
             yield Problem(
-                ("hosts", i, "ip"), f"{ip} is not a host address of the LAN {net}", f"in {net}"
+                "E202",
+                ("hosts", i, "ip"),
+                f"{ip} is not a host address of the LAN {net}",
+                f"in {net}",
             )
         elif ip == gw:
-            yield Problem(("hosts", i, "ip"), f"{ip} is the LAN gateway (the edge)")
+            yield Problem("E202", ("hosts", i, "ip"), f"{ip} is the LAN gateway (the edge)")
         if pool is not None and _addr(pool.start) <= ip <= _addr(pool.end):
             yield Problem(
+                "E203",
                 ("hosts", i, "ip"),
                 f"fixed IP {ip} lies inside the DHCP pool {pool.start}-{pool.end}",
                 "an address outside the pool",
@@ -144,6 +173,7 @@ def _check_hosts(site: Site) -> Iterator[Problem]:
         for table, key, value in ((names, "name", host.name), (ips, "ip", host.ip)):
             if value in table:
                 yield Problem(
+                    "E208",
                     ("hosts", i, key),
                     f"duplicate host {key} (also hosts[{table[value]}])",
                     f"a {key} no other host of this store has",
@@ -152,6 +182,7 @@ def _check_hosts(site: Site) -> Iterator[Problem]:
         if host.mac is not None:
             if host.mac in macs:
                 yield Problem(
+                    "E208",
                     ("hosts", i, "mac"),
                     f"duplicate MAC (also hosts[{macs[host.mac]}])",
                     "a MAC no other host of this store has",
@@ -161,10 +192,12 @@ def _check_hosts(site: Site) -> Iterator[Problem]:
         snames: dict[str, int] = {}
         for j, svc in enumerate(host.services):
             if (svc.port, svc.protocol) in seen:
-                yield Problem(("hosts", i, "services", j, "port"), "duplicate port on this host")
+                yield Problem(
+                    "E208", ("hosts", i, "services", j, "port"), "duplicate port on this host"
+                )
             seen.setdefault((svc.port, svc.protocol), j)
             if svc.name in snames:
-                yield Problem(("hosts", i, "services", j, "name"), "duplicate service name")
+                yield Problem("E208", ("hosts", i, "services", j, "name"), "duplicate service name")
             snames.setdefault(svc.name, j)
 
 
@@ -180,10 +213,12 @@ def _find_service(site: Site, ref: str) -> tuple[bool, bool]:
 def service_problem(site: Site, path: YamlPath, ref: str) -> Iterator[Problem]:
     host_ok, svc_ok = _find_service(site, ref)
     if not host_ok:
-        yield Problem(path, f"host '{ref.partition('/')[0]}' is not in hosts", "a host name")
+        yield Problem(
+            "E209", path, f"host '{ref.partition('/')[0]}' is not in hosts", "a host name"
+        )
     elif not svc_ok:
         yield Problem(
-            path, f"host has no service '{ref.partition('/')[2]}'", "a service of that host"
+            "E209", path, f"host has no service '{ref.partition('/')[2]}'", "a service of that host"
         )
 
 
@@ -191,7 +226,7 @@ def host_problem(site: Site, path: YamlPath, name: str, role: str = "") -> Itera
     for host in site.hosts:
         if host.name == name:
             return
-    yield Problem(path, f"host '{name}' is not in hosts", "a host name")
+    yield Problem("E209", path, f"host '{name}' is not in hosts", "a host name")
 
 
 def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
@@ -202,10 +237,11 @@ def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
         partner = catalog.partners.get(integ.partner)
         if partner is None:
             known = ", ".join(sorted(catalog.partners))
-            yield Problem((*base, "partner"), f"unknown partner '{integ.partner}'", known)
+            yield Problem("E201", (*base, "partner"), f"unknown partner '{integ.partner}'", known)
             continue
         if integ.pattern not in partner.patterns:
             yield Problem(
+                "E204",
                 (*base, "pattern"),
                 f"partner '{integ.partner}' does not support the {integ.pattern} pattern",
                 ", ".join(partner.patterns),
@@ -214,12 +250,14 @@ def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
         if port is not None:
             if port in public:
                 yield Problem(
+                    "E208",
                     (*base, "public_port"),
                     f"public port {port} is already used by integrations[{public[port]}]",
                     "a public port no other integration of this store uses",
                 )
             elif port == mgmt:
                 yield Problem(
+                    "E208",
                     (*base, "public_port"),
                     f"public port {port} is the edge's management port",
                     "a port other than edge.management.port",
@@ -232,24 +270,29 @@ def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
 
 def check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> Iterator[Problem]:
     if integ.auth.type == "basic" and integ.auth.htpasswd is None:
-        yield Problem((*base, "auth"), "basic auth needs auth.htpasswd", "htpasswd: vault:name")
+        yield Problem(
+            "E210", (*base, "auth"), "basic auth needs auth.htpasswd", "htpasswd: vault:name"
+        )
     if integ.auth.type == "client_cert" and integ.auth.client_ca is None:
-        yield Problem((*base, "auth"), "client_cert auth needs auth.client_ca")
+        yield Problem("E210", (*base, "auth"), "client_cert auth needs auth.client_ca")
     if integ.public_port is not None and site.wan.fqdn is None and integ.server_name is None:
-        yield Problem((*base, "server_name"), "a public proxy needs server_name or wan.fqdn")
+        yield Problem(
+            "E210", (*base, "server_name"), "a public proxy needs server_name or wan.fqdn"
+        )
     keys: dict[str, int] = {}
     for j, route in enumerate(integ.routes):
         rp: YamlPath = (*base, "routes", j)
         local = route.service is not None
         remote = route.site is not None or route.site_service is not None
         if local == remote:
-            yield Problem(rp, "a route needs either service, or site and site_service")
+            yield Problem("E210", rp, "a route needs either service, or site and site_service")
         if remote and (route.site is None or route.site_service is None):
-            yield Problem(rp, "a remote route needs both site and site_service")
+            yield Problem("E210", rp, "a remote route needs both site and site_service")
         if route.service is not None:
             yield from service_problem(site, (*rp, "service"), route.service)
         if route.upstream_ca is not None and route.upstream_certificate is not None:
             yield Problem(
+                "E210",
                 (*rp, "upstream_certificate"),
                 "give upstream_ca or upstream_certificate, not both",
                 "upstream_ca: a private CA, or upstream_certificate: a pinned certificate",
@@ -257,8 +300,8 @@ def check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> I
         key = route.subdomain if integ.routing == "subdomain" else route.path
         field = "subdomain" if integ.routing == "subdomain" else "path"
         if key is None:
-            yield Problem(rp, f"{integ.routing} routing needs {field} on every route")
+            yield Problem("E210", rp, f"{integ.routing} routing needs {field} on every route")
         elif key in keys:
-            yield Problem((*rp, field), f"duplicate {field} (also routes[{keys[key]}])")
+            yield Problem("E208", (*rp, field), f"duplicate {field} (also routes[{keys[key]}])")
         else:
             keys[key] = j

@@ -1,0 +1,235 @@
+"""The E-code registry: every error code posnet reports, with a title, a why and examples.
+
+Like Terraform's diagnostics and ansible-lint's rule docs, a code is a unit of its own:
+`posnet rules` lists it, `posnet rules --explain E203` prints its doc, SARIF viewers show
+its title and why. A Diagnostic with an E-code that is not registered here cannot be
+made (errors.Diagnostic checks), so a new check always comes with its documentation.
+Codes are grouped by hundreds: E0xx files and commands, E1xx types and names, E2xx
+checks within one store, E3xx checks across stores, E4xx the build tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    title: str
+    why: str
+    bad: str = ""  # a YAML fragment that gets this code
+    good: str = ""  # the same fragment fixed
+    # The located value failed validation (it may be a secret typed in the wrong place):
+    # the source snippet shows keys only, never values.
+    masks_values: bool = False
+
+    def doc(self) -> str:
+        """Markdown like a lint rule's doc: title, why, bad and good example."""
+        parts = [f"# {self.code} {self.title}\n\n{self.why}\n"]
+        for head, text in (("Bad", self.bad), ("Good", self.good)):
+            if text:
+                parts.append(f"\n## {head}\n\n```yaml\n{text.rstrip()}\n```\n")
+        return "".join(parts)
+
+
+_CODES = (
+    Code(
+        "E001",
+        "YAML syntax error",
+        "The file is not YAML posnet can read (tabs, unclosed quotes, duplicate keys, "
+        "anchors, tags): nothing in it can be checked until it parses.",
+        'name: "Gent',
+        'name: "Gent"',
+        masks_values=True,
+    ),
+    Code(
+        "E002",
+        "Missing or unusable file",
+        "A file or folder posnet needs is absent, unreadable, or a store is defined twice.",
+    ),
+    Code(
+        "E003",
+        "Ignored or unusable input",
+        "A file that is not a store, or a source (Git revision, folder) posnet cannot "
+        "read; nothing of it is used.",
+    ),
+    Code(
+        "E004",
+        "posnet init refused",
+        "The scaffold would overwrite a file or got an invalid fleet name.",
+    ),
+    Code(
+        "E005",
+        "Report input missing",
+        "The report needs the fleet the build tree was rendered from.",
+    ),
+    Code(
+        "E100",
+        "Wrong type or form",
+        "A value does not have the type or form the spec allows (an integer, a known key, "
+        "an address, a secret reference, ...). The message never echoes the value: it may "
+        "be a secret typed in the wrong place.",
+        "hosts:\n  - {name: pos1, ip: 10.0.0.10, services: [{name: api, port: http}]}",
+        "hosts:\n  - {name: pos1, ip: 10.0.0.10, services: [{name: api, port: 8080}]}",
+        masks_values=True,
+    ),
+    Code(
+        "E101",
+        "Unknown or mismatched name",
+        "A store selects a group that does not exist, or an id differs from its file "
+        "name: the file name is what everything else refers to.",
+        "# sites/gent-01.yaml\nid: gent-1",
+        "# sites/gent-01.yaml\nid: gent-01",
+    ),
+    Code(
+        "E102",
+        "Unknown lint rule",
+        "lint.disable names a rule id posnet does not have, so nothing is disabled.",
+        "lint: {disable: [PN999]}",
+        "lint: {disable: [PN109]}",
+    ),
+    Code(
+        "E201",
+        "Unknown partner",
+        "An integration names a partner that is neither built in nor added in fleet.yaml "
+        "`partners:`; posnet cannot know its addresses and ports.",
+        "integrations:\n  - {partner: deliverooo, pattern: direct, service: pos1/api}",
+        "integrations:\n  - {partner: deliveroo, pattern: direct, service: pos1/api}",
+    ),
+    Code(
+        "E202",
+        "Address does not fit the LAN",
+        "A gateway, DHCP pool bound or host address is not a usable host address of "
+        "lan.subnet (or is the gateway itself), or the subnet is too small: the edge "
+        "could not route to it.",
+        "lan: {subnet: 10.0.0.0/24, gateway: 10.0.0.1}\nhosts:\n  - {name: pos1, ip: 10.0.1.10}",
+        "lan: {subnet: 10.0.0.0/24, gateway: 10.0.0.1}\nhosts:\n  - {name: pos1, ip: 10.0.0.10}",
+    ),
+    Code(
+        "E203",
+        "Address inside the DHCP pool",
+        "A fixed address (a host, the gateway) lies inside lan.dhcp_pool: the DHCP server "
+        "could lease it to another device, and the partner's traffic would reach that "
+        "device instead.",
+        "lan:\n  dhcp_pool: {start: 10.0.0.100, end: 10.0.0.200}\n"
+        "hosts:\n  - {name: pos1, ip: 10.0.0.150}",
+        "lan:\n  dhcp_pool: {start: 10.0.0.100, end: 10.0.0.200}\n"
+        "hosts:\n  - {name: pos1, ip: 10.0.0.10}",
+    ),
+    Code(
+        "E204",
+        "Partner does not offer this",
+        "The integration asks the partner for a pattern, environment or default it does "
+        "not have in the catalog.",
+        "integrations:\n  - {partner: ppaas, pattern: cloud_connector, environment: stage}",
+        "integrations:\n  - {partner: ppaas, pattern: cloud_connector, environment: prod}",
+    ),
+    Code(
+        "E205",
+        "Unusable public address",
+        "wan.public_ip is private, reserved or inside the LAN: partners on the Internet "
+        "could not reach the store there.",
+        "wan: {ip_mode: static, public_ip: 10.0.0.5}",
+        "wan: {ip_mode: static, public_ip: 203.0.113.30}",
+    ),
+    Code(
+        "E206",
+        "WAN settings incomplete",
+        "The WAN mode needs settings that are missing or that the DDNS client cannot "
+        "send (a static WAN without public_ip, a dynamic one without ddns or fqdn, a "
+        "cloudflare update without zone).",
+        "wan: {ip_mode: static}",
+        "wan: {ip_mode: static, public_ip: 203.0.113.30}",
+    ),
+    Code(
+        "E207",
+        "Unusable interface",
+        "The WAN and LAN interfaces are the same, or a name that ip(8) and iptables would misread.",
+        "wan: {interface: eth0}\nlan: {interface: eth0}",
+        "wan: {interface: eth0}\nlan: {interface: eth1}",
+    ),
+    Code(
+        "E208",
+        "Duplicate in a store",
+        "Two hosts, services, MACs, public ports or proxy routes of one store share what "
+        "must be unique: the edge could serve only one of them.",
+        "hosts:\n  - {name: pos1, ip: 10.0.0.10}\n  - {name: pos1, ip: 10.0.0.11}",
+        "hosts:\n  - {name: pos1, ip: 10.0.0.10}\n  - {name: pos2, ip: 10.0.0.11}",
+    ),
+    Code(
+        "E209",
+        "Unknown host or service",
+        "An integration refers to a host or host/service the store's hosts do not have.",
+        "integrations:\n  - {partner: deliveroo, pattern: direct, service: pos9/api}",
+        "integrations:\n  - {partner: deliveroo, pattern: direct, service: pos1/api}",
+    ),
+    Code(
+        "E210",
+        "Integration settings incomplete or conflicting",
+        "An integration lacks a setting its choice needs (basic auth without htpasswd, a "
+        "route without path) or combines settings that exclude each other.",
+        "auth: {type: basic}",
+        "auth: {type: basic, htpasswd: vault:gent_01_htpasswd}",
+    ),
+    Code(
+        "E211",
+        "Setting has no effect",
+        "A setting is ignored because of another one; leaving it would mislead a reader.",
+        "lan:\n  dns: {servers: [10.0.0.53], upstreams: [9.9.9.9]}",
+        "lan:\n  dns: {servers: [10.0.0.53]}",
+    ),
+    Code(
+        "E212",
+        "Reserved name",
+        "The name is taken by posnet itself (the inventory calls the router <site>-edge).",
+        "hosts:\n  - {name: edge, ip: 10.0.0.10}",
+        "hosts:\n  - {name: backoffice, ip: 10.0.0.10}",
+    ),
+    Code(
+        "E300",
+        "Conflict across stores",
+        "Two stores share a public name or address, or a central proxy routes to a store "
+        "or service that does not exist (or has errors).",
+        "# sites/gent-02.yaml\nwan: {fqdn: gent-01.example.com}",
+        "# sites/gent-02.yaml\nwan: {fqdn: gent-02.example.com}",
+    ),
+    Code(
+        "E401",
+        "Build tree file is stale",
+        "The build tree is out of date: it differs from what the spec renders now. "
+        "Run `posnet render FLEET -o BUILD` and commit the result.",
+    ),
+    Code(
+        "E402",
+        "Build tree file is missing",
+        "The build tree is out of date: the spec renders it, the tree lacks it. "
+        "Run `posnet render FLEET -o BUILD` and commit the result.",
+    ),
+    Code(
+        "E403",
+        "Stray file in the build tree",
+        "The build tree is out of date: the tree holds it, the spec renders it not. "
+        "Run `posnet render FLEET -o BUILD` and commit the result.",
+    ),
+)
+
+CODES: dict[str, Code] = {c.code: c for c in _CODES}
+
+
+class UnregisteredCode(ValueError):
+    """A programming error: a check reports a code without registering it."""
+
+
+def code(name: str) -> Code:
+    """The registered code; an unknown E-code is a bug in posnet, not in the input."""
+    try:
+        return CODES[name]
+    except KeyError:
+        raise UnregisteredCode(f"{name} is not a registered diagnostic code") from None
+
+
+def require_registered(name: str) -> None:
+    """E-codes must be registered; other ids (lint rules PNxxx) have their own registry."""
+    if name.startswith("E") and name not in CODES:
+        raise UnregisteredCode(f"{name} is not a registered diagnostic code")

@@ -1,0 +1,141 @@
+"""The offending source line under a diagnostic, with a caret under its column.
+
+Like rustc's and Terraform's diagnostics, the text format shows where a problem is. The
+snippet never shows a secret: values of secret keys (and keys that look like one, such as
+a misspelled `pasword:`) are masked on every line, and for codes whose located value
+failed validation (diagnostics.Code.masks_values: a YAML syntax error, a wrong type) it
+shows keys only, since the value may be a secret typed in the wrong place. Control
+characters are escaped (errors.safe_text), so a hostile file cannot forge log lines.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import stat
+
+from generator.diagnostics import CODES
+from generator.errors import Diagnostic, safe_text
+from generator.yamlload import SECRET_KEYS
+
+MAX_BYTES = 4 << 20  # a bigger file is no spec; posnet refuses it before this
+WIDTH = 100  # characters of a long line shown around the caret
+MASK = "***"
+_KEY = re.compile(r"""([A-Za-z_][\w-]*)["']?[ \t]*:(?=[ \t]|$)""")
+_FIRST_KEY = re.compile(
+    r"""^[ \t]*(?:-[ \t]+)*[{\[]?[ \t]*["']?[^:#"'{}\[\],]*["']?[ \t]*:(?=[ \t]|$)"""
+)
+_LIST_ITEM = re.compile(r"^[ \t]*(?:-[ \t]+)+")
+
+
+def secret_like(key: str) -> bool:
+    """A secret field's name, or close enough to be one misspelled."""
+    k = key.lower()
+    return (
+        k in SECRET_KEYS
+        or any(w in k for w in ("secret", "passw", "token", "htpasswd"))
+        or bool(difflib.get_close_matches(k, SECRET_KEYS, n=1, cutoff=0.8))
+    )
+
+
+def _value_end(line: str, start: int) -> int:
+    """Where the value starting at `start` ends: its closing quote, or in flow style the
+    next ',', '}' or ']', else the end of the line."""
+    flow = line[:start].count("{") + line[:start].count("[") > (
+        line[:start].count("}") + line[:start].count("]")
+    )
+    i = start
+    while i < len(line) and line[i] in " \t":
+        i += 1
+    if i < len(line) and line[i] in "\"'":
+        q = line[i]
+        j = i + 1
+        while j < len(line):
+            if line[j] == q and not (q == '"' and line[j - 1] == "\\"):
+                return j + 1
+            j += 1
+        return len(line)
+    if not flow:
+        return len(line)
+    while i < len(line) and line[i] not in ",}]":
+        i += 1
+    return i
+
+
+def _mask_spans(line: str, spans: list[tuple[int, int]], col: int) -> tuple[str, int]:
+    """Replace each span by MASK; the caret column follows (into a mask: its start)."""
+    out, pos, new_col = "", 0, col
+    for a, b in sorted(spans):
+        if a < pos:
+            continue
+        if col >= b:
+            new_col -= (b - a) - len(MASK)
+        elif col > a:
+            new_col = len(out) + (a - pos)
+        out += line[pos:a] + MASK
+        pos = b
+    return out + line[pos:], max(new_col, 0)
+
+
+def masked(line: str, col: int, keys_only: bool) -> tuple[str, int]:
+    """The line with secrets masked, and the 0-based caret column in it."""
+    if keys_only:
+        m = _FIRST_KEY.match(line) or _LIST_ITEM.match(line)
+        keep = m.end() if m else len(line) - len(line.lstrip())
+        if line[keep:].strip():
+            start = keep + (1 if line[keep : keep + 1] in (" ", "\t") else 0)
+            return _mask_spans(line, [(start, len(line))], col)
+        return line, col
+    spans = []
+    for m in _KEY.finditer(line):
+        if secret_like(m.group(1)):
+            start = m.end()
+            while start < len(line) and line[start] in " \t":
+                start += 1
+            end = _value_end(line, start)
+            if end > start:
+                spans.append((start, end))
+    return _mask_spans(line, spans, col)
+
+
+def _read_line(file: str, number: int, cache: dict[str, list[str] | None]) -> str | None:
+    if file not in cache:
+        lines = None
+        try:
+            st = os.stat(file)
+            if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_BYTES:
+                with open(file, "rb") as fh:
+                    text = fh.read().decode("utf-8", errors="replace")
+                lines = text.removeprefix("\ufeff").split("\n")
+        except (OSError, ValueError):
+            lines = None
+        cache[file] = lines
+    lines = cache[file]
+    if lines is None or not 0 < number <= len(lines):
+        return None
+    return lines[number - 1].removesuffix("\r")
+
+
+def snippet(d: Diagnostic, cache: dict[str, list[str] | None] | None = None) -> list[str]:
+    """Two lines, `  21 | source` and the caret under the column; none for a whole file
+    or a file posnet cannot read again (a built-in catalog, a changed file)."""
+    loc = d.location
+    if not loc.line:
+        return []
+    line = _read_line(loc.file, loc.line, {} if cache is None else cache)
+    if line is None:
+        return []
+    code = CODES.get(d.code)
+    last = d.path.rsplit(".", 1)[-1].split("[", 1)[0] if d.path else ""
+    keys_only = bool(code and code.masks_values) or (bool(last) and secret_like(last))
+    text, col = masked(line, max(loc.col - 1, 0), keys_only)
+    shown = safe_text(text)
+    caret = len(safe_text(text[:col]))
+    if len(shown) > WIDTH:
+        start = max(0, min(caret - WIDTH // 2, len(shown) - WIDTH))
+        cut = shown[start : start + WIDTH]
+        shown = ("..." if start else "") + cut + ("..." if start + WIDTH < len(shown) else "")
+        caret = caret - start + (3 if start else 0)
+    gutter = f"{loc.line:>5} | "
+    return [gutter + shown, " " * (len(gutter) - 2) + "| " + " " * caret + "^"]

@@ -1,0 +1,268 @@
+"""The site cache: per-site results of earlier runs (loaded site, diagnostics, located
+paths, plan, site-rule findings), kept in the user's cache folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sys
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from generator.errors import Diagnostic, Location, PosnetError
+from generator.plan import Plan
+from generator.spec.fleet import LoadedSite, SiteFacts, site_layers
+from generator.spec.locate import Layer
+from generator.yamlload import Positions, YamlPath, read_file
+
+CACHE_FORMAT = "posnet-site-cache-4"
+CACHE_KEEP = 32  # fleets per cache folder; the least recently used go first
+BUCKETS = 64  # sites are pickled in buckets: one change re-pickles 1/64 of the fleet
+_OFF = ("", "0", "off", "none", "no")
+
+
+@dataclass
+class _Record:
+    """What loading one site file gave, and its Plan once resolved."""
+
+    sha: str  # of the file's bytes
+    site: bytes  # the pickled Site, unpickled only to resolve; b"": it has errors
+    facts: SiteFacts | None
+    diags: list[Diagnostic]
+    digest: str
+    layer: bytes  # the site file's own data and positions, unpickled only to locate
+    found: dict[tuple[YamlPath, bool], tuple[Any, str]]  # LoadedSite.locate() memo
+    plan_key: str = ""
+    plan: Plan | None = None
+    lint: list[tuple[str, YamlPath, str]] | None = None  # site-rule findings for the plan
+
+
+def to_record(raw: bytes, loaded: LoadedSite | None, diags: list[Diagnostic]) -> _Record:
+    """What loading a site file gave, as the cache keeps it (and workers return it)."""
+    sha = hashlib.sha256(raw).hexdigest()
+    if loaded is None:
+        return _Record(sha, b"", None, diags, "", b"", {})
+    own = loaded.layers[0]
+    layer = (
+        own.data,
+        [(p, loc.line, loc.col) for p, loc in own.positions.values.items()],
+        [(p, loc.line, loc.col) for p, loc in own.positions.keys.items()],
+    )
+    site = _dumps(loaded.site)
+    return _Record(sha, site, loaded.facts, diags, loaded.digest, _dumps(layer), loaded.found)
+
+
+def from_record(
+    rec: _Record, display: str, groups: dict[str, Layer], fleet_layer: Layer | None
+) -> tuple[LoadedSite | None, list[Diagnostic]]:
+    """The loaded site of a record: its model and layers decoded on first use."""
+    if rec.facts is None:
+        return None, rec.diags
+    blob = rec.layer
+
+    def restore() -> tuple[Layer, ...]:
+        data, values, keys = pickle.loads(blob)  # noqa: S301 - see SiteCache.open()
+        positions = Positions(
+            {path: Location(display, line, col) for path, line, col in values},
+            {path: Location(display, line, col) for path, line, col in keys},
+        )
+        return tuple(site_layers(Layer(data, positions, (), display), groups, fleet_layer))
+
+    site = LoadedSite(rec.site, display, restore, rec.digest, rec.found, rec.facts)
+    return site, rec.diags
+
+
+def cache_dir() -> Path | None:
+    """POSNET_CACHE_DIR (`off` disables the cache), else the user's cache folder."""
+    env = os.environ.get("POSNET_CACHE_DIR")
+    if env is not None:
+        return None if env.strip().lower() in _OFF else Path(env)
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    except RuntimeError:  # no home folder
+        return None
+    return Path(base) / "posnet"
+
+
+def _private(folder: Path) -> bool:
+    """Only a folder of this user that nobody else can write: its pickles are trusted."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = folder.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _context(root: Path, inputs: Sequence[Path]) -> str:
+    """Everything besides the site file that a cached site depends on."""
+    import pydantic
+    import pydantic_core
+    import ruamel.yaml
+
+    from generator.build import generator_digest
+    from generator.yamlload import fast_parser
+
+    h = hashlib.sha256()
+    parts = [CACHE_FORMAT, str(root), generator_digest(), sys.version, fast_parser()]
+    parts += [pydantic.VERSION, pydantic_core.__version__, ruamel.yaml.__version__]
+    for part in parts:
+        h.update(part.encode() + b"\0")
+    for p in inputs:
+        h.update(p.name.encode() + b"\0" + read_file(p, str(p), follow=False) + b"\0")
+    return h.hexdigest()
+
+
+def _dumps(value: object) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _bucket(display: str) -> int:
+    return int(hashlib.sha256(display.encode()).hexdigest()[:8], 16) % BUCKETS
+
+
+class SiteCache:
+    """Per-site results of earlier runs: loaded site, diagnostics, located paths, plan.
+
+    A record is used only when the site file's bytes, fleet.yaml, every group file,
+    posnet's own code and templates, and the parsing libraries are all unchanged (and the
+    Plan only for the same merged input, route targets and fleet name), so a hit is
+    exactly what loading again would give. Any unreadable cache is ignored.
+    """
+
+    def __init__(
+        self, file: Path, context: str, index: dict[str, str], blobs: dict[int, bytes]
+    ) -> None:
+        self.file = file
+        self.context = context
+        self.index = index  # site file -> sha256 of its bytes, as cached
+        self.blobs = blobs  # bucket -> pickled {site file: _Record}
+        self.decoded: dict[int, dict[str, _Record]] = {}
+        self.records: dict[str, _Record] = {}  # this run's sites
+        self.found_size: dict[str, int] = {}
+        self.dirty: set[int] = set()
+
+    @classmethod
+    def open(cls, root: Path, inputs: Sequence[Path]) -> SiteCache | None:
+        folder = cache_dir()
+        if folder is None or not _private(folder):
+            return None
+        try:
+            context = _context(root, inputs)
+        except (OSError, PosnetError):  # an unreadable input is reported by the load
+            return None
+        name = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:32]
+        file = folder / f"fleet-{name}.pickle"
+        try:
+            with open(file, "rb") as fh:
+                doc = pickle.load(fh)  # noqa: S301 - our own file in a private folder
+            if doc["format"] == CACHE_FORMAT and doc["context"] == context:
+                return cls(file, context, dict(doc["index"]), dict(doc["blobs"]))
+        except (OSError, pickle.PickleError, EOFError, AttributeError, KeyError, TypeError):
+            pass
+        return cls(file, context, {}, {})
+
+    def _record(self, display: str) -> _Record | None:
+        b = _bucket(display)
+        if b not in self.decoded:
+            try:
+                self.decoded[b] = pickle.loads(self.blobs[b])  # noqa: S301 - see open()
+            except (pickle.PickleError, EOFError, AttributeError, KeyError, TypeError):
+                self.decoded[b] = {}
+        return self.decoded[b].get(display)
+
+    def site(
+        self,
+        display: str,
+        raw: bytes | None,
+        groups: dict[str, Layer],
+        fleet_layer: Layer | None,
+    ) -> tuple[LoadedSite | None, list[Diagnostic]] | None:
+        if raw is None or self.index.get(display) != hashlib.sha256(raw).hexdigest():
+            return None
+        rec = self._record(display)
+        if rec is None:
+            return None
+        self.records[display] = rec
+        self.found_size[display] = len(rec.found)
+        return from_record(rec, display, groups, fleet_layer)
+
+    def remember(
+        self, display: str, raw: bytes, loaded: LoadedSite | None, diags: list[Diagnostic]
+    ) -> None:
+        self.adopt(display, to_record(raw, loaded, diags))
+
+    def adopt(self, display: str, rec: _Record) -> None:
+        """Keep a record made already (by a loading worker) for this run's sites."""
+        self.dirty.add(_bucket(display))
+        self.records[display] = rec
+        self.found_size[display] = len(rec.found)
+
+    @staticmethod
+    def plan_key(ls: LoadedSite, fleet_name: str) -> str:
+        return hashlib.sha256(f"{ls.digest}\0{fleet_name}".encode()).hexdigest()
+
+    def plan(self, ls: LoadedSite, fleet_name: str) -> Plan | None:
+        rec = self.records.get(ls.file)
+        if rec is None or rec.plan is None or rec.plan_key != self.plan_key(ls, fleet_name):
+            return None
+        return rec.plan
+
+    def remember_plan(self, ls: LoadedSite, fleet_name: str, plan: Plan) -> None:
+        rec = self.records.get(ls.file)
+        if rec is not None:
+            rec.plan_key, rec.plan, rec.lint = self.plan_key(ls, fleet_name), plan, None
+            self.dirty.add(_bucket(ls.file))
+
+    def lint(self, ls: LoadedSite) -> list[tuple[str, YamlPath, str]] | None:
+        """Site-rule findings (rule id, path, message) of the Plan cached with them."""
+        rec = self.records.get(ls.file)
+        return None if rec is None else rec.lint
+
+    def remember_lint(self, ls: LoadedSite, found: list[tuple[str, YamlPath, str]]) -> None:
+        rec = self.records.get(ls.file)
+        if rec is not None and rec.plan is not None:
+            rec.lint = found
+            self.dirty.add(_bucket(ls.file))
+
+    def save(self, sites: Sequence[LoadedSite]) -> None:
+        """Write this run's records (removed files drop out); never fail a command."""
+        for ls in sites:
+            rec = self.records.get(ls.file)
+            if rec is not None and len(ls.found) != self.found_size.get(ls.file):
+                rec.found = ls.found
+                self.dirty.add(_bucket(ls.file))
+        index = {d: rec.sha for d, rec in self.records.items()}
+        self.dirty |= {_bucket(d) for d in set(self.index) - set(index)}
+        if not self.dirty and index == self.index:
+            return
+        members: dict[int, dict[str, _Record]] = {}
+        for d, rec in sorted(self.records.items()):
+            members.setdefault(_bucket(d), {})[d] = rec
+        blobs = {
+            b: self.blobs[b] if b not in self.dirty and b in self.blobs else _dumps(recs)
+            for b, recs in members.items()
+        }
+        doc = {"format": CACHE_FORMAT, "context": self.context, "index": index, "blobs": blobs}
+        tmp = self.file.with_name(f"{self.file.name}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(doc, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.file)
+            _prune(self.file.parent)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+
+
+def _prune(folder: Path) -> None:
+    caches = []
+    for p in folder.glob("fleet-*.pickle"):
+        with suppress(OSError):
+            caches.append((p.stat().st_mtime, p))
+    for _, p in sorted(caches, reverse=True)[CACHE_KEEP:]:
+        p.unlink(missing_ok=True)

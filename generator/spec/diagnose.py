@@ -1,0 +1,303 @@
+"""Validation errors as diagnostics: pydantic's errors and the checks' Problems,
+located in the file that wrote the value, with what was expected.
+
+A problem in a shared file (fleet.yaml, a group file) is located there, so it is
+reported once however many stores inherit it; its follow-ups in each store are dropped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from generator.catalog import Catalog
+from generator.errors import Diagnostic
+from generator.spec.checks import Problem, check_site
+from generator.spec.locate import Layer, holds, key_text, locate
+from generator.spec.model import LintConfig, ServiceRef
+from generator.spec.types import (
+    Guid,
+    Ident,
+    InterfaceName,
+    Note,
+    ProfileName,
+    Text,
+    Thumbprint,
+    UrlPath,
+)
+from generator.yamlload import YamlPath
+
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "bool_type": "true or false",
+    "string_type": "text",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "float_type": "a number",
+}
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    """All concrete classes an annotation may hold (through Optional, list, Annotated)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [c for a in typing.get_args(tp) for c in _unwrap(a)]
+    if origin in (list, tuple, dict):
+        return [c for a in typing.get_args(tp) for c in _unwrap(a)]
+    return [tp]
+
+
+def _is_dict(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _is_dict(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_dict(a) for a in typing.get_args(tp))
+    return origin is dict
+
+
+def _model_at(root: type[BaseModel], data: Any, path: YamlPath) -> type[BaseModel] | None:
+    """The model class that validates the mapping at `path` (for 'did you mean')."""
+    cls: type[BaseModel] | None = root
+    cur = data
+    in_dict = False  # the next part is a key of a dict[str, Model] (e.g. a partner name)
+    for part in path:
+        if cls is None:
+            return None
+        if isinstance(part, int) or in_dict:
+            cur = cur[part] if holds(cur, (part,)) else None
+            in_dict = False
+            continue
+        f = cls.model_fields.get(part)
+        cur = cur.get(part) if isinstance(cur, dict) else None
+        if f is None:
+            return None
+        in_dict = _is_dict(f.annotation)
+        candidates = [c for c in _unwrap(f.annotation) if isinstance(c, type)]
+        models = [c for c in candidates if issubclass(c, BaseModel)]
+        cls = None
+        if len(models) == 1:
+            cls = models[0]
+        elif models:
+            pick = cur[0] if isinstance(cur, list) and cur else cur
+            pattern = pick.get("pattern") if isinstance(pick, dict) else None
+            for m in models:
+                pf = m.model_fields.get("pattern")
+                if pf is not None and pattern in typing.get_args(pf.annotation):
+                    cls = m
+    return cls
+
+
+def data_path(data: Any, loc: Sequence[str | int]) -> YamlPath:
+    """Pydantic's loc with union tags (e.g. 'direct') removed, so it walks the data."""
+    out: list[str | int] = []
+    cur = data
+    for i, part in enumerate(loc):
+        if holds(cur, (part,)):
+            out.append(part)
+            cur = cur[part]
+        elif i == len(loc) - 1 or not isinstance(part, str):
+            out.append(part)
+            cur = None
+        # else: a discriminator tag inserted by pydantic; skip it
+    return tuple(out)
+
+
+def _clean(msg: str) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    return msg
+
+
+def validation_diagnostics(
+    exc: ValidationError,
+    data: Any,
+    layers: Sequence[Layer],
+    model: type[BaseModel],
+    site_id: str = "",
+) -> list[Diagnostic]:
+    out = []
+    for err in exc.errors(include_input=False, include_url=False):
+        path = data_path(data, err["loc"])
+        etype = err["type"]
+        msg = _clean(err["msg"])
+        ctx = err.get("ctx", {})
+        expected = _EXPECTED.get(etype, "")
+        prefer_key = False
+        if etype == "int_type" and str(_value_at(data, path)).isdigit():
+            expected = "an integer without quotes"
+        elif etype == "extra_forbidden":
+            key = str(path[-1])
+            cls = _model_at(model, data, path[:-1])
+            allowed = sorted(cls.model_fields) if cls else []
+            close = difflib.get_close_matches(key, allowed, n=1)
+            shown_key = key_text(key)
+            shown_key = shown_key if shown_key.startswith('"') else f"'{shown_key}'"
+            msg = f"unknown key {shown_key}" + (f"; did you mean '{close[0]}'?" if close else "")
+            expected = "one of: " + ", ".join(allowed) if allowed else ""
+            prefer_key = True
+        elif etype == "missing":
+            msg = f"missing required key '{path[-1]}'"
+            expected = f"{path[-1]}: ..."
+        elif etype == "literal_error":
+            exp = err.get("ctx", {}).get("expected", "")
+            msg, expected = "value is not allowed", f"one of {exp}"
+        elif etype == "union_tag_invalid":
+            exp = err.get("ctx", {}).get("expected_tags", "")
+            msg, expected = "unknown pattern", f"one of {exp}"
+            path = (*path, "pattern")
+        elif etype == "union_tag_not_found":
+            msg, expected = (
+                "missing required key 'pattern'",
+                "pattern: direct | reverse_proxy | ...",
+            )
+        elif etype == "string_pattern_mismatch":
+            msg = "contains characters or a form that is not allowed here"
+            expected = _PATTERN_HINTS.get(str(ctx.get("pattern", ""))) or _pattern_hint(path)
+        elif etype == "posnet_value":
+            expected = str(ctx.get("expected", ""))
+        elif etype in ("too_long", "string_too_long"):
+            unit = _unit(data, path, ctx.get("max_length"))
+            msg = f"is too long (at most {ctx.get('max_length')} {unit})"
+            expected = f"at most {ctx.get('max_length')} {unit}"
+        elif etype in ("too_short", "string_too_short"):
+            unit = _unit(data, path, ctx.get("min_length"))
+            msg = f"is too short (at least {ctx.get('min_length')} {unit})"
+            expected = f"at least {ctx.get('min_length')} {unit}"
+        elif etype in _BOUNDS:
+            bound = next(iter(ctx.values()), "")
+            expected = f"a number {_BOUNDS[etype]} {bound}"
+        loc, shown = locate(layers, path, prefer_key=prefer_key)
+        out.append(Diagnostic(loc, "E100", msg, path=shown, expected=expected, site=site_id))
+    return out
+
+
+_BOUNDS = {
+    "greater_than_equal": ">=",
+    "less_than_equal": "<=",
+    "greater_than": ">",
+    "less_than": "<",
+}
+
+
+def _pattern_of(tp: Any) -> str:
+    for meta in typing.get_args(tp)[1:]:
+        pattern = getattr(meta, "pattern", None)
+        if isinstance(pattern, str):
+            return pattern
+    return ""
+
+
+_TEXT_HINT = "one line of letters, digits, spaces and . , : ( ) / ' + @ # -"
+_PATTERN_HINTS = {
+    _pattern_of(Text): _TEXT_HINT,
+    _pattern_of(Note): _TEXT_HINT.replace(" #", " # ;"),
+    _pattern_of(Ident): "lowercase letters, digits, '-' and '_' (e.g. an id)",
+    _pattern_of(InterfaceName): "an interface name (up to 15 of A-Z a-z 0-9 _ . -)",
+    _pattern_of(UrlPath): "a URL path like /pos1/",
+    _pattern_of(Guid): "a GUID like 77ba29fd-9f7a-45b0-8d7e-1ee5d879951b",
+    _pattern_of(Thumbprint): "40 hex digits (the certificate's SHA-1 thumbprint)",
+    _pattern_of(ProfileName): "up to 64 of A-Z a-z 0-9 _ -",
+    _pattern_of(ServiceRef): "host/service, e.g. pos1/api",
+    _pattern_of(typing.get_args(LintConfig.model_fields["disable"].annotation)[0]): (
+        "a rule id like PN101"
+    ),
+}
+
+
+def _unit(data: Any, path: YamlPath, count: object) -> str:
+    unit = "character" if isinstance(_value_at(data, path), str) else "item"
+    return unit if count == 1 else unit + "s"
+
+
+def _value_at(data: Any, path: YamlPath) -> Any:
+    if not holds(data, path):
+        return None
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _pattern_hint(path: YamlPath) -> str:
+    last = str(path[-1]) if path else ""
+    hints = {
+        "name": "one line of letters, digits, spaces and . , : ( ) / ' + @ # -",
+        "service": "host/service, e.g. pos1/api",
+        "websocket_service": "host/service",
+        "auth_service": "host/service",
+        "site_service": "host/service",
+        "path": "a URL path like /pos1/",
+        "health_path": "a URL path like /health",
+        "thumbprint": "40 hex digits (the certificate's SHA-1 thumbprint)",
+        "appid": "a GUID like 77ba29fd-9f7a-45b0-8d7e-1ee5d879951b",
+        "interface": "an interface name (up to 15 of A-Z a-z 0-9 _ . -)",
+        "ssl_profile_crt": "an absolute path like /HOST/INGETRUST.pem",
+    }
+    if last in hints:
+        return hints[last]
+    if isinstance(path[-1] if path else None, int) and len(path) > 1:
+        return hints.get(str(path[-2]), "")
+    return "lowercase letters, digits, '-' and '_' (e.g. an id)"
+
+
+def own_problems(
+    exc: ValidationError,
+    data: Any,
+    vdiags: list[Diagnostic],
+    own_file: str,
+    broken_group: bool,
+) -> list[Diagnostic]:
+    """A store's validation errors without the follow-ups of a shared file's problem: a
+    key misspelled in fleet.yaml or a group file (reported once, at that file) leaves
+    each store "missing" the key it meant, as does a group file that has errors."""
+    errs = exc.errors(include_input=False, include_url=False)
+    assert len(errs) == len(vdiags)  # validation_diagnostics: one per error, in order
+    typo_at = {
+        data_path(data, e["loc"])[:-1]
+        for e, d in zip(errs, vdiags, strict=True)
+        if e["type"] == "extra_forbidden" and d.location.file != own_file
+    }
+    return [
+        d
+        for e, d in zip(errs, vdiags, strict=True)
+        if e["type"] != "missing" or not (broken_group or data_path(data, e["loc"])[:-1] in typo_at)
+    ]
+
+
+def problem_diagnostics(
+    problems: Iterable[Problem], layers: Sequence[Layer], site_id: str
+) -> list[Diagnostic]:
+    out = []
+    for prob in problems:
+        loc, shown = locate(layers, prob.path, prefer_key=prob.at_key)
+        out.append(
+            Diagnostic(
+                loc, prob.code, prob.message, path=shown, expected=prob.expected, site=site_id
+            )
+        )
+    return out
+
+
+def salvaged_problems(
+    merged: Any, layers: Sequence[Layer], catalog: Catalog, site_id: str
+) -> list[Diagnostic]:
+    """A type error hides no other problem: check what validates without the failing
+    parts (see salvage.py)."""
+    from generator.spec.salvage import salvage
+
+    saved = salvage(merged)
+    if saved is None:
+        return []
+    problems = saved.independent(check_site(saved.site, catalog))
+    return problem_diagnostics(problems, layers, site_id)

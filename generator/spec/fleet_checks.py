@@ -1,0 +1,84 @@
+"""Checks across stores: unique public names and addresses, remote proxy routes that
+resolve to a store and service of the fleet."""
+
+from __future__ import annotations
+
+from generator.errors import Diagnostic
+from generator.spec.fleet import Fleet
+from generator.yamlload import YamlPath
+
+
+def check_fleet(fleet: Fleet, failed: set[str]) -> list[Diagnostic]:
+    """Across stores: unique public names and addresses, remote proxy routes resolve.
+
+    A store whose remote routes do not resolve is dropped from fleet.sites (the resolver
+    needs every route target); dropping one can break another's routes, so repeat.
+    """
+    out = _check_unique(fleet)
+    while True:
+        broken = _check_routes(fleet, failed)
+        if not broken:
+            return out
+        out.extend(broken)
+        bad = {d.site for d in broken}
+        failed |= bad
+        fleet.sites = [ls for ls in fleet.sites if ls.id not in bad]
+
+
+def _check_unique(fleet: Fleet) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    seen_fqdn: dict[str, str] = {}
+    seen_ip: dict[str, str] = {}
+    for ls in fleet.sites:
+        for key, value, table in (
+            ("fqdn", ls.facts.fqdn, seen_fqdn),
+            ("public_ip", ls.facts.public_ip, seen_ip),
+        ):
+            if value is None:
+                continue
+            if value in table and table[value] != ls.id:
+                loc, shown = ls.locate(("wan", key))
+                out.append(
+                    Diagnostic(
+                        loc,
+                        "E300",
+                        f"wan.{key} is also used by site '{table[value]}'",
+                        path=shown,
+                        site=ls.id,
+                    )
+                )
+            table.setdefault(value, ls.id)
+    return out
+
+
+def _check_routes(fleet: Fleet, failed: set[str]) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    by_id = {ls.id: ls for ls in fleet.sites}
+    for ls in fleet.sites:
+        for i, j, target, service in ls.facts.routes:
+            if service is None:
+                continue
+            path: YamlPath = ("integrations", i, "routes", j, "site")
+            other = by_id.get(target)
+            if other is None:
+                loc, shown = ls.locate(path)
+                msg = (
+                    f"site '{target}' has errors, so this route cannot be resolved"
+                    if target in failed
+                    else f"site '{target}' is not in this fleet"
+                )
+                out.append(Diagnostic(loc, "E300", msg, path=shown, site=ls.id))
+                continue
+            host, _, svc = service.partition("/")
+            if (host, svc) not in other.facts.services:
+                loc, shown = ls.locate((*path[:-1], "site_service"))
+                out.append(
+                    Diagnostic(
+                        loc,
+                        "E300",
+                        f"site '{target}' has no service {service}",
+                        path=shown,
+                        site=ls.id,
+                    )
+                )
+    return out

@@ -1,0 +1,403 @@
+"""The E-code registry, the codes that replaced E200, the source snippet of the text
+format (secrets masked, hostile text escaped), every independent problem of a store in
+one run, and a shared file's problem reported once."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from generator.analyze import analyze
+from generator.cli import cli
+from generator.diagnostics import CODES, UnregisteredCode
+from generator.errors import FORMATTERS, Diagnostic, Location, format_text
+from generator.snippet import masked, snippet
+from tests.test_bad_input import diagnostics as diags
+from tests.test_bad_input import errors
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "demo-fleet"
+B = "sites/brussels-03.yaml"
+HUNTER = "hunter2-Sup3rSecret!"
+
+
+def fleet(tmp_path: Path, edits: dict[str, Callable[[str], str]]) -> Path:
+    root = tmp_path / "fleet"
+    shutil.copytree(DEMO, root)
+    for rel, edit in edits.items():
+        f = root / rel
+        f.write_text(edit(f.read_text()))
+    return root
+
+
+def sub(old: str, new: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        assert text.count(old) == 1, f"demo changed: {old!r}"
+        return text.replace(old, new)
+
+    return edit
+
+
+# ------------------------------------------------------------------------- registry
+
+
+def test_every_code_in_the_source_is_registered_and_documented() -> None:
+    used = set()
+    for f in (ROOT / "generator").rglob("*.py"):
+        used |= set(re.findall(r"\"(E\d{3})\"", f.read_text()))
+    assert used, "no codes found"
+    assert used <= set(CODES), used - set(CODES)
+    assert "E200" not in CODES and "E200" not in used  # split by what went wrong
+    for c in CODES.values():
+        assert c.title and len(c.why) > 30, c.code
+        assert c.doc().startswith(f"# {c.code} {c.title}")
+
+
+def test_every_store_check_code_has_a_bad_and_a_good_example() -> None:
+    for c in CODES.values():
+        if c.code.startswith(("E1", "E2", "E3")):
+            assert c.bad and c.good and c.bad != c.good, c.code
+
+
+def test_every_code_of_one_store_has_a_case() -> None:
+    one_store = {c for c in CODES if c.startswith("E2")}
+    assert one_store == {case[2] for case in SPLIT}
+
+
+def test_an_unregistered_code_cannot_be_made() -> None:
+    with pytest.raises(UnregisteredCode):
+        Diagnostic(Location("x.yaml", 1, 1), "E999", "not registered")
+    Diagnostic(Location("x.yaml", 1, 1), "PN101", "lint ids have their own registry")
+
+
+# (file, edit, code, path, message fragment): one case per code that replaced E200
+SPLIT = [
+    (
+        B,
+        sub("partner: deliverect", "partner: delivernot"),
+        "E201",
+        "integrations[0].partner",
+        "unknown partner",
+    ),
+    (
+        B,
+        sub('ip: "198.51.100.140"', 'ip: "198.51.100.250"'),
+        "E202",
+        "hosts[1].ip",
+        "not a host address",
+    ),
+    (
+        B,
+        sub('ip: "198.51.100.140"', 'ip: "198.51.100.175"'),
+        "E203",
+        "hosts[1].ip",
+        "inside the DHCP pool",
+    ),
+    (
+        B,
+        sub('start: "198.51.100.170"', 'start: "198.51.100.129"'),
+        "E203",
+        "lan.dhcp_pool",
+        "contains the gateway",
+    ),
+    (
+        B,
+        sub("partner: deliverect", "partner: openpos"),
+        "E204",
+        "integrations[0].pattern",
+        "does not support",
+    ),
+    (
+        B,
+        sub('public_ip: "203.0.113.30"', 'public_ip: "10.1.2.3"'),
+        "E205",
+        "wan.public_ip",
+        "private address",
+    ),
+    (B, sub('  public_ip: "203.0.113.30"\n', ""), "E206", "wan.ip_mode", "needs wan.public_ip"),
+    (
+        B,
+        sub("lan:\n  subnet:", "lan:\n  interface: wan0\n  subnet:"),
+        "E207",
+        "lan.interface",
+        "must differ",
+    ),
+    (
+        B,
+        sub(
+            "lan:\n  subnet:",
+            'lan:\n  dns: {servers: ["198.51.100.130"], upstreams: ["9.9.9.9"]}\n  subnet:',
+        ),
+        "E211",
+        "lan.dns.upstreams",
+        "has no effect",
+    ),
+    (B, sub("- name: proxy\n", "- name: pos1\n"), "E208", "hosts[1].name", "duplicate host name"),
+    (
+        B,
+        sub("{service: pos1/api, path: /pos1/}", "{service: pos9/api, path: /pos1/}"),
+        "E209",
+        "integrations[0].routes[0].service",
+        "host 'pos9' is not in hosts",
+    ),
+    (
+        B,
+        sub("      htpasswd: vault:brussels_03_htpasswd\n", ""),
+        "E210",
+        "integrations[0].auth",
+        "basic auth needs",
+    ),
+    (B, sub("- name: proxy\n", "- name: edge\n"), "E212", "hosts[0].name", "reserved"),
+]
+
+
+@pytest.mark.parametrize(
+    "rel, edit, code, path, fragment",
+    SPLIT,
+    ids=[f"{c}-{i}" for i, (_, _, c, _, _) in enumerate(SPLIT)],
+)
+def test_each_check_reports_the_code_that_names_it(
+    tmp_path: Path, rel: str, edit: Callable[[str], str], code: str, path: str, fragment: str
+) -> None:
+    found = errors(fleet(tmp_path, {rel: edit}))
+    hits = [d for d in found if d.code == code and d.path == path]
+    assert hits and fragment in hits[0].message, found
+    assert hits[0].location.file.endswith(rel) and hits[0].location.line > 0
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def test_rules_lists_e_and_pn_codes_in_text_and_json() -> None:
+    runner = CliRunner()
+    text = runner.invoke(cli, ["rules"])
+    assert text.exit_code == 0
+    assert re.search(r"^E203\s+error\s+Address inside the DHCP pool", text.stdout, re.M)
+    assert re.search(r"^PN101\s+warning", text.stdout, re.M)
+    items = json.loads(runner.invoke(cli, ["rules", "--format", "json"]).stdout)
+    ids = {i["id"] for i in items}
+    assert set(CODES) <= ids and "PN101" in ids
+    assert all(i["title"] and i["why"] for i in items)
+
+
+def test_rules_explain_an_e_code() -> None:
+    out = CliRunner().invoke(cli, ["rules", "--explain", "e203"])
+    assert out.exit_code == 0
+    assert out.stdout == CODES["E203"].doc()
+    assert "## Bad" in out.stdout and "## Good" in out.stdout
+    bad = CliRunner().invoke(cli, ["rules", "--explain", "E999\x1b[31m"])
+    assert bad.exit_code == 1 and "\x1b" not in bad.stderr
+
+
+def test_machine_formats_carry_the_new_codes(tmp_path: Path) -> None:
+    root = fleet(tmp_path, {B: sub('ip: "198.51.100.140"', 'ip: "198.51.100.175"')})
+    runner = CliRunner()
+    out = {f: runner.invoke(cli, ["validate", str(root), "--format", f]) for f in FORMATTERS}
+    assert all(r.exit_code == 1 for r in out.values())
+    assert any(d["code"] == "E203" for d in json.loads(out["json"].stdout))
+    assert any(d["check_name"] == "E203" for d in json.loads(out["gitlab"].stdout))
+    assert re.search(r"^::error .*title=E203", out["github"].stdout, re.M)
+    run = json.loads(out["sarif"].stdout)["runs"][0]
+    assert any(r["ruleId"] == "E203" for r in run["results"])
+    rule = next(r for r in run["tool"]["driver"]["rules"] if r["id"] == "E203")
+    assert rule["shortDescription"]["text"] == "Address inside the DHCP pool"
+    assert rule["help"]["markdown"] == CODES["E203"].doc()
+
+
+# ------------------------------------------------------------------------ snippet
+
+
+def test_text_format_shows_the_line_with_a_caret_under_the_column(tmp_path: Path) -> None:
+    root = fleet(tmp_path, {B: sub('ip: "198.51.100.140"', 'ip: "198.51.100.175"')})
+    d = next(d for d in errors(root) if d.code == "E203")
+    lines = format_text([d]).splitlines()
+    assert lines[0].startswith(f"{d.location}: error[E203]")
+    src = (root / B).read_text().splitlines()[d.location.line - 1]
+    assert lines[1] == f"{d.location.line:>5} | {src}"
+    caret = lines[2].index("^") - lines[1].index("|") - 2
+    assert caret == d.location.col - 1 and src[caret] == '"'
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        sub("htpasswd: vault:brussels_03_htpasswd", f"htpasswd: {HUNTER}"),  # E100 on it
+        sub("htpasswd: vault:brussels_03_htpasswd", f"pasword: {HUNTER}"),  # misspelled key
+        sub('public_ip: "203.0.113.30"', f'public_ip: "{HUNTER}"'),  # secret in a wrong place
+        # An E2xx error on a flow-style line that also holds a secret-like key.
+        sub(
+            "      - {service: pos1/api, path: /pos1/}",
+            f"      - {{service: pos9/api, path: /pos1/, token: '{HUNTER}'}}",
+        ),
+        sub("      type: basic\n", f'      type: basic\n      client_secret: "{HUNTER}\n'),  # E001
+    ],
+    ids=["literal-secret", "misspelled-key", "secret-as-ip", "flow-style-neighbour", "syntax"],
+)
+def test_snippet_never_shows_a_secret(tmp_path: Path, edit: Callable[[str], str]) -> None:
+    root = fleet(tmp_path, {B: edit})
+    found = [d for d in diags(root) if d.location.file.endswith(B) and d.location.line]
+    assert found
+    text = format_text(found)
+    assert "***" in text and HUNTER not in text
+    proc = CliRunner().invoke(cli, ["validate", str(root)])
+    assert proc.exit_code == 1 and HUNTER not in proc.output
+
+
+def test_masking_keeps_other_values_and_moves_the_caret() -> None:
+    line = "  ddns: {username: bob, password: 'a,b}', zone: example.com}"
+    text, col = masked(line, line.index("zone"), keys_only=False)
+    assert text == "  ddns: {username: bob, password: ***, zone: example.com}"
+    assert text[col:].startswith("zone")
+    text, col = masked('    password: "x y"  # note', 6, keys_only=True)
+    assert text == "    password: ***" and col == 6
+
+
+def test_snippet_escapes_control_characters_and_forged_file_names(tmp_path: Path) -> None:
+    name = tmp_path / "store\n::error file=x::forged.yaml"
+    name.write_text('id: x\nname: "a\x1b[31mred\x07\u202e"\nwan: {}\n')
+    d = Diagnostic(Location(str(name), 2, 7), "E100", "bad")
+    text = format_text([d])
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert len(text.splitlines()) == 3  # no line forged by the file name
+    assert "\\x1b[31m" not in text  # E100 masks the value itself
+    d2 = Diagnostic(Location(str(name), 2, 1), "E300", "other")
+    shown = snippet(d2)
+    assert shown[0].endswith('name: "a\\x1b[31mred\\x07\\u202e"') and shown[1].endswith("| ^")
+
+
+def test_snippet_of_a_long_line_is_cut_around_the_caret(tmp_path: Path) -> None:
+    f = tmp_path / "long.yaml"
+    f.write_text("x: " + "a" * 500 + "TARGET" + "b" * 500 + "\n")
+    d = Diagnostic(Location(str(f), 1, 504), "E300", "m")
+    src, caret = snippet(d)
+    assert len(src) < 130 and src.endswith("...")
+    assert src[caret.index("^") :].startswith("TARGET")
+
+
+def test_no_snippet_for_a_whole_file_or_an_unreadable_one(tmp_path: Path) -> None:
+    assert snippet(Diagnostic(Location(str(tmp_path)), "E002", "m")) == []
+    assert snippet(Diagnostic(Location("<builtin catalog>", 3, 1), "E100", "m")) == []
+    assert snippet(Diagnostic(Location(str(tmp_path / "gone.yaml"), 3, 1), "E100", "m")) == []
+
+
+# ------------------------------------------------------ every problem in one run
+
+
+def test_a_type_error_hides_no_other_problem(tmp_path: Path) -> None:
+    """The done-when of issue 7: type error, IP in the DHCP pool, unknown partner."""
+    root = fleet(
+        tmp_path,
+        {
+            B: lambda t: sub(
+                "{name: api, port: 8080, tls: false}", '{name: api, port: "http", tls: false}'
+            )(
+                sub('ip: "198.51.100.140"', 'ip: "198.51.100.175"')(
+                    sub("partner: deliverect", "partner: delivernot")(t)
+                )
+            )
+        },
+    )
+    mine = [d for d in errors(root) if d.location.file.endswith(B)]
+    got = {(d.code, d.path) for d in mine}
+    assert got == {
+        ("E100", "hosts[2].services[0].port"),
+        ("E203", "hosts[1].ip"),
+        ("E201", "integrations[0].partner"),
+    }, mine
+
+
+def test_salvage_drops_what_depends_on_a_cut_part(tmp_path: Path) -> None:
+    """pos1 fails to validate: a route to pos1/api is not reported as unknown."""
+    root = fleet(tmp_path, {B: sub('mac: "52:54:00:00:03:40"', "mac: 12")})
+    mine = [d for d in errors(root) if d.location.file.endswith(B)]
+    assert [d.code for d in mine] == ["E100"], mine
+
+
+def test_salvage_after_a_cut_list_element_keeps_original_indices(tmp_path: Path) -> None:
+    edit = sub("  - name: proxy\n", "  - name: proxy\n    bogus: 1\n")
+    edit2 = sub('ip: "198.51.100.141"', 'ip: "198.51.100.180"')
+    root = fleet(tmp_path, {B: lambda t: edit2(edit(t))})
+    mine = {(d.code, d.path) for d in errors(root) if d.location.file.endswith(B)}
+    assert ("E203", "hosts[2].ip") in mine and ("E100", "hosts[0].bogus") in mine, mine
+
+
+# ------------------------------------------------------------- shared files once
+
+
+def _coast_fleet(tmp_path: Path, group_edit: Callable[[str], str]) -> Path:
+    """groups/coast.yaml used by 3 stores (the demo's two, plus brussels-03)."""
+    return fleet(
+        tmp_path,
+        {
+            "groups/coast.yaml": group_edit,
+            B: sub("name: Brussel Zavel\n", "name: Brussel Zavel\ngroup: coast\n"),
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    "group_edit",
+    [
+        sub("    isp: Telenet", "    ips: Telenet"),  # a key its stores need, misspelled
+        sub("description:", "descripton:"),  # the group file itself invalid
+        sub("defaults:\n", "defaults: [\n"),  # the group file does not parse
+    ],
+    ids=["typo-in-defaults", "typo-in-group-file", "syntax-error"],
+)
+def test_a_typo_in_a_group_file_gives_one_error(
+    tmp_path: Path, group_edit: Callable[[str], str]
+) -> None:
+    root = _coast_fleet(tmp_path, group_edit)
+    found = errors(root)
+    assert len(found) == 1, found
+    assert found[0].location.file.endswith("groups/coast.yaml")
+    assert not any("unknown group" in d.message for d in found)
+    res = analyze(root)
+    ids = {ls.id for ls in res.fleet.sites}
+    assert not ids & {"ostend-05", "bruges-06", "brussels-03"}  # none is built
+
+
+def test_a_typo_in_fleet_defaults_gives_one_error(tmp_path: Path) -> None:
+    root = fleet(tmp_path, {"fleet.yaml": sub("defaults:\n", "defaults:\n  wan: {ips: X}\n")})
+    found = errors(root)
+    assert len(found) == 1 and found[0].location.file.endswith("fleet.yaml"), found
+
+
+def test_a_stores_own_problem_is_still_reported_beside_a_broken_group(tmp_path: Path) -> None:
+    root = _coast_fleet(tmp_path, sub("description:", "descripton:"))
+    f = root / B
+    f.write_text(f.read_text().replace("partner: deliverect", "partner: delivernot"))
+    codes = sorted(d.code for d in errors(root))
+    assert codes == ["E100", "E201"], codes
+
+
+def test_readme_example_is_what_validate_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(
+        r"```\n(examples/demo-fleet/sites/gent-01\.yaml:19:9: error\[E203\].*?)```", readme, re.S
+    )
+    assert block, "README example missing"
+    root = tmp_path / "examples" / "demo-fleet"
+    shutil.copytree(DEMO, root)
+    f = root / "sites" / "gent-01.yaml"
+    f.write_text(f.read_text().replace('ip: "198.51.100.140"', 'ip: "198.51.100.160"', 1))
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(cli, ["validate", "examples/demo-fleet"]).stdout
+    assert block.group(1) in out
+
+
+def test_a_problem_needs_a_registered_code_first() -> None:
+    from generator.spec.checks import Problem
+
+    with pytest.raises(TypeError):
+        Problem(("wan", "x"), "message", "expected")  # type: ignore[arg-type]
+    with pytest.raises(UnregisteredCode):
+        Problem("E299", ("wan",), "message")
