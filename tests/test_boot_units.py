@@ -13,6 +13,8 @@ import jinja2
 import pytest
 import yaml
 
+from generator.targets.dnsmasq import DAEMON
+
 PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
 
 
@@ -21,10 +23,9 @@ def _dnsmasq_unit() -> str:
     block = next(t for t in play["tasks"] if t["name"].startswith("Run dnsmasq under systemd"))
     copy: dict[str, Any] = block["block"][0]["ansible.builtin.copy"]
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    variables = dict(play["vars"])
-    variables["posnet_dnsmasq_cmd"] = env.from_string(variables["posnet_dnsmasq_cmd"]).render(
-        variables
-    )
+    # The play reads dnsmasq's pid file and command from the target's declaration.
+    assert "'daemons'" in play["vars"]["posnet_dnsmasq"]
+    variables = {"posnet_dnsmasq_pid": DAEMON.pidfile, "posnet_dnsmasq_cmd": DAEMON.start}
     return env.from_string(copy["content"]).render(variables)
 
 

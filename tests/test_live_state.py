@@ -24,6 +24,7 @@ from generator import build
 from generator.analyze import analyze
 from generator.probe import probe_not_exposed, tcp_state
 from generator.runtime import drift, probe
+from generator.targets import playbook_kinds
 from generator.targets.base import alive
 from generator.verify.state import (
     EXIT_DRIFT,
@@ -49,6 +50,7 @@ def _module() -> ModuleType:
 
 
 ps = _module()
+DAEMONS: dict[str, dict[str, Any]] = playbook_kinds("daemons")
 
 
 @pytest.fixture(scope="module")
@@ -176,18 +178,18 @@ def test_services_not_running_and_stale(tmp_path: Path) -> None:
     conf = tmp_path / "dnsmasq.conf"
     conf.write_text("port=0\n")
     files = [{"dest": str(conf), "component": "dhcp"}]
-    found = ps.service_findings(files)
+    found = ps.service_findings(files, DAEMONS)
     assert found and "dnsmasq: not running" in found[0]["detail"]
     # A pid file pointing at this (non-dnsmasq) process is not dnsmasq.
-    ps.SERVICES["dhcp"] = ("python", str(tmp_path / "pid"))
-    try:
-        (tmp_path / "pid").write_text(str(os.getpid()))
-        os.utime(conf, (1, 1))  # written long before the process started
-        assert ps.service_findings(files) == []
-        os.utime(conf, (2**31, 2**31))  # written after the process started
-        assert "runs a configuration older than" in ps.service_findings(files)[0]["detail"]
-    finally:
-        ps.SERVICES["dhcp"] = ("dnsmasq", "/run/posnet-dnsmasq.pid")
+    (tmp_path / "pid").write_text(str(os.getpid()))
+    assert ps.service_findings(
+        files, {"dnsmasq": {**DAEMONS["dnsmasq"], "pid": str(tmp_path / "pid")}}
+    )[0]["detail"].endswith("is not dnsmasq")
+    as_python = {"dnsmasq": {**DAEMONS["dnsmasq"], "name": "python", "pid": str(tmp_path / "pid")}}
+    os.utime(conf, (1, 1))  # written long before the process started
+    assert ps.service_findings(files, as_python) == []
+    os.utime(conf, (2**31, 2**31))  # written after the process started
+    assert "runs a configuration older than" in ps.service_findings(files, as_python)[0]["detail"]
 
 
 def _zombie(tmp_path: Path) -> tuple[int, Path]:
@@ -215,11 +217,8 @@ def test_a_zombie_is_not_running(tmp_path: Path) -> None:
         assert subprocess.run(["sh", "-c", alive(str(pidfile))]).returncode != 0
         conf = tmp_path / "dnsmasq.conf"
         conf.write_text("port=0\n")
-        ps.SERVICES["dhcp"] = ("python", str(pidfile))
-        try:
-            found = ps.service_findings([{"dest": str(conf), "component": "dhcp"}])
-        finally:
-            ps.SERVICES["dhcp"] = ("dnsmasq", "/run/posnet-dnsmasq.pid")
+        as_python = {"dnsmasq": {**DAEMONS["dnsmasq"], "name": "python", "pid": str(pidfile)}}
+        found = ps.service_findings([{"dest": str(conf), "component": "dhcp"}], as_python)
         assert [f["detail"] for f in found] == [f"python: not running ({pidfile})"]
     finally:
         os.waitpid(pid, 0)
@@ -230,14 +229,30 @@ def test_a_zombie_is_not_running(tmp_path: Path) -> None:
         assert subprocess.run(["sh", "-c", alive(str(gone))]).returncode != 0
 
 
-def test_inadyn_checked_by_its_config_name(tmp_path: Path) -> None:
-    """The DDNS component has no server key: the client is found from its config file;
-    a stopped inadyn is named, ddclient (not started by posnet) is not checked."""
-    found = ps.service_findings([{"dest": str(tmp_path / "inadyn.conf"), "component": "ddns"}])
-    assert [f["detail"] for f in found] == ["inadyn: not running (/run/inadyn.pid)"]
-    assert (
-        ps.service_findings([{"dest": str(tmp_path / "ddclient.conf"), "component": "ddns"}]) == []
-    )
+def test_ddns_clients_checked_by_their_config_name() -> None:
+    """The DDNS component has no server key: the client is found from its config file
+    (the glob its target declares); each stopped client is named."""
+    for client in ("inadyn", "ddclient"):
+        found = ps.service_findings([{"dest": f"/etc/{client}.conf", "component": "ddns"}], DAEMONS)
+        assert [f["detail"] for f in found] == [f"{client}: not running (/run/{client}.pid)"]
+    assert ps.service_findings([{"dest": "/etc/other.conf", "component": "ddns"}], DAEMONS) == []
+
+
+def test_daemon_table_is_the_targets_declaration() -> None:
+    """posnet_state keeps no table of its own: a daemon a target declares (an extension
+    target too) is checked, one with no declaration is not."""
+    assert not hasattr(ps, "SERVICES")
+    assert {"dnsmasq", "inadyn", "ddclient", "nginx", "apache"} <= set(DAEMONS)
+    proxy = [{"dest": "/etc/nginx/conf.d/posnet-p1.conf", "component": "proxy", "server": "nginx"}]
+    assert [f["detail"] for f in ps.service_findings(proxy, DAEMONS)] == [
+        "nginx: not running (/run/nginx.pid)"
+    ]
+    toy = {"toy": {"name": "toyd", "component": "toy", "pid": "/run/toyd.pid", "config": "*"}}
+    spec = [{"dest": "/etc/toy.conf", "component": "toy"}]
+    assert [f["detail"] for f in ps.service_findings(spec, toy)] == [
+        "toyd: not running (/run/toyd.pid)"
+    ]
+    assert ps.service_findings(spec, {}) == []
 
 
 def test_sysctl_required_and_optional() -> None:

@@ -108,7 +108,8 @@ def firewall_backend(kind: str) -> tuple[Target, FirewallBackend]:
 
 
 def playbook_kinds(component: str) -> dict[str, dict[str, object]]:
-    """The activation tables the playbooks read (`posnet_fw_kinds`, `posnet_proxy_kinds`)."""
+    """The activation tables the playbooks read: firewall and proxy recipes by kind, and
+    the daemons (by target name) that the DHCP and DDNS plays start and verify checks."""
     out: dict[str, dict[str, object]] = {}
     for t in targets():
         act = t.activation
@@ -116,7 +117,9 @@ def playbook_kinds(component: str) -> dict[str, dict[str, object]]:
             out[t.name] = act.activation.playbook()
         elif component == "proxy" and isinstance(act, ProxyActivation):
             out[t.name] = act.playbook()
-    if component not in ("firewall", "proxy"):
+        elif component == "daemons" and (daemon := getattr(t, "daemon", None)) is not None:
+            out[t.name] = daemon.playbook()
+    if component not in ("firewall", "proxy", "daemons"):
         raise TargetError(f"no activation tables for component {component!r}")
     return out
 

@@ -80,6 +80,28 @@ def _no_artifacts(plan: Plan) -> tuple[Artifact, ...]:
 
 
 @dataclass(frozen=True)
+class Daemon:
+    """The long-running process a target's files configure. The verify suite checks that
+    it runs, and runs a configuration no older than the files of `component` whose
+    destination matches `config` (a glob); without systemd the playbook runs `start`."""
+
+    name: str  # the process name (and the Debian service)
+    component: str
+    pidfile: str
+    start: str = ""
+    config: str = "*"
+
+    def playbook(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "component": self.component,
+            "pid": self.pidfile,
+            "start": self.start,
+            "config": self.config,
+        }
+
+
+@dataclass(frozen=True)
 class Declared:
     """A target assembled from plain functions: what every built-in module exports."""
 
@@ -90,6 +112,7 @@ class Declared:
     files: Callable[[Plan], tuple[Artifact, ...]] = _no_artifacts
     secret_style: str = "raw"  # noqa: S105 - a style name, not a secret
     activation: Activation = None
+    daemon: Daemon | None = None
 
     def applies_to(self, plan: Plan) -> bool:
         return self.applies(plan)
@@ -205,6 +228,7 @@ def proxy_server(
     renderer: Callable[[Plan], dict[str, str]],
     activation: ProxyActivation,
     secret_style: str = "raw",  # noqa: S107 - a style name, not a secret
+    daemon: Daemon | None = None,
 ) -> Declared:
     """A reverse-proxy server target: one file per proxy of that software, installed on
     the proxy's LAN host at `destination` (formatted with the proxy id)."""
@@ -231,6 +255,7 @@ def proxy_server(
         files=files,
         secret_style=secret_style,
         activation=activation,
+        daemon=daemon,
     )
 
 
@@ -241,6 +266,7 @@ def ddns_client(
     validate: str,
     renderer: Callable[[Plan], dict[str, str]],
     secret_style: str,
+    daemon: Daemon,
 ) -> Declared:
     """A DDNS client target: one root-only file with the provider password filled in at
     apply time (the Plan's `ddns.client` picks the client)."""
@@ -264,4 +290,4 @@ def ddns_client(
             ),
         )
 
-    return Declared(name, "edge", applies, renderer, files, secret_style)
+    return Declared(name, "edge", applies, renderer, files, secret_style, daemon=daemon)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from generator.plan import DdnsPlan, Plan
-from generator.targets.base import ddns_client
+from generator.targets.base import Daemon, ddns_client
 from generator.templating import render as render_template
 
 NAME = "ddclient"
@@ -314,4 +314,12 @@ def check_ddclient_conf(text: str) -> list[str]:
     return problems
 
 
-TARGET = ddns_client(NAME, PATH, "/etc/ddclient.conf", "", render, SECRET_STYLE)
+DEST = "/etc/ddclient.conf"
+DAEMON = Daemon(
+    NAME,
+    "ddns",
+    "/run/ddclient.pid",
+    f"ddclient -daemon 300 -file {DEST} -pid /run/ddclient.pid",
+    config=DEST,
+)
+TARGET = ddns_client(NAME, PATH, DEST, "", render, SECRET_STYLE, DAEMON)

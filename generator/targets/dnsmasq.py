@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from generator import netparse
 from generator.plan import LanPlan, Plan
-from generator.targets.base import Artifact, Declared
+from generator.targets.base import Artifact, Daemon, Declared
 from generator.targets.firewall import dns_sets_of, resolver_domain
 from generator.templating import render as render_template
 
@@ -111,4 +111,8 @@ def _artifacts(plan: Plan) -> tuple[Artifact, ...]:
     return (Artifact(PATH, "/etc/posnet/dnsmasq.conf", "dhcp", validate="dnsmasq --test -C %s"),)
 
 
-TARGET = Declared(NAME, "edge", needed, render, _artifacts, SECRET_STYLE)
+PIDFILE = "/run/posnet-dnsmasq.pid"
+DAEMON = Daemon(
+    "dnsmasq", "dhcp", PIDFILE, f"dnsmasq -C /etc/posnet/dnsmasq.conf --pid-file={PIDFILE}"
+)
+TARGET = Declared(NAME, "edge", needed, render, _artifacts, SECRET_STYLE, daemon=DAEMON)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from generator.plan import DdnsPlan, Plan
-from generator.targets.base import ddns_client
+from generator.targets.base import Daemon, ddns_client
 from generator.templating import render as render_template
 
 NAME = "inadyn"
@@ -82,6 +82,10 @@ def render(plan: Plan) -> dict[str, str]:
     return {PATH: text}
 
 
+DEST = "/etc/inadyn.conf"
+DAEMON = Daemon(
+    NAME, "ddns", "/run/inadyn.pid", f"inadyn -f {DEST} -P /run/inadyn.pid", config=DEST
+)
 TARGET = ddns_client(
-    NAME, PATH, "/etc/inadyn.conf", "inadyn -n --check-config -f %s", render, SECRET_STYLE
+    NAME, PATH, DEST, "inadyn -n --check-config -f %s", render, SECRET_STYLE, DAEMON
 )

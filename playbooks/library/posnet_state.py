@@ -13,13 +13,15 @@ kernel settings an edge needs. It never changes anything; apply and verify both 
 Stdlib only (it runs on the managed host). Arguments (JSON): ``firewall`` (nftables,
 iptables or empty), ``files`` (from the ``posnet_intended`` filter), ``sysctl``
 (path -> value; a value prefixed with ``?`` is checked only when the path exists),
-``only`` (``firewall`` to compare the ruleset alone, as apply does).
+``only`` (``firewall`` to compare the ruleset alone, as apply does), ``daemons``
+(target -> name, component, pid, config: the daemons the targets declare).
 Result: ``drift``: list of findings, each ``{"what": area, "detail": text}``.
 """
 
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import hashlib
 import json
 import os
@@ -31,13 +33,6 @@ from typing import Any
 
 TABLE = ("inet", "posnet")
 MARKER = "@@POSNET_SECRET_"
-#: component (and server) -> (service name, pid file) posnet starts for it.
-SERVICES: dict[str, tuple[str, str]] = {
-    "dhcp": ("dnsmasq", "/run/posnet-dnsmasq.pid"),
-    "proxy/nginx": ("nginx", "/run/nginx.pid"),
-    "proxy/apache": ("apache2", "/run/apache2/apache2.pid"),
-    "ddns/inadyn": ("inadyn", "/run/inadyn.pid"),
-}
 Finding = dict[str, str]
 
 
@@ -328,18 +323,30 @@ def _start_times() -> tuple[dict[int, tuple[int, float]], float]:
     return procs, btime
 
 
-def service_findings(files: list[dict[str, Any]]) -> list[Finding]:
-    """Each service posnet starts runs, and (re)started after its config was written."""
+def _daemon_of(spec: dict[str, Any], daemons: dict[str, dict[str, Any]]) -> str | None:
+    """The target whose daemon reads this file: same component, the file's server (a
+    proxy file names its server) and a destination its config glob matches."""
+    for target, d in sorted(daemons.items()):
+        if spec.get("component") != d["component"]:
+            continue
+        if spec.get("server") and spec["server"] != target:
+            continue
+        if fnmatch.fnmatchcase(spec["dest"], d.get("config") or "*"):
+            return target
+    return None
+
+
+def service_findings(
+    files: list[dict[str, Any]], daemons: dict[str, dict[str, Any]]
+) -> list[Finding]:
+    """Each daemon a target declares (generator.targets, through the `posnet_kinds`
+    lookup) runs, and (re)started after its config was written."""
     out: list[Finding] = []
     wanted: dict[str, tuple[str, str, list[str]]] = {}
     for spec in files:
-        key = spec.get("component", "")
-        if spec.get("server"):
-            key = f"{key}/{spec['server']}"
-        elif key == "ddns":
-            key = f"ddns/{os.path.basename(spec['dest']).removesuffix('.conf')}"
-        if key in SERVICES:
-            name, pidfile = SERVICES[key]
+        key = _daemon_of(spec, daemons)
+        if key is not None:
+            name, pidfile = daemons[key]["name"], daemons[key]["pid"]
             wanted.setdefault(key, (name, pidfile, []))[2].append(spec["dest"])
     if not wanted:
         return out
@@ -404,7 +411,7 @@ def check(args: dict[str, Any]) -> list[Finding]:
     if args.get("only") == "firewall":
         return findings
     findings += file_findings(files)
-    findings += service_findings(files)
+    findings += service_findings(files, args.get("daemons") or {})
     findings += sysctl_findings(args.get("sysctl") or {})
     return findings
 

@@ -18,7 +18,7 @@ short_description: activation recipes of the posnet targets, by kind
 description: Returns one mapping (kind -> recipe) per component named.
 options:
   _terms:
-    description: components, "firewall" or "proxy"
+    description: components, "firewall", "proxy" or "daemons"
     required: true
 """
 
