@@ -337,6 +337,17 @@ def egress_table(plan: Plan) -> str:
     )
 
 
+def exemptions(plan: Plan) -> list[str]:
+    """Names the store's TLS-inspecting proxy must pass through untouched, one per line
+    with the flows that need them (empty when the store declares no inspection)."""
+    flows: dict[str, list[str]] = {}
+    for f in plan.egress:
+        if f.ssl_inspection_exempt:
+            for d in f.domains:
+                flows.setdefault(d, []).append(f.id)
+    return [f"{code(d)} ({', '.join(code(i) for i in ids)})" for d, ids in sorted(flows.items())]
+
+
 def lan_table(plan: Plan) -> str:
     rows = [
         (
@@ -564,6 +575,7 @@ def context(plan: Plan) -> dict[str, object]:
         "exposures_table": exposures_table(plan) if plan.exposures else None,
         "egress_table": egress_table(plan) if plan.egress else None,
         "dns_max_ttl": MAX_CLIENT_TTL,
+        "exemptions": exemptions(plan),
         "lan_table": lan_table(plan) if plan.lan_flows else None,
         "dhcp_table": dhcp_table(plan) if plan.dhcp else None,
         "windows": windows_sections(plan),
