@@ -27,6 +27,7 @@ from generator.plan import (
     TunnelPlan,
     WindowsBinding,
 )
+from generator.targets import devices
 from generator.targets.base import Declared
 from generator.targets.dnsmasq import MAX_CLIENT_TTL
 from generator.targets.netsh import EXIT_CODES, script_names
@@ -431,6 +432,7 @@ class DeviceRow:
     path: str
     keys: str
     refs: tuple[str, ...]
+    collected: str  # where `posnet apply` writes the completed file (default folder)
 
 
 @dataclass(frozen=True)
@@ -450,6 +452,7 @@ def _device_row(plan: Plan, d: DeviceConfig) -> DeviceRow:
         path=code(f"devices/{d.id}.properties"),
         keys=", ".join(code(k) for k, _ in d.properties),
         refs=tuple(code(r) for r in refs),
+        collected=code(devices.collected_path(plan, d)),
     )
 
 
@@ -459,14 +462,16 @@ def devices_table(plan: Plan) -> str:
         row = _device_row(plan, d)
         rows.append(
             (
-                row.path,
+                row.collected,
                 code(d.device),
                 text(_title(plan, d.partner)),
                 row.keys,
                 ", ".join(row.refs) or "none",
+                row.path,
             )
         )
-    return table(("File", "For", "Partner", "Properties", "Secrets filled in at apply"), rows)
+    headers = ("Completed file", "For", "Partner", "Properties", "Secrets", "In the build tree")
+    return table(headers, rows)
 
 
 def connector_sections(plan: Plan) -> list[ConnectorSection]:
@@ -581,6 +586,8 @@ def context(plan: Plan) -> dict[str, object]:
         "windows": windows_sections(plan),
         "tunnels": tunnel_sections(plan),
         "devices_table": devices_table(plan) if plan.devices else None,
+        "devices_out": code(f"{devices.DEVICES_OUT}/{plan.site_id}/"),
+        "devices_dir": code(f"DIR/{plan.site_id}/"),
         "connectors": connector_sections(plan),
         "exposure_checks": exposure_checks(plan),
         "egress_checks": egress_checks(plan),
