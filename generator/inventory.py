@@ -67,7 +67,10 @@ def host_vars(plan: Plan) -> dict[str, Any]:
     from generator.targets import firewall_backend
 
     firewall_backend(plan.firewall)  # an unknown back-end is an error, never another vendor's files
+    from generator.targets.devices import collected
+
     edge_files = [file_spec(plan, a) for a in artifacts(plan, "edge")]
+    devices = {"posnet_device_files": collected(plan)} if plan.devices else {}
     return {
         "ansible_host": plan.wan.public_ip or plan.wan.fqdn,
         "ansible_user": "root",
@@ -77,6 +80,7 @@ def host_vars(plan: Plan) -> dict[str, Any]:
         "posnet_lan_interface": plan.lan.interface,
         "posnet_wan_interface": plan.wan.interface,
         "posnet_files": edge_files,
+        **devices,
         "posnet_expectations": expectations(plan),
     }
 

@@ -105,7 +105,9 @@ LIMIT = click.option("--limit", "-l", default=None, help="Ansible host pattern, 
 @click.option("--check", is_flag=True, help="Dry run: report what would change.")
 @click.option("--diff", is_flag=True, help="Show file differences (never for files with secrets).")
 @click.option(
-    "--tags", default=None, help="Components: firewall, dhcp, ddns, proxy (comma-separated)."
+    "--tags",
+    default=None,
+    help="Components: firewall, dhcp, ddns, proxy, devices (comma-separated).",
 )
 @click.option("--serial", default=None, help="Stores per batch (number or percentage).")
 @click.option(
@@ -126,6 +128,13 @@ LIMIT = click.option("--limit", "-l", default=None, help="Ansible host pattern, 
 )
 @click.option("-v", "--verbose", count=True, help="More Ansible output (secrets stay hidden).")
 @click.option(
+    "--devices-out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder on this machine for the completed device files, one 0700 folder per store"
+    " (default ~/posnet-devices); never inside BUILD.",
+)
+@click.option(
     "--wait",
     type=click.FloatRange(0, 86400),
     default=0,
@@ -145,6 +154,7 @@ def apply(
     extra: tuple[str, ...],
     forks: int | None,
     verbose: int,
+    devices_out: Path | None,
     wait: float,
 ) -> None:
     """Apply a rendered BUILD tree to the stores with Ansible (playbooks/site.yml).
@@ -152,7 +162,9 @@ def apply(
     Files are checked by their real parser before they replace anything, activated only
     when changed, and rolled back when activation or a post-check fails. Secrets are
     resolved on this machine at apply time and never logged. BUILD stays locked against
-    renders while it is applied.
+    renders while it is applied. Device property files are completed on this machine and
+    written 0600 to ~/posnet-devices/<store>/ (or --devices-out) for the operator to load
+    onto the devices; the tree keeps its markers.
     """
     from generator.tree_lock import tree_lock
 
@@ -170,7 +182,19 @@ def apply(
             extra,
             forks,
             verbose,
+            devices_out,
         )
+
+
+def _devices_out(tree: Path, out: Path) -> str:
+    """The devices folder as an absolute path, refused inside the tree (it holds secrets)."""
+    folder = out.expanduser().resolve()
+    if folder == tree or tree in folder.parents:
+        raise click.ClickException(
+            f"--devices-out {out}: inside the build tree {tree}; completed device files hold"
+            " secrets and must never go into the tree: choose a folder outside it"
+        )
+    return str(folder)
 
 
 def _apply(
@@ -186,6 +210,7 @@ def _apply(
     extra: tuple[str, ...],
     forks: int | None,
     verbose: int,
+    devices_out: Path | None = None,
 ) -> None:
     tree = _tree(build)
     cmd = [_which("ansible-playbook"), "-i", str(tree / "inventory")]
@@ -204,6 +229,8 @@ def _apply(
         cmd += ["-e", json.dumps({"posnet_serial": serial})]
     if max_fail_percentage is not None:
         cmd += ["-e", json.dumps({"posnet_max_fail_percentage": max_fail_percentage})]
+    if devices_out is not None:
+        cmd += ["-e", json.dumps({"posnet_devices_out": _devices_out(tree, devices_out)})]
     if vault_password_file:
         cmd += ["--vault-password-file", vault_password_file]
     if forks:

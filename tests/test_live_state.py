@@ -20,8 +20,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from generator import build
-from generator.analyze import analyze
 from generator.probe import probe_not_exposed, tcp_state
 from generator.runtime import drift, probe
 from generator.targets import playbook_kinds
@@ -35,7 +33,8 @@ from generator.verify.state import (
     parse_recap,
     render,
 )
-from tests.conftest import DEMO, ROOT, require_tool
+from tests.conftest import ROOT, require_tool
+from tests.treeutil import render_demo
 
 MODULE = ROOT / "playbooks" / "library" / "posnet_state.py"
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="scratch namespaces need root")
@@ -55,10 +54,7 @@ DAEMONS: dict[str, dict[str, Any]] = playbook_kinds("daemons")
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    a = analyze(DEMO)
-    out = tmp_path_factory.mktemp("state") / "build"
-    build.render_tree(out, a.fleet.name, a.plans, a.digests)
-    return out
+    return render_demo(tmp_path_factory.mktemp("state") / "build")
 
 
 def _nft(tree: Path, tamper: str = "") -> dict[str, Any]:

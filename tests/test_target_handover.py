@@ -225,13 +225,14 @@ def test_bruges_sheet_has_the_partner_endpoints(sheets: dict[str, str]) -> None:
     connector = section(sheet, "Cloud connector steps")
     assert "provisioned and enabled" in connector
     assert (
-        "`terminal1`: `devices/ppaas-terminal1.properties`"
+        "`terminal1`: `~/posnet-devices/bruges-06/ppaas-terminal1.properties`"
         " (secret from `vault:bruges_06_ppaas_secret`)"
     ) in connector
     assert "`/HOST/INGETRUST.pem`" in connector
     assert "pos1 (198.51.100.70) -> terminal1 (198.51.100.80) port 9100/tcp" in connector
     devices = section(sheet, "Device and service settings")
-    assert "| `devices/powerepos-auth.properties` | `integrator` |" in devices
+    assert "| `~/posnet-devices/bruges-06/powerepos-auth.properties` | `integrator` |" in devices
+    assert "| `devices/powerepos-auth.properties` |\n" in devices
     assert "| `vault:bruges_06_auth_secret` |" in devices
     assert "| yes | PPaaS Cloud Connector" in section(sheet, "What store IT must open")
 

@@ -94,3 +94,13 @@ def snapshot(folder: Path) -> Snapshot:
 def copy_demo(dest: Path) -> Path:
     shutil.copytree(DEMO, dest)
     return dest
+
+
+def render_demo(out: Path) -> Path:
+    """The demo fleet rendered into `out` (a tree `posnet apply` accepts)."""
+    from generator import build
+    from generator.analyze import analyze
+
+    a = analyze(DEMO)
+    build.render_tree(out, a.fleet.name, a.plans, a.digests)
+    return out

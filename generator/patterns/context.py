@@ -150,9 +150,13 @@ class Context:
         p: Partner,
         ips: tuple[str, ...],
         extra: tuple[str, ...],
-        exempt: bool | None = None,
+        inspected: bool = False,
     ) -> None:
-        """The partner's catalog egress from `ips` (plus `extra` domains on the first)."""
+        """The partner's catalog egress from `ips` (plus `extra` domains on the first).
+
+        A flow carries an SSL-inspection exemption only when the store inspects TLS
+        (`inspected`) and the catalog says inspection breaks it: a store that inspects
+        nothing gets no exemption list to apply."""
         sources = host_cidrs(ips)
         for n, e in enumerate(p.egress):
             doms = tuple(sorted(set(e.domains) | (set(extra) if n == 0 else set())))
@@ -165,7 +169,7 @@ class Context:
                     domains=doms,
                     ports=tuple(sorted(set(e.ports))),
                     protocol=e.protocol,
-                    ssl_inspection_exempt=e.ssl_inspection_exempt if exempt is None else exempt,
+                    ssl_inspection_exempt=inspected and e.ssl_inspection_exempt,
                 )
             )
         if not p.egress and extra:
@@ -178,7 +182,7 @@ class Context:
                     tuple(sorted(set(extra))),
                     (443,),
                     "tcp",
-                    bool(exempt),
+                    inspected,
                 )
             )
 

@@ -32,7 +32,11 @@ class OutboundOnlyIntegration(Model):
     extra_domains: list[Annotated[str, StringConstraints(max_length=253)]] = Field(
         default_factory=list
     )
-    ssl_inspection: bool = Field(False, description="The store inspects TLS: render exemptions")
+    ssl_inspection: bool = Field(
+        False,
+        description="The store's own proxy inspects TLS: render the partner's exemptions"
+        " (squid ssl_bump splice lines and the handover list); false renders none",
+    )
     lan_http_port: Port | None = Field(None, description="Signed local HTTP between POS devices")
 
 
@@ -54,7 +58,7 @@ def check(site: Site, i: OutboundOnlyIntegration, p: Partner, base: YamlPath) ->
 def resolve(ctx: Context, i: OutboundOnlyIntegration, p: Partner) -> None:
     ips = tuple(ctx.hosts[h].ip for h in i.hosts)
     extra = tuple(d.lower() for d in i.extra_domains)
-    ctx.add_egress(f"{i.partner}-outbound", i.partner, p, ips, extra)
+    ctx.add_egress(f"{i.partner}-outbound", i.partner, p, ips, extra, inspected=i.ssl_inspection)
     if i.lan_http_port is not None:
         for h in sorted(i.hosts):
             others = host_cidrs([ctx.hosts[o].ip for o in i.hosts if o != h])

@@ -6,11 +6,17 @@ written double-quoted with `\\` and `"` escaped, exactly like the seed's
 `custom_registration_data: "{\\"client_id\\":\\"...\\",\\"client_secret\\":\\"...\\"}"`;
 plain tokens (URLs, numbers, paths) stay bare. The seed never shows a comment, so the
 `#` header is an assumption: strip it on a device whose loader rejects comments.
+
+The tree keeps the markers. `posnet apply` (playbooks/devices.yml) completes every file
+on the machine that runs it, with the escaping `collected` names per marker, and writes
+it 0600 to `DEVICES_OUT/<site>/` (0700), never into the tree and never onto a store host:
+the operator collects it there and loads it onto the device.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from generator.plan import DeviceConfig, Plan
 from generator.targets.base import Declared
@@ -26,6 +32,10 @@ SECRET_STYLE = "json-in-dq"  # noqa: S105 - a style name, not a password
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 BARE_RE = re.compile(r"^[A-Za-z0-9._~+/=:,-]+$")
 MARKER = "@@POSNET_SECRET_"
+# Where `posnet apply` writes the completed files by default (`--devices-out DIR` or the
+# playbook variable `posnet_devices_out` change it): the operator's home on the machine
+# that runs apply, outside any build tree or fleet repository.
+DEVICES_OUT = "~/posnet-devices"
 # Keys the seed writes quoted even though their value is a plain token.
 SEED_QUOTED = frozenset({"custom_registration_data", "ssl_profile_name"})
 
@@ -64,17 +74,54 @@ def lines(device: DeviceConfig) -> list[str]:
     return out
 
 
+def path(d: DeviceConfig) -> str:
+    return f"devices/{d.id}.properties"
+
+
+def file_name(d: DeviceConfig) -> str:
+    return f"{d.id}.properties"
+
+
+def collected_path(plan: Plan, d: DeviceConfig) -> str:
+    """Where `posnet apply` leaves the completed file by default (the handover names it)."""
+    return f"{DEVICES_OUT}/{plan.site_id}/{file_name(d)}"
+
+
+def render_one(plan: Plan, d: DeviceConfig) -> str:
+    return render_template(
+        "devices/device.properties.j2",
+        site_id=plan.site_id,
+        path=path(d),
+        device=d,
+        lines=lines(d),
+    )
+
+
 def render(plan: Plan) -> dict[str, str]:
-    return {
-        f"devices/{d.id}.properties": render_template(
-            "devices/device.properties.j2",
-            site_id=plan.site_id,
-            path=f"devices/{d.id}.properties",
-            device=d,
-            lines=lines(d),
+    return {path(d): render_one(plan, d) for d in plan.devices}
+
+
+def collected(plan: Plan) -> list[dict[str, Any]]:
+    """What playbooks/devices.yml completes (inventory `posnet_device_files`): each file's
+    place in the tree, the device it is for, and every secret with the escaping where its
+    marker sits. Secrets are references; the values are resolved at apply time."""
+    out = []
+    for d in plan.devices:
+        text = render_one(plan, d)
+        out.append(
+            {
+                "src": f"sites/{plan.site_id}/{path(d)}",
+                "name": file_name(d),
+                "device": d.device,
+                "partner": d.partner,
+                "secrets": [
+                    {"marker": s.marker, "ref": s.ref, "style": secret_style_at(text, s.marker)}
+                    for s in plan.secrets
+                    if s.marker in text
+                ],
+            }
         )
-        for d in plan.devices
-    }
+    return out
 
 
 TARGET = Declared(

@@ -27,6 +27,7 @@ from generator.plan import (
     TunnelPlan,
     WindowsBinding,
 )
+from generator.targets import devices
 from generator.targets.base import Declared
 from generator.targets.dnsmasq import MAX_CLIENT_TTL
 from generator.targets.netsh import EXIT_CODES, script_names
@@ -337,6 +338,17 @@ def egress_table(plan: Plan) -> str:
     )
 
 
+def exemptions(plan: Plan) -> list[str]:
+    """Names the store's TLS-inspecting proxy must pass through untouched, one per line
+    with the flows that need them (empty when the store declares no inspection)."""
+    flows: dict[str, list[str]] = {}
+    for f in plan.egress:
+        if f.ssl_inspection_exempt:
+            for d in f.domains:
+                flows.setdefault(d, []).append(f.id)
+    return [f"{code(d)} ({', '.join(code(i) for i in ids)})" for d, ids in sorted(flows.items())]
+
+
 def lan_table(plan: Plan) -> str:
     rows = [
         (
@@ -420,6 +432,7 @@ class DeviceRow:
     path: str
     keys: str
     refs: tuple[str, ...]
+    collected: str  # where `posnet apply` writes the completed file (default folder)
 
 
 @dataclass(frozen=True)
@@ -439,6 +452,7 @@ def _device_row(plan: Plan, d: DeviceConfig) -> DeviceRow:
         path=code(f"devices/{d.id}.properties"),
         keys=", ".join(code(k) for k, _ in d.properties),
         refs=tuple(code(r) for r in refs),
+        collected=code(devices.collected_path(plan, d)),
     )
 
 
@@ -448,14 +462,16 @@ def devices_table(plan: Plan) -> str:
         row = _device_row(plan, d)
         rows.append(
             (
-                row.path,
+                row.collected,
                 code(d.device),
                 text(_title(plan, d.partner)),
                 row.keys,
                 ", ".join(row.refs) or "none",
+                row.path,
             )
         )
-    return table(("File", "For", "Partner", "Properties", "Secrets filled in at apply"), rows)
+    headers = ("Completed file", "For", "Partner", "Properties", "Secrets", "In the build tree")
+    return table(headers, rows)
 
 
 def connector_sections(plan: Plan) -> list[ConnectorSection]:
@@ -564,11 +580,14 @@ def context(plan: Plan) -> dict[str, object]:
         "exposures_table": exposures_table(plan) if plan.exposures else None,
         "egress_table": egress_table(plan) if plan.egress else None,
         "dns_max_ttl": MAX_CLIENT_TTL,
+        "exemptions": exemptions(plan),
         "lan_table": lan_table(plan) if plan.lan_flows else None,
         "dhcp_table": dhcp_table(plan) if plan.dhcp else None,
         "windows": windows_sections(plan),
         "tunnels": tunnel_sections(plan),
         "devices_table": devices_table(plan) if plan.devices else None,
+        "devices_out": code(f"{devices.DEVICES_OUT}/{plan.site_id}/"),
+        "devices_dir": code(f"DIR/{plan.site_id}/"),
         "connectors": connector_sections(plan),
         "exposure_checks": exposure_checks(plan),
         "egress_checks": egress_checks(plan),

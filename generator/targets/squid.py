@@ -12,6 +12,11 @@ example.com itself). Names already covered by such an entry are left out: squid 
 about them and they add nothing. Values go one per `acl` line (squid appends repeated
 lines), so a pull request shows one changed domain as one changed line.
 
+The splice lines (`posnet_nobump`) appear only for flows that carry an exemption: an
+outbound_only integration with `ssl_inspection: true` (false renders none) and the cloud
+connector, whose devices trust only their own CA. posnet runs no proxy on the edge: the
+store's own proxy must include the snippet (the handover says so).
+
 `domains.txt` is the same list for firewalls and proxies that import a plain list.
 UDP flows cannot go through squid: they appear in domains.txt only.
 """

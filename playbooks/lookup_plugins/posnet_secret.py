@@ -25,7 +25,9 @@ options:
     description: references like env:NAME, vault:name, file:path
     required: true
   check:
-    description: return "resolved" instead of the value (for pre-flight checks)
+    description: >-
+      return "resolved" instead of the value, and refuse a value with a line break
+      (for pre-flight checks that are not no_log)
     type: bool
     default: false
 """
@@ -62,7 +64,12 @@ class LookupModule(LookupBase):
                     ) from None
             else:
                 raise AnsibleError(f"posnet secret {term}: unknown scheme")
-            # check=True: prove the reference resolves without handing the value out, so a
-            # task that is not no_log can report a missing secret clearly.
-            out.append("resolved" if kwargs.get("check") else value)
+            # check=True: prove the reference resolves (and holds no line break, which every
+            # fill style refuses) without handing the value out, so a task that is not
+            # no_log can report the problem clearly, naming the reference only.
+            if kwargs.get("check"):
+                if any(c in value.rstrip("\n") for c in "\r\n\0"):
+                    raise AnsibleError(f"posnet secret {term}: holds a line break, refused")
+                value = "resolved"
+            out.append(value)
         return out
