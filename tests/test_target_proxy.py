@@ -754,6 +754,24 @@ def test_nginx_rejects_pq_group_on_this_openssl(sandbox: Sandbox, case: Case) ->
 
 
 @pytest.mark.realtool
+def test_nginx_warns_stapling_ignored_for_a_certificate_without_ocsp_url(
+    sandbox: Sandbox, case: Case
+) -> None:
+    """The header's claim: stapling on with the sandbox's certificate (no OCSP
+    responder URL, issuer not in the chain file) passes nginx -t with the warning
+    "ssl_stapling" ignored (the live tests below show it serving)."""
+    require_tool("nginx")
+    require_tool("unshare")
+    proxy = case.with_openssl(_machine_openssl())
+    if not proxy.tls.stapling:
+        pytest.skip("stapling is off for this proxy")
+    d, main = _prepare(sandbox, case, "nginx", proxy, live=False)
+    out = _in_netns(sandbox, _nginx_cmd(d, main, "-t"))
+    assert out.returncode == 0, out.stderr
+    assert '[warn] "ssl_stapling" ignored, ' in out.stderr
+
+
+@pytest.mark.realtool
 def test_apache_accepts_rendered_and_rejects_broken(sandbox: Sandbox, case: Case) -> None:
     require_tool("apache2")
     require_tool("unshare")
@@ -1254,7 +1272,8 @@ def test_route_trust_reaches_configs_and_inventory(tmp_path: Path, trust: str, k
     block = ap.split('<Proxy "https://gent-01.pos.example.com:18443/">')[1].split("</Proxy>")[0]
     assert f'SSLProxyCACertificateFile "{path}"' in block and "SSLProxyCheckPeerName on" in block
     # The other route keeps the public CAs.
-    assert ng.count(tls_policy.SYSTEM_CA_BUNDLE) == 0  # antwerp-02 is http
+    # (The public CAs that appear are the OCSP staple's trust, one per server block.)
+    assert ng.count(f"proxy_ssl_trusted_certificate {tls_policy.SYSTEM_CA_BUNDLE}") == 0
     assert ("pinned self-signed" in gent) == (kind == "pinned")
     # The handover says what certificate that store's POS must present.
     from generator.targets.handover import partner_sections
