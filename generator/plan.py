@@ -234,6 +234,9 @@ class WindowsBinding:
     client_sources: tuple[str, ...]  # CIDRs allowed by the Windows firewall rule
     maintenance_window: str
     integration: int = -1  # index in the site's integrations (locates findings)
+    # Host name the clients use (the certificate carries names, not the LAN address);
+    # None when the spec gives neither `name` nor lan.domain.
+    name: str | None = None
 
 
 @dataclass(frozen=True)
