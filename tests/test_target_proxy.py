@@ -291,6 +291,7 @@ from generator.pipeline import load_plans  # noqa: E402
 from generator.plan import Plan, ProxyPlan  # noqa: E402
 from generator.targets import apache, nginx, tls_policy  # noqa: E402
 from generator.targets.tls_policy import VirtualServer, layout  # noqa: E402
+from tests.lab.tls_scan import scannable_certificate  # noqa: E402
 
 RENDERERS = {"nginx": nginx.render_proxy, "apache": apache.render_proxy}
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
@@ -1081,6 +1082,51 @@ def _assert_logs_keep_their_promise(server: str, proxy: ProxyPlan, logs: dict[st
     if server == "apache":
         # Apache also says why, without the URL (mod_proxy at level error).
         assert "attempt to connect to" in logs[f"posnet-{proxy.id}.error.log"], logs
+
+
+@pytest.mark.realtool
+@pytest.mark.parametrize("weakened", [False, True], ids=["rendered", "weak-cipher-added"])
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_live_tls_scan_against_mozilla_intermediate(
+    sandbox: Sandbox, demo_plans: dict[str, Plan], server: str, weakened: bool
+) -> None:
+    """An independent check of the TLS set-up: sslyze scans the running server (SNI set
+    to its name) and checks it against Mozilla's intermediate profile as sslyze ships
+    it; only a scan CA is added to its trust (tests/lab/tls_scan.py)."""
+    _require_live()
+    require_tool("nginx" if server == "nginx" else "apache2")
+    pytest.importorskip("sslyze")
+    plan = demo_plans["brussels-03"]
+    proxy = Case(plan, plan.proxies[0]).with_openssl(_machine_openssl())
+    case = Case(plan, proxy)
+    d, main = _prepare(sandbox, case, server, proxy, live=True)
+    name = proxy.server_names[0]
+    # The shared sandbox certificates lack the extensions a strict path validation
+    # wants (sslyze rightly refuses them): a CA and leaf made for the scan.
+    folder = d / "scan"
+    folder.mkdir()
+    ca, crt, key = scannable_certificate(folder, name)
+    for source, target in ((crt, proxy.tls.cert_path), (key, proxy.tls.key_path)):
+        shutil.copy(source, d / "etc" / target.removeprefix("/etc/"))
+    if weakened:  # the scan must see a CBC suite outside the profile
+        site = d / "site.conf"
+        pattern = r"^(\s*(?:ssl_ciphers|SSLCipherSuite) [^;\n]+)"
+        text, n = re.subn(pattern, r"\1:ECDHE-ECDSA-AES128-SHA", site.read_text(), flags=re.M)
+        assert n > 0
+        site.write_text(text)
+    scan = [sys.executable, "-m", "tests.lab.tls_scan", name, str(proxy.listen_port)]
+    step = {"kind": "scan", "args": [*scan, "127.0.0.1", str(ca)]}
+    result = _standard_run(sandbox, d, server, main, proxy, [step])
+    assert result["started"], _logs(d)
+    (got,) = result["phase1"]
+    assert got["rc"] == 0, got
+    report = json.loads(got["body"])
+    assert report["completed"], report
+    assert report["accepted"] == ["TLSv1.2", "TLSv1.3"], report
+    if weakened:
+        assert "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA" in report["issues"]["ciphers"], report
+    else:
+        assert report["issues"] == {}, report
 
 
 @pytest.mark.realtool

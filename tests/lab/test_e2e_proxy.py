@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import secrets
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -300,6 +302,38 @@ def test_credentials_required(lab: Lab, store_secrets: Secrets) -> None:
     assert bare.http_code == 404
 
 
+def tls_scan(lab: Lab, ns: str, port: int, address: str, ca: Path) -> dict[str, object]:
+    """sslyze from a lab namespace against Mozilla's intermediate profile (tls_scan.py).
+    The lab certificate is self-signed, which a strict path validation refuses as a
+    server certificate: that one finding is set aside here, the chain check is proven
+    with a CA-issued certificate in tests/test_target_proxy.py."""
+    root = str(Path(__file__).resolve().parents[2])
+    out = lab.run(
+        ns,
+        sys.executable,
+        "-m",
+        "tests.lab.tls_scan",
+        FQDN,
+        str(port),
+        address,
+        str(ca),
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report: dict[str, object] = json.loads(out.stdout)
+    assert report["completed"], report
+    issues = dict(report["issues"])  # type: ignore[call-overload]
+    assert set(issues) <= {"certificate_path_validation"}, report
+    return report
+
+
+def test_partner_scan_meets_mozilla_intermediate(lab: Lab, store_secrets: Secrets) -> None:
+    """What a partner's own TLS scanner sees through the edge's public port."""
+    report = tls_scan(lab, "partner", 38443, EDGE_WAN_IP, store_secrets.cert)
+    assert report["accepted"] == ["TLSv1.2", "TLSv1.3"], report
+
+
 def test_stranger_gets_nothing(lab: Lab, store_secrets: Secrets) -> None:
     res = lab.curl("stranger", f"{PUBLIC}/pos1/", 1.5, *RESOLVE, *creds(store_secrets))
     assert res.http_code == 0 and res.exit_code != 0, res
@@ -465,6 +499,9 @@ def test_apache_variant_applied_on_a_fresh_proxy(store_secrets: Secrets, tmp_pat
             res = fresh.curl("edge", f"https://{FQDN}:8443{path}", 4, *lan, *creds(store_secrets))
             assert (res.http_code, res.body.strip()) == (200, name)
         assert fresh.curl("edge", f"https://{FQDN}:8443/pos1/", 4, *lan).http_code == 401
+        # sslyze against Apache from the LAN side, Mozilla's intermediate profile.
+        scanned = tls_scan(fresh, "edge", 8443, PROXY_IP, store_secrets.cert)
+        assert scanned["accepted"] == ["TLSv1.2", "TLSv1.3"], scanned
         # A key that does not match the certificate passes `apache2 -t`; the graceful
         # restart then stops Apache. Caught, the previous key comes back, Apache restarts.
         mismatched = Secrets(tmp_path / "mismatched", password=store_secrets.password)
