@@ -9,12 +9,14 @@ is proven live in tests/lab/test_e2e_proxy.py.
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 
 from generator import inventory
@@ -30,6 +32,7 @@ USERS = (
     "        - {name: backup, password: env:BACKUP_PW}\n"
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 Htpasswd = Callable[[str, list[dict[str, Any]], list[str]], str]
 
 
@@ -207,3 +210,77 @@ def test_hostile_password_refused_without_echo(
     assert why in str(exc.value) and "vault:a_pw" in str(exc.value)
     if value.strip():
         assert value.strip()[:8] not in str(exc.value)
+
+
+# ------------------------------------------- the playbook's own expressions, templated
+
+
+def _proxy_tasks() -> list[dict[str, Any]]:
+    play = yaml.safe_load((ROOT / "playbooks" / "proxy.yml").read_text())[0]
+    tasks: list[dict[str, Any]] = play["tasks"]
+    block = next(t for t in tasks if "block" in t)["block"]
+    return tasks + block
+
+
+_LOADER_READY: list[bool] = []
+
+
+def _template(expr: str, variables: dict[str, Any]) -> Any:
+    """Render one expression of proxy.yml as ansible-playbook does (posnet's plugins)."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.plugins.loader import add_all_plugin_dirs, init_plugin_loader
+    from ansible.template import Templar, trust_as_template
+
+    if not _LOADER_READY:
+        init_plugin_loader()
+        add_all_plugin_dirs(str(ROOT / "playbooks"))
+        _LOADER_READY.append(True)
+    return Templar(loader=DataLoader(), variables=variables).template(trust_as_template(expr))
+
+
+def test_install_task_builds_then_keeps_the_htpasswd() -> None:
+    """The copy task's content: no file on the host (slurp failed) gives a fresh hash;
+    the same content read back is kept byte for byte (second apply: changed=0); a
+    ready htpasswd reference is passed through as before."""
+    task = next(t for t in _proxy_tasks() if t["name"].startswith("Install the TLS and auth"))
+    expr = task["ansible.builtin.copy"]["content"]
+    item = {"users": users("a"), "dest": "/etc/posnet/x.htpasswd"}
+
+    def content(installed: str | None) -> str:
+        slurp = {"item": item, "failed": True, "msg": "file not found"}
+        if installed is not None:
+            slurp = {"item": item, "content": base64.b64encode(installed.encode()).decode()}
+        return str(
+            _template(
+                expr,
+                {
+                    "item": item,
+                    "posnet_vault": {"a_pw": "pw-a"},
+                    "posnet_proxy_htpasswd_installed": {"results": [slurp]},
+                },
+            )
+        )
+
+    first = content(None)
+    assert first.startswith("a:$2y$10$") and first.endswith("\n")
+    assert content(first) == first
+    assert content("a:$2y$10$damaged\n") != first
+    ready = {"ref": "vault:ht", "dest": "/etc/posnet/y.htpasswd"}
+    got = _template(
+        expr,
+        {
+            "item": ready,
+            "posnet_vault": {"ht": "u:$2y$05$x\n"},
+            "posnet_proxy_htpasswd_installed": {"results": []},
+        },
+    )
+    assert got == "u:$2y$05$x\n"
+
+
+def test_preflight_names_every_password_reference() -> None:
+    task = next(
+        t for t in _proxy_tasks() if t["name"] == "Check that every secret reference resolves"
+    )
+    expr = task["vars"]["posnet_refs"]
+    assert _template(expr, {"item": {"users": users("a", "b")}}) == ["vault:a_pw", "vault:b_pw"]
+    assert _template(expr, {"item": {"ref": "file:k"}}) == ["file:k"]
