@@ -108,7 +108,7 @@ def _jump(plan: Plan) -> str | None:
     return f"root@{addr}" + (f":{port}" if port != 22 else "")
 
 
-def _proxy_secret_files(p: ProxyPlan) -> list[dict[str, str]]:
+def _proxy_secret_files(p: ProxyPlan) -> list[dict[str, Any]]:
     """Whole-file secrets of one proxy: reference, destination, owner and mode."""
     files = [
         _secret_file(p.tls.cert_ref, p.tls.cert_path, f"{p.id} certificate chain", "0644"),
@@ -124,6 +124,8 @@ def _proxy_secret_files(p: ProxyPlan) -> list[dict[str, str]]:
                 PROXY_READER_GROUP,
             )
         )
+    if p.basic_users and p.htpasswd_path:
+        files.append(_htpasswd_from_users(p, p.htpasswd_path))
     if p.client_ca_ref and p.client_ca_path:
         files.append(_secret_file(p.client_ca_ref, p.client_ca_path, f"{p.id} client CA", "0644"))
     for r in p.routes:
@@ -132,6 +134,19 @@ def _proxy_secret_files(p: ProxyPlan) -> list[dict[str, str]]:
                 _secret_file(r.trust_ref, r.trust_path, f"{p.id} trust for {r.label}", "0644")
             )
     return files
+
+
+def _htpasswd_from_users(p: ProxyPlan, dest: str) -> dict[str, Any]:
+    """An htpasswd file the playbook builds on the controller from each user's password
+    reference (bcrypt; a hash already installed is kept while it verifies)."""
+    return {
+        "users": [{"name": name, "password": ref} for name, ref in p.basic_users],
+        "dest": dest,
+        "purpose": f"{p.id} htpasswd",
+        "owner": "root",
+        "group": PROXY_READER_GROUP,
+        "mode": "0640",
+    }
 
 
 def _secret_file(
@@ -163,7 +178,7 @@ def proxy_hosts(plan: Plan) -> dict[str, dict[str, Any]]:
     for host, proxies in sorted(by_host.items()):
         proxies.sort(key=lambda p: p.id)
         servers = sorted({p.software for p in proxies})
-        secret_files: dict[str, dict[str, str]] = {}
+        secret_files: dict[str, dict[str, Any]] = {}
         for p in proxies:
             for f in _proxy_secret_files(p):
                 secret_files.setdefault(f["dest"], f)

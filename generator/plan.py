@@ -17,6 +17,7 @@ SecretKind = Literal[
     "certificate",
     "private-key",
     "htpasswd",
+    "basic-auth-password",
     "client-ca",
     "tunnel-token",
     "client-secret",
@@ -150,6 +151,9 @@ class TlsPlan:
     key_path: str
     openssl: Literal["3.0", "3.5"]
     trusted: bool
+    # OCSP stapling, and the DNS servers nginx asks for the CA's OCSP responder.
+    stapling: bool = False
+    ocsp_resolvers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,9 @@ class ProxyPlan:
     # answer is kept (seconds); empty for proxies whose upstreams are all IPs.
     resolvers: tuple[str, ...] = ()
     resolver_valid: int = 30
+    # Basic auth from per-user password references: (user, reference); the htpasswd
+    # file at htpasswd_path is generated from them at apply (htpasswd_ref is then None).
+    basic_users: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,6 +234,9 @@ class WindowsBinding:
     client_sources: tuple[str, ...]  # CIDRs allowed by the Windows firewall rule
     maintenance_window: str
     integration: int = -1  # index in the site's integrations (locates findings)
+    # Host name the clients use (the certificate carries names, not the LAN address);
+    # None when the spec gives neither `name` nor lan.domain.
+    name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,8 @@ DOCS: dict[str, str] = {
     "ReverseProxyIntegration.auth": "How the proxy authenticates the partner",
     "ReverseProxyIntegration.routes": "Upstreams the proxy forwards to",
     "ProxyAuth.type": "none, basic (htpasswd) or client_cert",
-    "ProxyAuth.htpasswd": "Secret reference of the htpasswd file (basic auth)",
+    "ProxyAuth.htpasswd": "Secret reference of a ready htpasswd file (basic auth; prefer"
+    " users, whose passwords the handover can name)",
     "ProxyAuth.client_ca": "Secret reference of the CA that signs client certificates",
     "ProxyRoute.subdomain": "Subdomain of server_name routed here (subdomain routing)",
     "ProxyRoute.path": "URI path prefix routed here (path routing)",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import types
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,14 @@ def require_tool(name: str) -> str:
             pytest.fail(msg)
         pytest.skip(msg)
     return path
+
+
+def load_playbook_plugin(folder: str, name: str) -> types.ModuleType:
+    """A plugin module of playbooks/ (filter_plugins, lookup_plugins), loaded as Ansible
+    loads it: from its file, not as a package import."""
+    path = ROOT / "playbooks" / folder / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_plugin", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -348,7 +348,7 @@ CASES = [
         "htpaswd",
         "integrations[0].auth.htpaswd",
         "did you mean 'htpasswd'?",
-        "client_ca, htpasswd, type",
+        "client_ca, htpasswd, type, users",
     ),
     Case(
         "unknown-key-route",

@@ -291,6 +291,7 @@ from generator.pipeline import load_plans  # noqa: E402
 from generator.plan import Plan, ProxyPlan  # noqa: E402
 from generator.targets import apache, nginx, tls_policy  # noqa: E402
 from generator.targets.tls_policy import VirtualServer, layout  # noqa: E402
+from tests.lab.tls_scan import scannable_certificate  # noqa: E402
 
 RENDERERS = {"nginx": nginx.render_proxy, "apache": apache.render_proxy}
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
@@ -754,6 +755,24 @@ def test_nginx_rejects_pq_group_on_this_openssl(sandbox: Sandbox, case: Case) ->
 
 
 @pytest.mark.realtool
+def test_nginx_warns_stapling_ignored_for_a_certificate_without_ocsp_url(
+    sandbox: Sandbox, case: Case
+) -> None:
+    """The header's claim: stapling on with the sandbox's certificate (no OCSP
+    responder URL, issuer not in the chain file) passes nginx -t with the warning
+    "ssl_stapling" ignored (the live tests below show it serving)."""
+    require_tool("nginx")
+    require_tool("unshare")
+    proxy = case.with_openssl(_machine_openssl())
+    if not proxy.tls.stapling:
+        pytest.skip("stapling is off for this proxy")
+    d, main = _prepare(sandbox, case, "nginx", proxy, live=False)
+    out = _in_netns(sandbox, _nginx_cmd(d, main, "-t"))
+    assert out.returncode == 0, out.stderr
+    assert '[warn] "ssl_stapling" ignored, ' in out.stderr
+
+
+@pytest.mark.realtool
 def test_apache_accepts_rendered_and_rejects_broken(sandbox: Sandbox, case: Case) -> None:
     require_tool("apache2")
     require_tool("unshare")
@@ -1066,6 +1085,51 @@ def _assert_logs_keep_their_promise(server: str, proxy: ProxyPlan, logs: dict[st
 
 
 @pytest.mark.realtool
+@pytest.mark.parametrize("weakened", [False, True], ids=["rendered", "weak-cipher-added"])
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_live_tls_scan_against_mozilla_intermediate(
+    sandbox: Sandbox, demo_plans: dict[str, Plan], server: str, weakened: bool
+) -> None:
+    """An independent check of the TLS set-up: sslyze scans the running server (SNI set
+    to its name) and checks it against Mozilla's intermediate profile as sslyze ships
+    it; only a scan CA is added to its trust (tests/lab/tls_scan.py)."""
+    _require_live()
+    require_tool("nginx" if server == "nginx" else "apache2")
+    pytest.importorskip("sslyze")
+    plan = demo_plans["brussels-03"]
+    proxy = Case(plan, plan.proxies[0]).with_openssl(_machine_openssl())
+    case = Case(plan, proxy)
+    d, main = _prepare(sandbox, case, server, proxy, live=True)
+    name = proxy.server_names[0]
+    # The shared sandbox certificates lack the extensions a strict path validation
+    # wants (sslyze rightly refuses them): a CA and leaf made for the scan.
+    folder = d / "scan"
+    folder.mkdir()
+    ca, crt, key = scannable_certificate(folder, name)
+    for source, target in ((crt, proxy.tls.cert_path), (key, proxy.tls.key_path)):
+        shutil.copy(source, d / "etc" / target.removeprefix("/etc/"))
+    if weakened:  # the scan must see a CBC suite outside the profile
+        site = d / "site.conf"
+        pattern = r"^(\s*(?:ssl_ciphers|SSLCipherSuite) [^;\n]+)"
+        text, n = re.subn(pattern, r"\1:ECDHE-ECDSA-AES128-SHA", site.read_text(), flags=re.M)
+        assert n > 0
+        site.write_text(text)
+    scan = [sys.executable, "-m", "tests.lab.tls_scan", name, str(proxy.listen_port)]
+    step = {"kind": "scan", "args": [*scan, "127.0.0.1", str(ca)]}
+    result = _standard_run(sandbox, d, server, main, proxy, [step])
+    assert result["started"], _logs(d)
+    (got,) = result["phase1"]
+    assert got["rc"] == 0, got
+    report = json.loads(got["body"])
+    assert report["completed"], report
+    assert report["accepted"] == ["TLSv1.2", "TLSv1.3"], report
+    if weakened:
+        assert "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA" in report["issues"]["ciphers"], report
+    else:
+        assert report["issues"] == {}, report
+
+
+@pytest.mark.realtool
 @pytest.mark.parametrize("server", ["nginx", "apache"])
 def test_live_remote_upstream_is_verified(
     sandbox: Sandbox, demo_plans: dict[str, Plan], server: str
@@ -1254,7 +1318,8 @@ def test_route_trust_reaches_configs_and_inventory(tmp_path: Path, trust: str, k
     block = ap.split('<Proxy "https://gent-01.pos.example.com:18443/">')[1].split("</Proxy>")[0]
     assert f'SSLProxyCACertificateFile "{path}"' in block and "SSLProxyCheckPeerName on" in block
     # The other route keeps the public CAs.
-    assert ng.count(tls_policy.SYSTEM_CA_BUNDLE) == 0  # antwerp-02 is http
+    # (The public CAs that appear are the OCSP staple's trust, one per server block.)
+    assert ng.count(f"proxy_ssl_trusted_certificate {tls_policy.SYSTEM_CA_BUNDLE}") == 0
     assert ("pinned self-signed" in gent) == (kind == "pinned")
     # The handover says what certificate that store's POS must present.
     from generator.targets.handover import partner_sections

@@ -8,7 +8,6 @@ the registry-derived code catches it.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -32,6 +31,7 @@ from generator.targets.firewall import (
     check_supported,
     features_of,
 )
+from tests.conftest import load_playbook_plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,11 +118,7 @@ def test_playbooks_hold_no_vendor_tables() -> None:
 
 
 def test_lookup_plugin_returns_the_registry_tables() -> None:
-    path = ROOT / "playbooks" / "lookup_plugins" / "posnet_kinds.py"
-    spec = importlib.util.spec_from_file_location("posnet_kinds_lookup", path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_playbook_plugin("lookup_plugins", "posnet_kinds")
     got = mod.LookupModule().run(["firewall", "proxy"])
     assert got == [playbook_kinds("firewall"), playbook_kinds("proxy")]
     assert (
@@ -184,11 +180,7 @@ def test_registered_backend_without_a_feature_is_an_error(demo_plans: dict[str, 
 
 def test_lookup_plugin_without_posnet_says_how_to_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """An ansible-playbook from another Python gets a clear error, not a traceback."""
-    path = ROOT / "playbooks" / "lookup_plugins" / "posnet_kinds.py"
-    spec = importlib.util.spec_from_file_location("posnet_kinds_lookup2", path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_playbook_plugin("lookup_plugins", "posnet_kinds")
     monkeypatch.setitem(sys.modules, "generator.targets", None)
     from ansible.errors import AnsibleError
 

@@ -103,9 +103,10 @@ class Context:
         self.secrets.setdefault(ref, s)
         return s
 
-    def tls(self, proxy_id: str, t: TlsSpec) -> TlsPlan:
+    def tls(self, proxy_id: str, t: TlsSpec, resolvers: tuple[str, ...] = ()) -> TlsPlan:
         self.need(t.certificate, f"{proxy_id} certificate chain", "certificate")
         self.need(t.key, f"{proxy_id} private key", "private-key")
+        stapling = t.trusted if t.ocsp_stapling is None else t.ocsp_stapling
         return TlsPlan(
             cert_ref=t.certificate,
             key_ref=t.key,
@@ -113,6 +114,10 @@ class Context:
             key_path=f"{TLS_DIR}/{proxy_id}.key",
             openssl=t.openssl,
             trusted=t.trusted,
+            # Only a CA-issued certificate can carry an OCSP responder URL; the spec
+            # turns it off for one that does not (see TlsSpec.ocsp_stapling).
+            stapling=stapling,
+            ocsp_resolvers=(resolvers or (self.site.lan.gateway,)) if stapling else (),
         )
 
     def expose(self, exposure: Exposure) -> None:

@@ -172,6 +172,9 @@ def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
     auth = i.auth
     if auth.htpasswd:
         ctx.need(auth.htpasswd, f"{pid} htpasswd file", "htpasswd")
+    users = tuple((u.name, u.password) for u in auth.users or ())
+    for name, ref in users:
+        ctx.need(ref, f"{pid} password of user {name}", "basic-auth-password")
     if auth.client_ca:
         ctx.need(auth.client_ca, f"{pid} client CA bundle", "client-ca")
     basic, cert = auth.type == "basic", auth.type == "client_cert"
@@ -186,7 +189,7 @@ def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
             host_ip=proxy.ip,
             listen_port=i.listen_port,
             server_names=tuple(names),
-            tls=ctx.tls(pid, i.tls),
+            tls=ctx.tls(pid, i.tls, tuple(i.resolvers or ())),
             auth=auth.type,
             htpasswd_ref=auth.htpasswd if basic else None,
             htpasswd_path=f"/etc/posnet/{pid}.htpasswd" if basic else None,
@@ -197,6 +200,7 @@ def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
             auth_path=None,
             resolvers=_resolvers(ctx, i, routes),
             resolver_valid=i.resolver_valid,
+            basic_users=users if basic else (),
         )
     )
     _store_egress(ctx, i, pid, proxy.ip, routes)

@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
+from generator import netparse
 from generator.patterns.base import Pattern
 from generator.patterns.context import Context, host_cidrs
 from generator.plan import LanFlow, WindowsBinding
 from generator.spec.parts import Model
 from generator.spec.types import (
+    Fqdn,
     Guid,
     Hostname,
     Ident,
@@ -37,6 +39,11 @@ class WindowsHttpsIntegration(Model):
     port: Port | None = Field(None, description="Defaults to the catalog's port (10101)")
     appid: Guid | None = None
     thumbprint: Thumbprint
+    name: Fqdn | None = Field(
+        None,
+        description="Host name the clients use, which the certificate must carry"
+        " (default: <host>.<lan.domain>); an IP address fails the certificate's name check",
+    )
     clients: list[Hostname] = Field(min_length=1)
     maintenance_window: Text
 
@@ -58,6 +65,13 @@ def check(site: Site, i: WindowsHttpsIntegration, p: Partner, base: YamlPath) ->
             yield Problem("E210", (*base, "host"), "windows_https needs a host with os: windows")
     for j, name in enumerate(i.clients):
         yield from host_problem(site, (*base, "clients", j), name)
+    if i.name is not None and netparse.ip_address_or_none(i.name) is not None:
+        yield Problem(
+            "E210",
+            (*base, "name"),
+            "is an address: the certificate is checked against a host name",
+            "the DNS name the certificate carries",
+        )
     if i.port is None and params.default_port is None:
         yield Problem("E204", (*base, "port"), "no port given and the partner has no default")
     if i.appid is None and params.appid is None:
@@ -71,6 +85,8 @@ def resolve(ctx: Context, i: WindowsHttpsIntegration, p: Partner) -> None:
     appid = i.appid or params.appid
     assert port is not None and appid is not None
     clients = host_cidrs([ctx.hosts[c].ip for c in i.clients])
+    domain = ctx.site.lan.domain
+    name = i.name or (f"{host.name}.{domain}" if domain else None)
     ctx.windows.append(
         WindowsBinding(
             integration=ctx.index,
@@ -84,6 +100,7 @@ def resolve(ctx: Context, i: WindowsHttpsIntegration, p: Partner) -> None:
             sddl=EVERYONE_SDDL,
             client_sources=clients,
             maintenance_window=i.maintenance_window,
+            name=name,
         )
     )
     ctx.add_flow(
@@ -99,7 +116,8 @@ def resolve(ctx: Context, i: WindowsHttpsIntegration, p: Partner) -> None:
             ctx.index,
         )
     )
-    ctx.brief(i.partner, p, i.pattern, [f"https://{host.ip}:{port}/ (LAN only)"])
+    where = name or host.ip
+    ctx.brief(i.partner, p, i.pattern, [f"https://{where}:{port}/ (LAN only)"])
 
 
 PATTERN = Pattern(

@@ -268,11 +268,43 @@ def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
         yield from pattern_of(integ).check(site, integ, partner, base)
 
 
-def check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> Iterator[Problem]:
-    if integ.auth.type == "basic" and integ.auth.htpasswd is None:
+def _basic_auth_problems(integ: ReverseProxyIntegration, ap: YamlPath) -> Iterator[Problem]:
+    """Basic auth takes users with password references (hashed at apply) or, as before,
+    a ready htpasswd file reference: exactly one of the two."""
+    auth = integ.auth
+    if auth.type != "basic":
+        if auth.users is not None:
+            yield Problem("E210", (*ap, "users"), f"auth.users is for basic auth, not {auth.type}")
+        return
+    if auth.users is None and auth.htpasswd is None:
         yield Problem(
-            "E210", (*base, "auth"), "basic auth needs auth.htpasswd", "htpasswd: vault:name"
+            "E210",
+            ap,
+            "basic auth needs auth.users (a password reference per user) or auth.htpasswd",
+            "users: [{name: partner, password: vault:name}]",
         )
+    elif auth.users is not None and auth.htpasswd is not None:
+        yield Problem(
+            "E210",
+            (*ap, "htpasswd"),
+            "auth.users and auth.htpasswd both given: the htpasswd file is generated from users",
+            "remove htpasswd",
+        )
+    elif auth.users is not None and not auth.users:
+        yield Problem(
+            "E210", (*ap, "users"), "auth.users is empty: nobody could log in", "one user"
+        )
+    seen: set[str] = set()
+    for k, user in enumerate(auth.users or ()):
+        if user.name in seen:
+            yield Problem(
+                "E210", (*ap, "users", k, "name"), f"user {user.name!r} is declared twice"
+            )
+        seen.add(user.name)
+
+
+def check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> Iterator[Problem]:
+    yield from _basic_auth_problems(integ, (*base, "auth"))
     if integ.auth.type == "client_cert" and integ.auth.client_ca is None:
         yield Problem("E210", (*base, "auth"), "client_cert auth needs auth.client_ca")
     if integ.public_port is not None and site.wan.fqdn is None and integ.server_name is None:

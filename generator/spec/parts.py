@@ -31,10 +31,33 @@ class TlsSpec(Model):
         "3.0", description="OpenSSL on the proxy host: 3.0 (Debian 12) lacks X25519MLKEM768"
     )
     trusted: bool = Field(True, description="False for a self-signed certificate")
+    ocsp_stapling: bool | None = Field(
+        None,
+        description="Staple the CA's OCSP answer (default: on for a trusted certificate);"
+        " false for a certificate without an OCSP responder URL, which nginx and Apache"
+        " otherwise warn about at every load",
+    )
+
+
+UserName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
+
+
+class BasicUser(Model):
+    """One basic-auth user: posnet hashes the referenced password (bcrypt) at apply time."""
+
+    name: UserName = Field(description="User name the partner sends (no colon, no spaces)")
+    password: SecretRef = Field(
+        description="Reference to the password the partner is given (hashed at apply)"
+    )
 
 
 class ProxyAuth(Model):
     type: Literal["none", "basic", "client_cert"] = "basic"
+    users: list[BasicUser] | None = Field(
+        None,
+        description="Basic auth: users with a password reference each; the htpasswd file"
+        " is generated at apply",
+    )
     htpasswd: SecretRef | None = None
     client_ca: SecretRef | None = None
 

@@ -241,7 +241,7 @@ def _proxy_dns_and_checks(p: ProxyPlan, plan: Plan) -> list[str]:
 
     cred = {
         "none": "",
-        "basic": "-u USER:PASSWORD ",
+        "basic": f"-u {p.basic_users[0][0] if p.basic_users else 'USER'}:PASSWORD ",
         "client_cert": "--cert CLIENT.crt --key CLIENT.key ",
     }[p.auth]
     for r in sorted(p.routes, key=lambda r: (r.match, r.value)):
@@ -282,10 +282,19 @@ def _upstream_certificates(p: ProxyPlan, lan_subnet: str) -> list[str]:
     return out
 
 
+def _basic_auth(p: ProxyPlan) -> str:
+    """The partner is given a password, so the sheet names where each one lives; the
+    generated htpasswd file only holds hashes and is never handed out."""
+    if p.basic_users:
+        users = ", ".join(f"user {code(n)} (password in {code(ref)})" for n, ref in p.basic_users)
+        return f"basic auth: {users}"
+    return f"basic auth (credentials from {code(p.htpasswd_ref or '')})"
+
+
 def _proxy_line(p: ProxyPlan) -> str:
     auth = {
         "none": "no proxy authentication",
-        "basic": f"basic auth (credentials from {code(p.htpasswd_ref or '')})",
+        "basic": _basic_auth(p),
         "client_cert": f"client certificates signed by the CA in {code(p.client_ca_ref or '')}",
     }[p.auth]
     names = ", ".join(code(n) for n in p.server_names)

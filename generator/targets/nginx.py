@@ -26,7 +26,7 @@ from generator.targets.proxy_layout import (
     layout,
     regex_escape,
 )
-from generator.targets.tls_policy import policy_for
+from generator.targets.tls_policy import SYSTEM_CA_BUNDLE, policy_for
 from generator.templating import render as render_template
 
 NAME = "nginx"
@@ -59,6 +59,7 @@ def render_proxy(plan: Plan, proxy: ProxyPlan) -> str:
         site_id=plan.site_id,
         p=proxy,
         tls=policy_for(proxy.tls.openssl),
+        system_ca_bundle=SYSTEM_CA_BUNDLE,
         servers=servers,
         log_format=base,
         map_var=f"{base}_connection" if websocket else "",

@@ -1,0 +1,70 @@
+"""The Windows HTTPS handover gives the host name the clients must use (a certificate
+carries names, not the LAN address) and the service's own port; without a name it says
+so instead of handing out an address that fails the certificate check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from generator.plan import Plan
+from generator.targets import handover
+from tests.conftest import load_plans
+from tests.test_bad_input import OS, errors, make_fleet, sub
+from tests.test_target_handover import section
+
+NAME_LINE = "    name: backoffice.ostend-05.lan.example.com\n"
+IP = "198.51.100.5"
+
+
+def ostend(tmp_path: Path, old: str, new: str, rel: str = OS) -> Plan:
+    root, _ = make_fleet(tmp_path, rel, sub(old, new))
+    fleet, plans = load_plans(root)
+    assert fleet.ok, fleet.diagnostics
+    return next(p for p in plans if p.site_id == "ostend-05")
+
+
+def windows_text(plan: Plan) -> tuple[str, str]:
+    sheet = handover.render(plan)["HANDOVER.md"]
+    return section(sheet, "Windows steps"), sheet
+
+
+def test_demo_names_the_host_and_port(demo_plans: dict[str, Plan]) -> None:
+    (b,) = demo_plans["ostend-05"].windows
+    assert b.name == "backoffice.ostend-05.lan.example.com"
+    steps, sheet = windows_text(demo_plans["ostend-05"])
+    assert f"Clients must use the name `{b.name}`, not {IP}" in " ".join(steps.split())
+    assert f"`https://{b.name}:10101/`" in steps
+    assert "The service keeps listening on its own port 10101" in steps
+    assert f"`https://{b.name}:10101/` answers with the trusted certificate" in sheet
+    assert f"https://{IP}:10101/" not in sheet
+
+
+def test_without_a_name_the_sheet_says_so(tmp_path: Path) -> None:
+    plan = ostend(tmp_path, NAME_LINE, "")  # neither name nor lan.domain
+    assert plan.windows[0].name is None
+    steps, sheet = windows_text(plan)
+    assert "No host name is set" in steps and "clients cannot use" in steps
+    assert f"from a client, `https://{IP}:10101/` answers" in sheet
+
+
+def test_lan_domain_gives_the_default(tmp_path: Path) -> None:
+    root, _ = make_fleet(tmp_path, OS, sub(NAME_LINE, ""))
+    text = (root / OS).read_text()
+    (root / OS).write_text(text.replace("lan:\n", "lan:\n  domain: shop.example.com\n", 1))
+    fleet, plans = load_plans(root)
+    assert fleet.ok, fleet.diagnostics
+    plan = next(p for p in plans if p.site_id == "ostend-05")
+    assert plan.windows[0].name == "backoffice.shop.example.com"
+    assert "`https://backoffice.shop.example.com:10101/`" in windows_text(plan)[0]
+
+
+def test_other_port_is_named(tmp_path: Path) -> None:
+    plan = ostend(tmp_path, NAME_LINE, NAME_LINE + "    port: 10200\n")
+    steps, _ = windows_text(plan)
+    assert "its own port 10200" in steps and "change\nits port setting to 10200" in steps
+
+
+def test_an_address_is_not_a_name(tmp_path: Path) -> None:
+    root, _ = make_fleet(tmp_path, OS, sub(NAME_LINE, f'    name: "{IP}"\n'))
+    hits = [d for d in errors(root) if d.path == "integrations[2].name"]
+    assert hits and "checked against a host name" in hits[0].message, errors(root)
