@@ -56,10 +56,28 @@ def _check_wan(site: Site) -> Iterator[Problem]:
             yield Problem(
                 ("wan", "public_ip"),
                 f"{ip} is a private address, not a public one (is the edge behind NAT?)",
-                "a public IPv4 address",
+                "a public IPv4 address (the edge's own private address goes in wan.address)",
             )
         if ip.is_loopback or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
             yield Problem(("wan", "public_ip"), f"{ip} cannot be a public address")
+    if wan.ddns is not None and wan.ddns.checkip is not None and wan.ddns.detect != "web":
+        yield Problem(
+            ("wan", "ddns", "checkip"),
+            "has no effect: the address is read from the interface unless detect is web",
+            "detect: web",
+        )
+    if (
+        wan.ddns is not None
+        and wan.ddns.client == "ddclient"
+        and wan.ddns.checkip is not None
+        and not wan.ddns.checkip.tls
+    ):
+        # ddclient 3.10 with ssl=yes (which the update needs) fetches every URL by HTTPS.
+        yield Problem(
+            ("wan", "ddns", "checkip", "tls"),
+            "ddclient fetches the check-ip URL over HTTPS (ssl=yes), so tls: false cannot work",
+            "tls: true, or client: inadyn",
+        )
     if wan.ddns is not None and wan.ddns.provider == "cloudflare" and wan.ddns.zone is None:
         yield Problem(("wan", "ddns", "provider"), "cloudflare DDNS needs wan.ddns.zone")
     if (

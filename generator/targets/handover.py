@@ -126,12 +126,16 @@ def store_table(plan: Plan) -> str:
         ("Public IP", w.public_ip or "dynamic, follows the DDNS name"),
         ("FQDN", code(w.fqdn) if w.fqdn else NONE),
     ]
+    if w.address:
+        rows.append(("WAN address", f"{w.address} on {code(w.interface)} (behind NAT)"))
     if plan.ddns:
         d = plan.ddns
+        # Behind NAT the interface's address is not the public one: say who reports it.
+        src = f"asking {code(d.checkip.url)}" if d.checkip else f"on {code(d.interface)}"
         rows.append(
             (
                 "DDNS",
-                f"{d.provider} via {d.client} on {code(d.interface)}: hostname {code(d.hostname)},"
+                f"{d.provider} via {d.client} {src}: hostname {code(d.hostname)},"
                 f" account {code(d.username)}, password from {code(d.password.ref)}",
             )
         )
