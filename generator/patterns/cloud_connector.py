@@ -74,8 +74,10 @@ def check(
     if i.environment not in envs:
         yield Problem(
             (*base, "environment"),
-            f"partner '{i.partner}' has no environment '{i.environment}'",
-            ", ".join(sorted(envs)) or "an environment in the catalog",
+            f"partner '{i.partner}' has no environment '{i.environment}'; environments are "
+            f"added under partners.{i.partner}.cloud_connector.environments in fleet.yaml",
+            (", ".join(sorted(envs)) or "an environment in the catalog")
+            + f" (see `posnet catalog {i.partner}`)",
         )
 
 
