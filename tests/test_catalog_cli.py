@@ -46,6 +46,9 @@ def test_text_names_the_same_facts_and_is_deterministic() -> None:
         assert f"\n{pid}  " in "\n" + a.stdout
     assert "  environments: qa (api.qa.ppaas.tech, auth.qa.ppaas.tech)" in a.stdout
     assert "  patterns:     cloud_connector" in a.stdout
+    # notes that hold for one pattern only are labelled with it
+    assert "  note (tunnel): Ask the Deliverect account manager to add the tunnel" in a.stdout
+    assert "  note (direct): Allow-list the Deliverect outgoing IPs" in a.stdout
 
 
 def test_one_partner_and_the_fleets_changes(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ def describe(catalog: Catalog, pid: str, where: str) -> dict[str, Any]:
         "ports": ports(p),
         "sources": list(p.sources),
         "notes": list(p.notes),
+        "pattern_notes": {k: list(v) for k, v in sorted(p.pattern_notes.items())},
         "catalog": p.model_dump(mode="json", exclude_none=True),
     }
 
@@ -101,5 +102,7 @@ def text(items: list[dict[str, Any]]) -> str:
         src = ", ".join(it["sources"]) or f"none set (partners.{it['id']}.sources in fleet.yaml)"
         lines.append(f"  sources:      {src}")
         lines += [f"  note:         {n}" for n in it["notes"]]
+        for pattern, notes in it["pattern_notes"].items():
+            lines += [f"  note ({pattern}): {n}" for n in notes]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

@@ -144,4 +144,5 @@ PATTERN = Pattern(
     check,
     CloudConnectorParams,
     __doc__ or "",
+    inbound=False,
 )

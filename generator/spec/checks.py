@@ -37,11 +37,21 @@ def check_site(site: Site, catalog: Catalog) -> Iterator[Problem]:
     yield from _check_integrations(site, catalog)
 
 
+def reached_from_internet(site: Site) -> bool:
+    """Whether a partner connects in: only then does the store need a public address."""
+    from generator.patterns import pattern_of
+
+    return any(pattern_of(i).inbound for i in site.integrations)
+
+
 def _check_wan(site: Site) -> Iterator[Problem]:
     wan = site.wan
-    if wan.ip_mode == "static" and wan.public_ip is None:
+    # Tunnel and outbound-only stores are reached by nobody: behind carrier NAT they
+    # have no public address to give, and no name to keep up to date.
+    inbound = reached_from_internet(site)
+    if inbound and wan.ip_mode == "static" and wan.public_ip is None:
         yield Problem(("wan", "ip_mode"), "a static WAN needs wan.public_ip", "public_ip: <IPv4>")
-    if wan.ip_mode == "dynamic":
+    if inbound and wan.ip_mode == "dynamic":
         if wan.ddns is None:
             yield Problem(
                 ("wan", "ip_mode"),
