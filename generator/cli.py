@@ -47,6 +47,9 @@ FORMAT = click.option(
     help="How to print problems: text for people, json/sarif/github for CI.",
 )
 STRICT = click.option("--strict", is_flag=True, help="Fail on lint warnings too, not only errors.")
+TEXT_OR_JSON = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 PATH = click.argument("path", type=click.Path(exists=False, path_type=Path), metavar="PATH")
 
 
@@ -365,9 +368,7 @@ def schema(kind: str, folder: Path | None) -> None:
 
 
 @cli.command()
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@TEXT_OR_JSON
 @click.option(
     "--explain",
     "explain",
@@ -401,6 +402,52 @@ def rules(fmt: str, explain: str | None) -> None:
         return
     for r in items:
         click.echo(f"{r['id']}  {r['severity']:<8} {r['title']}\n        {r['why']}")
+
+
+@cli.command()
+@click.argument("partner", required=False, metavar="[PARTNER]")
+@click.option(
+    "--fleet",
+    "fleet_path",
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help=("Fleet folder whose fleet.yaml partners are merged in (default: built-in only)."),
+)
+@TEXT_OR_JSON
+def catalog(partner: str | None, fleet_path: Path | None, fmt: str) -> None:
+    """List the partners an integration can name: built-in ones and the fleet's own.
+
+    For each partner: where it is defined (built-in, fleet.yaml, or built-in changed in
+    fleet.yaml), its patterns, environments (cloud connector), the domains and ports a
+    store needs, its source addresses and notes. PARTNER shows one; an unknown id exits 1.
+    A fleet adds or changes partners under `partners.<id>` in fleet.yaml (environments
+    under `partners.<id>.cloud_connector.environments`).
+    """
+    from generator.catalog import BUILTIN, Catalog
+    from generator.catalog.listing import UnknownPartner, listing, text
+    from generator.yamlload import load_file
+
+    builtin = load_file(BUILTIN, "<builtin catalog>").data["partners"]
+    if fleet_path is None:
+        cat, fleet_ids = Catalog.model_validate({"partners": builtin}), set()
+    else:
+        from generator.spec.load import load_fleet
+
+        if not fleet_path.is_dir():
+            raise click.UsageError(f"--fleet: {safe_text(str(fleet_path))} is not a fleet folder")
+        try:
+            fleet = load_fleet(fleet_path)
+        except PosnetError as exc:
+            _fail(exc.diagnostics, "text")
+        cat, fleet_ids = fleet.catalog, set(fleet.settings.partners)
+    try:
+        items = listing(cat, set(builtin), fleet_ids, partner)
+    except UnknownPartner as exc:
+        raise click.ClickException(safe_text(str(exc))) from None
+    click.echo(
+        json.dumps(items, indent=2, sort_keys=True) if fmt == "json" else text(items),
+        nl=fmt == "json",
+    )
 
 
 @cli.command()

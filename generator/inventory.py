@@ -71,8 +71,11 @@ def host_vars(plan: Plan) -> dict[str, Any]:
 
     edge_files = [file_spec(plan, a) for a in artifacts(plan, "edge")]
     devices = {"posnet_device_files": collected(plan)} if plan.devices else {}
+    # A store nobody connects in to may have no public address (carrier NAT): then
+    # Ansible uses the inventory name, which the operator's ssh config or DNS resolves.
+    addr = plan.wan.public_ip or plan.wan.fqdn
     return {
-        "ansible_host": plan.wan.public_ip or plan.wan.fqdn,
+        **({"ansible_host": addr} if addr else {}),
         "ansible_user": "root",
         "posnet_site": plan.site_id,
         "posnet_firewall": plan.firewall,

@@ -68,6 +68,7 @@ class WanPlan:
     interface: str
     public_ip: str | None
     fqdn: str | None
+    address: str | None = None  # the edge's own WAN address when it is not the public one
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,25 @@ class DdnsPlan:
     password: SecretNeed
     zone: str | None
     interface: str
+    checkip: CheckIpPlan | None = None  # None: the address is read from `interface`
+
+
+@dataclass(frozen=True)
+class CheckIpPlan:
+    """A check-ip web server that answers with the address it sees (behind NAT)."""
+
+    server: str
+    port: int | None  # None: the scheme's default
+    path: str
+    tls: bool
+
+    @property
+    def authority(self) -> str:
+        return f"{self.server}:{self.port}" if self.port else self.server
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.authority}{self.path}"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from generator.catalog import Catalog
 from generator.patterns import pattern_of
 from generator.patterns.context import Context, ipkey
 from generator.plan import (
+    CheckIpPlan,
     DdnsPlan,
     DhcpReservation,
     LanPlan,
@@ -16,7 +17,16 @@ from generator.plan import (
     Plan,
     WanPlan,
 )
-from generator.spec.model import Site
+from generator.spec.model import Ddns, Site
+
+#: Where a client behind NAT asks for its public address unless the spec names a server:
+#: answers over HTTPS with the bare address (both inadyn and ddclient read that).
+DEFAULT_CHECKIP = CheckIpPlan("api.ipify.org", None, "/", True)
+
+
+def checkip_plan(d: Ddns) -> CheckIpPlan:
+    c = d.checkip
+    return DEFAULT_CHECKIP if c is None else CheckIpPlan(c.server, c.port, c.path, c.tls)
 
 
 def resolve(
@@ -39,6 +49,7 @@ def resolve(
             password=r.need(d.password, "DDNS account password", "ddns-password"),
             zone=d.zone,
             interface=wan.interface,
+            checkip=checkip_plan(d) if d.detect == "web" else None,
         )
     hosts = tuple(sorted((r.host_plan(h.name) for h in site.hosts), key=lambda h: h.name))
     dhcp = tuple(
@@ -52,7 +63,7 @@ def resolve(
         site_name=site.name,
         fleet=fleet_name,
         group=site.group,
-        wan=WanPlan(wan.ip_mode, wan.isp, wan.interface, wan.public_ip, wan.fqdn),
+        wan=WanPlan(wan.ip_mode, wan.isp, wan.interface, wan.public_ip, wan.fqdn, wan.address),
         lan=LanPlan(
             subnet=lan.subnet,
             gateway=lan.gateway,

@@ -38,6 +38,7 @@ DOCS: dict[str, str] = {
     "Wan.interface": "Edge interface facing the internet",
     "Wan.ddns": "Dynamic DNS client keeping the FQDN on a dynamic IP",
     "Ddns.provider": "DDNS service provider",
+    "CheckIp.path": "URL path on the check-ip server",
     "Ddns.client": "DDNS client program on the edge: inadyn or ddclient",
     "Ddns.username": "Account name at the DDNS provider",
     "Ddns.password": "Secret reference (env:NAME, vault:name, file:path), never a value",

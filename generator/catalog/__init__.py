@@ -47,6 +47,13 @@ class Partner(Model):
     windows_https: WindowsHttpsParams | None = None
     auth_websocket: AuthWebsocketParams | None = None
     notes: list[Note] = Field(default_factory=list)
+    pattern_notes: dict[PatternName, list[Note]] = Field(
+        default_factory=dict,
+        description=(
+            "Notes for the stores that use one pattern (after `notes`): a tunnel store "
+            "exposes nothing, so it gets no allow-list advice"
+        ),
+    )
 
 
 class Catalog(Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 
 from generator.lint import Rule
@@ -129,6 +130,27 @@ def domains_not_enforced(plan: Plan) -> Out:
             )
 
 
+#: Addresses that only exist behind a NAT: RFC 1918 and carrier-grade NAT (RFC 6598).
+BEHIND_NAT = tuple(
+    ipaddress.IPv4Network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+)
+
+
+def ddns_reads_private_address(plan: Plan) -> Out:
+    if plan.ddns is None or plan.ddns.checkip is not None:
+        return
+    for key in ("address", "public_ip"):
+        value = getattr(plan.wan, key)
+        if value and any(ipaddress.IPv4Address(value) in n for n in BEHIND_NAT):
+            yield (
+                ("wan", "ddns"),
+                f"the WAN address {value} is private (behind NAT): {plan.ddns.client} would "
+                "publish it; set wan.ddns.detect: web",
+            )
+            return
+
+
 SITE_RULES = (
     Rule(
         "PN101",
@@ -218,5 +240,13 @@ SITE_RULES = (
         "Restricted egress is enforced by domain only when clients resolve through the "
         "edge, which adds each answer to the flow's firewall set.",
         check=domains_not_enforced,
+    ),
+    Rule(
+        "PN114",
+        "warning",
+        "ddns-behind-nat",
+        "A DDNS client that reads a private WAN address publishes an address partners "
+        "cannot reach; behind NAT only a check-ip server sees the public one.",
+        check=ddns_reads_private_address,
     ),
 )

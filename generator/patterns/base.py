@@ -39,3 +39,7 @@ class Pattern(Generic[I]):
     check: Callable[[Site, I, Partner, YamlPath], Iterator[Problem]] = _no_checks
     params: type[BaseModel] | None = None
     doc: str = ""
+    #: Whether the partner connects in from the internet. A store whose patterns all say
+    #: False (the store dials out, or the traffic stays on the LAN) needs no public
+    #: address, no FQDN and no DDNS: behind carrier NAT it still works.
+    inbound: bool = True

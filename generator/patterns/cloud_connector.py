@@ -75,8 +75,10 @@ def check(
         yield Problem(
             "E204",
             (*base, "environment"),
-            f"partner '{i.partner}' has no environment '{i.environment}'",
-            ", ".join(sorted(envs)) or "an environment in the catalog",
+            f"partner '{i.partner}' has no environment '{i.environment}'; environments are "
+            f"added under partners.{i.partner}.cloud_connector.environments in fleet.yaml",
+            (", ".join(sorted(envs)) or "an environment in the catalog")
+            + f" (see `posnet catalog {i.partner}`)",
         )
 
 
@@ -143,4 +145,5 @@ PATTERN = Pattern(
     check,
     CloudConnectorParams,
     __doc__ or "",
+    inbound=False,
 )

@@ -192,6 +192,14 @@ class Context:
             )
 
     def brief(self, partner: str, p: Partner, pattern: str, endpoints: list[str]) -> None:
+        # Notes for every store of the partner, then those for this pattern only.
+        extra = next((n for k, n in p.pattern_notes.items() if k == pattern), [])
         self.briefs.append(
-            PartnerBrief(partner, p.title, pattern, tuple(endpoints), tuple(p.notes))
+            PartnerBrief(
+                partner,
+                p.title,
+                pattern,
+                tuple(endpoints),
+                (*p.notes, *extra),
+            )
         )

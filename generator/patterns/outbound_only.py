@@ -80,4 +80,6 @@ def resolve(ctx: Context, i: OutboundOnlyIntegration, p: Partner) -> None:
     ctx.brief(i.partner, p, i.pattern, [f"outbound tcp/443 to {d}" for d in doms])
 
 
-PATTERN = Pattern("outbound_only", OutboundOnlyIntegration, resolve, check, doc=__doc__ or "")
+PATTERN = Pattern(
+    "outbound_only", OutboundOnlyIntegration, resolve, check, doc=__doc__ or "", inbound=False
+)

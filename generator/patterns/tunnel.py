@@ -67,4 +67,6 @@ def resolve(ctx: Context, i: TunnelIntegration, p: Partner) -> None:
     ctx.brief(i.partner, p, i.pattern, [endpoint])
 
 
-PATTERN = Pattern("tunnel", TunnelIntegration, resolve, check, TunnelParams, __doc__ or "")
+PATTERN = Pattern(
+    "tunnel", TunnelIntegration, resolve, check, TunnelParams, __doc__ or "", inbound=False
+)

@@ -121,5 +121,11 @@ def resolve(ctx: Context, i: WindowsHttpsIntegration, p: Partner) -> None:
 
 
 PATTERN = Pattern(
-    "windows_https", WindowsHttpsIntegration, resolve, check, WindowsHttpsParams, __doc__ or ""
+    "windows_https",
+    WindowsHttpsIntegration,
+    resolve,
+    check,
+    WindowsHttpsParams,
+    __doc__ or "",
+    inbound=False,  # the HTTPS binding serves the store's own clients on the LAN
 )

@@ -47,13 +47,23 @@ def check_site(site: Site, catalog: Catalog) -> Iterator[Problem]:
     yield from _check_integrations(site, catalog)
 
 
+def reached_from_internet(site: Site) -> bool:
+    """Whether a partner connects in: only then does the store need a public address."""
+    from generator.patterns import pattern_of
+
+    return any(pattern_of(i).inbound for i in site.integrations)
+
+
 def _check_wan(site: Site) -> Iterator[Problem]:
     wan = site.wan
-    if wan.ip_mode == "static" and wan.public_ip is None:
+    # Tunnel and outbound-only stores are reached by nobody: behind carrier NAT they
+    # have no public address to give, and no name to keep up to date.
+    inbound = reached_from_internet(site)
+    if inbound and wan.ip_mode == "static" and wan.public_ip is None:
         yield Problem(
             "E206", ("wan", "ip_mode"), "a static WAN needs wan.public_ip", "public_ip: <IPv4>"
         )
-    if wan.ip_mode == "dynamic":
+    if inbound and wan.ip_mode == "dynamic":
         if wan.ddns is None:
             yield Problem(
                 "E206",
@@ -72,10 +82,30 @@ def _check_wan(site: Site) -> Iterator[Problem]:
                 "E205",
                 ("wan", "public_ip"),
                 f"{ip} is a private address, not a public one (is the edge behind NAT?)",
-                "a public IPv4 address",
+                "a public IPv4 address (the edge's own private address goes in wan.address)",
             )
         if ip.is_loopback or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
             yield Problem("E205", ("wan", "public_ip"), f"{ip} cannot be a public address")
+    if wan.ddns is not None and wan.ddns.checkip is not None and wan.ddns.detect != "web":
+        yield Problem(
+            "E211",
+            ("wan", "ddns", "checkip"),
+            "has no effect: the address is read from the interface unless detect is web",
+            "detect: web",
+        )
+    if (
+        wan.ddns is not None
+        and wan.ddns.client == "ddclient"
+        and wan.ddns.checkip is not None
+        and not wan.ddns.checkip.tls
+    ):
+        # ddclient 3.10 with ssl=yes (which the update needs) fetches every URL by HTTPS.
+        yield Problem(
+            "E210",
+            ("wan", "ddns", "checkip", "tls"),
+            "ddclient fetches the check-ip URL over HTTPS (ssl=yes), so tls: false cannot work",
+            "tls: true, or client: inadyn",
+        )
     if wan.ddns is not None and wan.ddns.provider == "cloudflare" and wan.ddns.zone is None:
         yield Problem("E206", ("wan", "ddns", "provider"), "cloudflare DDNS needs wan.ddns.zone")
     if (

@@ -69,6 +69,11 @@ def _check_routes(fleet: Fleet, failed: set[str]) -> list[Diagnostic]:
                 )
                 out.append(Diagnostic(loc, "E300", msg, path=shown, site=ls.id))
                 continue
+            if other.facts.fqdn is None and other.facts.public_ip is None:
+                loc, shown = ls.locate(path)
+                msg = f"site '{target}' has no public address (wan.fqdn or wan.public_ip)"
+                out.append(Diagnostic(loc, "E300", msg, path=shown, site=ls.id))
+                continue
             host, _, svc = service.partition("/")
             if (host, svc) not in other.facts.services:
                 loc, shown = ls.locate((*path[:-1], "site_service"))

@@ -36,6 +36,7 @@ from generator.spec.types import (
 # the shared parts in generator.spec.parts; both stay importable from here.
 __all__ = [
     "AuthWebsocketIntegration",
+    "CheckIp",
     "Ddns",
     "DhcpPool",
     "DirectIntegration",
@@ -92,6 +93,15 @@ class Host(Model):
     services: list[Service] = Field(default_factory=list)
 
 
+class CheckIp(Model):
+    """A check-ip web server: answers with the address a request comes from."""
+
+    server: Fqdn = Field(description="Name (or IPv4 address) of the check-ip server")
+    port: Port | None = Field(None, description="Defaults to 443 (tls) or 80")
+    path: UrlPath = "/"
+    tls: bool = Field(True, description="HTTPS; false lets anyone on the path pick the address")
+
+
 class Ddns(Model):
     provider: Literal["noip", "dyndns", "duckdns", "freedns", "cloudflare"]
     client: Literal["inadyn", "ddclient"] = "inadyn"
@@ -99,6 +109,16 @@ class Ddns(Model):
     username: Text
     password: SecretRef
     zone: Fqdn | None = Field(None, description="Cloudflare zone (cloudflare only)")
+    detect: Literal["interface", "web"] = Field(
+        "interface",
+        description=(
+            "How the client learns the public address: from wan.interface, or (behind an "
+            "ISP router or carrier NAT) from a check-ip web server"
+        ),
+    )
+    checkip: CheckIp | None = Field(
+        None, description="With detect: web; default https://api.ipify.org/"
+    )
 
 
 class Wan(Model):
@@ -107,6 +127,13 @@ class Wan(Model):
     public_ip: IPv4 | None = None
     fqdn: Fqdn | None = None
     interface: InterfaceName = "wan0"
+    address: IPv4 | None = Field(
+        None,
+        description=(
+            "The edge's own address on wan.interface when it is not the public one "
+            "(behind an ISP router or carrier NAT)"
+        ),
+    )
     ddns: Ddns | None = None
 
 

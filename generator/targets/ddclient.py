@@ -9,7 +9,8 @@ inside quotes), trailing-backslash continuation, the special `password='...'` ru
 IP source: `use=if` + `if=<wan>`. 3.10 also knows `usev4=ifv4`, but with it the default
 `use=ip` still runs and warns on every cycle ("unable to determine IP address with
 strategy use=ip"); `use=if` is clean, and 3.10 copies its address into the IPv4 slot
-that the freedns and cloudflare protocols read.
+that the freedns and cloudflare protocols read. Behind NAT (`detect: web`): `use=web`
+with `web=<URL>`; ddclient takes the first IPv4 address in the answer.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ BOOL_RE = re.compile(r"^(y(es)?|t(rue)?|1|n(o)?|f(alse)?|0)$", re.IGNORECASE)
 DELAY_RE = re.compile(r"^\d+(s|m|h|d|seconds|minutes|hours|days)?$", re.IGNORECASE)
 IF_RE = re.compile(r"^[a-zA-Z0-9:._-]+$")
 FQDN_RE = re.compile(r"[^.]\.[^.]")
+# A URL ddclient reads as one word: no quote, comma, '#', backslash or space.
+WEB_RE = re.compile(r"^https?://[A-Za-z0-9.:-]+/[A-Za-z0-9._~/-]*$")
 # ddclient's own rule: a key containing "password" takes a '...' value (or one word).
 PASSWORD_LINE_RE = re.compile(r"^([^#]*\s)?([^#]*?password\S*?)\s*=\s*('.*'|[^']\S*)(.*)")
 ASSIGNMENT_RE = re.compile(r"^[,\s]*([a-z][0-9a-z_-]*)=(.*)", re.IGNORECASE)
@@ -141,10 +144,14 @@ def render(plan: Plan) -> dict[str, str]:
         return {}
     if not IF_RE.match(ddns.interface):
         raise ValueError(f"ddclient: invalid interface name {ddns.interface!r}")
+    web = ddns.checkip.url if ddns.checkip is not None else None
+    if web is not None and not WEB_RE.match(web):
+        raise ValueError(f"ddclient: cannot write the check-ip URL {web!r}")
     text = render_template(
         "ddclient/ddclient.conf.j2",
         site_id=plan.site_id,
         daemon=DAEMON_INTERVAL,
+        web=web,
         interface=ddns.interface,
         options=options(ddns),
         host=host_name(ddns),
@@ -200,6 +207,7 @@ def value_problem(key: str, value: str) -> str | None:
         (key == "usev4" and value.lower() not in USEV4, "is not a 'usev4' strategy"),
         (key in ("if", "ifv4", "ifv6") and not IF_RE.match(value), "is not an interface"),
         (key in ("server", "zone", "mx") and not FQDN_RE.search(value), "is not a FQDN"),
+        (key == "web" and not WEB_RE.match(value), "is not a check-ip URL"),
         (key in ("login", "password", "host") and value == "", "is empty"),
     ]
     for failed, why in checks:
@@ -297,6 +305,8 @@ def host_problems(host: str, opts: dict[str, str]) -> list[str]:
         required.append("zone")
     if opts.get("use") == "if":
         required.append("if")
+    if opts.get("use") == "web":
+        required.append("web")
     problems = [f"host {host}: {key} is missing" for key in required if key not in opts]
     if not BOOL_RE.match(opts.get("ssl", "")) or opts["ssl"].lower()[0] not in "yt1":
         problems.append(f"host {host}: ssl is not on (credentials would travel in clear)")

@@ -123,16 +123,23 @@ def store_table(plan: Plan) -> str:
         ("Fleet", text(plan.fleet) or NONE),
         ("Group", text(plan.group) if plan.group else NONE),
         ("ISP", text(w.isp)),
-        ("WAN mode", "static" if w.mode == "static" else "dynamic (not recommended)"),
-        ("Public IP", w.public_ip or "dynamic, follows the DDNS name"),
+        (
+            "WAN mode",
+            w.mode if w.mode == "static" or not plan.exposures else "dynamic (not recommended)",
+        ),
+        ("Public IP", w.public_ip or _no_public_ip(plan)),
         ("FQDN", code(w.fqdn) if w.fqdn else NONE),
     ]
+    if w.address:
+        rows.append(("WAN address", f"{w.address} on {code(w.interface)} (behind NAT)"))
     if plan.ddns:
         d = plan.ddns
+        # Behind NAT the interface's address is not the public one: say who reports it.
+        src = f"asking {code(d.checkip.url)}" if d.checkip else f"on {code(d.interface)}"
         rows.append(
             (
                 "DDNS",
-                f"{d.provider} via {d.client} on {code(d.interface)}: hostname {code(d.hostname)},"
+                f"{d.provider} via {d.client} {src}: hostname {code(d.hostname)},"
                 f" account {code(d.username)}, password from {code(d.password.ref)}",
             )
         )
@@ -146,6 +153,14 @@ def store_table(plan: Plan) -> str:
         ),
     ]
     return table(("Field", "Value"), rows)
+
+
+def _no_public_ip(plan: Plan) -> str:
+    if plan.ddns:
+        return "dynamic, follows the DDNS name"
+    if not plan.exposures:
+        return "none needed: no partner connects in from the internet"
+    return NONE
 
 
 def hosts_table(plan: Plan) -> str:
@@ -416,6 +431,8 @@ class TunnelSection:
     uninstall_dir: str
     service: str
     purpose: str
+    windows: bool  # the partner documents a Windows installer (and uninstaller) only
+    os: str
 
 
 def tunnel_sections(plan: Plan) -> list[TunnelSection]:
@@ -430,6 +447,8 @@ def tunnel_sections(plan: Plan) -> list[TunnelSection]:
                 uninstall_dir=code(f"Program Files (x86)/{t.partner}-tunnel"),
                 service=f"{t.host}/{svc}" if svc else t.host,
                 purpose=text(t.token.purpose),
+                windows=host.os == "windows",
+                os={"linux": "Linux"}.get(host.os, "this host's operating system"),
             )
         )
     return out

@@ -8,6 +8,10 @@ Provider quirks (inadyn plugins and README):
 - duckdns sends `username` as the token (plugins/duckdns.c), so the secret goes there and
   `password` only satisfies the parser;
 - cloudflare takes the zone as `username` and an API token as `password`.
+
+Address: `iface` (the WAN interface's address) by default; behind NAT (`detect: web`)
+the provider block names a `checkip-server`/`checkip-path`, and `checkip-ssl` says
+whether that check uses HTTPS (a custom server does not follow `ssl`, inadyn.conf(5)).
 """
 
 from __future__ import annotations
@@ -69,6 +73,14 @@ def render(plan: Plan) -> dict[str, str]:
     if ddns is None or ddns.client != "inadyn":
         return {}
     acc = account(ddns)
+    checkip = None
+    if ddns.checkip is not None:
+        c = ddns.checkip
+        checkip = {
+            "server": confuse_quote(c.authority),
+            "path": confuse_quote(c.path),
+            "ssl": "true" if c.tls else "false",
+        }
     text = render_template(
         "inadyn/inadyn.conf.j2",
         site_id=plan.site_id,
@@ -78,6 +90,7 @@ def render(plan: Plan) -> dict[str, str]:
         username=confuse_quote(acc.username),
         password=confuse_quote(acc.password),
         hostname=confuse_quote(acc.hostname),
+        checkip=checkip,
     )
     return {PATH: text}
 
