@@ -8,7 +8,9 @@ nothing installed in the namespace it runs in. Two subcommands:
     A tiny HTTP or HTTPS server that answers every ``GET`` with 200 and a body
     naming the host (``pos1\\n``), so a probe knows *which* host answered, not
     only that something did. ``GET /client`` answers with the peer address the
-    server saw, so a test can tell whether a NAT rewrote the source.
+    server saw, so a test can tell whether a NAT rewrote the source; ``GET /checkip``
+    answers like a public check-ip service (``Current IP Address: 203.0.113.10``)
+    with that same address, for DDNS clients behind NAT.
 
 ``relay``
     Copies stdin/stdout to a TCP connection. The lab's ssh_config uses it as a
@@ -41,8 +43,11 @@ class _Handler(BaseHTTPRequestHandler):
     host_name = "lab"
 
     def _answer(self, with_body: bool) -> None:
-        if self.path.split("?", 1)[0] == "/client":
+        route = self.path.split("?", 1)[0]
+        if route == "/client":
             text = f"{self.client_address[0]}\n"
+        elif route == "/checkip":
+            text = f"Current IP Address: {self.client_address[0]}\n"
         else:
             text = f"{self.host_name}\n"
         body = text.encode()
