@@ -26,8 +26,13 @@ options:
     required: true
   check:
     description: >-
-      return "resolved" instead of the value, and refuse a value with a line break
-      (for pre-flight checks that are not no_log)
+      return "resolved" instead of the value (for pre-flight checks that are not no_log)
+    type: bool
+    default: false
+  one_line:
+    description: >-
+      refuse a value with a line break (a trailing newline excepted): for values that are
+      put inside a line (secret markers); whole-file secrets such as PEM keys keep theirs
     type: bool
     default: false
 """
@@ -64,12 +69,12 @@ class LookupModule(LookupBase):
                     ) from None
             else:
                 raise AnsibleError(f"posnet secret {term}: unknown scheme")
-            # check=True: prove the reference resolves (and holds no line break, which every
-            # fill style refuses) without handing the value out, so a task that is not
-            # no_log can report the problem clearly, naming the reference only.
+            # one_line: a value filled into a line must stay one line (every fill style
+            # refuses more); check=True proves the reference resolves without handing the
+            # value out, so a task that is not no_log reports problems naming the reference.
+            if kwargs.get("one_line") and any(c in value.rstrip("\n") for c in "\r\n\0"):
+                raise AnsibleError(f"posnet secret {term}: holds a line break, refused")
             if kwargs.get("check"):
-                if any(c in value.rstrip("\n") for c in "\r\n\0"):
-                    raise AnsibleError(f"posnet secret {term}: holds a line break, refused")
                 value = "resolved"
             out.append(value)
         return out
