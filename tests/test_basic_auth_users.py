@@ -284,3 +284,23 @@ def test_preflight_names_every_password_reference() -> None:
     expr = task["vars"]["posnet_refs"]
     assert _template(expr, {"item": {"users": users("a", "b")}}) == ["vault:a_pw", "vault:b_pw"]
     assert _template(expr, {"item": {"ref": "file:k"}}) == ["file:k"]
+
+
+def test_preflight_refuses_a_multiline_password_but_not_a_multiline_file() -> None:
+    """A user's password becomes one htpasswd line: the pre-flight (not no_log, so its
+    message is shown) refuses a line break, naming the reference; a whole-file reference
+    such as a PEM key or a ready htpasswd keeps its lines."""
+    from ansible.errors import AnsibleError
+
+    task = next(
+        t for t in _proxy_tasks() if t["name"] == "Check that every secret reference resolves"
+    )
+    that = "{{ " + task["ansible.builtin.assert"]["that"] + " }}"
+    item = {"users": users("a")}
+    variables = {"item": item, "posnet_refs": ["vault:a_pw"]}
+    assert _template(that, {**variables, "posnet_vault": {"a_pw": "one-line\n"}}) is True
+    with pytest.raises(AnsibleError, match="posnet secret vault:a_pw: holds a line break, refused"):
+        _template(that, {**variables, "posnet_vault": {"a_pw": "two\nlines"}})
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"
+    whole = {"item": {"ref": "vault:key"}, "posnet_refs": ["vault:key"]}
+    assert _template(that, {**whole, "posnet_vault": {"key": pem}}) is True

@@ -69,9 +69,9 @@ class LookupModule(LookupBase):
                     ) from None
             else:
                 raise AnsibleError(f"posnet secret {term}: unknown scheme")
-            # one_line: a value filled into a line must stay one line (every fill style
-            # refuses more); check=True proves the reference resolves without handing the
-            # value out, so a task that is not no_log reports problems naming the reference.
+            # The filters that put a value into a line refuse line breaks too, but they run
+            # in no_log tasks whose errors Ansible hides: this pre-flight (check=True, not
+            # no_log) reports the problem first, naming the reference, never the value.
             if kwargs.get("one_line") and any(c in value.rstrip("\n") for c in "\r\n\0"):
                 raise AnsibleError(f"posnet secret {term}: holds a line break, refused")
             if kwargs.get("check"):
