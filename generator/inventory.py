@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from generator import netparse
@@ -28,11 +29,13 @@ def _group(name: str) -> str:
 
 
 def artifacts(plan: Plan, host: str) -> list[Artifact]:
-    """Files of `host` ("edge" or a LAN host), as the registered targets declare them."""
+    """Files of `host` ("edge" or a LAN host), as the registered targets declare them. A
+    file of a target with a daemon names that target as its `server`: the one rule by
+    which the playbooks and verify find the daemon that reads a file."""
     from generator.targets import targets
 
     return [
-        a
+        replace(a, server=t.name) if a.server is None and t.daemon is not None else a
         for t in targets()
         if t.host != "manual" and t.applies_to(plan)
         for a in t.artifacts(plan)

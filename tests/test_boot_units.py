@@ -25,7 +25,7 @@ def _dnsmasq_unit() -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     # The play reads dnsmasq's pid file and command from the target's declaration.
     assert "'daemons'" in play["vars"]["posnet_dnsmasq"]
-    variables = {"posnet_dnsmasq_pid": DAEMON.pidfile, "posnet_dnsmasq_cmd": DAEMON.start}
+    variables = {"posnet_dnsmasq_pid": DAEMON.pidfile, "posnet_dnsmasq_cmd": DAEMON.command()}
     return env.from_string(copy["content"]).render(variables)
 
 

@@ -20,10 +20,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from generator.inventory import artifacts, file_spec
+from generator.plan import Plan
 from generator.probe import probe_not_exposed, tcp_state
 from generator.runtime import drift, probe
-from generator.targets import playbook_kinds
-from generator.targets.base import alive
+from generator.targets import playbook_kinds, targets
+from generator.targets.base import Daemon, alive
 from generator.verify.state import (
     EXIT_DRIFT,
     EXIT_IN_SYNC,
@@ -173,7 +175,7 @@ def test_files_hash_mode_and_secret_markers(tmp_path: Path) -> None:
 def test_services_not_running_and_stale(tmp_path: Path) -> None:
     conf = tmp_path / "dnsmasq.conf"
     conf.write_text("port=0\n")
-    files = [{"dest": str(conf), "component": "dhcp"}]
+    files = [{"dest": str(conf), "component": "dhcp", "server": "dnsmasq"}]
     found = ps.service_findings(files, DAEMONS)
     assert found and "dnsmasq: not running" in found[0]["detail"]
     # A pid file pointing at this (non-dnsmasq) process is not dnsmasq.
@@ -214,7 +216,8 @@ def test_a_zombie_is_not_running(tmp_path: Path) -> None:
         conf = tmp_path / "dnsmasq.conf"
         conf.write_text("port=0\n")
         as_python = {"dnsmasq": {**DAEMONS["dnsmasq"], "name": "python", "pid": str(pidfile)}}
-        found = ps.service_findings([{"dest": str(conf), "component": "dhcp"}], as_python)
+        spec = [{"dest": str(conf), "component": "dhcp", "server": "dnsmasq"}]
+        found = ps.service_findings(spec, as_python)
         assert [f["detail"] for f in found] == [f"python: not running ({pidfile})"]
     finally:
         os.waitpid(pid, 0)
@@ -225,13 +228,50 @@ def test_a_zombie_is_not_running(tmp_path: Path) -> None:
         assert subprocess.run(["sh", "-c", alive(str(gone))]).returncode != 0
 
 
-def test_ddns_clients_checked_by_their_config_name() -> None:
-    """The DDNS component has no server key: the client is found from its config file
-    (the glob its target declares); each stopped client is named."""
+def test_ddns_clients_checked_by_the_server_the_inventory_names() -> None:
+    """A file names the target whose daemon reads it (`server`); each stopped client is
+    named, and a file of another component or with no server names no daemon."""
     for client in ("inadyn", "ddclient"):
-        found = ps.service_findings([{"dest": f"/etc/{client}.conf", "component": "ddns"}], DAEMONS)
+        spec = [{"dest": f"/etc/{client}.conf", "component": "ddns", "server": client}]
+        found = ps.service_findings(spec, DAEMONS)
         assert [f["detail"] for f in found] == [f"{client}: not running (/run/{client}.pid)"]
-    assert ps.service_findings([{"dest": "/etc/other.conf", "component": "ddns"}], DAEMONS) == []
+    assert ps.service_findings([{"dest": "/etc/inadyn.conf", "component": "ddns"}], DAEMONS) == []
+    wrong = [{"dest": "/etc/inadyn.conf", "component": "dhcp", "server": "inadyn"}]
+    assert ps.service_findings(wrong, DAEMONS) == []
+
+
+def test_the_inventory_names_the_daemon_of_every_file(demo_plans: dict[str, Plan]) -> None:
+    """Every installed file of a target with a daemon carries that target as `server`,
+    and the daemon's start command names the pid file verify reads and the config."""
+    seen = set()
+    for plan in demo_plans.values():
+        for target in (t for t in targets() if t.daemon is not None and t.applies_to(plan)):
+            for declared in target.artifacts(plan):
+                installed = {a.destination: a for a in artifacts(plan, declared.host)}
+                spec = file_spec(plan, installed[declared.destination])
+                assert spec["server"] == target.name
+                assert spec["component"] == target.daemon.component
+                start = DAEMONS[target.name]["start"]
+                if start:
+                    assert DAEMONS[target.name]["pid"] in start
+                    assert spec["dest"] in start
+                seen.add(target.name)
+    assert {"dnsmasq", "inadyn", "nginx", "apache"} <= seen
+
+
+def test_a_start_command_must_use_its_own_pid_file_and_config() -> None:
+    ok = Daemon("toyd", "toy", "/run/toyd.pid", "toyd -c {config} -p {pidfile}", "/etc/toy")
+    assert ok.playbook() == {
+        "name": "toyd",
+        "component": "toy",
+        "pid": "/run/toyd.pid",
+        "start": "toyd -c /etc/toy -p /run/toyd.pid",
+        "config": "/etc/toy",
+    }
+    with pytest.raises(ValueError, match=r"toyd: start command lacks \{pidfile\}"):
+        Daemon("toyd", "toy", "/run/toyd.pid", "toyd -p /run/other.pid")
+    with pytest.raises(ValueError, match=r"lacks \{config\}"):
+        Daemon("toyd", "toy", "/run/toyd.pid", "toyd -p {pidfile}", "/etc/toy")
 
 
 def test_daemon_table_is_the_targets_declaration() -> None:
@@ -244,7 +284,7 @@ def test_daemon_table_is_the_targets_declaration() -> None:
         "nginx: not running (/run/nginx.pid)"
     ]
     toy = {"toy": {"name": "toyd", "component": "toy", "pid": "/run/toyd.pid", "config": "*"}}
-    spec = [{"dest": "/etc/toy.conf", "component": "toy"}]
+    spec = [{"dest": "/etc/toy.conf", "component": "toy", "server": "toy"}]
     assert [f["detail"] for f in ps.service_findings(spec, toy)] == [
         "toyd: not running (/run/toyd.pid)"
     ]

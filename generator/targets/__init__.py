@@ -117,8 +117,8 @@ def playbook_kinds(component: str) -> dict[str, dict[str, object]]:
             out[t.name] = act.activation.playbook()
         elif component == "proxy" and isinstance(act, ProxyActivation):
             out[t.name] = act.playbook()
-        elif component == "daemons" and (daemon := getattr(t, "daemon", None)) is not None:
-            out[t.name] = daemon.playbook()
+        elif component == "daemons" and t.daemon is not None:
+            out[t.name] = t.daemon.playbook()
     if component not in ("firewall", "proxy", "daemons"):
         raise TargetError(f"no activation tables for component {component!r}")
     return out

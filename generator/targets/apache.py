@@ -14,7 +14,7 @@ choices:
 from __future__ import annotations
 
 from generator.plan import Plan, ProxyPlan
-from generator.targets.base import Daemon, ProxyActivation, alive, proxy_server
+from generator.targets.base import ProxyActivation, alive, proxy_server
 from generator.targets.proxy_layout import (
     FAILURE_STATUS_REGEX,
     Route,
@@ -120,7 +120,7 @@ TARGET = proxy_server(
     render,
     secret_style=SECRET_STYLE,
     # Debian's envvars: APACHE_PID_FILE=/var/run/apache2/apache2.pid (/var/run is /run)
-    daemon=Daemon("apache2", "proxy", "/run/apache2/apache2.pid"),
+    pidfile="/run/apache2/apache2.pid",
     activation=ProxyActivation(
         binary="apache2",
         service="apache2",

@@ -10,7 +10,7 @@ keeps a second list of vendors.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from generator.plan import Plan
@@ -74,6 +74,13 @@ class Target(Protocol):
         component's playbook needs no per-vendor recipe)."""
         ...
 
+    @property
+    def daemon(self) -> Daemon | None:
+        """The process its files configure (None: nothing runs them), started by the
+        playbooks and checked by verify; its files are those whose `server` is this
+        target (the inventory sets it)."""
+        ...
+
 
 def _no_artifacts(plan: Plan) -> tuple[Artifact, ...]:
     return ()
@@ -82,23 +89,29 @@ def _no_artifacts(plan: Plan) -> tuple[Artifact, ...]:
 @dataclass(frozen=True)
 class Daemon:
     """The long-running process a target's files configure. The verify suite checks that
-    it runs, and runs a configuration no older than the files of `component` whose
-    destination matches `config` (a glob); without systemd the playbook runs `start`."""
+    it runs, and runs a configuration no older than the target's files; without systemd
+    the playbook runs `start`, a template whose `{pidfile}` and `{config}` are this
+    daemon's own, so the command cannot name another pid file than the one checked."""
 
     name: str  # the process name (and the Debian service)
     component: str
     pidfile: str
     start: str = ""
-    config: str = "*"
+    config: str = ""
+
+    def __post_init__(self) -> None:
+        wanted = ["{pidfile}"] + (["{config}"] if self.config else [])
+        missing = [w for w in wanted if self.start and w not in self.start]
+        if missing:
+            raise ValueError(f"daemon {self.name}: start command lacks {', '.join(missing)}")
+
+    def command(self) -> str:
+        return self.start.format(pidfile=self.pidfile, config=self.config)
 
     def playbook(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "component": self.component,
-            "pid": self.pidfile,
-            "start": self.start,
-            "config": self.config,
-        }
+        table = asdict(self) | {"start": self.command()}
+        table["pid"] = table.pop("pidfile")
+        return table
 
 
 @dataclass(frozen=True)
@@ -228,10 +241,12 @@ def proxy_server(
     renderer: Callable[[Plan], dict[str, str]],
     activation: ProxyActivation,
     secret_style: str = "raw",  # noqa: S107 - a style name, not a secret
-    daemon: Daemon | None = None,
+    pidfile: str = "",
 ) -> Declared:
     """A reverse-proxy server target: one file per proxy of that software, installed on
-    the proxy's LAN host at `destination` (formatted with the proxy id)."""
+    the proxy's LAN host at `destination` (formatted with the proxy id). Its daemon is
+    the activation's binary with the activation's pid file, unless that is a shell
+    expression (Apache's "$APACHE_PID_FILE"): then `pidfile` is its literal value."""
 
     def files(plan: Plan) -> tuple[Artifact, ...]:
         return tuple(
@@ -255,7 +270,7 @@ def proxy_server(
         files=files,
         secret_style=secret_style,
         activation=activation,
-        daemon=daemon,
+        daemon=Daemon(activation.binary, "proxy", pidfile or activation.pidfile),
     )
 
 

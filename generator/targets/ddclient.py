@@ -329,7 +329,7 @@ DAEMON = Daemon(
     NAME,
     "ddns",
     "/run/ddclient.pid",
-    f"ddclient -daemon 300 -file {DEST} -pid /run/ddclient.pid",
+    "ddclient -daemon 300 -file {config} -pid {pidfile}",
     config=DEST,
 )
 TARGET = ddns_client(NAME, PATH, DEST, "", render, SECRET_STYLE, DAEMON)

@@ -107,12 +107,14 @@ def render(plan: Plan) -> dict[str, str]:
     return {PATH: text}
 
 
+DEST = "/etc/posnet/dnsmasq.conf"
+
+
 def _artifacts(plan: Plan) -> tuple[Artifact, ...]:
-    return (Artifact(PATH, "/etc/posnet/dnsmasq.conf", "dhcp", validate="dnsmasq --test -C %s"),)
+    return (Artifact(PATH, DEST, "dhcp", validate="dnsmasq --test -C %s"),)
 
 
-PIDFILE = "/run/posnet-dnsmasq.pid"
 DAEMON = Daemon(
-    "dnsmasq", "dhcp", PIDFILE, f"dnsmasq -C /etc/posnet/dnsmasq.conf --pid-file={PIDFILE}"
+    "dnsmasq", "dhcp", "/run/posnet-dnsmasq.pid", "dnsmasq -C {config} --pid-file={pidfile}", DEST
 )
 TARGET = Declared(NAME, "edge", needed, render, _artifacts, SECRET_STYLE, daemon=DAEMON)

@@ -96,9 +96,7 @@ def render(plan: Plan) -> dict[str, str]:
 
 
 DEST = "/etc/inadyn.conf"
-DAEMON = Daemon(
-    NAME, "ddns", "/run/inadyn.pid", f"inadyn -f {DEST} -P /run/inadyn.pid", config=DEST
-)
+DAEMON = Daemon(NAME, "ddns", "/run/inadyn.pid", "inadyn -f {config} -P {pidfile}", config=DEST)
 TARGET = ddns_client(
     NAME, PATH, DEST, "inadyn -n --check-config -f %s", render, SECRET_STYLE, DAEMON
 )

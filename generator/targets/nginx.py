@@ -18,7 +18,7 @@ Choices that are not obvious from the template:
 from __future__ import annotations
 
 from generator.plan import Plan, ProxyPlan
-from generator.targets.base import Daemon, ProxyActivation, alive, proxy_server
+from generator.targets.base import ProxyActivation, alive, proxy_server
 from generator.targets.proxy_layout import (
     FAILURE_STATUS_REGEX,
     check_ident,
@@ -93,7 +93,6 @@ TARGET = proxy_server(
     "/etc/nginx/conf.d/posnet-{id}.conf",
     render,
     secret_style=SECRET_STYLE,
-    daemon=Daemon("nginx", "proxy", PIDFILE),
     activation=ProxyActivation(
         binary="nginx",
         service="nginx",

@@ -21,7 +21,6 @@ Result: ``drift``: list of findings, each ``{"what": area, "detail": text}``.
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import hashlib
 import json
 import os
@@ -324,15 +323,11 @@ def _start_times() -> tuple[dict[int, tuple[int, float]], float]:
 
 
 def _daemon_of(spec: dict[str, Any], daemons: dict[str, dict[str, Any]]) -> str | None:
-    """The target whose daemon reads this file: same component, the file's server (a
-    proxy file names its server) and a destination its config glob matches."""
-    for target, d in sorted(daemons.items()):
-        if spec.get("component") != d["component"]:
-            continue
-        if spec.get("server") and spec["server"] != target:
-            continue
-        if fnmatch.fnmatchcase(spec["dest"], d.get("config") or "*"):
-            return target
+    """The target whose daemon reads this file: the file's `server` (the inventory names
+    the target of every file that has a daemon), of the same component."""
+    target = spec.get("server")
+    if target in daemons and daemons[target]["component"] == spec.get("component"):
+        return str(target)
     return None
 
 

@@ -263,6 +263,29 @@ def test_management_cutting_ruleset_is_undone_by_watchdog(
     assert lab.curl("partner", PUBLIC, 3).http_code == 200
 
 
+def test_two_applies_inside_one_watchdog_window_keep_the_newer_ruleset(
+    lab: Lab, tree: Path, overlay: Path, tmp_path: Path
+) -> None:
+    """The bad state: a second apply activates its ruleset while the first apply's
+    watchdog still sleeps. Each watchdog waits for its own confirmation, so neither
+    rolls back the other's good ruleset, and each removes its own file when done."""
+    window = 40
+    fast = ["--tags", "firewall", "-e", f"posnet_watchdog_seconds={window}"]
+    other = broken_copy(tree, tmp_path / "other", lambda t: t.replace("18443", "18444"))
+    first = apply(lab, other, overlay, *fast)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert "18444" in live_ruleset(lab)
+    second = apply(lab, tree, overlay, *fast)
+    assert second.returncode == 0, second.stdout[-3000:]
+    wanted = live_ruleset(lab)
+    assert "18443" in wanted and "18444" not in wanted
+    time.sleep(window + 5)  # past both watchdogs' deadlines
+    assert live_ruleset(lab) == wanted, "a watchdog rolled back the newer ruleset"
+    left = lab.edge_exec(["sh", "-c", "ls /var/lib/posnet | grep confirmed || true"], timeout=10)
+    assert left.stdout.strip() == "", left.stdout
+    assert lab.curl("partner", PUBLIC, 3).http_code == 200
+
+
 def apply_ddns(
     lab: Lab, tree: Path, overlay: Path, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
