@@ -281,7 +281,7 @@ def test_two_applies_inside_one_watchdog_window_keep_the_newer_ruleset(
     assert "18443" in wanted and "18444" not in wanted
     time.sleep(window + 5)  # past both watchdogs' deadlines
     assert live_ruleset(lab) == wanted, "a watchdog rolled back the newer ruleset"
-    left = lab.edge_exec(["sh", "-c", "ls /var/lib/posnet | grep confirmed || true"], timeout=10)
+    left = lab.edge_exec(["sh", "-c", "ls /var/lib/posnet | grep watch- || true"], timeout=10)
     assert left.stdout.strip() == "", left.stdout
     assert lab.curl("partner", PUBLIC, 3).http_code == 200
 

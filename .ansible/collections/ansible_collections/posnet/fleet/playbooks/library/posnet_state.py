@@ -1,0 +1,428 @@
+#!/usr/bin/python3
+# WANT_JSON
+"""posnet_state: compare what runs on a posnet host with what the build intends.
+
+Why a module of its own: "policy drop is there and the expected rules too" lets an extra
+accept rule pass. This module loads the rendered ruleset into a scratch network namespace
+(``unshare -n``) on the host itself, lists it the way the live one is listed (nft JSON;
+``iptables-save`` for iptables), and compares the two rule by rule with handles and
+counters ignored. It also checks installed files against the build's hashes, that the
+services posnet manages run and were (re)started after their config was written, and the
+kernel settings an edge needs. It never changes anything; apply and verify both call it.
+
+Stdlib only (it runs on the managed host). Arguments (JSON): ``firewall`` (nftables,
+iptables or empty), ``files`` (from the ``posnet_intended`` filter), ``sysctl``
+(path -> value; a value prefixed with ``?`` is checked only when the path exists),
+``only`` (``firewall`` to compare the ruleset alone, as apply does), ``daemons``
+(target -> name, component, pid, config: the daemons the targets declare).
+Result: ``drift``: list of findings, each ``{"what": area, "detail": text}``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+TABLE = ("inet", "posnet")
+MARKER = "@@POSNET_SECRET_"
+Finding = dict[str, str]
+
+
+def _zombie(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as fh:
+        return any(line.split()[1:2] == ["Z"] for line in fh if line.startswith("State:"))
+
+
+def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, input=stdin, check=False)
+
+
+def _scratch(script: str, text: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` with "$1" = a file holding ``text``, in a fresh network namespace."""
+    with tempfile.NamedTemporaryFile("w", suffix=".posnet", delete=False) as fh:
+        fh.write(text)
+        path = fh.name
+    try:
+        return _run(["unshare", "-n", "sh", "-c", script, "sh", path])
+    finally:
+        os.unlink(path)
+
+
+# ----------------------------------------------------------------------------- nftables
+
+
+def normalise_nft(doc: dict[str, Any]) -> dict[str, Any]:
+    """Sets, chains and rules of one nft JSON listing, without handles and counters."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if k == "handle":
+                    continue
+                out[k] = None if k == "counter" and isinstance(v, dict) else clean(v)
+            return out
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    sets: dict[str, Any] = {}
+    chains: dict[str, dict[str, Any]] = {}
+    rules: dict[str, list[dict[str, Any]]] = {}
+    for item in doc.get("nftables", []):
+        if "set" in item:
+            s = clean(item["set"])
+            sets[s["name"]] = s
+        elif "chain" in item:
+            c = clean(item["chain"])
+            chains[c["name"]] = {k: c.get(k) for k in ("type", "hook", "prio", "policy")}
+            rules.setdefault(c["name"], [])
+        elif "rule" in item:
+            r = clean(item["rule"])
+            rules.setdefault(r["chain"], []).append(
+                {"expr": r.get("expr", []), "comment": r.get("comment")}
+            )
+    return {"sets": sets, "chains": chains, "rules": rules}
+
+
+def _operand(v: Any) -> str:
+    if isinstance(v, dict):
+        if "payload" in v:
+            p = v["payload"]
+            return f"{p.get('protocol', '')} {p.get('field', '')}".strip()
+        if "meta" in v:
+            return str(v["meta"].get("key"))
+        if "ct" in v:
+            return f"ct {v['ct'].get('key')}"
+        if "prefix" in v:
+            return f"{v['prefix'].get('addr')}/{v['prefix'].get('len')}"
+        if "set" in v:
+            return "{" + ", ".join(_operand(x) for x in v["set"]) + "}"
+    if isinstance(v, list):
+        return ",".join(_operand(x) for x in v)
+    return str(v)
+
+
+def describe_nft_rule(rule: dict[str, Any]) -> str:
+    """A short human form of a rule: its comment, else its matches and verdict."""
+    if rule.get("comment"):
+        return f'"{rule["comment"]}"'
+    parts = []
+    for e in rule.get("expr", []):
+        if "match" in e:
+            m = e["match"]
+            op = "" if m.get("op") in ("==", "in") else f"{m.get('op')} "
+            parts.append(f"{_operand(m.get('left'))} {op}{_operand(m.get('right'))}")
+        elif "counter" in e:
+            continue
+        elif len(e) == 1:
+            ((key, val),) = e.items()
+            if isinstance(val, dict) and "addr" in val:
+                port = f":{val['port']}" if "port" in val else ""
+                parts.append(f"{key} to {_operand(val['addr'])}{port}")
+            else:
+                parts.append(key if val is None else f"{key} {json.dumps(val)[:40]}")
+    return "rule without comment: " + (" ".join(parts) or "(empty)")
+
+
+def _diff_lists(chain: str, live: list[Any], want: list[Any], describe: Any) -> list[Finding]:
+    out: list[Finding] = []
+    key = [json.dumps(r, sort_keys=True) for r in live]
+    ref = [json.dumps(r, sort_keys=True) for r in want]
+    sm = difflib.SequenceMatcher(a=ref, b=key, autojunk=False)
+    for op, i1, i2, j1, j2 in sm.get_opcodes():
+        if op in ("delete", "replace"):
+            for r in want[i1:i2]:
+                out.append(
+                    {"what": "firewall", "detail": f"chain {chain}: missing rule {describe(r)}"}
+                )
+        if op in ("insert", "replace"):
+            for n, r in enumerate(live[j1:j2], start=j1 + 1):
+                out.append(
+                    {"what": "firewall", "detail": f"chain {chain}: extra rule #{n} {describe(r)}"}
+                )
+    return out
+
+
+def compare_nft(live: dict[str, Any] | None, want: dict[str, Any]) -> list[Finding]:
+    if live is None:
+        return [{"what": "firewall", "detail": "table inet posnet is not loaded"}]
+    out: list[Finding] = []
+    for name in sorted(set(want["sets"]) | set(live["sets"])):
+        w, lv = want["sets"].get(name), live["sets"].get(name)
+        if w != lv:
+            state = "missing" if lv is None else "extra" if w is None else "changed"
+            out.append({"what": "firewall", "detail": f"set {name}: {state}"})
+    for name in sorted(set(want["chains"]) | set(live["chains"])):
+        w, lv = want["chains"].get(name), live["chains"].get(name)
+        if lv is None:
+            out.append({"what": "firewall", "detail": f"chain {name}: missing"})
+            continue
+        if w is None:
+            out.append({"what": "firewall", "detail": f"chain {name}: extra chain"})
+            continue
+        for attr in ("type", "hook", "prio", "policy"):
+            if w.get(attr) != lv.get(attr):
+                out.append(
+                    {
+                        "what": "firewall",
+                        "detail": f"chain {name}: {attr} {lv.get(attr)}, expected {w.get(attr)}",
+                    }
+                )
+        out += _diff_lists(
+            name, live["rules"].get(name, []), want["rules"].get(name, []), describe_nft_rule
+        )
+    return out
+
+
+def nft_findings(intended: str) -> list[Finding]:
+    listing = "nft -j list table " + " ".join(TABLE)
+    scratch = _scratch(f'nft -f "$1" && {listing}', intended)
+    if scratch.returncode != 0:
+        raise RuntimeError(f"the rendered ruleset does not load: {scratch.stderr.strip()}")
+    want = normalise_nft(json.loads(scratch.stdout))
+    res = _run(listing.split())
+    live = normalise_nft(json.loads(res.stdout)) if res.returncode == 0 else None
+    return compare_nft(live, want)
+
+
+# ----------------------------------------------------------------------------- iptables
+
+_COUNTERS = re.compile(r"\s*\[\d+:\d+\]$")
+_COMMENT = re.compile(r'--comment (?:"((?:[^"\\]|\\.)*)"|(\S+))')
+
+
+def parse_iptables_save(text: str, tables: set[str] | None = None) -> dict[str, Any]:
+    """{table: {"policy": {chain: policy}, "rules": {chain: [rule lines]}}}."""
+    out: dict[str, Any] = {}
+    current: dict[str, Any] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or line == "COMMIT":
+            continue
+        if line.startswith("*"):
+            name = line[1:]
+            current = (
+                None
+                if tables is not None and name not in tables
+                else out.setdefault(name, {"policy": {}, "rules": {}})
+            )
+        elif current is None:
+            continue
+        elif line.startswith(":"):
+            chain, policy = _COUNTERS.sub("", line[1:]).split()[:2]
+            current["policy"][chain] = policy
+            current["rules"].setdefault(chain, [])
+        elif line.startswith("-A "):
+            chain = line.split()[1]
+            current["rules"].setdefault(chain, []).append(line)
+    return out
+
+
+def describe_ipt_rule(line: str) -> str:
+    m = _COMMENT.search(line)
+    if m:
+        return f'"{m.group(1) or m.group(2)}"'
+    return "rule without comment: " + line
+
+
+def compare_iptables(live: dict[str, Any], want: dict[str, Any], family: str) -> list[Finding]:
+    out: list[Finding] = []
+    for table, w in sorted(want.items()):
+        lv = live.get(table, {"policy": {}, "rules": {}})
+        for chain in sorted(set(w["policy"]) | set(lv["policy"])):
+            label = f"{family} {table} {chain}"
+            if w["policy"].get(chain) != lv["policy"].get(chain):
+                out.append(
+                    {
+                        "what": "firewall",
+                        "detail": f"chain {label}: policy {lv['policy'].get(chain)}, "
+                        f"expected {w['policy'].get(chain)}",
+                    }
+                )
+            out += _diff_lists(
+                label, lv["rules"].get(chain, []), w["rules"].get(chain, []), describe_ipt_rule
+            )
+    return out
+
+
+def iptables_findings(intended: dict[str, str]) -> list[Finding]:
+    out: list[Finding] = []
+    for family, text in sorted(intended.items()):
+        tool = "iptables" if family == "v4" else "ip6tables"
+        scratch = _scratch(f'{tool}-restore "$1" && {tool}-save', text)
+        if scratch.returncode != 0:
+            raise RuntimeError(f"the rendered {tool} rules do not load: {scratch.stderr.strip()}")
+        want = parse_iptables_save(scratch.stdout)
+        live_run = _run([f"{tool}-save"])
+        live = parse_iptables_save(live_run.stdout, set(want))
+        out += compare_iptables(live, want, "ipv4" if family == "v4" else "ipv6")
+    return out
+
+
+# ----------------------------------------------------------------------------- files etc.
+
+
+def file_findings(files: list[dict[str, Any]]) -> list[Finding]:
+    out: list[Finding] = []
+    for spec in files:
+        dest = spec["dest"]
+        try:
+            st = os.stat(dest)
+            with open(dest, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            out.append({"what": "file", "detail": f"{dest}: missing"})
+            continue
+        if spec.get("secret"):
+            if MARKER.encode() in data:
+                out.append({"what": "file", "detail": f"{dest}: secret marker left unfilled"})
+            mode = "0600"
+        else:
+            if hashlib.sha256(data).hexdigest() != spec["sha256"]:
+                out.append({"what": "file", "detail": f"{dest}: content differs from the build"})
+            mode = spec["mode"]
+        if (st.st_mode & 0o7777) != int(mode, 8):
+            out.append(
+                {
+                    "what": "file",
+                    "detail": f"{dest}: mode {oct(st.st_mode & 0o7777)[2:]}, expected {mode}",
+                }
+            )
+        if st.st_uid != 0:
+            out.append({"what": "file", "detail": f"{dest}: not owned by root"})
+    return out
+
+
+def _start_times() -> tuple[dict[int, tuple[int, float]], float]:
+    """pid -> (ppid, start time in seconds since boot); and the boot time."""
+    hz = os.sysconf("SC_CLK_TCK")
+    procs: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        procs[int(entry)] = (int(fields[1]), int(fields[19]) / hz)
+    btime = 0.0
+    with open("/proc/stat") as fh:
+        for line in fh:
+            if line.startswith("btime "):
+                btime = float(line.split()[1])
+    return procs, btime
+
+
+def _daemon_of(spec: dict[str, Any], daemons: dict[str, dict[str, Any]]) -> str | None:
+    """The target whose daemon reads this file: the file's `server` (the inventory names
+    the target of every file that has a daemon), of the same component."""
+    target = spec.get("server")
+    if target in daemons and daemons[target]["component"] == spec.get("component"):
+        return str(target)
+    return None
+
+
+def service_findings(
+    files: list[dict[str, Any]], daemons: dict[str, dict[str, Any]]
+) -> list[Finding]:
+    """Each daemon a target declares (generator.targets, through the `posnet_kinds`
+    lookup) runs, and (re)started after its config was written."""
+    out: list[Finding] = []
+    wanted: dict[str, tuple[str, str, list[str]]] = {}
+    for spec in files:
+        key = _daemon_of(spec, daemons)
+        if key is not None:
+            name, pidfile = daemons[key]["name"], daemons[key]["pid"]
+            wanted.setdefault(key, (name, pidfile, []))[2].append(spec["dest"])
+    if not wanted:
+        return out
+    procs, btime = _start_times()
+    for name, pidfile, configs in wanted.values():
+        try:
+            with open(pidfile) as fh:
+                pid = int(fh.read().split()[0])
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            if _zombie(pid):  # killed, not yet reaped: it serves nothing
+                raise ProcessLookupError(pid)
+        except (OSError, ValueError, IndexError):
+            out.append({"what": "service", "detail": f"{name}: not running ({pidfile})"})
+            continue
+        if name not in cmdline:
+            out.append({"what": "service", "detail": f"{name}: pid {pid} is not {name}"})
+            continue
+        family = [pid] + [p for p, (pp, _) in procs.items() if pp == pid]
+        started = btime + max(procs[p][1] for p in family if p in procs)
+        for conf in configs:
+            try:
+                mtime = os.stat(conf).st_mtime
+            except OSError:
+                continue
+            if mtime > started + 1:
+                out.append(
+                    {"what": "service", "detail": f"{name}: runs a configuration older than {conf}"}
+                )
+    return out
+
+
+def sysctl_findings(expected: dict[str, str]) -> list[Finding]:
+    out: list[Finding] = []
+    for key, raw in sorted(expected.items()):
+        optional = raw.startswith("?")
+        value = raw.lstrip("?")
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path) as fh:
+                live = fh.read().strip()
+        except OSError:
+            if not optional:
+                out.append({"what": "kernel", "detail": f"{key}: not available"})
+            continue
+        if live != value:
+            out.append({"what": "kernel", "detail": f"{key} = {live}, expected {value}"})
+    return out
+
+
+def check(args: dict[str, Any]) -> list[Finding]:
+    files: list[dict[str, Any]] = args.get("files") or []
+    kind = args.get("firewall") or ""
+    findings: list[Finding] = []
+    fw = [f for f in files if f.get("component") == "firewall"]
+    if kind == "nftables" and fw:
+        findings += nft_findings(fw[0]["text"])
+    elif kind == "iptables" and fw:
+        findings += iptables_findings(
+            {("v6" if f["dest"].endswith("6") else "v4"): f["text"] for f in fw}
+        )
+    if args.get("only") == "firewall":
+        return findings
+    findings += file_findings(files)
+    findings += service_findings(files, args.get("daemons") or {})
+    findings += sysctl_findings(args.get("sysctl") or {})
+    return findings
+
+
+def main() -> None:
+    with open(sys.argv[1]) as fh:
+        args = json.load(fh)
+    try:
+        drift = check(args)
+    except (RuntimeError, OSError, ValueError) as exc:
+        msg = f"posnet_state: {exc}"
+        print(json.dumps({"failed": True, "msg": msg, "error": msg}))
+        return
+    summary = "; ".join(f"{d['what']}: {d['detail']}" for d in drift)
+    print(json.dumps({"changed": False, "drift": drift, "msg": summary or "in sync"}))
+
+
+if __name__ == "__main__":
+    main()
