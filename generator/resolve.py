@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 
 from generator.catalog import Catalog
+from generator.netparse import ipv4_address, ipv4_network
 from generator.patterns import pattern_of
 from generator.patterns.context import Context, ipkey
 from generator.plan import (
@@ -37,7 +37,7 @@ def resolve(
         r.index = index
         pattern_of(integ).resolve(r, integ, catalog.partners[integ.partner])
     wan, lan = site.wan, site.lan
-    net = ipaddress.IPv4Network(lan.subnet)
+    net = ipv4_network(lan.subnet)
     ddns = None
     if wan.ddns is not None:
         d = wan.ddns
@@ -55,7 +55,7 @@ def resolve(
     dhcp = tuple(
         sorted(
             (DhcpReservation(h.name, h.mac, h.ip) for h in hosts if h.mac),
-            key=lambda d: ipaddress.IPv4Address(d.ip),
+            key=lambda d: ipv4_address(d.ip),
         )
     )
     return Plan(

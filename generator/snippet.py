@@ -11,6 +11,7 @@ characters are escaped (errors.safe_text), so a hostile file cannot forge log li
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import stat
@@ -29,8 +30,10 @@ _FIRST_KEY = re.compile(
 _LIST_ITEM = re.compile(r"^[ \t]*(?:-[ \t]+)+")
 
 
+@functools.lru_cache(maxsize=4096)
 def secret_like(key: str) -> bool:
-    """A secret field's name, or close enough to be one misspelled."""
+    """A secret field's name, or close enough to be one misspelled (memoized: a fleet's
+    warnings repeat the same few keys, and the fuzzy match is most of a snippet's cost)."""
     k = key.lower()
     return (
         k in SECRET_KEYS

@@ -84,3 +84,36 @@ def test_parallel_records_fill_the_cache(tmp_path: Path, monkeypatch: pytest.Mon
     assert warm.cache is not None and len(warm.cache.records) == 219
     assert [d.as_dict() for d in warm.diagnostics] == [d.as_dict() for d in cold.diagnostics]
     assert [ls.site for ls in warm.sites] == [ls.site for ls in cold.sites]
+
+
+def test_plans_from_workers_equal_plans_resolved_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stores resolved in forked workers (central proxies read other stores there) give
+    the Plans resolving here gives, in order, and the main process never decodes a
+    store's model for it (the memory the workers are there to save)."""
+    from generator import pipeline, workers
+
+    fleet_bench.make_fleet(tmp_path / "fleet", 230, seed=7)
+    monkeypatch.setattr(parallel_load, "default_jobs", lambda jobs: 2)
+    monkeypatch.setenv("POSNET_CACHE_DIR", "off")
+    fleet = load_fleet(tmp_path / "fleet")
+    assert all(ls._site is None for ls in fleet.sites)  # models still pickled
+    forked: list[int] = []
+    real = workers.in_workers
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        forked.append(1)
+        return real(*args, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(workers, "in_workers", spy)
+        m.setattr(workers, "default_jobs", lambda jobs: 2)
+        parallel = pipeline.plans(fleet)
+    assert forked == [1]
+    assert all(ls._site is None for ls in fleet.sites)
+    with monkeypatch.context() as m:
+        m.setattr(workers, "default_jobs", lambda jobs: 1)
+        serial = pipeline.plans(fleet)
+    assert parallel == serial and len(serial) == 230
+    assert any(p.proxies for p in serial)  # routes across stores were resolved

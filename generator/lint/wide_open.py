@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 
 from generator.lint import Rule
+from generator.netparse import ip_network
 from generator.plan import Plan
 from generator.yamlload import YamlPath
 
@@ -14,7 +14,7 @@ MIN_PREFIX = 8  # a /8 is 16 million addresses already; anything wider is "anyon
 
 def _wide(cidr: str) -> bool:
     try:
-        return ipaddress.ip_network(cidr, strict=False).prefixlen < MIN_PREFIX
+        return ip_network(cidr).prefixlen < MIN_PREFIX
     except ValueError:
         return False
 

@@ -7,11 +7,12 @@ device file, Windows binding or tunnel, and brief the partner.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from generator.netparse import ipv4_network
 from generator.plan import (
     DeviceConfig,
     EgressFlow,
@@ -41,8 +42,10 @@ def secret(ref: str, purpose: str, kind: SecretKind) -> SecretNeed:
     return SecretNeed(ref=ref, marker=f"@@POSNET_SECRET_{slug}@@", purpose=purpose, kind=kind)
 
 
+@lru_cache(maxsize=1 << 16)
 def ipkey(cidr: str) -> tuple[int, int]:
-    net = ipaddress.IPv4Network(cidr, strict=False)
+    """Sort key of a network (memoized: every store sorts the same partner ranges)."""
+    net = ipv4_network(cidr, strict=False)
     return int(net.network_address), net.prefixlen
 
 
