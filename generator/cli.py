@@ -18,7 +18,7 @@ from contextlib import nullcontext, suppress
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -36,6 +36,9 @@ from generator.errors import (
     safe_text,
     unique_sorted,
 )
+
+if TYPE_CHECKING:
+    from generator.build import Forked
 
 err = Console(stderr=True, highlight=False)
 FORMAT = click.option(
@@ -274,6 +277,27 @@ def _render(
 ) -> None:
     from generator import build
 
+    scan = build.early_scan(out, jobs) if out.is_dir() else None
+    try:
+        _render_with(path, out, sites, checking, force, jobs, fmt, strict, scan)
+    finally:
+        if scan is not None:
+            scan.close()
+
+
+def _render_with(
+    path: Path,
+    out: Path,
+    sites: tuple[str, ...],
+    checking: tuple[bool, bool],
+    force: bool,
+    jobs: int,
+    fmt: str,
+    strict: bool,
+    scan: Forked[set[str]] | None,
+) -> None:
+    from generator import build
+
     check, full = checking
     result = _analyze(path, fmt)
     if result.failed(strict):
@@ -289,8 +313,8 @@ def _render(
     plans = [p for p in result.plans if not sites or p.site_id in sites]
     if check:
         listing: set[str] | None = None
-        if out.is_dir():
-            listing = build.open_tree(out)
+        if scan is not None:
+            listing = scan.result()
             done = build.recover(out, force)
             if done:
                 note(f"posnet: {done}")
@@ -326,7 +350,14 @@ def _render(
         return
     with terminal.progress(len(plans), "rendering", err):
         change = build.render_tree(
-            out, result.fleet.name, result.plans, result.digests, only=sites, force=force, jobs=jobs
+            out,
+            result.fleet.name,
+            result.plans,
+            result.digests,
+            only=sites,
+            force=force,
+            jobs=jobs,
+            scan=scan,
         )
     if change.recovered:
         note(f"posnet: {change.recovered}")

@@ -29,13 +29,28 @@ class World:
     out: Path
     outside: Path
     before: dict[str, tuple[object, ...]]
+    forks: list[bool] | None = None  # early_scan()'s fork decisions, when it is forced
 
     def untouched(self) -> None:
         assert snapshot(self.outside) == self.before, "something outside the tree changed"
 
 
-@pytest.fixture()
-def world(tmp_path: Path) -> World:
+@pytest.fixture(params=["scan-here", "scan-forked"])
+def world(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> World:
+    """Each attack twice: the tree scanned in this process, and scanned by early_scan()'s
+    forked child while the fleet is validated (a big tree's path; its error must come
+    back as the same refusal, and nothing may be touched meanwhile)."""
+    real = build.Forked.__init__
+    forks: list[bool] = []
+
+    def spy(self: Any, fn: Any, fork: bool) -> None:
+        forks.append(fork)
+        real(self, fn, fork)
+
+    if request.param == "scan-forked":
+        monkeypatch.setattr(build, "EARLY_SCAN_BYTES", 0)
+        monkeypatch.setattr(os, "cpu_count", lambda: 2)  # forks on a 1-core runner too
+        monkeypatch.setattr(build.Forked, "__init__", spy)
     fleet = copy_demo(tmp_path / "fleet")
     out = tmp_path / "build"
     assert posnet("render", fleet, "-o", out).returncode == 0
@@ -45,11 +60,13 @@ def world(tmp_path: Path) -> World:
     (outside / "dir" / "stray.conf").write_text("precious too\n")
     (outside / "dir" / "host_vars" / "other-edge.yml").write_text("x: 1\n")
     os.mkfifo(outside / "tripwire")  # opening it to read blocks: a read would hang posnet
-    return World(fleet, out, outside, snapshot(outside))
+    forked = forks if request.param == "scan-forked" else None
+    return World(fleet, out, outside, snapshot(outside), forked)
 
 
-def _attack(w: World, offending: Path, *, apply: bool = True) -> None:
-    """render, render --check (and apply): exit 1 naming `offending`, outside intact."""
+def _attack(w: World, offending: Path, *, apply: bool = True, scanned: bool = True) -> None:
+    """render, render --check (and apply): exit 1 naming `offending`, outside intact.
+    `scanned`: the tree gets as far as the scan (a linked output folder does not)."""
     runs = [("render", w.fleet, "-o", w.out), ("render", w.fleet, "-o", w.out, "--check")]
     if apply:
         runs.append(("apply", w.out))
@@ -59,6 +76,8 @@ def _attack(w: World, offending: Path, *, apply: bool = True) -> None:
         assert str(offending) in res.stderr, (args, res.stderr[-2000:])
         assert "internal error" not in res.stderr
         w.untouched()
+    if w.forks is not None and scanned:
+        assert any(w.forks), "the scan did not run in early_scan()'s forked child"
 
 
 # ------------------------------------------------------------ crafted manifest / journal
@@ -179,7 +198,7 @@ def test_symlinked_output_folder(world: World, tmp_path: Path) -> None:
     world.out.rename(real)
     world.before = snapshot(world.outside)
     world.out.symlink_to(real)
-    _attack(world, world.out)
+    _attack(world, world.out, scanned=False)
 
 
 def test_symlinked_file_to_a_fifo_outside(world: World) -> None:
