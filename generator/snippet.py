@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import difflib
 import functools
-import os
 import re
-import stat
+from pathlib import Path
 
 from generator.diagnostics import CODES
-from generator.errors import Diagnostic, safe_text
-from generator.yamlload import SECRET_KEYS
+from generator.errors import Diagnostic, PosnetError, safe_text
+from generator.yamlload import SECRET_KEYS, read_file
 
-MAX_BYTES = 4 << 20  # a bigger file is no spec; posnet refuses it before this
 WIDTH = 100  # characters of a long line shown around the caret
 MASK = "***"
 _KEY = re.compile(r"""([A-Za-z_][\w-]*)["']?[ \t]*:(?=[ \t]|$)""")
@@ -102,18 +100,20 @@ def masked(line: str, col: int, keys_only: bool) -> tuple[str, int]:
     return _mask_spans(line, spans, col)
 
 
+def _read_lines(file: str) -> list[str] | None:
+    """The file's lines, read as the loader reads a spec file (non-blocking, judged by
+    fstat on what was opened, size-limited): a file swapped for a FIFO or a device
+    after it was loaded never hangs the report, it just has no snippet."""
+    try:
+        raw = read_file(Path(file), file, follow=True)
+    except (PosnetError, ValueError):
+        return None
+    return raw.decode("utf-8", errors="replace").removeprefix("\ufeff").split("\n")
+
+
 def _read_line(file: str, number: int, cache: dict[str, list[str] | None]) -> str | None:
     if file not in cache:
-        lines = None
-        try:
-            st = os.stat(file)
-            if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_BYTES:
-                with open(file, "rb") as fh:
-                    text = fh.read().decode("utf-8", errors="replace")
-                lines = text.removeprefix("\ufeff").split("\n")
-        except (OSError, ValueError):
-            lines = None
-        cache[file] = lines
+        cache[file] = _read_lines(file)
     lines = cache[file]
     if lines is None or not 0 < number <= len(lines):
         return None

@@ -5,6 +5,7 @@ one run, and a shared file's problem reported once."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -401,3 +402,52 @@ def test_a_problem_needs_a_registered_code_first() -> None:
         Problem(("wan", "x"), "message", "expected")  # type: ignore[arg-type]
     with pytest.raises(UnregisteredCode):
         Problem("E299", ("wan",), "message")
+
+
+def test_snippet_of_a_file_swapped_for_a_fifo_or_device_is_left_out(tmp_path: Path) -> None:
+    """The bad state: a site file replaced by a FIFO (no writer: a blocking read would
+    hang the report) or a link to a device after it was loaded. The snippet is judged
+    on the file it opened, so it is left out and the report goes on."""
+    fifo = tmp_path / "gent-01.yaml"
+    os.mkfifo(fifo)
+    device = tmp_path / "brugge-01.yaml"
+    device.symlink_to("/dev/zero")
+    real = tmp_path / "ok.yaml"
+    real.write_text("id: ok\nname: Ok\n")
+    diags = [
+        Diagnostic(Location(str(fifo), 2, 1), "E300", "m"),
+        Diagnostic(Location(str(device), 1, 1), "E300", "m"),
+        Diagnostic(Location(str(real), 2, 7), "E300", "m"),
+    ]
+    text = format_text(diags)  # returns: the FIFO was not read
+    assert text.count(" | ") == 2, text  # only ok.yaml's line and caret
+    assert "    2 | name: Ok" in text
+    assert snippet(diags[0]) == [] and snippet(diags[1]) == []
+
+
+def test_snippet_judges_the_opened_file_not_an_earlier_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: a check of the path (stat) says regular file, then the path is swapped
+    for a FIFO before it is opened. Whatever a stat of the path says, the report must
+    not block (SIGALRM fails the test instead of hanging it)."""
+    import signal
+
+    fifo = tmp_path / "gent-01.yaml"
+    os.mkfifo(fifo)
+    regular = os.stat(__file__)
+    monkeypatch.setattr(os, "stat", lambda *a, **k: regular)
+
+    class Hung(BaseException):  # not an OSError: the reader must not swallow it
+        pass
+
+    def hung(signum: int, frame: object) -> None:
+        raise Hung("the snippet reader blocked on a FIFO")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(5)
+    try:
+        assert snippet(Diagnostic(Location(str(fifo), 1, 1), "E300", "m")) == []
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
