@@ -52,9 +52,10 @@ def vault(tmp: Path, **values: str) -> Path:
 
 
 def apply(
-    tree: Path, tmp: Path, *extra: str, home: Path | None = None
+    tree: Path, tmp: Path, *extra: str, home: Path | None = None, limit: str = "site_bruges_06"
 ) -> subprocess.CompletedProcess[str]:
-    """`posnet apply --tags devices` for bruges-06 at -vvv --diff, Ansible logging to a file."""
+    """`posnet apply --tags devices` for bruges-06 (or `limit`) at -vvv --diff, Ansible
+    logging to a file."""
     env = dict(
         os.environ,
         POSNET_CACHE_DIR="off",
@@ -62,7 +63,7 @@ def apply(
         ANSIBLE_LOG_PATH=str(tmp / "ansible.log"),
         ANSIBLE_NOCOLOR="1",
     )
-    cmd = [sys.executable, "-m", "generator", "apply", str(tree), "--limit", "site_bruges_06"]
+    cmd = [sys.executable, "-m", "generator", "apply", str(tree), "--limit", limit]
     cmd += ["--tags", "devices", "-vvv", "--diff", *extra]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
@@ -134,6 +135,39 @@ def test_apply_completes_every_device_file_outside_the_tree(tree: Path, tmp_path
     assert again.returncode == 0, again.stdout[-3000:]
     assert " changed=0 " in again.stdout
     assert leaked(tmp_path, again) == []
+
+
+def test_files_of_devices_gone_from_the_spec_are_removed(tree: Path, tmp_path: Path) -> None:
+    """The bad state: completed files (credentials) of a device no longer in the spec,
+    in a store that still has devices and in one that has none left. Apply removes them
+    (a link itself, never what it points to) and leaves folders and current files."""
+    out = tmp_path / "collect"
+    assert (
+        apply(tree, tmp_path, "--devices-out", str(out), "-e", f"@{vault(tmp_path)}").returncode
+        == 0
+    )
+    outside = tmp_path / "precious.txt"
+    outside.write_text("not posnet's\n")
+    stale = out / SITE / "old-terminal.properties"
+    stale.write_text(f"Secret={TOKEN}\n")
+    (out / SITE / "link.properties").symlink_to(outside)
+    (out / SITE / "operator-notes").mkdir()
+    (out / SITE / "operator-notes" / "n.txt").write_text("kept\n")
+    gone = out / "gent-01" / "terminal.properties"  # gent-01 has no devices
+    gone.parent.mkdir(mode=0o700)
+    gone.write_text(f"Secret={TOKEN}\n")
+    res = apply(tree, tmp_path, "--devices-out", str(out), "-e", f"@{vault(tmp_path)}")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+    assert not stale.exists() and not (out / SITE / "link.properties").is_symlink()
+    assert outside.read_text() == "not posnet's\n"
+    assert (out / SITE / "operator-notes" / "n.txt").read_text() == "kept\n"
+    (out / SITE / "operator-notes" / "n.txt").unlink()
+    (out / SITE / "operator-notes").rmdir()
+    assert_completed(out / SITE)
+    assert leaked(tmp_path, res) == []
+    other = apply(tree, tmp_path, "--devices-out", str(out), limit="site_gent_01")
+    assert other.returncode == 0, other.stdout[-3000:] + other.stderr
+    assert not gone.exists()
 
 
 def test_default_folder_is_the_one_the_handover_names(tree: Path, tmp_path: Path) -> None:
