@@ -109,7 +109,12 @@ LIMIT = click.option("--limit", "-l", default=None, help="Ansible host pattern, 
     default=None,
     help="Components: firewall, dhcp, ddns, proxy, devices (comma-separated).",
 )
-@click.option("--serial", default=None, help="Stores per batch (number or percentage).")
+@click.option(
+    "--serial",
+    default=None,
+    help="Stores per batch (number or percentage). A batch in which every store fails "
+    "stops the roll-out (Ansible's rule, whatever --max-fail-percentage says).",
+)
 @click.option(
     "--max-fail-percentage",
     type=click.IntRange(0, 100),

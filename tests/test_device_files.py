@@ -256,3 +256,34 @@ def test_the_playbook_alone_refuses_the_tree_too(tree: Path, tmp_path: Path) -> 
     assert "is inside the build tree" in res.stdout
     assert tree_state(tree) == before
     assert TOKEN not in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize(
+    ("serial", "max_fail", "last_batch_runs"),
+    [
+        ("2", 0, False),  # 1 of 2 failed: 50% > 0%, stop
+        ("2", 50, True),  # 50% is not more than 50%: go on
+        ("1", 100, False),  # every store of a batch failed: Ansible stops, whatever the share
+    ],
+)
+def test_a_failed_batch_stops_the_roll_out(
+    tree: Path, tmp_path: Path, serial: str, max_fail: int, last_batch_runs: bool
+) -> None:
+    """`--serial` and `--max-fail-percentage` as `posnet apply --help` describes them,
+    run for real on three stores in inventory order: bruges-06 fails (its device
+    secrets are missing), brussels-03 succeeds, gent-01 comes last and shows whether its
+    batch ran (its clean-up removes a stale completed file)."""
+    out = tmp_path / "collect"
+    stale = out / "gent-01" / "terminal.properties"
+    stale.parent.mkdir(parents=True, mode=0o700)
+    stale.write_text("Secret=old\n")
+    res = apply(
+        tree,
+        tmp_path,
+        *("--devices-out", str(out), "--serial", serial),
+        *("--max-fail-percentage", str(max_fail)),
+        limit="bruges-06-edge:brussels-03-edge:gent-01-edge",
+    )
+    assert res.returncode == 1, res.stdout[-3000:] + res.stderr
+    assert "posnet secret vault:bruges_06" in res.stdout
+    assert stale.exists() is not last_batch_runs, res.stdout[-3000:]
