@@ -35,6 +35,7 @@ from generator.tree_guard import (
     valid_manifest,
 )
 from generator.tree_lock import LOCK
+from generator.workers import default_jobs
 from generator.workers import in_workers as _in_workers
 
 MANIFEST = "manifest.json"
@@ -210,14 +211,14 @@ EARLY_SCAN_BYTES = 128 * 1024  # a manifest this big: about 150 stores or more
 def early_scan(out: Path, jobs: int = 0) -> Forked[set[str]]:
     """open_tree() of an existing big tree in a forked process, started before the fleet
     is validated: walking 60,000 folders then costs no wall time. The caller holds the
-    tree lock, so no posnet run changes the tree meanwhile; a link or special file found
-    is raised by result() exactly as open_tree() raises it."""
+    tree lock (or, for `--check` of a read-only tree, no posnet run can write it), so
+    the scan sees what a scan after validation would; a link or special file found is
+    raised by result() exactly as open_tree() raises it."""
     try:
         big = os.lstat(out / MANIFEST).st_size >= EARLY_SCAN_BYTES
     except OSError:
         big = False
-    cores = jobs or os.cpu_count() or 1
-    return Forked(lambda: open_tree(out), fork=big and cores > 1)
+    return Forked(lambda: open_tree(out), fork=big and default_jobs(jobs) > 1)
 
 
 def recover(out: Path, force: bool = False) -> str | None:
@@ -563,7 +564,7 @@ def _render_tree(
     # process while this one checks, renders and stages the sites.
     fleet_job = Forked(
         lambda: _fleet_level(root, fleet, plans, digests, vars_state, force),
-        fork=len(plans) >= 200 and (jobs or os.cpu_count() or 1) > 1,
+        fork=len(plans) >= 200 and default_jobs(jobs) > 1,
     )
     try:
         change = _render_sites(

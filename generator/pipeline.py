@@ -64,14 +64,14 @@ def plans(fleet: Fleet, jobs: int = 0) -> list[Plan]:
     stores' models, 180 MiB less peak RSS at 10,000 stores (benchmarks/README.md)."""
     by_id = _Sites(fleet.sites)
     cache = fleet.cache
-    out: list[Plan | None] = [cache.plan(ls, fleet.name) if cache else None for ls in fleet.sites]
-    todo = [i for i, plan in enumerate(out) if plan is None]
+    cached = [cache.plan(ls, fleet.name) if cache else None for ls in fleet.sites]
+    todo = [i for i, plan in enumerate(cached) if plan is None]
     fresh: list[Plan] = shared_map(_resolve_range, (fleet, by_id, todo), len(todo), jobs)
-    for i, plan in zip(todo, fresh, strict=True):
-        out[i] = plan
-        if cache:
+    resolved = dict(zip(todo, fresh, strict=True))
+    if cache:
+        for i, plan in resolved.items():
             cache.remember_plan(fleet.sites[i], fleet.name, plan)
-    return [plan for plan in out if plan is not None]
+    return [plan if plan is not None else resolved[i] for i, plan in enumerate(cached)]
 
 
 def load_plans(path: Path) -> tuple[Fleet, list[Plan]]:

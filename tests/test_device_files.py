@@ -140,8 +140,10 @@ def test_apply_completes_every_device_file_outside_the_tree(tree: Path, tmp_path
 def test_files_of_devices_gone_from_the_spec_are_removed(tree: Path, tmp_path: Path) -> None:
     """The bad state: completed files (credentials) of a device no longer in the spec,
     in a store that still has devices and in one that has none left. Apply removes them
-    (a link itself, never what it points to) and leaves folders and current files."""
-    out = tmp_path / "collect"
+    (a link itself, never what it points to) and leaves folders and current files. The
+    folder's path holds what a regular expression or a replacement would read as syntax:
+    matching by path would then take the current files for stale ones."""
+    out = tmp_path / "collect \\1 [a]+ (b)$"
     assert (
         apply(tree, tmp_path, "--devices-out", str(out), "-e", f"@{vault(tmp_path)}").returncode
         == 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from generator.netparse import ipv4_network
@@ -42,9 +41,8 @@ def secret(ref: str, purpose: str, kind: SecretKind) -> SecretNeed:
     return SecretNeed(ref=ref, marker=f"@@POSNET_SECRET_{slug}@@", purpose=purpose, kind=kind)
 
 
-@lru_cache(maxsize=1 << 16)
 def ipkey(cidr: str) -> tuple[int, int]:
-    """Sort key of a network (memoized: every store sorts the same partner ranges)."""
+    """Sort key of a network (parsed once per process by netparse)."""
     net = ipv4_network(cidr, strict=False)
     return int(net.network_address), net.prefixlen
 
