@@ -170,6 +170,30 @@ def test_files_of_devices_gone_from_the_spec_are_removed(tree: Path, tmp_path: P
     other = apply(tree, tmp_path, "--devices-out", str(out), limit="site_gent_01")
     assert other.returncode == 0, other.stdout[-3000:] + other.stderr
     assert not gone.exists()
+    sheet = " ".join((tree / "sites" / SITE / "HANDOVER.md").read_text().split())
+    assert (
+        "Once a device is gone from the spec, the next `posnet apply` removes its completed "
+        "file from that folder (files and links only: folders in it are left alone)." in sheet
+    )
+
+
+def test_check_mode_writes_nothing_and_says_so(tree: Path, tmp_path: Path) -> None:
+    """`apply --check` must not tell the operator to load a file it did not write, nor
+    remove a stale one."""
+    out = tmp_path / "collect"
+    stale = out / SITE / "old-terminal.properties"
+    stale.parent.mkdir(parents=True, mode=0o700)
+    stale.write_text("kept in check mode\n")
+    res = apply(tree, tmp_path, "--devices-out", str(out), "--check", "-e", f"@{vault(tmp_path)}")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+    for name, device in FILES.items():
+        assert f"posnet: {SITE}: check mode, not written: {out / SITE / name} for {device} " in (
+            res.stdout
+        )
+    assert f"posnet: {SITE}: load " not in res.stdout
+    assert sorted(p.name for p in (out / SITE).iterdir()) == [stale.name]
+    assert stale.read_text() == "kept in check mode\n"
+    assert leaked(tmp_path, res) == []
 
 
 def test_default_folder_is_the_one_the_handover_names(tree: Path, tmp_path: Path) -> None:
