@@ -57,8 +57,19 @@ PATH = click.argument("path", type=click.Path(exists=False, path_type=Path), met
 
 
 def note(message: str) -> None:
-    """One line for people on stderr: escaped, never read as rich markup."""
+    """One line for people on stderr: escaped, never read as rich markup. Printed even
+    with --quiet: problems and results are what -q keeps."""
     err.print(safe_text(message), markup=False, highlight=False, soft_wrap=True)
+
+
+def summary(message: str | Table) -> None:
+    """A summary for people on stderr (a table, a count after success): --quiet drops it."""
+    if terminal.QUIET:
+        return
+    if isinstance(message, str):
+        note(message)
+    else:
+        err.print(message)
 
 
 WAIT = click.option(
@@ -164,7 +175,7 @@ def cli(quiet: bool) -> None:
     file. Typical flow: `posnet validate fleet/`, `posnet render fleet/ -o build/`,
     review the Git diff, `posnet apply build/`, `posnet verify build/`.
     """
-    terminal.QUIET = err.quiet = quiet
+    terminal.QUIET = quiet  # the console itself stays on: errors are never muted
 
 
 @cli.command()
@@ -179,15 +190,14 @@ def validate(path: Path, fmt: str, strict: bool) -> None:
     """
     result = _analyze(path, fmt)
     _emit(result.diagnostics, fmt)
-    summary = terminal.rule_summary(result.diagnostics)
-    if summary is not None and fmt == "text":
-        err.print(summary)
+    per_rule = terminal.rule_summary(result.diagnostics)
+    if per_rule is not None and fmt == "text":
+        summary(per_rule)
     sites = len(result.fleet.sites)
-    failed = result.failed(strict)
-    verdict = "checked, not valid" if failed else "valid"
-    err.print(f"posnet: {sites} store(s) {verdict}; {_summary(result.diagnostics)}")
-    if failed:
+    if result.failed(strict):
+        note(f"posnet: {sites} store(s) checked, not valid; {_summary(result.diagnostics)}")
         sys.exit(1)
+    summary(f"posnet: {sites} store(s) valid; {_summary(result.diagnostics)}")
 
 
 @cli.command()
@@ -302,7 +312,7 @@ def _render_with(
     result = _analyze(path, fmt)
     if result.failed(strict):
         _emit(result.diagnostics, fmt)
-        err.print(f"posnet: nothing rendered; {_summary(result.diagnostics)}")
+        note(f"posnet: nothing rendered; {_summary(result.diagnostics)}")
         sys.exit(1)
     if not check:
         _emit(result.diagnostics, fmt)
@@ -346,7 +356,7 @@ def _render_with(
                 f"run `posnet render {path} -o {out}`"
             )
             sys.exit(1)
-        note(f"posnet: build tree {out} is up to date ({len(plans)} store(s))")
+        summary(f"posnet: build tree {out} is up to date ({len(plans)} store(s))")
         return
     with terminal.progress(len(plans), "rendering", err):
         change = build.render_tree(
@@ -370,7 +380,7 @@ def _render_with(
         str(len(change.written)),
         str(len(change.deleted)),
     )
-    err.print(table)
+    summary(table)
 
 
 @cli.command()

@@ -1022,6 +1022,21 @@ def test_site_file_that_is_a_folder(tmp_path: Path) -> None:
     assert d.message.startswith("cannot read file")
 
 
+@pytest.mark.parametrize("name", ["sites", "groups"])
+def test_a_fleet_folder_that_is_a_file_is_named(tmp_path: Path, name: str) -> None:
+    """sites/ or groups/ replaced by a file: the error names that, not "no site files"
+    or an unknown group, which would send the reader elsewhere."""
+    root, _ = make_fleet(tmp_path, B, lambda raw: raw)
+    shutil.rmtree(root / name)
+    (root / name).write_text("hi\n")
+    found = [d for d in errors(root) if d.code == "E002"]
+    assert [(d.location.file, d.message) for d in found] == [
+        (str(root / name), f"{name}/ is not a folder")
+    ]
+    assert found[0].expected and f"a folder {name}/" in found[0].expected
+    assert not [d for d in errors(root) if "no site files" in d.message]
+
+
 def test_unknown_group_is_not_echoed_when_not_a_name(tmp_path: Path) -> None:
     root, _ = make_fleet(tmp_path, OS, sub("group: coast", 'group: "x\\ny"'))
     diags = errors(root)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,34 @@ def test_quiet_report_and_init(tmp_path: Path) -> None:
     assert report.returncode == 0 and report.stderr == ""
     loud = posnet("report", str(tmp_path / "f" / "build"), "-o", str(tmp_path / "r"))
     assert "posnet: report of 1 store(s)" in loud.stderr
+
+
+def test_quiet_keeps_every_problem(tmp_path: Path) -> None:
+    """-q drops summaries only: a refusal that exits 1 still says why (it once went silent
+    because the whole stderr console was muted)."""
+    build = tmp_path / "build"
+    assert posnet("-q", "render", str(DEMO), "-o", str(build)).returncode == 0
+    victim = tmp_path / "victim"
+    victim.write_text("not posnet's\n")
+    handover = build / "sites" / "gent-01" / "HANDOVER.md"
+    handover.unlink()
+    handover.symlink_to(victim)
+    for args in (
+        ("render", str(DEMO), "-o", str(build)),
+        ("render", str(DEMO), "-o", str(build), "--check"),
+        ("render", str(DEMO), "-o", str(victim)),
+    ):
+        loud, quiet = posnet(*args), posnet("-q", *args)
+        assert loud.returncode == quiet.returncode == 1, (args, quiet.stderr)
+        problem = [line for line in loud.stderr.splitlines() if line.startswith("posnet: ")]
+        assert problem and quiet.stderr.splitlines() == problem, (args, quiet.stderr)
+    assert victim.read_text() == "not posnet's\n"
+    bad = tmp_path / "fleet"
+    shutil.copytree(DEMO, bad)
+    site = bad / "sites" / "gent-01.yaml"
+    site.write_text(site.read_text().replace('"198.51.100.128/26"', '"10.0.0.0/33"', 1))
+    quiet = posnet("-q", "validate", str(bad))
+    assert quiet.returncode == 1 and "error[" in quiet.stdout
+    assert "store(s) checked, not valid" in quiet.stderr
+    stale = posnet("-q", "render", str(DEMO), "-o", str(tmp_path / "b2"), "--check")
+    assert stale.returncode == 1 and "is out of date" in stale.stderr

@@ -104,7 +104,9 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
         site_files, notes = _site_files(path / "sites")
         diags.extend(notes)
         group_dir = path / "groups"
-        if not site_files:
+        sites_problem = _folder_problem(path, "sites")
+        diags.extend(d for d in (sites_problem, _folder_problem(path, "groups")) if d)
+        if not site_files and sites_problem is None:
             diags.append(
                 Diagnostic(
                     _loc(_rel(path / "sites", root)),
@@ -268,6 +270,28 @@ def _ignored(name: str) -> bool:
     """Hidden files and what editors leave next to a file (`.#x.yaml`, `x.yaml~`,
     `#x.yaml#`, `.x.yaml.swp`): never a store, often a stale copy of one."""
     return name.startswith((".", "#")) or name.endswith(("~", "#", ".swp", ".swo", ".bak"))
+
+
+def _folder_problem(root: Path, name: str) -> Diagnostic | None:
+    """sites/ or groups/ that exists but cannot be read as a folder: said as such, not
+    as "no site files" or "unknown group", which would send the reader looking elsewhere."""
+    folder = root / name
+    try:
+        if not os.path.lexists(folder):
+            return None
+        with os.scandir(folder):
+            return None
+    except NotADirectoryError:
+        what = "is not a folder"
+    except OSError as exc:
+        what = f"cannot be read: {exc.strerror or type(exc).__name__}"
+    return Diagnostic(
+        _loc(_rel(folder, root)),
+        "E002",
+        f"{name}/ {what}",
+        expected=f"a folder {name}/ holding <{'store-id' if name == 'sites' else 'group'}>"
+        ".yaml files",
+    )
 
 
 def _group_files(folder: Path) -> list[Path]:
