@@ -95,7 +95,8 @@ def _decode(raw: bytes, file: str) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise _fail(file, line, col, "file is not valid UTF-8", "UTF-8 text") from None
+        bad = f"byte 0x{raw[exc.start]:02x} at offset {exc.start}"
+        raise _fail(file, line, col, f"file is not valid UTF-8: {bad}", "UTF-8 text") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     nul = text.find("\0")

@@ -246,7 +246,7 @@ CASES = [
         lambda raw: raw.replace(b"Brussel Zavel", b"Brussel \xff Zavel"),
         "\ufffd",
         "",
-        "not valid UTF-8",
+        "not valid UTF-8: byte 0xff at offset",
         "UTF-8 text",
     ),
     Case(
