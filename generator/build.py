@@ -398,10 +398,15 @@ def fleet_files(plans: Sequence[Plan]) -> dict[str, str]:
     return files
 
 
-def manifest_text(fleet: str, sites: Mapping[str, Mapping[str, object]]) -> str:
+def manifest_text(
+    fleet: str, sites: Mapping[str, Mapping[str, object]], inventory: Mapping[str, str]
+) -> str:
+    """What `apply` checks the tree against: every store's files and the inventory
+    files (Ansible reads those on the controller), by hash."""
     doc = {
         "fleet": fleet,
         "generator": f"posnet {__version__}",
+        "inventory": dict(sorted(inventory.items())),
         "sites": dict(sorted(sites.items())),
     }
     out: list[str] = []
@@ -475,8 +480,10 @@ def expected_tree(
             "input": site_key(digests[plan.site_id]),
             "files": {rel: sha256(t) for rel, t in site_files.items()},
         }
-    files.update(fleet_files(plans))
-    files[MANIFEST] = manifest_text(fleet, sites)
+    inventory_files = fleet_files(plans)
+    files.update(inventory_files)
+    hashes = {rel: sha256(t) for rel, t in inventory_files.items() if rel.startswith("inventory/")}
+    files[MANIFEST] = manifest_text(fleet, sites, hashes)
     return files
 
 
@@ -607,7 +614,7 @@ def _render_sites(
     force: bool,
     jobs: int,
     state: dict[str, Any],
-    fleet_job: Forked[tuple[list[str], dict[str, str], dict[str, str]]],
+    fleet_job: Forked[tuple[list[str], dict[str, str], dict[str, str], dict[str, str]]],
     manifest: dict[str, Any],
     listing: set[str],
 ) -> Change:
@@ -655,9 +662,11 @@ def _render_sites(
         deletes = [rel for rel in listing - keep if rel.startswith(scope)]
     else:
         deletes = list(listing - keep)
-    inventory_staged, vars_keys, known = fleet_job.result()
+    inventory_staged, vars_keys, known, made_hashes = fleet_job.result()
     staged.extend(inventory_staged)
-    new_manifest = manifest_text(fleet, new_sites)
+    new_manifest = manifest_text(
+        fleet, new_sites, _inventory_hashes(root, manifest, plans, digests, made_hashes)
+    )
     for rel, text in ((".gitignore", GITIGNORE), (MANIFEST, new_manifest)):
         if _disk_text(out / rel) != text:
             writes[rel] = text
@@ -674,6 +683,35 @@ def _render_sites(
     return change
 
 
+def _inventory_hashes(
+    root: str,
+    manifest: Mapping[str, Any],
+    plans: Sequence[Plan],
+    digests: Mapping[str, str],
+    made: Mapping[str, str],
+) -> dict[str, str]:
+    """The hash of every inventory file: of the text made now, else (a file still as
+    written for the same input) the old manifest's, else of the file on disk."""
+    old_hashes = manifest.get("inventory", {})
+    old_sites = manifest.get("sites", {})
+    out: dict[str, str] = {}
+    for rel, site_id in [(HOSTS, None), *((host_vars_file(p), p.site_id) for p in plans)]:
+        if rel in made:
+            out[rel] = made[rel]
+            continue
+        if site_id is None:
+            same_input = True  # hosts.yml: made for the same inventory model, or made now
+        else:
+            entry = old_sites.get(site_id)
+            same_input = entry is not None and entry.get("input") == site_key(digests[site_id])
+        if rel in old_hashes and same_input:
+            out[rel] = old_hashes[rel]
+        else:
+            raw = read_tree_file(os.path.join(root, rel))
+            out[rel] = hashlib.sha256(raw or b"").hexdigest()
+    return out
+
+
 def _vars_key(digest: str, fleet: str) -> str:
     """What a store's host_vars follow from: its Plan (input, fleet name, posnet)."""
     return sha256(f"{site_key(digest)}\0{fleet}")
@@ -686,17 +724,19 @@ def _fleet_level(
     digests: Mapping[str, str],
     state: Mapping[str, str],
     force: bool,
-) -> tuple[list[str], dict[str, str], dict[str, str]]:
+) -> tuple[list[str], dict[str, str], dict[str, str], dict[str, str]]:
     """Stage the inventory files that differ from the tree, skipping those still as
     written from the same content.
 
     host_vars follow from their store's Plan; hosts.yml from the inventory model, which
     often stays the same when a store changes (hashing it is 5x cheaper than emitting).
-    Returns the files staged, the key of every file made now (staged or not), and the
-    files known to be current without making them (with their cache entries)."""
+    Returns the files staged, the key of every file made now (staged or not), the
+    files known to be current without making them (with their cache entries), and the
+    hash of every file made now."""
     staged: list[str] = []
     keys: dict[str, str] = {}
     known: dict[str, str] = {}
+    hashes: dict[str, str] = {}
     made: set[str] = set()
 
     def current(rel: str, key: str) -> bool:
@@ -710,6 +750,7 @@ def _fleet_level(
         return False
 
     def put(rel: str, text: str) -> None:
+        hashes[rel] = sha256(text)
         if _disk_text(Path(root, rel)) != text:
             _stage(root, rel, text, made)
             staged.append(rel)
@@ -721,7 +762,7 @@ def _fleet_level(
         rel = host_vars_file(plan)
         if not current(rel, _vars_key(digests[plan.site_id], fleet)):
             put(rel, yamlemit.dumps(host_vars(plan), HEADER))
-    return staged, keys, known
+    return staged, keys, known, hashes
 
 
 def _untouched(root: str, site_id: str, old: dict[str, object], cache: Mapping[str, str]) -> bool:

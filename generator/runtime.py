@@ -40,25 +40,40 @@ def _tree(build: Path) -> Path:
     from generator.build import open_tree
     from generator.tree_guard import read_tree_file, valid_manifest
 
-    open_tree(build)  # no links or special files anywhere in it
+    listing = open_tree(build)  # no links or special files anywhere in it
     manifest = build / MANIFEST
     raw = read_tree_file(manifest)
     if raw is None:
         raise click.ClickException(
             f"{build}: no {MANIFEST}; run `posnet render FLEET -o {build}` first"
         )
-    data = valid_manifest(manifest, raw)
-    edited = []
-    for site, entry in sorted(data.get("sites", {}).items()):
-        for rel, digest in sorted(entry.get("files", {}).items()):
-            p = build / "sites" / site / rel
-            try:
-                data = p.read_bytes()
-            except OSError:
-                edited.append(f"{p}: missing")
-                continue
-            if hashlib.sha256(data).hexdigest() != digest:
-                edited.append(f"{p}: edited by hand")
+    doc = valid_manifest(manifest, raw)
+    if "inventory" not in doc:
+        raise click.ClickException(
+            f"{manifest}: written by an older posnet, without the inventory's hashes; "
+            f"run `posnet render FLEET -o {build}` again before applying"
+        )
+    # Ansible reads the inventory on this machine (host names, users, file lists): it is
+    # held to the manifest like the stores' files, and a file the manifest does not name
+    # (a group_vars/ file, another host) is refused.
+    expected = dict(doc["inventory"])
+    for site, entry in doc["sites"].items():
+        expected.update({f"sites/{site}/{rel}": digest for rel, digest in entry["files"].items()})
+    edited = [
+        f"{build / rel}: not rendered by posnet"
+        for rel in sorted(listing)
+        if rel.startswith("inventory/") and rel not in expected
+    ]
+    for rel, digest in sorted(expected.items()):
+        p = build / rel
+        try:
+            data = read_tree_file(p)
+        except OSError:
+            data = None
+        if data is None:
+            edited.append(f"{p}: missing")
+        elif hashlib.sha256(data).hexdigest() != digest:
+            edited.append(f"{p}: edited by hand")
     if edited:
         for line in edited[:20]:
             click.echo(line, err=True)

@@ -28,8 +28,9 @@ from generator.plan import Plan
 from generator.tree_guard import TreeError, read_tree_file, valid_manifest
 from generator.workers import SMALL, default_jobs, shared_map
 
-# (stale, missing, the files' hashes when rendered here; None: the manifest's held)
-_StoreCheck = tuple[list[str], list[str], dict[str, str] | None]
+# (stale, missing, the files' hashes when rendered here (None: the manifest's held),
+# the hash of the store's host_vars)
+_StoreCheck = tuple[list[str], list[str], dict[str, str] | None, str]
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def _check_stores(ctx: _Context, start: int, stop: int) -> list[_StoreCheck]:
         rel = build.host_vars_file(plan)
         text = yamlemit.dumps(host_vars(plan), build.HEADER)
         _compare(os.path.join(ctx.root, rel), rel, text.encode(), stale, missing)
-        out.append((stale, missing, hashes))
+        out.append((stale, missing, hashes, build.sha256(text)))
     return out
 
 
@@ -126,7 +127,11 @@ def check_fast(
     res = build.CheckResult()
     expected: set[str] = {build.HOSTS, ".gitignore", build.MANIFEST}
     sites: dict[str, dict[str, object]] = {}
-    for plan, key, held, (stale, missing, hashes) in zip(plans, keys, trusted, done, strict=True):
+    inventory_hashes = {build.HOSTS: build.sha256(hosts_text)}
+    for plan, key, held, (stale, missing, hashes, vars_hash) in zip(
+        plans, keys, trusted, done, strict=True
+    ):
+        inventory_hashes[build.host_vars_file(plan)] = vars_hash
         res.stale.extend(stale)
         res.missing.extend(missing)
         files = hashes if hashes is not None else held
@@ -137,7 +142,7 @@ def check_fast(
     fleet_level = {
         build.HOSTS: hosts_text,
         ".gitignore": build.GITIGNORE,
-        build.MANIFEST: build.manifest_text(fleet, sites),
+        build.MANIFEST: build.manifest_text(fleet, sites, inventory_hashes),
     }
     for rel, text in fleet_level.items():
         _compare(os.path.join(out, rel), rel, text.encode(), res.stale, res.missing)

@@ -140,17 +140,25 @@ def _hexes(value: object) -> bool:
 
 
 def valid_manifest(path: Path, raw: bytes) -> dict[str, Any]:
-    """The manifest, checked: fleet, generator, and per store its input and file hashes."""
+    """The manifest, checked: fleet, generator, per store its input and file hashes, and
+    the hashes of the inventory files."""
     try:
         doc = json.loads(raw)
     except ValueError:
         raise _damaged(path, "manifest") from None
+    # "inventory" (hashes of hosts.yml and host_vars) is absent from manifests written
+    # before posnet hashed the inventory: render rewrites them; `apply` refuses them.
     ok = (
         isinstance(doc, dict)
-        and set(doc) == {"fleet", "generator", "sites"}
+        and set(doc) - {"inventory"} == {"fleet", "generator", "sites"}
         and isinstance(doc["fleet"], str)
         and isinstance(doc["generator"], str)
         and isinstance(doc["sites"], dict)
+        and isinstance(doc.get("inventory", {}), dict)
+        and all(
+            _rel_ok(r) and r.startswith("inventory/") and _hexes(h)
+            for r, h in doc.get("inventory", {}).items()
+        )
     )
     if ok:
         for site, entry in doc["sites"].items():
