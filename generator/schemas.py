@@ -12,12 +12,15 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generator.catalog import Catalog, Partner
 from generator.schema_docs import DOCS
 from generator.spec.load import FleetFile, GroupFile
 from generator.spec.model import Site
+
+if TYPE_CHECKING:
+    from generator.outdir import OutDir
 
 KINDS: dict[str, Any] = {"site": Site, "fleet": FleetFile, "group": GroupFile, "catalog": Catalog}
 PARTIAL = "Partial"  # suffix of a def with no required keys
@@ -137,13 +140,20 @@ def schema_text(kind: str) -> str:
 
 
 def write_schemas(folder: Path) -> list[Path]:
-    """Every schema as <folder>/<kind>.schema.json (what the modelines point at)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for kind in KINDS:
-        path = folder / f"{kind}.schema.json"
-        text = schema_text(kind)
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-        out.append(path)
-    return out
+    """Every schema as <folder>/<kind>.schema.json (what the modelines point at); never
+    through a link or into a special file (generator/outdir.py)."""
+    from generator.outdir import OutDir
+
+    with OutDir(folder, "posnet schema --write", "pass a real folder to --write") as out:
+        return write_schema_files(out)
+
+
+def write_schema_files(out: OutDir, under: str = "", exclusive: bool = False) -> list[Path]:
+    """Every schema into folder `under` of `out`, each path checked before any is written."""
+    rels = {kind: f"{under}{kind}.schema.json" for kind in KINDS}
+    out.check(under.rstrip("/"), "folder")
+    for rel in rels.values():
+        out.check(rel)
+    for kind, rel in rels.items():
+        out.write(rel, schema_text(kind), exclusive)
+    return [out.path / rel for rel in rels.values()]

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from generator.errors import Diagnostic, Location, PosnetError
+from generator.errors import Diagnostic, Location, PosnetError, safe_text
+from generator.outdir import OutDir, OutputError
 from generator.plan import Plan
 
 ASSETS = Path(__file__).with_name("assets")
@@ -111,6 +112,7 @@ def write_report(build: Path, fleet: Path, out: Path) -> list[Path]:
 
     if not build.is_dir():
         raise PosnetError([Diagnostic(Location(str(build)), "E002", "no such folder")])
+    check_output(out, build, fleet)
     result = analyze(fleet)
     invalid = [
         d for d in result.diagnostics if d.severity == "error" and not d.code.startswith("PN")
@@ -128,15 +130,41 @@ def write_report(build: Path, fleet: Path, out: Path) -> list[Path]:
             advance()
     for asset in sorted(ASSETS.iterdir()):
         pages[asset.name] = asset.read_text()
-    written = []
-    (out / "stores").mkdir(parents=True, exist_ok=True)
-    for rel, text in pages.items():
-        path = out / rel
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-        written.append(path)
-    keep = {p.name for p in written if p.parent.name == "stores"}
-    for old in sorted((out / "stores").glob("*.html")):
-        if old.name not in keep:  # a store that left the fleet
-            old.unlink()
-    return written
+    with OutDir(out, "posnet report", "pass a fresh folder with -o") as folder:
+        for rel in ["", "stores"]:
+            folder.check(rel, "folder")
+        for rel in pages:  # every path refused or accepted before anything is written
+            folder.check(rel)
+        for rel, text in pages.items():
+            folder.write(rel, text)
+        folder.prune("stores", {rel[7:] for rel in pages if rel.startswith("stores/")}, ".html")
+    return [out / rel for rel in pages]
+
+
+REPORT_NAMES = ("index.html", "stores", *(p.name for p in ASSETS.iterdir()))
+
+
+def check_output(out: Path, build: Path, fleet: Path) -> None:
+    """Refuse an output folder that is, or is inside, the build tree or the fleet folder,
+    or one holding them where the report writes (render refuses the same for its tree)."""
+    spec = fleet if fleet.is_dir() else fleet.parent
+    marks = {"manifest.json": "a build tree", ".posnet-lock": "a build tree"}
+    marks["fleet.yaml"] = "a fleet folder"
+    for other, what in ((build, "the build tree"), (spec, "the fleet folder")):
+        try:
+            o, t = out.resolve(), other.resolve()
+        except (OSError, RuntimeError):
+            continue
+        inside = o == t or t in o.parents
+        if inside or (o in t.parents and t.relative_to(o).parts[0] in REPORT_NAMES):
+            raise OutputError(
+                f"-o {safe_text(str(out))}: the report would overlap {what} "
+                f"{safe_text(str(other))} (its pages would be mixed with, or replace, its "
+                "files); pick a folder outside it, e.g. a sibling `report/`"
+            )
+    for name, what in marks.items():
+        if os.path.lexists(out / name):
+            raise OutputError(
+                f"-o {safe_text(str(out))}: holds {name}, so it is {what}, not a report "
+                "folder; pick a folder outside it, e.g. a sibling `report/`"
+            )

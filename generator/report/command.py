@@ -31,6 +31,9 @@ def report(build: Path, out: Path, fleet: Path | None) -> None:
     BUILD is current) with search and filters; stores/<id>.html shows a store's summary,
     network diagram (SVG), lint findings, handover sheet and rendered files. Works
     offline from file:// (no CDN, no network); the same input gives the same bytes.
+
+    OUT must lie outside BUILD and the fleet folder; a symbolic link or special file
+    where the report writes is refused (exit 1), never written through.
     """
     from generator import terminal
     from generator.report import fleet_of, write_report

@@ -11,9 +11,11 @@ rendered build/, so validate, render --check and the hooks pass from the first c
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 
 from generator.errors import Diagnostic, Location, PosnetError
+from generator.outdir import OutDir
 
 SKELETON = Path(__file__).with_name("skeleton")
 PLACEHOLDER = "__FLEET__"
@@ -42,7 +44,7 @@ def fleet_name(folder: Path) -> str:
 def init_fleet(dest: Path, name: str) -> list[Path]:
     """Write the skeleton and schema/ into DEST (new or without any of those files),
     then render build/. Returns the files written, in order."""
-    from generator.schemas import write_schemas
+    from generator.schemas import write_schema_files
 
     if not NAME_RE.fullmatch(name):
         raise PosnetError(
@@ -56,28 +58,35 @@ def init_fleet(dest: Path, name: str) -> list[Path]:
             ]
         )
     files = skeleton_files()
-    clash = sorted(rel for rel in [*files, "schema", "build"] if (dest / rel).exists())
-    if clash:
-        raise PosnetError(
-            [
-                Diagnostic(
-                    Location(str(dest / rel)),
-                    "E004",
-                    "already exists; posnet init never overwrites a file",
-                    expected="a new or empty folder",
-                )
-                for rel in clash
-            ]
-        )
-    written = []
-    for rel, text in files.items():
-        path = dest / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text.replace(PLACEHOLDER, name))
-        written.append(path)
-    written += write_schemas(dest / "schema")
+    tops = {rel.split("/", 1)[0] for rel in files if not rel.startswith(".github/")}
+    promised = sorted({*tops, ".github/workflows/posnet.yml", "schema", "build"})
+    with OutDir(dest, "posnet init", "init a new or empty folder") as out:
+        out.check("", "folder")
+        for rel in [*files, "schema/x", "build/x"]:  # links on the way are refused first
+            out.check(rel.rpartition("/")[0], "folder")
+        found = {rel: out.stat(rel) for rel in promised}
+        for rel, st in found.items():
+            if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                raise out.refuse(rel, st, "file")  # a link or special file: never followed
+        clash = [rel for rel, st in found.items() if st is not None]
+        if clash:
+            raise PosnetError([_exists(dest / rel) for rel in clash])
+        written = []
+        for rel, text in files.items():
+            out.write(rel, text.replace(PLACEHOLDER, name), exclusive=True)
+            written.append(dest / rel)
+        written += write_schema_files(out, "schema/", exclusive=True)
     _render(dest)
     return written
+
+
+def _exists(path: Path) -> Diagnostic:
+    return Diagnostic(
+        Location(str(path)),
+        "E004",
+        "already exists; posnet init never overwrites a file",
+        expected="a new or empty folder",
+    )
 
 
 def _render(dest: Path) -> None:

@@ -1,0 +1,249 @@
+"""report, schema --write and init never write through a link nor into a special file.
+
+Each case plants, where the command writes, a symbolic link to a file outside (the
+victim), a link to a folder outside, or a FIFO, at the top of the output folder and
+nested; the command must stop with exit 1 naming the path, leave the victim and the
+linked folder untouched and write nothing. `report -o` inside the build tree or the
+fleet folder is refused like render's -o.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+ORIG = "ORIG\n"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """The worktree's posnet (python -m from ROOT); a hang (old code opening a FIFO)
+    fails the test instead of blocking it."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "generator", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"posnet {' '.join(args)} hung (it opened a FIFO)")
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fleet repository from `posnet init`: fleet/ and the rendered build/."""
+    root = tmp_path_factory.mktemp("out-links") / "repo"
+    proc = run("init", str(root))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return root
+
+
+def listing(folder: Path) -> dict[str, str]:
+    """Every entry below `folder`, not following links: path -> kind (and link target)."""
+    out = {}
+    for dirpath, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = Path(dirpath, name)
+            rel = str(path.relative_to(folder))
+            if path.is_symlink():
+                out[rel] = "link:" + os.readlink(path)
+            elif path.is_dir():
+                out[rel] = "dir"
+            elif path.is_file():
+                out[rel] = "file:" + path.read_text()
+            else:
+                out[rel] = "special"
+    return out
+
+
+Plant = Callable[[Path, Path, Path], str]  # (output folder, victim, outside folder) -> rel
+
+
+def link_file(rel: str) -> Plant:
+    def plant(out: Path, victim: Path, _: Path) -> str:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).symlink_to(victim)
+        return rel
+
+    return plant
+
+
+def link_folder(rel: str) -> Plant:
+    def plant(out: Path, _: Path, outside: Path) -> str:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).symlink_to(outside, target_is_directory=True)
+        return rel
+
+    return plant
+
+
+def fifo(rel: str) -> Plant:
+    def plant(out: Path, _: Path, __: Path) -> str:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(out / rel)
+        return rel
+
+    return plant
+
+
+def _refused(tmp_path: Path, plant: Plant, args: Callable[[Path], list[str]], out: Path) -> None:
+    victim, outside = tmp_path / "victim", tmp_path / "outside"
+    victim.write_text(ORIG)
+    outside.mkdir()
+    out.mkdir(parents=True, exist_ok=True)
+    rel = plant(out, victim, outside)
+    before = listing(out)
+    proc = run(*args(out))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    message = proc.stdout + proc.stderr
+    assert f"{out / rel}:" in message, message
+    assert "symbolic link" in message or "FIFO" in message, message
+    assert "remove it" in message, message
+    assert victim.read_text() == ORIG
+    assert list(outside.iterdir()) == []
+    assert listing(out) == before  # nothing written, not even beside the planted entry
+
+
+REPORT_PLANTS = [
+    pytest.param(link_file("index.html"), id="link_file-index.html"),
+    pytest.param(link_folder("stores"), id="link_folder-stores"),
+    pytest.param(fifo("report.css"), id="fifo-report.css"),
+    pytest.param(link_file("stores/store-01.html"), id="link_file-stores/store-01.html"),
+    pytest.param(link_folder("stores/store-01.html"), id="link_folder-stores/store-01.html"),
+    pytest.param(fifo("stores/store-01.html"), id="fifo-stores/store-01.html"),
+]
+
+
+@pytest.mark.parametrize("plant", REPORT_PLANTS)
+def test_report_refuses_links_and_fifos(repo: Path, tmp_path: Path, plant: Plant) -> None:
+    def args(out: Path) -> list[str]:
+        return ["report", str(repo / "build"), "-o", str(out), "--fleet", str(repo / "fleet")]
+
+    _refused(tmp_path, plant, args, tmp_path / "rep")
+
+
+def test_report_refuses_a_linked_output_folder(repo: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "rep").symlink_to(outside, target_is_directory=True)
+    proc = run("report", str(repo / "build"), "-o", str(tmp_path / "rep"))
+    assert proc.returncode == 1
+    assert f"{tmp_path / 'rep'}: symbolic link" in proc.stderr
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["build", "build/sub", "fleet", "fleet/sites", "stores"])
+def test_report_refuses_the_build_tree_and_the_fleet_folder(
+    repo: Path, tmp_path: Path, where: str
+) -> None:
+    if where == "stores":  # -o holding the build tree where the report writes its pages
+        build, out = tmp_path / "stores", tmp_path
+        assert run("render", str(repo / "fleet"), "-o", str(build)).returncode == 0
+    else:
+        build, out = repo / "build", repo / where
+    before = listing(repo), listing(build)
+    proc = run("report", str(build), "-o", str(out), "--fleet", str(repo / "fleet"))
+    assert proc.returncode == 1, proc.stderr
+    assert f"-o {out}: the report would overlap the" in proc.stderr
+    assert "pick a folder outside it" in proc.stderr
+    assert (listing(repo), listing(build)) == before
+    assert not (out / "index.html").exists()
+
+
+def test_report_refuses_another_build_tree(repo: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other-build"
+    assert run("render", str(repo / "fleet"), "-o", str(other)).returncode == 0
+    before = listing(other)
+    proc = run("report", str(repo / "build"), "-o", str(other))
+    assert proc.returncode == 1
+    assert "holds manifest.json, so it is a build tree" in proc.stderr
+    assert listing(other) == before
+
+
+def test_report_still_rewrites_its_own_folder(repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rep"
+    args = ("report", str(repo / "build"), "-o", str(out))
+    assert run(*args).returncode == 0
+    (out / "stores" / "gone.html").write_text("a store that left the fleet")
+    (out / "index.html").write_text("stale")
+    assert run(*args).returncode == 0
+    assert "stale" not in (out / "index.html").read_text()
+    assert not (out / "stores" / "gone.html").exists()
+    assert not [p for p in out.rglob("*") if "posnet-tmp" in p.name]
+
+
+SCHEMA_PLANTS = [
+    pytest.param(link_file("site.schema.json"), id="link_file-site.schema.json"),
+    pytest.param(link_folder("fleet.schema.json"), id="link_folder-fleet.schema.json"),
+    pytest.param(fifo("group.schema.json"), id="fifo-group.schema.json"),
+    pytest.param(link_folder("sub"), id="link_folder-sub"),  # --write names sub: a link
+]
+
+
+@pytest.mark.parametrize("plant", SCHEMA_PLANTS)
+def test_schema_write_refuses_links_and_fifos(
+    tmp_path: Path, plant: Plant, request: pytest.FixtureRequest
+) -> None:
+    nested = request.node.callspec.id == "link_folder-sub"
+
+    def args(out: Path) -> list[str]:
+        return ["schema", "--write", str(out / "sub" if nested else out)]
+
+    _refused(tmp_path, plant, args, tmp_path / "sch")
+
+
+INIT_PLANTS = [
+    pytest.param(link_file(".gitignore"), id="link_file-.gitignore"),
+    pytest.param(link_folder("fleet"), id="link_folder-fleet"),
+    pytest.param(fifo(".gitlab-ci.yml"), id="fifo-.gitlab-ci.yml"),
+    pytest.param(link_folder(".github"), id="link_folder-.github"),
+    pytest.param(link_folder(".github/workflows"), id="link_folder-.github/workflows"),
+    pytest.param(link_file(".github/workflows/posnet.yml"), id="link_file-posnet.yml"),
+    pytest.param(fifo(".github/workflows/posnet.yml"), id="fifo-posnet.yml"),
+    pytest.param(link_folder("schema"), id="link_folder-schema"),
+    pytest.param(link_folder("build"), id="link_folder-build"),
+]
+
+
+@pytest.mark.parametrize("plant", INIT_PLANTS)
+def test_init_refuses_links_and_fifos(tmp_path: Path, plant: Plant) -> None:
+    _refused(tmp_path, plant, lambda out: ["init", str(out)], tmp_path / "ini")
+
+
+def test_init_refuses_an_existing_fleet_folder(tmp_path: Path) -> None:
+    """--help: DIR 'must not hold any of these' (fleet/ among them); nothing overwritten."""
+    (tmp_path / "ini" / "fleet").mkdir(parents=True)
+    proc = run("init", str(tmp_path / "ini"))
+    assert proc.returncode == 1
+    assert f"{tmp_path / 'ini' / 'fleet'}: error[E004] already exists" in proc.stdout
+    assert listing(tmp_path / "ini") == {"fleet": "dir"}
+
+
+def test_a_link_planted_after_the_check_is_replaced_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: a link appears between the check and the write. The write goes to a
+    new file renamed over the link, so the victim keeps its text."""
+    from generator import outdir
+
+    victim = tmp_path / "victim"
+    victim.write_text(ORIG)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "index.html").symlink_to(victim)
+    monkeypatch.setattr(outdir, "_lstat", lambda name, dir_fd: None)  # the check saw nothing
+    with outdir.OutDir(tmp_path / "out", "posnet report", "x") as out:
+        out.write("index.html", "new\n")
+    assert victim.read_text() == ORIG
+    assert not (tmp_path / "out" / "index.html").is_symlink()
+    assert (tmp_path / "out" / "index.html").read_text() == "new\n"
