@@ -111,9 +111,9 @@ def _context(root: Path, inputs: Sequence[Path]) -> str:
     parts = [CACHE_FORMAT, str(root), generator_digest(), sys.version, fast_parser()]
     parts += [pydantic.VERSION, pydantic_core.__version__, ruamel.yaml.__version__]
     for part in parts:
-        h.update(part.encode() + b"\0")
+        h.update(os.fsencode(part) + b"\0")  # a folder name need not be UTF-8
     for p in inputs:
-        h.update(p.name.encode() + b"\0" + read_file(p, str(p), follow=False) + b"\0")
+        h.update(os.fsencode(p.name) + b"\0" + read_file(p, str(p), follow=False) + b"\0")
     return h.hexdigest()
 
 
@@ -145,7 +145,7 @@ def _read(file: Path) -> object:
 
 
 def _bucket(display: str) -> int:
-    return int(hashlib.sha256(display.encode()).hexdigest()[:8], 16) % BUCKETS
+    return int(hashlib.sha256(os.fsencode(display)).hexdigest()[:8], 16) % BUCKETS
 
 
 class SiteCache:
@@ -178,7 +178,7 @@ class SiteCache:
             context = _context(root, inputs)
         except (OSError, PosnetError):  # an unreadable input is reported by the load
             return None
-        name = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:32]
+        name = hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:32]
         file = folder / f"fleet-{name}.pickle"
         doc = _read(file)
         if (
