@@ -9,6 +9,7 @@ of the environment (locked, read-only or full folder, damaged tree) · 2 usage e
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import signal
@@ -592,7 +593,10 @@ def main(argv: Sequence[str] | None = None) -> Any:
         note(f"posnet: {exc}")
         _exit(1)
     except click.ClickException as exc:
-        exc.show()
+        shown = io.StringIO()  # its message may name a path: escaped, never raw bytes
+        exc.show(file=shown)
+        for line in shown.getvalue().splitlines():
+            click.echo(safe_text(line), err=True)
         _exit(exc.exit_code)
     except (click.Abort, KeyboardInterrupt) as exc:
         cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__context__

@@ -69,18 +69,52 @@ class UserError(Exception):
 
 # C0 and C1 controls, DEL, and Unicode line/paragraph separators and bidi overrides:
 # anything that moves the cursor, ends a line or reorders text on a terminal or in a log.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# Plus lone surrogates: a file name that is not UTF-8 reaches Python with each bad byte
+# as U+DC80..U+DCFF (PEP 383); printed, they are raw bytes or an encoding error.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _escape_char(m: re.Match[str]) -> str:
     ch = m.group()
     named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    if 0xDC80 <= ord(ch) <= 0xDCFF:  # an undecodable byte of a file name: that byte
+        return f"\\x{ord(ch) - 0xDC00:02x}"
     return named.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
 
 
 def safe_text(text: str) -> str:
-    """Text for one terminal line: control characters and line breaks as escapes."""
+    """Text for one terminal line: control characters, line breaks and bytes that are
+    not UTF-8 (in file names) as backslash escapes."""
     return _UNSAFE.sub(_escape_char, text)
+
+
+def valid_text(text: str) -> str:
+    """Text any UTF-8 output can hold (JSON, SARIF, GitLab): only bytes of a file name
+    that are not UTF-8 escaped, as safe_text escapes them; JSON escapes the rest."""
+    return _SURROGATE.sub(_escape_char, text)
+
+
+def printable(d: Diagnostic) -> Diagnostic:
+    """The diagnostic with every text field valid UTF-8: what each formatter prints."""
+    loc = replace(d.location, file=valid_text(d.location.file))
+    return replace(
+        d,
+        location=loc,
+        message=valid_text(d.message),
+        path=valid_text(d.path),
+        expected=valid_text(d.expected),
+        site=valid_text(d.site),
+        why=valid_text(d.why),
+    )
+
+
+def raw_name(text: str) -> bytes:
+    """A file name's own bytes (its undecodable bytes back as they were on disk)."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte
+        return valid_text(text).encode()
 
 
 def unique_sorted(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
@@ -126,7 +160,7 @@ def format_text(diags: Sequence[Diagnostic]) -> str:
 
 
 def format_json(diags: Sequence[Diagnostic]) -> str:
-    return json.dumps([d.as_dict() for d in diags], indent=2, sort_keys=True)
+    return json.dumps([printable(d).as_dict() for d in diags], indent=2, sort_keys=True)
 
 
 def _gh_escape(text: str, prop: bool = False) -> str:
@@ -152,7 +186,7 @@ def sarif_uri(file: str) -> str:
     path = path.replace(os.sep, "/")
     if path.startswith("./"):
         path = path[2:]
-    return quote(path, safe="/")
+    return quote(raw_name(path), safe="/")  # a byte that is not UTF-8 as itself: %FF
 
 
 # GitHub shows at most 10 annotations of each type per step; the rest would be lost.
@@ -267,7 +301,7 @@ def format_sarif(diags: Sequence[Diagnostic], rules: dict[str, RuleDoc] | None =
         phys: dict[str, object] = {"artifactLocation": {"uri": sarif_uri(d.location.file)}}
         if region:
             phys["region"] = region
-        msg = _one_line(d)
+        msg = _one_line(printable(d))
         results.append(
             {
                 "ruleId": d.code,
@@ -304,13 +338,13 @@ def format_gitlab(diags: Sequence[Diagnostic]) -> str:
     level = {"error": "critical", "warning": "major", "info": "info"}
     out = []
     for d in diags:
-        msg = _one_line(d)
+        msg = _one_line(printable(d))
         key = "\0".join((d.code, d.location.file, d.path, d.message, d.site))
         out.append(
             {
                 "description": msg,
                 "check_name": d.code,
-                "fingerprint": hashlib.sha256(key.encode()).hexdigest(),
+                "fingerprint": hashlib.sha256(raw_name(key)).hexdigest(),
                 "severity": level[d.severity],
                 "location": {
                     "path": sarif_uri(d.location.file),

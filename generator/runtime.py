@@ -488,6 +488,23 @@ def _edge_of(tree: Path, site: str) -> dict[str, Any]:
     return {}
 
 
+def _tree_json(tree: Path, rel: str) -> Any:
+    """A JSON file of the build tree (checked against the manifest by _tree, but the
+    manifest is as untrusted as the file): damage is an error naming it, not a crash."""
+    from generator.errors import safe_text
+    from generator.jsondata import parse_untrusted
+    from generator.tree_guard import read_tree_file
+
+    path = tree / rel
+    try:
+        return parse_untrusted(read_tree_file(path) or b"")
+    except ValueError:
+        raise click.ClickException(
+            f"{safe_text(str(path))}: damaged; run `posnet render FLEET -o "
+            f"{safe_text(str(tree))} --force` to render the tree again"
+        ) from None
+
+
 def _probe_site(
     tree: Path,
     site: str,
@@ -499,7 +516,7 @@ def _probe_site(
 ) -> list[Any]:
     from generator.probe import probe_exposure, probe_not_exposed
 
-    exp = json.loads((tree / "sites" / site / "expectations.json").read_text())
+    exp = _tree_json(tree, f"sites/{site}/expectations.json")
     edge = _edge_of(tree, site)
     fw = exp.get("firewall") or {}
     target_host = (
@@ -573,7 +590,7 @@ def probe(
     if all_sites and host:
         raise click.UsageError("--host goes with --site (one store), not --all")
     if all_sites:
-        manifest = json.loads((tree / MANIFEST).read_text())
+        manifest = _tree_json(tree, MANIFEST)
         sites = sorted(manifest.get("sites", {}))
     else:
         assert site is not None

@@ -12,7 +12,6 @@ path posnet derives from the tree can leave it.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import stat
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.errors import UserError, safe_text
+from generator.jsondata import parse_untrusted
 
 MAX_TREE_FILE = 64 * 1024 * 1024  # a manifest of 10,000 stores is about 8 MiB
 
@@ -143,7 +143,7 @@ def valid_manifest(path: Path, raw: bytes) -> dict[str, Any]:
     """The manifest, checked: fleet, generator, per store its input and file hashes, and
     the hashes of the inventory files."""
     try:
-        doc = json.loads(raw)
+        doc = parse_untrusted(raw)
     except ValueError:
         raise _damaged(path, "manifest") from None
     # "inventory" (hashes of hosts.yml and host_vars) is absent from manifests written
@@ -187,7 +187,7 @@ class Journal:
 def valid_journal(path: Path, raw: bytes) -> Journal:
     """The journal of an interrupted render: only paths posnet itself writes."""
     try:
-        doc = json.loads(raw)
+        doc = parse_untrusted(raw)
     except ValueError:
         raise _damaged(path, "journal of an interrupted render") from None
     ok = isinstance(doc, dict) and set(doc) == {"write", "delete"}
@@ -202,7 +202,7 @@ def valid_cache(raw: bytes | None, manifest_digest: str) -> dict[str, Any]:
     if raw is None:
         return {}
     try:
-        doc = json.loads(raw)
+        doc = parse_untrusted(raw)
     except ValueError:
         return {}
     if not isinstance(doc, dict) or doc.get("manifest") != manifest_digest:

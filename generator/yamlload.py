@@ -568,6 +568,19 @@ def _fast_loads(text: str, file: str) -> Document | None:
         parser.dispose()
 
 
+def link_error(name: str) -> PosnetError:
+    """A symbolic link where a spec file should be (also what `diff` says of a link
+    committed to Git, whose target it never reads either)."""
+    return _fail(
+        name,
+        0,
+        0,
+        "is a symbolic link; posnet reads no links inside a fleet folder "
+        "(a link's target is not reviewed with the repository)",
+        "the file itself in its place",
+    )
+
+
 def read_file(path: Path, name: str, follow: bool = True) -> bytes:
     """A spec file's bytes: a regular file, size-checked before it is read (never a
     FIFO or /dev/zero that would hang or fill memory); `follow=False` refuses a link."""
@@ -576,14 +589,7 @@ def read_file(path: Path, name: str, follow: bool = True) -> bytes:
         fd = os.open(path, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP and not follow:
-            raise _fail(
-                name,
-                0,
-                0,
-                "is a symbolic link; posnet reads no links inside a fleet folder "
-                "(a link's target is not reviewed with the repository)",
-                "the file itself in its place",
-            ) from None
+            raise link_error(name) from None
         raise _fail(name, 0, 0, f"cannot read file: {exc.strerror}") from None
     try:
         st = os.fstat(fd)

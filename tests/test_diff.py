@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -203,3 +204,78 @@ def test_control_characters_never_reach_a_terminal(demo_plans: dict[str, Plan]) 
     for out in (format_text(diff), format_markdown(diff)):
         assert "\x1b" not in out and "\u202e" not in out
         assert "\\x1b" in out
+
+
+# --------------------------------------------------------------------------- refusals
+# A side is refused where validate would refuse it, before anything of it is read:
+# a committed symbolic link was skipped (mode 120000) and a folder side followed it.
+
+LINK_ERROR = "error[E001] is a symbolic link"
+
+
+def _outside_store(tmp_path: Path) -> Path:
+    """A valid store file outside the fleet, holding a value that must never be shown."""
+    target = tmp_path / "outside" / "evil.yaml"
+    target.parent.mkdir()
+    text = (DEMO / "sites" / "gent-01.yaml").read_text().replace("gent-01", "evil")
+    target.write_text(text.replace("public_port: 18443", "public_port: 18443  # TOPSECRET"))
+    return target
+
+
+@pytest.mark.parametrize("rel", ["sites/evil.yaml", "sites/evil.yml", "groups/evil.yaml"])
+def test_committed_symlink_is_refused(repo: Path, tmp_path: Path, rel: str) -> None:
+    fleet = repo / "fleets" / "demo"
+    (fleet / rel).symlink_to(_outside_store(tmp_path))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "link")
+    for spec in ("HEAD~1..HEAD", "HEAD..HEAD", "HEAD"):  # added; on both sides; working
+        proc = posnet("diff", spec, "fleets/demo", "--exit-code", cwd=repo)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1, (spec, out)
+        assert f"{rel}: {LINK_ERROR}" in out, (spec, out)
+        assert "TOPSECRET" not in out and "No changes" not in out
+    shown = posnet("diff", "HEAD~1..HEAD", "fleets/demo", cwd=repo).stdout
+    assert f"HEAD/{rel}: {LINK_ERROR}" in shown  # named as validate names it, per side
+    assert f"HEAD~1/{rel}" not in shown
+    valid = posnet("validate", str(fleet))
+    assert valid.returncode == 1 and f"{fleet / rel}: {LINK_ERROR}" in valid.stdout
+
+
+@pytest.mark.parametrize("kind", ["to-a-store", "dangling", "to-a-folder", "fleet.yaml"])
+def test_folder_side_symlink_is_refused(tmp_path: Path, kind: str) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(DEMO, old)
+    shutil.copytree(DEMO, new)
+    rel = "sites/evil.yaml"
+    if kind == "to-a-store":
+        (new / rel).symlink_to(_outside_store(tmp_path))
+    elif kind == "dangling":
+        (new / rel).symlink_to(tmp_path / "nowhere.yaml")
+    elif kind == "to-a-folder":
+        (new / rel).symlink_to(tmp_path)
+    else:
+        rel = "fleet.yaml"
+        (tmp_path / "fleet.yaml").write_bytes((new / rel).read_bytes())
+        (new / rel).unlink()
+        (new / rel).symlink_to(tmp_path / "fleet.yaml")
+    for args in ((str(old), str(new)), (str(new), str(old))):
+        proc = posnet("diff", *args, "--exit-code")
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1, out
+        assert f"{new / rel}: {LINK_ERROR}" in out, out
+        assert "TOPSECRET" not in out
+
+
+def test_store_file_named_in_bad_bytes_is_refused_on_both_side_kinds(
+    repo: Path, tmp_path: Path
+) -> None:
+    fleet = repo / "fleets" / "demo"
+    bad = os.fsdecode(b"\xff\xfe") + ".yaml"
+    (fleet / "sites" / bad).write_bytes((fleet / "sites" / "gent-01.yaml").read_bytes())
+    proc = posnet("diff", str(DEMO), str(fleet), "--exit-code")
+    assert proc.returncode == 1 and "sites/\\xff\\xfe.yaml: error[E002]" in proc.stdout
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "bad name")
+    proc = posnet("diff", "HEAD~1..HEAD", "fleets/demo", "--exit-code", cwd=repo)
+    assert proc.returncode == 1
+    assert "HEAD/sites/\\xff\\xfe.yaml: error[E002]" in proc.stdout, proc.stdout

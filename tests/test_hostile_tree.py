@@ -172,6 +172,45 @@ def test_crafted_cache_is_ignored(world: World) -> None:
     world.untouched()
 
 
+DEEP = {
+    "deep-array": "[" * 100_000 + "]" * 100_000,
+    "deep-object": '{"a":' * 100_000 + "1" + "}" * 100_000,
+}
+
+
+@pytest.mark.parametrize("payload", DEEP.values(), ids=DEEP.keys())
+@pytest.mark.parametrize("name", ["manifest.json", ".posnet-journal.json"])
+def test_deeply_nested_manifest_or_journal_is_damaged(
+    world: World, name: str, payload: str
+) -> None:
+    """JSON nested past Python's recursion limit: the parser raises RecursionError, which
+    was no "damaged" case and ended as an internal error (exit 3), even with --force."""
+    path = world.out / name
+    path.write_text(payload)
+    res = posnet("render", world.fleet, "-o", world.out)
+    assert res.returncode == 1, res.stderr[-2000:]
+    assert f"{path}: damaged" in res.stderr and "--force" in res.stderr
+    res = posnet("render", world.fleet, "-o", world.out, "--check")
+    assert res.returncode == 1 and "internal error" not in res.stderr, res.stderr[-2000:]
+    res = posnet("apply", world.out)
+    assert res.returncode == 1 and "internal error" not in res.stderr, res.stderr[-2000:]
+    res = posnet("render", world.fleet, "-o", world.out, "--force")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+    world.untouched()
+
+
+@pytest.mark.parametrize("payload", DEEP.values(), ids=DEEP.keys())
+def test_deeply_nested_cache_is_ignored(world: World, payload: str) -> None:
+    """The stat cache is posnet's own speed-up: a damaged one is rebuilt, never an error."""
+    (world.out / ".posnet-cache.json").write_text(payload)
+    for args in [("--check",), (), ("--check",)]:
+        res = posnet("render", world.fleet, "-o", world.out, *args)
+        assert res.returncode == 0, (args, res.stderr[-2000:])
+    assert (world.out / ".posnet-cache.json").read_text() != payload
+    world.untouched()
+
+
 # --------------------------------------------------------------------------- links
 
 

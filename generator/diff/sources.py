@@ -28,17 +28,19 @@ from generator.errors import Diagnostic, Location, PosnetError
 from generator.pipeline import paused_gc
 from generator.pipeline import plans as make_plans
 from generator.plan import Plan
-from generator.spec.load import Fleet, load_fleet
+from generator.spec.load import Fleet, ignored_name, load_fleet, not_utf8, utf8_name
+from generator.yamlload import link_error, read_file
 
 ROUTE_ROUNDS = 8  # targets of targets...: a longer chain loads the whole side
 
 
 def _relevant(rel: str) -> bool:
-    """The files load_fleet reads: fleet.yaml, groups/*.yaml, sites/*.yaml|yml."""
+    """The files load_fleet reads: fleet.yaml, groups/*.yaml, sites/*.yaml|yml (not
+    hidden or editor files, which it ignores)."""
     if rel == "fleet.yaml":
         return True
     folder, _, name = rel.partition("/")
-    if not name or "/" in name:
+    if not name or "/" in name or ignored_name(name):
         return False
     if folder == "groups":
         return name.endswith(".yaml")
@@ -48,6 +50,26 @@ def _relevant(rel: str) -> bool:
 def _stem(rel: str) -> str:
     """sites/gent-01.yaml -> gent-01 (a store's id is its file name)."""
     return rel.rpartition("/")[2].rpartition(".")[0]
+
+
+def _refusal(label: str, rel: str, link: bool) -> list[Diagnostic]:
+    """What validate says of this file on that side, before reading anything: a link
+    (E001, its target never read) or a store file named in bytes that are not UTF-8."""
+    shown = f"{label}/{rel}"
+    if link:
+        return link_error(shown).diagnostics
+    if not utf8_name(rel):
+        if rel.startswith("sites/"):
+            return [not_utf8(shown)]
+        return [Diagnostic(Location(shown), "E003", "file name is not valid UTF-8")]
+    return []
+
+
+def refuse(sides: Iterable[FolderSide | GitSide]) -> None:
+    """Stop the diff as validate would stop on either side: links and bad names."""
+    found = [d for side in sides for d in side.problems()]
+    if found:
+        raise PosnetError(found)
 
 
 def _error(where: str, message: str, expected: str = "") -> PosnetError:
@@ -61,22 +83,37 @@ class FolderSide:
         self.root = root
         self.label = str(root)
         self._data: dict[str, bytes] | None = None
+        self._problems: list[Diagnostic] = []
 
     def _files(self) -> dict[str, bytes]:
         if self._data is None:
             out: dict[str, bytes] = {}
             root = str(self.root)
-            if os.path.isfile(os.path.join(root, "fleet.yaml")):
-                rels = ["fleet.yaml"]
+            if os.path.lexists(os.path.join(root, "fleet.yaml")):
+                found = [("fleet.yaml", os.path.islink(os.path.join(root, "fleet.yaml")))]
                 for folder in ("groups", "sites"):
                     with suppress(OSError), os.scandir(os.path.join(root, folder)) as it:
-                        rels += [f"{folder}/{e.name}" for e in it if e.is_file()]
-                for rel in rels:
-                    if _relevant(rel):
-                        with open(os.path.join(root, rel), "rb") as fh:
-                            out[rel] = fh.read()
+                        found += [
+                            (f"{folder}/{e.name}", e.is_symlink())
+                            for e in it
+                            if e.is_symlink() or e.is_file(follow_symlinks=False)
+                        ]
+                for rel, link in found:
+                    if not _relevant(rel):
+                        continue
+                    problems = _refusal(self.label, rel, link)
+                    if problems:
+                        self._problems += problems
+                        continue
+                    # never through a link, nor blocking on a FIFO swapped in meanwhile
+                    name = f"{self.label}/{rel}"
+                    out[rel] = read_file(self.root / rel, name, follow=False)
             self._data = out
         return self._data
+
+    def problems(self) -> list[Diagnostic]:
+        self._files()
+        return self._problems
 
     def listing(self) -> dict[str, str]:
         return {rel: hashlib.sha1(b).hexdigest() for rel, b in self._files().items()}  # noqa: S324
@@ -106,6 +143,7 @@ class GitSide:
         self.repo, self.rev, self.prefix = repo, rev, prefix.strip("/")
         self.label = rev
         self._listing: dict[str, str] | None = None
+        self._problems: list[Diagnostic] = []
         if rev.startswith("-"):
             raise _error(rev, "a revision cannot start with '-'", "a commit, branch or tag")
         # Every later read uses this commit: a branch moving meanwhile changes nothing.
@@ -136,13 +174,22 @@ class GitSide:
             for entry in raw.split(b"\0"):
                 if not entry:
                     continue
-                meta, _, path = entry.decode().partition("\t")
+                meta, _, path = entry.decode(errors="surrogateescape").partition("\t")
                 mode, kind, sha = meta.split()
                 rel = path[cut:]
-                if kind == "blob" and mode != "120000" and _relevant(rel):
+                if kind != "blob" or not _relevant(rel):
+                    continue
+                problems = _refusal(self.label, rel, mode == "120000")
+                if problems:
+                    self._problems += problems
+                else:
                     out[rel] = sha
             self._listing = out
         return self._listing
+
+    def problems(self) -> list[Diagnostic]:
+        self.listing()
+        return self._problems
 
     def containing(self, words: Iterable[str]) -> set[str]:
         args = ["grep", "-l", "-z", "-F", "-I", "--no-color", "-e", "\\"]
@@ -157,7 +204,8 @@ class GitSide:
         if proc.returncode not in (0, 1):  # 1: nothing found
             raise _error(self.rev, "git grep failed")
         cut = len(self.commit) + 1 + (len(self.prefix) + 1 if self.prefix else 0)
-        return {p.decode()[cut:] for p in proc.stdout.split(b"\0") if p}
+        found = (p.decode(errors="surrogateescape")[cut:] for p in proc.stdout.split(b"\0") if p)
+        return {rel for rel in found if rel in self.listing()}
 
     def text(self, rel: str) -> bytes:
         if rel not in self.listing():
@@ -255,6 +303,7 @@ def _side_plans(side: Side, want: set[str], tmp: Path, name: str) -> list[Plan]:
 def load_pair(old: Side, new: Side) -> tuple[list[Plan], list[Plan], int]:
     """The Plans of the stores that may differ on each side, and how many stores were
     left out because nothing they depend on changed."""
+    refuse((old, new))
     la, lb = old.listing(), new.listing()
     shared = {r for r in la.keys() | lb.keys() if not r.startswith("sites/")}
     sites = {r for r in la.keys() | lb.keys() if r.startswith("sites/")}

@@ -12,7 +12,6 @@ the same functions that render the tree.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.errors import Diagnostic, Location, PosnetError, safe_text
+from generator.jsondata import parse_untrusted
 from generator.outdir import OutDir, OutputError
 from generator.plan import Plan
 
@@ -57,7 +57,7 @@ def read_manifest(build: Path) -> dict[str, Any]:
             return {}
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as fh:
-            data = json.loads(fh.read(MANIFEST_LIMIT + 1))
+            data = parse_untrusted(fh.read(MANIFEST_LIMIT + 1))
     except (OSError, ValueError):
         return {}
     sites = data.get("sites") if isinstance(data, dict) else None

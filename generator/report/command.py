@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from generator.errors import safe_text
+
 
 @click.command("report")
 @click.argument("build", type=click.Path(path_type=Path), metavar="BUILD")
@@ -41,4 +43,5 @@ def report(build: Path, out: Path, fleet: Path | None) -> None:
     written = write_report(build, fleet_of(build, fleet), out)
     if not terminal.QUIET:
         stores = sum(1 for p in written if p.parent.name == "stores")
-        click.echo(f"posnet: report of {stores} store(s) in {out / 'index.html'}", err=True)
+        where = safe_text(str(out / "index.html"))
+        click.echo(f"posnet: report of {stores} store(s) in {where}", err=True)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from generator.errors import safe_text
+
 
 @click.command("init")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path), metavar="DIR")
@@ -32,4 +34,4 @@ def init(folder: Path, name: str | None) -> None:
         click.echo(str(path))
     click.echo(str(folder / "build") + "/")
     if not terminal.QUIET:
-        click.echo(f"posnet: fleet repository ready in {folder}", err=True)
+        click.echo(f"posnet: fleet repository ready in {safe_text(str(folder))}", err=True)

@@ -19,7 +19,7 @@ from generator.spec.fleet import LoadedSite, SiteFacts, site_layers
 from generator.spec.locate import Layer
 from generator.yamlload import Positions, YamlPath, read_file
 
-CACHE_FORMAT = "posnet-site-cache-4"
+CACHE_FORMAT = "posnet-site-cache-5"
 CACHE_KEEP = 32  # fleets per cache folder; the least recently used go first
 BUCKETS = 64  # sites are pickled in buckets: one change re-pickles 1/64 of the fleet
 _OFF = ("", "0", "off", "none", "no")
@@ -111,9 +111,9 @@ def _context(root: Path, inputs: Sequence[Path]) -> str:
     parts = [CACHE_FORMAT, str(root), generator_digest(), sys.version, fast_parser()]
     parts += [pydantic.VERSION, pydantic_core.__version__, ruamel.yaml.__version__]
     for part in parts:
-        h.update(part.encode() + b"\0")
+        h.update(os.fsencode(part) + b"\0")  # a folder name need not be UTF-8
     for p in inputs:
-        h.update(p.name.encode() + b"\0" + read_file(p, str(p), follow=False) + b"\0")
+        h.update(os.fsencode(p.name) + b"\0" + read_file(p, str(p), follow=False) + b"\0")
     return h.hexdigest()
 
 
@@ -121,8 +121,31 @@ def _dumps(value: object) -> bytes:
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def _unpickle(blob: bytes) -> object:
+    """A pickle of this cache, or None: unpickling damaged bytes raises nearly anything
+    (ValueError, UnicodeDecodeError, ImportError, IndexError, MemoryError...)."""
+    try:
+        return pickle.loads(blob)  # noqa: S301 - our own file in a private folder
+    except Exception:  # any damage means "no cache", never a crash
+        return None
+
+
+def _read(file: Path) -> object:
+    """The cache file's document, or None when it is absent, truncated or altered: it
+    starts with the SHA-256 of the rest, so damaged bytes are never unpickled."""
+    try:
+        with open(file, "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return None
+    digest, payload = raw[:32], raw[32:]
+    if len(digest) < 32 or hashlib.sha256(payload).digest() != digest:
+        return None
+    return _unpickle(payload)
+
+
 def _bucket(display: str) -> int:
-    return int(hashlib.sha256(display.encode()).hexdigest()[:8], 16) % BUCKETS
+    return int(hashlib.sha256(os.fsencode(display)).hexdigest()[:8], 16) % BUCKETS
 
 
 class SiteCache:
@@ -155,24 +178,27 @@ class SiteCache:
             context = _context(root, inputs)
         except (OSError, PosnetError):  # an unreadable input is reported by the load
             return None
-        name = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:32]
+        name = hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:32]
         file = folder / f"fleet-{name}.pickle"
-        try:
-            with open(file, "rb") as fh:
-                doc = pickle.load(fh)  # noqa: S301 - our own file in a private folder
-            if doc["format"] == CACHE_FORMAT and doc["context"] == context:
-                return cls(file, context, dict(doc["index"]), dict(doc["blobs"]))
-        except (OSError, pickle.PickleError, EOFError, AttributeError, KeyError, TypeError):
-            pass
+        doc = _read(file)
+        if (
+            isinstance(doc, dict)
+            and doc.get("format") == CACHE_FORMAT
+            and doc.get("context") == context
+            and isinstance(index := doc.get("index"), dict)
+            and isinstance(blobs := doc.get("blobs"), dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in index.items())
+            and all(isinstance(k, int) and isinstance(v, bytes) for k, v in blobs.items())
+        ):
+            return cls(file, context, index, blobs)
         return cls(file, context, {}, {})
 
     def _record(self, display: str) -> _Record | None:
         b = _bucket(display)
         if b not in self.decoded:
-            try:
-                self.decoded[b] = pickle.loads(self.blobs[b])  # noqa: S301 - see open()
-            except (pickle.PickleError, EOFError, AttributeError, KeyError, TypeError):
-                self.decoded[b] = {}
+            recs = _unpickle(self.blobs.get(b, b""))
+            ok = isinstance(recs, dict) and all(isinstance(r, _Record) for r in recs.values())
+            self.decoded[b] = recs if isinstance(recs, dict) and ok else {}  # else: damaged
         return self.decoded[b].get(display)
 
     def site(
@@ -251,8 +277,9 @@ class SiteCache:
         tmp = self.file.with_name(f"{self.file.name}.{os.getpid()}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            payload = _dumps(doc)
             with os.fdopen(fd, "wb") as fh:
-                pickle.dump(doc, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                fh.write(hashlib.sha256(payload).digest() + payload)
             os.replace(tmp, self.file)
             _prune(self.file.parent)
         except OSError:

@@ -266,7 +266,7 @@ def _read(spath: Path, follow: bool) -> bytes | None:
 STORE_SUFFIXES = (".yaml", ".yml")
 
 
-def _ignored(name: str) -> bool:
+def ignored_name(name: str) -> bool:
     """Hidden files and what editors leave next to a file (`.#x.yaml`, `x.yaml~`,
     `#x.yaml#`, `.x.yaml.swp`): never a store, often a stale copy of one."""
     return name.startswith((".", "#")) or name.endswith(("~", "#", ".swp", ".swo", ".bak"))
@@ -296,7 +296,27 @@ def _folder_problem(root: Path, name: str) -> Diagnostic | None:
 
 def _group_files(folder: Path) -> list[Path]:
     """groups/*.yaml, without hidden and editor files (an editor's `.#coast.yaml`)."""
-    return sorted(p for p in folder.glob("*.yaml") if not _ignored(p.name))
+    return sorted(p for p in folder.glob("*.yaml") if not ignored_name(p.name))
+
+
+def utf8_name(name: str) -> bool:
+    """Whether a name read from disk was UTF-8 (else it holds PEP 383 surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def not_utf8(display: str) -> Diagnostic:
+    """A store file whose name is not UTF-8: refused (also by `diff`), never loaded."""
+    return Diagnostic(
+        _loc(display),
+        "E002",
+        "the file name is not valid UTF-8 (shown with \\x escapes): the store id is "
+        "its name, which every output and the build tree must hold",
+        expected="sites/<store-id>.yaml: rename the file",
+    )
 
 
 def _site_files(folder: Path) -> tuple[list[Path], list[Diagnostic]]:
@@ -314,7 +334,7 @@ def _site_files(folder: Path) -> tuple[list[Path], list[Diagnostic]]:
     by_stem: dict[str, list[str]] = {}
     for name in names:
         display = str(folder / name)
-        if _ignored(name):
+        if ignored_name(name):
             notes.append(
                 Diagnostic(
                     _loc(display),
@@ -335,6 +355,9 @@ def _site_files(folder: Path) -> tuple[list[Path], list[Diagnostic]]:
                     expected="sites/<store-id>.yaml (or .yml)",
                 )
             )
+            continue
+        if not utf8_name(name):
+            notes.append(not_utf8(display))
             continue
         by_stem.setdefault(stem, []).append(name)
     files: list[Path] = []

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from generator.jsondata import parse_untrusted
+
 Verdict = Literal["in sync", "drifted", "unreachable", "error"]
 
 #: `posnet drift` exit codes (documented in --help and the README).
@@ -76,10 +78,15 @@ def collect(report_dir: Path, recap: dict[str, dict[str, int]]) -> list[HostStat
     """One state per host the play reached or tried to reach."""
     states: dict[str, HostState] = {}
     for path in sorted(report_dir.glob("*.json")):
-        data = json.loads(path.read_text())
-        host = str(data["host"])
-        drift = [{"what": str(d["what"]), "detail": str(d["detail"])} for d in data["drift"]]
-        error = str(data.get("error") or "")
+        try:
+            data = parse_untrusted(path.read_bytes())
+            host = str(data["host"])
+            drift = [{"what": str(d["what"]), "detail": str(d["detail"])} for d in data["drift"]]
+            error = str(data.get("error") or "")
+        except (OSError, ValueError, LookupError, TypeError, AttributeError):
+            # a report is written on the host from its answers: damage is that host's error
+            host, drift, error = path.stem, [], f"damaged state report {path.name}"
+            data = {}
         verdict: Verdict = "error" if error else "drifted" if drift else "in sync"
         states[host] = HostState(host, str(data.get("site") or ""), verdict, drift, error)
     for host, counts in recap.items():
