@@ -118,6 +118,7 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
 
     settings = FleetFile(fleet="fleet")
     fleet_layer: Layer | None = None
+    settings_layer: Layer | None = None
     fleet_data: dict[str, Any] = {}
     if fleet_doc is not None:
         if not isinstance(fleet_doc.data, dict):
@@ -131,8 +132,11 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
         except ValidationError as exc:
             raise PosnetError(validation_diagnostics(exc, fleet_data, flayers, FleetFile)) from None
         fleet_layer = Layer(settings.defaults, fleet_doc.positions, ("defaults",), fleet_doc.file)
+        settings_layer = flayers[0]
     catalog, catalog_digest = _load_catalog(fleet_doc, fleet_data)
-    fleet = Fleet(settings.fleet, root, catalog, settings, catalog_digest=catalog_digest)
+    fleet = Fleet(
+        settings.fleet, root, catalog, settings, catalog_digest=catalog_digest, layer=settings_layer
+    )
 
     groups, broken, gdiags = _load_groups(group_dir, root)
     diags.extend(gdiags)
