@@ -477,7 +477,7 @@ CASES = [
         '"10.0.0.5',
         "hosts[2].ip",
         "10.0.0.5 is not a host address of the LAN 198.51.100.128/26",
-        "in 198.51.100.128/26",
+        "an address from 198.51.100.129 to 198.51.100.190",
     ),
     Case(
         "ip-in-dhcp-pool",

@@ -34,7 +34,7 @@ from generator.spec.types import HOSTNAME_RE
 from generator.yamlload import Document, Positions, load_bytes, load_file, read_file
 
 
-def _doc_diag(doc: Document, message: str, expected: str = "") -> Diagnostic:
+def _doc_diag(doc: Document, message: str, expected: str) -> Diagnostic:
     loc = doc.positions.values.get(()) or doc.positions.nearest(())
     assert loc is not None
     if doc.data is None:
@@ -114,7 +114,16 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
                 )
             )
     else:
-        raise PosnetError([Diagnostic(_loc(str(path)), "E002", "no such file or folder")])
+        raise PosnetError(
+            [
+                Diagnostic(
+                    _loc(str(path)),
+                    "E002",
+                    "no such file or folder",
+                    expected="a fleet folder (fleet.yaml, sites/*.yaml) or a site file",
+                )
+            ]
+        )
 
     settings = FleetFile(fleet="fleet")
     fleet_layer: Layer | None = None
