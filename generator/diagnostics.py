@@ -101,8 +101,10 @@ _CODES = (
         "E202",
         "Address does not fit the LAN",
         "A gateway, DHCP pool bound or host address is not a usable host address of "
-        "lan.subnet (or is the gateway itself), or the subnet is too small: the edge "
-        "could not route to it.",
+        "lan.subnet (or is the gateway itself), or the subnet itself is unusable: smaller "
+        "than /30, larger than /16 (surely a typo: the firewall gives the whole subnet the "
+        "LAN's rights), or not unicast (0/8, loopback, link-local, multicast, 240/4). RFC "
+        "1918, 100.64.0.0/10 and public space routed to the store are all fine.",
         "lan: {subnet: 10.0.0.0/24, gateway: 10.0.0.1}\nhosts:\n  - {name: pos1, ip: 10.0.1.10}",
         "lan: {subnet: 10.0.0.0/24, gateway: 10.0.0.1}\nhosts:\n  - {name: pos1, ip: 10.0.0.10}",
     ),
@@ -127,9 +129,12 @@ _CODES = (
     ),
     Code(
         "E205",
-        "Unusable public address",
-        "wan.public_ip is private, reserved or inside the LAN: partners on the Internet "
-        "could not reach the store there.",
+        "Unusable WAN address",
+        "wan.public_ip is private, not unicast (unspecified, broadcast, loopback, "
+        "multicast, ...) or inside the LAN: partners on the Internet could not reach the "
+        "store there. wan.address (the edge's own address behind an ISP router) cannot be "
+        "such an address or lie inside the LAN either: one side of the edge would shadow "
+        "the other.",
         "wan: {ip_mode: static, public_ip: 10.0.0.5}",
         "wan: {ip_mode: static, public_ip: 203.0.113.30}",
     ),

@@ -73,3 +73,27 @@ def _collapse(cidrs: tuple[str, ...], fam: Literal["ipv4", "ipv6"]) -> tuple[str
 DOCUMENTATION = tuple(
     ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 )
+
+
+# Ranges without a unicast host address a store could use, as a LAN or as a public IP.
+NOT_UNICAST = tuple(
+    (ipaddress.IPv4Network(n), name)
+    for n, name in (
+        ("0.0.0.0/8", "'this network'"),  # RFC 1122: only a source while booting
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),  # RFC 3927: never routed, never DHCP-served
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),  # RFC 1112, holds the broadcast 255.255.255.255
+    )
+)
+
+#: Addresses that only exist behind a NAT: RFC 1918 and carrier-grade NAT (RFC 6598).
+BEHIND_NAT = tuple(
+    ipaddress.IPv4Network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")  # CGNAT last
+)
+
+
+def not_unicast(net: ipaddress.IPv4Network) -> tuple[ipaddress.IPv4Network, str] | None:
+    """The first special range `net` overlaps (with its name), None if none."""
+    return next(((n, name) for n, name in NOT_UNICAST if net.overlaps(n)), None)

@@ -477,7 +477,7 @@ CASES = [
         '"10.0.0.5',
         "hosts[2].ip",
         "10.0.0.5 is not a host address of the LAN 198.51.100.128/26",
-        "in 198.51.100.128/26",
+        "an address from 198.51.100.129 to 198.51.100.190",
     ),
     Case(
         "ip-in-dhcp-pool",
@@ -843,6 +843,26 @@ CASES = [
         code="E102",
     ),
     Case(
+        "unknown-lint-rule-in-fleet-settings",
+        F,
+        sub("  disable: []", "  disable: [PN101, PN999]"),
+        "PN999",
+        "lint.disable[1]",
+        "unknown lint rule 'PN999'",
+        "an id from `posnet rules`",
+        code="E102",
+    ),
+    Case(
+        "unknown-lint-rule-in-group-defaults",
+        C,
+        append("  lint:\n    disable: [PN998]\n"),
+        "PN998",
+        "defaults.lint.disable[0]",
+        "unknown lint rule 'PN998'",
+        "an id from `posnet rules`",
+        code="E102",
+    ),
+    Case(
         "malformed-lint-rule",
         B,
         append("lint:\n  disable: [pn-1]\n"),
@@ -1096,6 +1116,7 @@ CLI_CASES = [
     "unknown-key-service",
     "ip-in-dhcp-pool",
     "fleet-yaml-syntax",
+    "unknown-lint-rule-in-fleet-settings",
 ]
 
 

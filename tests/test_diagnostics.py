@@ -399,9 +399,9 @@ def test_a_problem_needs_a_registered_code_first() -> None:
     from generator.spec.checks import Problem
 
     with pytest.raises(TypeError):
-        Problem(("wan", "x"), "message", "expected")  # type: ignore[arg-type]
+        Problem(("wan", "x"), "E205", "message", "expected")  # type: ignore[arg-type]
     with pytest.raises(UnregisteredCode):
-        Problem("E299", ("wan",), "message")
+        Problem("E299", ("wan",), "message", "expected")
 
 
 def test_snippet_of_a_file_swapped_for_a_fifo_or_device_is_left_out(tmp_path: Path) -> None:

@@ -596,7 +596,7 @@ BROKEN_DDCLIENT = (
     ("leuven-04.pos.example.com", "# leuven-04.pos.example.com", "no host to update"),
     ("syslog=yes", "syslog=yes \\ ", "whitespace after the continuation"),
     ("example.com\n", "example.com \\\n", "ends inside a continuation"),
-    ("server=members.dyndns.org", "server=localhost", "is not a FQDN"),
+    ("server=members.dyndns.org", "server=localhost", "is not an FQDN"),
     ("leuven-04.pos.example.com", "leuven-04.pos.example.com extra words here", "unexpected"),
 )
 

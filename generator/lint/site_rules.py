@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import Iterator
 
 from generator.lint import Rule
+from generator.netparse import BEHIND_NAT
 from generator.plan import Plan
 from generator.yamlload import YamlPath
 
@@ -128,13 +129,6 @@ def domains_not_enforced(plan: Plan) -> Out:
                 f"egress {f.id} needs domains but the LAN's clients are not told to use the "
                 "edge's DNS: it is limited by port only, to any address",
             )
-
-
-#: Addresses that only exist behind a NAT: RFC 1918 and carrier-grade NAT (RFC 6598).
-BEHIND_NAT = tuple(
-    ipaddress.IPv4Network(n)
-    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
-)
 
 
 def ddns_reads_private_address(plan: Plan) -> Out:

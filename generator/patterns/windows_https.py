@@ -62,7 +62,12 @@ def check(site: Site, i: WindowsHttpsIntegration, p: Partner, base: YamlPath) ->
     yield from host_problem(site, (*base, "host"), i.host)
     for host in site.hosts:
         if host.name == i.host and host.os != "windows":
-            yield Problem("E210", (*base, "host"), "windows_https needs a host with os: windows")
+            yield Problem(
+                "E210",
+                (*base, "host"),
+                "windows_https needs a host with os: windows",
+                "a host with os: windows (netsh configures its HTTPS binding)",
+            )
     for j, name in enumerate(i.clients):
         yield from host_problem(site, (*base, "clients", j), name)
     if i.name is not None and netparse.ip_address_or_none(i.name) is not None:
@@ -73,9 +78,19 @@ def check(site: Site, i: WindowsHttpsIntegration, p: Partner, base: YamlPath) ->
             "the DNS name the certificate carries",
         )
     if i.port is None and params.default_port is None:
-        yield Problem("E204", (*base, "port"), "no port given and the partner has no default")
+        yield Problem(
+            "E204",
+            (*base, "port"),
+            "no port given and the partner has no default",
+            "port: the HTTPS port the partner's service listens on",
+        )
     if i.appid is None and params.appid is None:
-        yield Problem("E204", (*base, "appid"), "no appid given and the partner has no default")
+        yield Problem(
+            "E204",
+            (*base, "appid"),
+            "no appid given and the partner has no default",
+            "appid: the application's GUID, e.g. 77ba29fd-9f7a-45b0-8d7e-1ee5d879951b",
+        )
 
 
 def resolve(ctx: Context, i: WindowsHttpsIntegration, p: Partner) -> None:

@@ -27,7 +27,7 @@ class Problem:
     code: str
     path: YamlPath
     message: str
-    expected: str = ""
+    expected: str  # what would be right: every diagnostic says it (see test_expected)
     at_key: bool = False
 
     def __post_init__(self) -> None:
@@ -77,15 +77,33 @@ def _check_wan(site: Site) -> Iterator[Problem]:
             )
     if wan.public_ip is not None:
         ip = _addr(wan.public_ip)
-        if ip.is_private and not _is_documentation(ip):
+        special = _special(ip)
+        if special:
+            # One error, naming what the address is: "behind NAT?" fits no broadcast.
             yield Problem(
                 "E205",
                 ("wan", "public_ip"),
-                f"{ip} is a private address, not a public one (is the edge behind NAT?)",
+                f"{ip} is {special}: no store can be reached there",
+                "the store's public IPv4 address, the one partners connect to",
+            )
+        elif (ip.is_private or any(ip in n for n in netparse.BEHIND_NAT)) and not (
+            _is_documentation(ip)
+        ):
+            cgnat = ip in netparse.BEHIND_NAT[-1]
+            kind = "a carrier-grade NAT address (100.64.0.0/10)" if cgnat else "a private address"
+            yield Problem(
+                "E205",
+                ("wan", "public_ip"),
+                f"{ip} is {kind}, not a public one (is the edge behind NAT?)",
                 "a public IPv4 address (the edge's own private address goes in wan.address)",
             )
-        if ip.is_loopback or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-            yield Problem("E205", ("wan", "public_ip"), f"{ip} cannot be a public address")
+    if wan.address is not None and (special := _special(_addr(wan.address))):
+        yield Problem(
+            "E205",
+            ("wan", "address"),
+            f"{wan.address} is {special}: no interface can have it",
+            "the edge's own unicast address on wan.interface (e.g. 192.168.1.2)",
+        )
     if wan.ddns is not None and wan.ddns.checkip is not None and wan.ddns.detect != "web":
         yield Problem(
             "E211",
@@ -107,7 +125,12 @@ def _check_wan(site: Site) -> Iterator[Problem]:
             "tls: true, or client: inadyn",
         )
     if wan.ddns is not None and wan.ddns.provider == "cloudflare" and wan.ddns.zone is None:
-        yield Problem("E206", ("wan", "ddns", "provider"), "cloudflare DDNS needs wan.ddns.zone")
+        yield Problem(
+            "E206",
+            ("wan", "ddns", "provider"),
+            "cloudflare DDNS needs wan.ddns.zone",
+            "zone: <the Cloudflare zone holding the name>, e.g. example.com",
+        )
     if (
         wan.ddns is not None
         and wan.ddns.client == "ddclient"
@@ -122,7 +145,12 @@ def _check_wan(site: Site) -> Iterator[Problem]:
             "a username without '#' and spaces, or client: inadyn",
         )
     if wan.interface == site.lan.interface:
-        yield Problem("E207", ("lan", "interface"), "LAN and WAN interfaces must differ")
+        yield Problem(
+            "E207",
+            ("lan", "interface"),
+            "LAN and WAN interfaces must differ",
+            f"an interface other than wan.interface ({wan.interface}), e.g. br-lan",
+        )
     for part, name in (("wan", wan.interface), ("lan", site.lan.interface)):
         if name.startswith("-") or name in (".", ".."):
             # iptables and ip(8) would read '-x' as an option; Linux refuses '.' and '..'.
@@ -135,6 +163,37 @@ def _is_documentation(ip: ipaddress.IPv4Address) -> bool:
     return any(ip in n for n in netparse.DOCUMENTATION)
 
 
+def _special(ip: ipaddress.IPv4Address) -> str:
+    """What a non-unicast address is ('' for a unicast one), as a message says it."""
+    if ip.is_unspecified:
+        return "the unspecified address"
+    if int(ip) == 0xFFFFFFFF:
+        return "the broadcast address"
+    hit = netparse.not_unicast(ipaddress.IPv4Network(ip))
+    return f"a {hit[1]} address ({hit[0]})" if hit else ""
+
+
+# A store LAN is the edge's own side: the firewall lets lan.subnet out to the internet,
+# masquerades it and treats proxy upstreams in it as local. Wider than /16 (65,534 hosts)
+# it is a typo, and 0.0.0.0/1 would hand half the internet the LAN's rights.
+MIN_LAN_PREFIX = 16
+_LAN_RANGE = (
+    "a unicast range: RFC 1918 (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16), 100.64.0.0/10 "
+    "or public space routed to the store; not 0/8, 127/8, 169.254/16, 224/4 or 240/4"
+)
+
+
+def _hosts_of(net: ipaddress.IPv4Network) -> str:
+    """'Expected' for an address that must be a host address of the LAN."""
+    if net.prefixlen > 30:
+        return f"a host address of lan.subnet (and a lan.subnet larger than {net})"
+    return f"an address from {net.network_address + 1} to {net.broadcast_address - 1}"
+
+
+def _is_host(ip: ipaddress.IPv4Address, net: ipaddress.IPv4Network) -> bool:
+    return ip in net and ip not in (net.network_address, net.broadcast_address)
+
+
 def _check_lan(site: Site) -> Iterator[Problem]:
     lan = site.lan
     net = netparse.ipv4_network(lan.subnet)
@@ -142,22 +201,63 @@ def _check_lan(site: Site) -> Iterator[Problem]:
         yield Problem(
             "E202", ("lan", "subnet"), f"{net} is too small for a store LAN", "/30 or larger"
         )
+    elif net.prefixlen < MIN_LAN_PREFIX:
+        yield Problem(
+            "E202",
+            ("lan", "subnet"),
+            f"{net} is too large for a store LAN ({net.num_addresses:,} addresses)",
+            f"/{MIN_LAN_PREFIX} or smaller, e.g. /24 (254 hosts)",
+        )
+    special = netparse.not_unicast(net)
+    if special is not None:
+        yield Problem(
+            "E202",
+            ("lan", "subnet"),
+            f"{net} overlaps the {special[1]} range {special[0]}: no LAN can use it",
+            _LAN_RANGE,
+        )
     gw = _addr(lan.gateway)
-    if gw not in net or gw in (net.network_address, net.broadcast_address):
-        yield Problem("E202", ("lan", "gateway"), f"{gw} is not a host address of {net}")
+    if not _is_host(gw, net):
+        yield Problem(
+            "E202", ("lan", "gateway"), f"{gw} is not a host address of {net}", _hosts_of(net)
+        )
     if lan.dhcp_pool is not None:
         start, end = _addr(lan.dhcp_pool.start), _addr(lan.dhcp_pool.end)
         for key, ip in (("start", start), ("end", end)):
-            if ip not in net or ip in (net.network_address, net.broadcast_address):
+            if not _is_host(ip, net):
                 yield Problem(
-                    "E202", ("lan", "dhcp_pool", key), f"{ip} is not a host address of {net}"
+                    "E202",
+                    ("lan", "dhcp_pool", key),
+                    f"{ip} is not a host address of {net}",
+                    _hosts_of(net),
                 )
         if start > end:
-            yield Problem("E202", ("lan", "dhcp_pool", "end"), "the pool ends before it starts")
+            yield Problem(
+                "E202",
+                ("lan", "dhcp_pool", "end"),
+                f"the pool ends ({end}) before it starts ({start})",
+                f"an end at or after the start {start}",
+            )
         if start <= gw <= end:
-            yield Problem("E203", ("lan", "dhcp_pool"), f"the pool contains the gateway {gw}")
-    if site.wan.public_ip is not None and _addr(site.wan.public_ip) in net:
-        yield Problem("E205", ("wan", "public_ip"), f"the public IP lies inside the LAN {net}")
+            yield Problem(
+                "E203",
+                ("lan", "dhcp_pool"),
+                f"the pool contains the gateway {gw}",
+                f"a pool that leaves out {gw}, e.g. starting after it",
+            )
+    for key in ("public_ip", "address"):
+        value = getattr(site.wan, key)
+        if value is None or _addr(value) not in net:
+            continue
+        what = "the LAN gateway" if _addr(value) == gw else f"inside the LAN {net}"
+        yield Problem(
+            "E205",
+            ("wan", key),
+            f"{value} is {what}: the WAN and the LAN side of the edge cannot share addresses",
+            "the store's public IPv4 address, outside lan.subnet"
+            if key == "public_ip"
+            else "the edge's address in the ISP router's network, outside lan.subnet",
+        )
     if lan.dns.servers and lan.dns.upstreams:
         # The edge serves no DNS when clients are sent elsewhere: upstreams would be unused.
         yield Problem(
@@ -184,15 +284,20 @@ def _check_hosts(site: Site) -> Iterator[Problem]:
                 "another host name",
             )
         ip = _addr(host.ip)
-        if ip not in net or ip in (net.network_address, net.broadcast_address):
+        if not _is_host(ip, net):
             yield Problem(
                 "E202",
                 ("hosts", i, "ip"),
                 f"{ip} is not a host address of the LAN {net}",
-                f"in {net}",
+                _hosts_of(net),
             )
         elif ip == gw:
-            yield Problem("E202", ("hosts", i, "ip"), f"{ip} is the LAN gateway (the edge)")
+            yield Problem(
+                "E202",
+                ("hosts", i, "ip"),
+                f"{ip} is the LAN gateway (the edge)",
+                "an address of its own, not lan.gateway",
+            )
         if pool is not None and _addr(pool.start) <= ip <= _addr(pool.end):
             yield Problem(
                 "E203",
@@ -206,7 +311,8 @@ def _check_hosts(site: Site) -> Iterator[Problem]:
                     "E208",
                     ("hosts", i, key),
                     f"duplicate host {key} (also hosts[{table[value]}])",
-                    f"a {key} no other host of this store has",
+                    f"{'an IP address' if key == 'ip' else 'a name'} no other host of this "
+                    "store has",
                 )
             table.setdefault(value, i)
         if host.mac is not None:
@@ -222,12 +328,21 @@ def _check_hosts(site: Site) -> Iterator[Problem]:
         snames: dict[str, int] = {}
         for j, svc in enumerate(host.services):
             if (svc.port, svc.protocol) in seen:
+                other = seen[(svc.port, svc.protocol)]
                 yield Problem(
-                    "E208", ("hosts", i, "services", j, "port"), "duplicate port on this host"
+                    "E208",
+                    ("hosts", i, "services", j, "port"),
+                    f"duplicate port on this host (also services[{other}])",
+                    "a port (and protocol) no other service of this host has",
                 )
             seen.setdefault((svc.port, svc.protocol), j)
             if svc.name in snames:
-                yield Problem("E208", ("hosts", i, "services", j, "name"), "duplicate service name")
+                yield Problem(
+                    "E208",
+                    ("hosts", i, "services", j, "name"),
+                    f"duplicate service name (also services[{snames[svc.name]}])",
+                    "a name no other service of this host has",
+                )
             snames.setdefault(svc.name, j)
 
 
@@ -304,7 +419,12 @@ def _basic_auth_problems(integ: ReverseProxyIntegration, ap: YamlPath) -> Iterat
     auth = integ.auth
     if auth.type != "basic":
         if auth.users is not None:
-            yield Problem("E210", (*ap, "users"), f"auth.users is for basic auth, not {auth.type}")
+            yield Problem(
+                "E210",
+                (*ap, "users"),
+                f"auth.users is for basic auth, not {auth.type}",
+                "no users, or type: basic",
+            )
         return
     if auth.users is None and auth.htpasswd is None:
         yield Problem(
@@ -328,7 +448,10 @@ def _basic_auth_problems(integ: ReverseProxyIntegration, ap: YamlPath) -> Iterat
     for k, user in enumerate(auth.users or ()):
         if user.name in seen:
             yield Problem(
-                "E210", (*ap, "users", k, "name"), f"user {user.name!r} is declared twice"
+                "E210",
+                (*ap, "users", k, "name"),
+                f"user {user.name!r} is declared twice",
+                "each user name once",
             )
         seen.add(user.name)
 
@@ -336,10 +459,18 @@ def _basic_auth_problems(integ: ReverseProxyIntegration, ap: YamlPath) -> Iterat
 def check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> Iterator[Problem]:
     yield from _basic_auth_problems(integ, (*base, "auth"))
     if integ.auth.type == "client_cert" and integ.auth.client_ca is None:
-        yield Problem("E210", (*base, "auth"), "client_cert auth needs auth.client_ca")
+        yield Problem(
+            "E210",
+            (*base, "auth"),
+            "client_cert auth needs auth.client_ca",
+            "client_ca: the CA that signs the partner's client certificates",
+        )
     if integ.public_port is not None and site.wan.fqdn is None and integ.server_name is None:
         yield Problem(
-            "E210", (*base, "server_name"), "a public proxy needs server_name or wan.fqdn"
+            "E210",
+            (*base, "server_name"),
+            "a public proxy needs server_name or wan.fqdn",
+            "server_name: <the name partners connect to>, or wan.fqdn",
         )
     keys: dict[str, int] = {}
     for j, route in enumerate(integ.routes):
@@ -347,9 +478,19 @@ def check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> I
         local = route.service is not None
         remote = route.site is not None or route.site_service is not None
         if local == remote:
-            yield Problem("E210", rp, "a route needs either service, or site and site_service")
+            yield Problem(
+                "E210",
+                rp,
+                "a route needs either service, or site and site_service",
+                "service: host/service (this store), or site and site_service (another)",
+            )
         if remote and (route.site is None or route.site_service is None):
-            yield Problem("E210", rp, "a remote route needs both site and site_service")
+            yield Problem(
+                "E210",
+                rp,
+                "a remote route needs both site and site_service",
+                "site: <store id> and site_service: host/service",
+            )
         if route.service is not None:
             yield from service_problem(site, (*rp, "service"), route.service)
         if route.upstream_ca is not None and route.upstream_certificate is not None:
@@ -362,8 +503,18 @@ def check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> I
         key = route.subdomain if integ.routing == "subdomain" else route.path
         field = "subdomain" if integ.routing == "subdomain" else "path"
         if key is None:
-            yield Problem("E210", rp, f"{integ.routing} routing needs {field} on every route")
+            yield Problem(
+                "E210",
+                rp,
+                f"{integ.routing} routing needs {field} on every route",
+                f"{field}: on this route",
+            )
         elif key in keys:
-            yield Problem("E208", (*rp, field), f"duplicate {field} (also routes[{keys[key]}])")
+            yield Problem(
+                "E208",
+                (*rp, field),
+                f"duplicate {field} (also routes[{keys[key]}])",
+                f"a {field} no other route of this integration has",
+            )
         else:
             keys[key] = j

@@ -144,6 +144,9 @@ class Fleet:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     catalog_digest: str = ""
     cache: SiteCache | None = None
+    # fleet.yaml as written (None for a lone site file): places a problem of its own
+    # settings, such as an unknown id in its lint.disable, at the line that wrote it.
+    layer: Layer | None = None
 
     @property
     def ok(self) -> bool:

@@ -25,6 +25,9 @@ def check_fleet(fleet: Fleet, failed: set[str]) -> list[Diagnostic]:
         fleet.sites = [ls for ls in fleet.sites if ls.id not in bad]
 
 
+_WHAT = {"fqdn": "an FQDN", "public_ip": "a public IP address"}
+
+
 def _check_unique(fleet: Fleet) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     seen_fqdn: dict[str, str] = {}
@@ -44,6 +47,7 @@ def _check_unique(fleet: Fleet) -> list[Diagnostic]:
                         "E300",
                         f"wan.{key} is also used by site '{table[value]}'",
                         path=shown,
+                        expected=f"{_WHAT[key]} no other store of the fleet uses",
                         site=ls.id,
                     )
                 )
@@ -62,17 +66,21 @@ def _check_routes(fleet: Fleet, failed: set[str]) -> list[Diagnostic]:
             other = by_id.get(target)
             if other is None:
                 loc, shown = ls.locate(path)
-                msg = (
-                    f"site '{target}' has errors, so this route cannot be resolved"
-                    if target in failed
-                    else f"site '{target}' is not in this fleet"
-                )
-                out.append(Diagnostic(loc, "E300", msg, path=shown, site=ls.id))
+                if target in failed:
+                    msg = f"site '{target}' has errors, so this route cannot be resolved"
+                    want = f"site '{target}' without errors (see its own diagnostics)"
+                else:
+                    msg, want = (
+                        f"site '{target}' is not in this fleet",
+                        "the id of a store in sites/",
+                    )
+                out.append(Diagnostic(loc, "E300", msg, path=shown, expected=want, site=ls.id))
                 continue
             if other.facts.fqdn is None and other.facts.public_ip is None:
                 loc, shown = ls.locate(path)
                 msg = f"site '{target}' has no public address (wan.fqdn or wan.public_ip)"
-                out.append(Diagnostic(loc, "E300", msg, path=shown, site=ls.id))
+                want = f"wan.fqdn or wan.public_ip in site '{target}', or another store"
+                out.append(Diagnostic(loc, "E300", msg, path=shown, expected=want, site=ls.id))
                 continue
             host, _, svc = service.partition("/")
             if (host, svc) not in other.facts.services:
@@ -83,6 +91,7 @@ def _check_routes(fleet: Fleet, failed: set[str]) -> list[Diagnostic]:
                         "E300",
                         f"site '{target}' has no service {service}",
                         path=shown,
+                        expected=f"a host/service of site '{target}'",
                         site=ls.id,
                     )
                 )

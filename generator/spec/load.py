@@ -34,7 +34,7 @@ from generator.spec.types import HOSTNAME_RE
 from generator.yamlload import Document, Positions, load_bytes, load_file, read_file
 
 
-def _doc_diag(doc: Document, message: str, expected: str = "") -> Diagnostic:
+def _doc_diag(doc: Document, message: str, expected: str) -> Diagnostic:
     loc = doc.positions.values.get(()) or doc.positions.nearest(())
     assert loc is not None
     if doc.data is None:
@@ -116,10 +116,20 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
                 )
             )
     else:
-        raise PosnetError([Diagnostic(_loc(str(path)), "E002", "no such file or folder")])
+        raise PosnetError(
+            [
+                Diagnostic(
+                    _loc(str(path)),
+                    "E002",
+                    "no such file or folder",
+                    expected="a fleet folder (fleet.yaml, sites/*.yaml) or a site file",
+                )
+            ]
+        )
 
     settings = FleetFile(fleet="fleet")
     fleet_layer: Layer | None = None
+    settings_layer: Layer | None = None
     fleet_data: dict[str, Any] = {}
     if fleet_doc is not None:
         if not isinstance(fleet_doc.data, dict):
@@ -133,8 +143,11 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
         except ValidationError as exc:
             raise PosnetError(validation_diagnostics(exc, fleet_data, flayers, FleetFile)) from None
         fleet_layer = Layer(settings.defaults, fleet_doc.positions, ("defaults",), fleet_doc.file)
+        settings_layer = flayers[0]
     catalog, catalog_digest = _load_catalog(fleet_doc, fleet_data)
-    fleet = Fleet(settings.fleet, root, catalog, settings, catalog_digest=catalog_digest)
+    fleet = Fleet(
+        settings.fleet, root, catalog, settings, catalog_digest=catalog_digest, layer=settings_layer
+    )
 
     groups, broken, gdiags = _load_groups(group_dir, root)
     diags.extend(gdiags)

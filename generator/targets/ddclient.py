@@ -206,7 +206,7 @@ def value_problem(key: str, value: str) -> str | None:
         (key == "use" and value.lower() not in USE, "is not a 'use' strategy"),
         (key == "usev4" and value.lower() not in USEV4, "is not a 'usev4' strategy"),
         (key in ("if", "ifv4", "ifv6") and not IF_RE.match(value), "is not an interface"),
-        (key in ("server", "zone", "mx") and not FQDN_RE.search(value), "is not a FQDN"),
+        (key in ("server", "zone", "mx") and not FQDN_RE.search(value), "is not an FQDN"),
         (key == "web" and not WEB_RE.match(value), "is not a check-ip URL"),
         (key in ("login", "password", "host") and value == "", "is empty"),
     ]
