@@ -38,6 +38,7 @@ def playbooks_dir() -> Path:
 def _tree(build: Path) -> Path:
     """A rendered tree whose files are exactly what the manifest says."""
     from generator.build import open_tree
+    from generator.errors import safe_text
     from generator.tree_guard import read_tree_file, valid_manifest
 
     listing = open_tree(build)  # no links or special files anywhere in it
@@ -76,7 +77,7 @@ def _tree(build: Path) -> Path:
             edited.append(f"{p}: edited by hand")
     if edited:
         for line in edited[:20]:
-            click.echo(line, err=True)
+            click.echo(safe_text(line), err=True)  # a stray's name is anyone's text
         raise click.ClickException(f"{build} differs from its manifest; re-render before applying")
     return build.resolve()
 

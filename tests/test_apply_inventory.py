@@ -131,3 +131,14 @@ def test_hashes_stay_true_across_partial_renders(rendered: tuple[Path, Path]) ->
     assert manifest(out)["inventory"] == disk_inventory(out)
     assert posnet("render", fleet, "-o", out, "--check").returncode == 0
     assert posnet("render", fleet, "-o", out, "--check", "--full").returncode == 0
+
+
+def test_a_stray_name_is_printed_escaped(rendered: tuple[Path, Path]) -> None:
+    """A stray file's name is anyone's text: a terminal escape in it is shown, not sent."""
+    _, out = rendered
+    (out / "inventory" / "host_vars" / "\x1b]0;owned\x07x.yml").write_text("a: 1\n")
+    res = posnet("apply", out)
+    assert res.returncode == 1
+    assert "\x1b" not in res.stderr and "\\x1b]0;owned\\x07x.yml: not rendered by posnet" in (
+        res.stderr
+    )

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,6 +98,11 @@ def fifo(rel: str) -> Plant:
     return plant
 
 
+def plants(*made: tuple[Callable[[str], Plant], str]) -> list[Any]:
+    """One test parameter per (kind, path), named after both."""
+    return [pytest.param(kind(rel), id=f"{kind.__name__}-{rel}") for kind, rel in made]
+
+
 def _refused(tmp_path: Path, plant: Plant, args: Callable[[Path], list[str]], out: Path) -> None:
     victim, outside = tmp_path / "victim", tmp_path / "outside"
     victim.write_text(ORIG)
@@ -115,14 +121,14 @@ def _refused(tmp_path: Path, plant: Plant, args: Callable[[Path], list[str]], ou
     assert listing(out) == before  # nothing written, not even beside the planted entry
 
 
-REPORT_PLANTS = [
-    pytest.param(link_file("index.html"), id="link_file-index.html"),
-    pytest.param(link_folder("stores"), id="link_folder-stores"),
-    pytest.param(fifo("report.css"), id="fifo-report.css"),
-    pytest.param(link_file("stores/store-01.html"), id="link_file-stores/store-01.html"),
-    pytest.param(link_folder("stores/store-01.html"), id="link_folder-stores/store-01.html"),
-    pytest.param(fifo("stores/store-01.html"), id="fifo-stores/store-01.html"),
-]
+REPORT_PLANTS = plants(
+    (link_file, "index.html"),
+    (link_folder, "stores"),
+    (fifo, "report.css"),
+    (link_file, "stores/store-01.html"),
+    (link_folder, "stores/store-01.html"),
+    (fifo, "stores/store-01.html"),
+)
 
 
 @pytest.mark.parametrize("plant", REPORT_PLANTS)
@@ -183,12 +189,12 @@ def test_report_still_rewrites_its_own_folder(repo: Path, tmp_path: Path) -> Non
     assert not [p for p in out.rglob("*") if "posnet-tmp" in p.name]
 
 
-SCHEMA_PLANTS = [
-    pytest.param(link_file("site.schema.json"), id="link_file-site.schema.json"),
-    pytest.param(link_folder("fleet.schema.json"), id="link_folder-fleet.schema.json"),
-    pytest.param(fifo("group.schema.json"), id="fifo-group.schema.json"),
-    pytest.param(link_folder("sub"), id="link_folder-sub"),  # --write names sub: a link
-]
+SCHEMA_PLANTS = plants(
+    (link_file, "site.schema.json"),
+    (link_folder, "fleet.schema.json"),
+    (fifo, "group.schema.json"),
+    (link_folder, "sub"),  # --write names sub: a link
+)
 
 
 @pytest.mark.parametrize("plant", SCHEMA_PLANTS)
@@ -203,17 +209,17 @@ def test_schema_write_refuses_links_and_fifos(
     _refused(tmp_path, plant, args, tmp_path / "sch")
 
 
-INIT_PLANTS = [
-    pytest.param(link_file(".gitignore"), id="link_file-.gitignore"),
-    pytest.param(link_folder("fleet"), id="link_folder-fleet"),
-    pytest.param(fifo(".gitlab-ci.yml"), id="fifo-.gitlab-ci.yml"),
-    pytest.param(link_folder(".github"), id="link_folder-.github"),
-    pytest.param(link_folder(".github/workflows"), id="link_folder-.github/workflows"),
-    pytest.param(link_file(".github/workflows/posnet.yml"), id="link_file-posnet.yml"),
-    pytest.param(fifo(".github/workflows/posnet.yml"), id="fifo-posnet.yml"),
-    pytest.param(link_folder("schema"), id="link_folder-schema"),
-    pytest.param(link_folder("build"), id="link_folder-build"),
-]
+INIT_PLANTS = plants(
+    (link_file, ".gitignore"),
+    (link_folder, "fleet"),
+    (fifo, ".gitlab-ci.yml"),
+    (link_folder, ".github"),
+    (link_folder, ".github/workflows"),
+    (link_file, ".github/workflows/posnet.yml"),
+    (fifo, ".github/workflows/posnet.yml"),
+    (link_folder, "schema"),
+    (link_folder, "build"),
+)
 
 
 @pytest.mark.parametrize("plant", INIT_PLANTS)
