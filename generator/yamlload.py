@@ -51,24 +51,38 @@ MAX_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64
 
 
+Mark = tuple[int, int]  # 1-based line and column
+
+
 @dataclass
 class Positions:
-    """Where each value (and each mapping key) came from, by document path."""
+    """Where each value (and each mapping key) of one file came from, by document path.
 
-    values: dict[YamlPath, Location] = field(default_factory=dict)
-    keys: dict[YamlPath, Location] = field(default_factory=dict)
+    Marks are kept as (line, col) pairs and become Locations only when asked for: a
+    fleet holds about 80 per store, and the cache restores them with one unpickle.
+    """
+
+    file: str = ""
+    values: dict[YamlPath, Mark] = field(default_factory=dict)
+    keys: dict[YamlPath, Mark] = field(default_factory=dict)
+
+    def _at(self, mark: Mark | None) -> Location | None:
+        return None if mark is None else Location(self.file, mark[0], mark[1])
 
     def value(self, path: YamlPath) -> Location | None:
-        return self.values.get(path)
+        return self._at(self.values.get(path))
+
+    def key(self, path: YamlPath) -> Location | None:
+        return self._at(self.keys.get(path))
 
     def nearest(self, path: YamlPath, prefer_key: bool = False) -> Location | None:
         """Closest known position: the key itself, or the deepest known ancestor."""
         p = tuple(path)
         while True:
             if prefer_key and p in self.keys:
-                return self.keys[p]
+                return self._at(self.keys[p])
             if p in self.values:
-                return self.values[p]
+                return self._at(self.values[p])
             if not p:
                 return None
             p = p[:-1]
@@ -110,12 +124,9 @@ def _decode(raw: bytes, file: str) -> str:
 class _Walker:
     def __init__(self, file: str) -> None:
         self.file = file
-        self.positions = Positions()
+        self.positions = Positions(file)
         self.budget = NODE_BUDGET
         self.active: set[int] = set()
-
-    def loc(self, line: int, col: int) -> Location:
-        return Location(self.file, line + 1, col + 1)
 
     def walk(self, node: Any, path: YamlPath) -> Any:
         self.budget -= 1
@@ -162,8 +173,8 @@ class _Walker:
                         self.file, kline + 1, kcol + 1, "mapping keys must be strings", "a name"
                     )
                 sub = (*path, key)
-                self.positions.keys[sub] = self.loc(kline, kcol)
-                self.positions.values[sub] = self.loc(vline, vcol)
+                self.positions.keys[sub] = (kline + 1, kcol + 1)
+                self.positions.values[sub] = (vline + 1, vcol + 1)
                 out[key] = self.walk(node[key], sub)
             self.active.discard(id(node))
             return out
@@ -176,7 +187,7 @@ class _Walker:
             for i, item in enumerate(node):
                 line, col = node.lc.data[i]
                 sub = (*path, i)
-                self.positions.values[sub] = self.loc(line, col)
+                self.positions.values[sub] = (line + 1, col + 1)
                 items.append(self.walk(item, sub))
             self.active.discard(id(node))
             return items
@@ -413,7 +424,7 @@ def loads(text: str, file: str) -> Document:
     if len(docs) > 1:  # _check_events reports it with a line; never ignore a document
         raise _fail(file, 0, 0, "file holds more than one YAML document", "exactly one document")
     walker = _Walker(file)
-    walker.positions.values[()] = Location(file, 1, 1)
+    walker.positions.values[()] = (1, 1)
     data = walker.walk(docs[0] if docs else None, ())
     return Document(data, walker.positions, file)
 
@@ -488,13 +499,14 @@ class _Composer:
     def __init__(self, parser: Any, file: str) -> None:
         self.next = parser.get_event
         self.file = file
-        self.positions = Positions()
-        self.positions.values[()] = Location(file, 1, 1)
+        self.positions = Positions(file)
+        self.positions.values[()] = (1, 1)
         self.budget = NODE_BUDGET
 
-    def loc(self, ev: Any) -> Location:
+    @staticmethod
+    def mark(ev: Any) -> Mark:
         mark = ev.start_mark
-        return Location(self.file, mark.line + 1, mark.column + 1)
+        return (mark.line + 1, mark.column + 1)
 
     def scalar(self, ev: Any) -> Any:
         if type(ev) is not _ev.ScalarEvent or ev.anchor is not None or ev.tag is not None:
@@ -520,16 +532,16 @@ class _Composer:
                 if not isinstance(key, str) or key in out:
                     raise _Slow
                 sub = (*path, key)
-                keys[sub] = self.loc(kev)
+                keys[sub] = self.mark(kev)
                 vev = self.next()
-                values[sub] = self.loc(vev)
+                values[sub] = self.mark(vev)
                 out[key] = self.node(vev, sub)
             return out
         if kind is _ev.SequenceStartEvent:
             items: list[Any] = []
             while type(iev := self.next()) is not _ev.SequenceEndEvent:
                 sub = (*path, len(items))
-                values[sub] = self.loc(iev)
+                values[sub] = self.mark(iev)
                 items.append(self.node(iev, sub))
             return items
         raise _Slow  # an alias

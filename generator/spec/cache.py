@@ -11,15 +11,15 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from generator.errors import Diagnostic, Location, PosnetError
+from generator.errors import Diagnostic, PosnetError
 from generator.plan import Plan
 from generator.spec.fleet import LoadedSite, SiteFacts, site_layers
 from generator.spec.locate import Layer
 from generator.yamlload import Positions, YamlPath, read_file
 
-CACHE_FORMAT = "posnet-site-cache-5"
+CACHE_FORMAT = "posnet-site-cache-6"
 CACHE_KEEP = 32  # fleets per cache folder; the least recently used go first
 BUCKETS = 64  # sites are pickled in buckets: one change re-pickles 1/64 of the fleet
 _OFF = ("", "0", "off", "none", "no")
@@ -47,11 +47,7 @@ def to_record(raw: bytes, loaded: LoadedSite | None, diags: list[Diagnostic]) ->
     if loaded is None:
         return _Record(sha, b"", None, diags, "", b"", {})
     own = loaded.layers[0]
-    layer = (
-        own.data,
-        [(p, loc.line, loc.col) for p, loc in own.positions.values.items()],
-        [(p, loc.line, loc.col) for p, loc in own.positions.keys.items()],
-    )
+    layer = (own.data, own.positions.values, own.positions.keys)
     site = _dumps(loaded.site)
     return _Record(sha, site, loaded.facts, diags, loaded.digest, _dumps(layer), loaded.found)
 
@@ -66,10 +62,7 @@ def from_record(
 
     def restore() -> tuple[Layer, ...]:
         data, values, keys = pickle.loads(blob)  # noqa: S301 - see SiteCache.open()
-        positions = Positions(
-            {path: Location(display, line, col) for path, line, col in values},
-            {path: Location(display, line, col) for path, line, col in keys},
-        )
+        positions = Positions(display, values, keys)
         return tuple(site_layers(Layer(data, positions, (), display), groups, fleet_layer))
 
     site = LoadedSite(rec.site, display, restore, rec.digest, rec.found, rec.facts)
@@ -121,7 +114,7 @@ def _dumps(value: object) -> bytes:
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _unpickle(blob: bytes) -> object:
+def _unpickle(blob: bytes | memoryview) -> object:
     """A pickle of this cache, or None: unpickling damaged bytes raises nearly anything
     (ValueError, UnicodeDecodeError, ImportError, IndexError, MemoryError...)."""
     try:
@@ -138,10 +131,24 @@ def _read(file: Path) -> object:
             raw = fh.read()
     except OSError:
         return None
-    digest, payload = raw[:32], raw[32:]
+    view = memoryview(raw)  # slices of a view copy nothing: the file can be 100 MB
+    digest, payload = view[:32], view[32:]
     if len(digest) < 32 or hashlib.sha256(payload).digest() != digest:
         return None
     return _unpickle(payload)
+
+
+class _Hashing:
+    """A file that hashes what is written to it: the cache is pickled straight to disk
+    (building the pickle in memory first held the whole fleet twice more)."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.sha = hashlib.sha256()
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.sha.update(data)
+        return self.fh.write(data)
 
 
 def _bucket(display: str) -> int:
@@ -277,9 +284,12 @@ class SiteCache:
         tmp = self.file.with_name(f"{self.file.name}.{os.getpid()}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            payload = _dumps(doc)
             with os.fdopen(fd, "wb") as fh:
-                fh.write(hashlib.sha256(payload).digest() + payload)
+                fh.write(bytes(32))  # the digest's place, filled in once it is known
+                out = _Hashing(fh)
+                pickle.dump(doc, out, protocol=pickle.HIGHEST_PROTOCOL)
+                fh.seek(0)
+                fh.write(out.sha.digest())
             os.replace(tmp, self.file)
             _prune(self.file.parent)
         except OSError:

@@ -35,7 +35,7 @@ from generator.yamlload import Document, Positions, load_bytes, load_file, read_
 
 
 def _doc_diag(doc: Document, message: str, expected: str) -> Diagnostic:
-    loc = doc.positions.values.get(()) or doc.positions.nearest(())
+    loc = doc.positions.value(()) or doc.positions.nearest(())
     assert loc is not None
     if doc.data is None:
         message = "the file is empty; " + message

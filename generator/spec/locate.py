@@ -77,8 +77,8 @@ def locate(
                 full = (*layer.prefix, *p)
                 loc = None
                 if prefer_key or not first:
-                    loc = layer.positions.keys.get(full)
-                loc = loc or layer.positions.values.get(full)
+                    loc = layer.positions.key(full)
+                loc = loc or layer.positions.value(full)
                 if loc is None:
                     loc = layer.positions.nearest(full, prefer_key=True) or Location(layer.file)
                 return loc, format_path((*layer.prefix, *path))
