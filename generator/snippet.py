@@ -100,14 +100,27 @@ def masked(line: str, col: int, keys_only: bool) -> tuple[str, int]:
     return _mask_spans(line, spans, col)
 
 
+# The bytes the loader parsed, by file as diagnostics name it (set by load_fleet for
+# site files): a snippet shows what was validated, even if the file changed since, and a
+# fleet with warnings in 10,000 stores is not read from disk a second time.
+_PARSED: dict[str, bytes] = {}
+
+
+def remember_source(file: str, raw: bytes) -> None:
+    _PARSED[file] = raw
+
+
 def _read_lines(file: str) -> list[str] | None:
-    """The file's lines, read as the loader reads a spec file (non-blocking, judged by
-    fstat on what was opened, size-limited): a file swapped for a FIFO or a device
-    after it was loaded never hangs the report, it just has no snippet."""
-    try:
-        raw = read_file(Path(file), file, follow=True)
-    except (PosnetError, ValueError):
-        return None
+    """The file's lines as parsed, else read as the loader reads a spec file
+    (non-blocking, judged by fstat on what was opened, size-limited): a file swapped
+    for a FIFO or a device after it was loaded never hangs the report, it just has no
+    snippet."""
+    raw = _PARSED.get(file)
+    if raw is None:
+        try:
+            raw = read_file(Path(file), file, follow=True)
+        except (PosnetError, ValueError):
+            return None
     return raw.decode("utf-8", errors="replace").removeprefix("\ufeff").split("\n")
 
 

@@ -33,7 +33,8 @@ def _rel_ok(rel: object) -> bool:
     """A relative path below the output folder: no root, no `.`/`..`, no empty part."""
     if not isinstance(rel, str) or not rel or len(rel) > 4096 or "\0" in rel or "\\" in rel:
         return False
-    return all(part not in ("", ".", "..") for part in rel.split("/"))
+    wrapped = f"/{rel}/"  # an empty, `.` or `..` part shows as one of these
+    return "//" not in wrapped and "/./" not in wrapped and "/../" not in wrapped
 
 
 def _in_tree(rel: object) -> bool:
@@ -139,6 +140,11 @@ def _hexes(value: object) -> bool:
     return isinstance(value, str) and _HEX64.fullmatch(value) is not None
 
 
+def _files_ok(files: dict[Any, Any]) -> bool:
+    """Relative paths to SHA-256 hex digests (a manifest holds 80,000 of them)."""
+    return all(map(_rel_ok, files)) and all(map(_hexes, files.values()))
+
+
 def valid_manifest(path: Path, raw: bytes) -> dict[str, Any]:
     """The manifest, checked: fleet, generator, per store its input and file hashes, and
     the hashes of the inventory files."""
@@ -155,10 +161,8 @@ def valid_manifest(path: Path, raw: bytes) -> dict[str, Any]:
         and isinstance(doc["generator"], str)
         and isinstance(doc["sites"], dict)
         and isinstance(doc.get("inventory", {}), dict)
-        and all(
-            _rel_ok(r) and r.startswith("inventory/") and _hexes(h)
-            for r, h in doc.get("inventory", {}).items()
-        )
+        and _files_ok(doc.get("inventory", {}))
+        and all(r.startswith("inventory/") for r in doc.get("inventory", {}))
     )
     if ok:
         for site, entry in doc["sites"].items():
@@ -169,7 +173,7 @@ def valid_manifest(path: Path, raw: bytes) -> dict[str, Any]:
                 and set(entry) == {"input", "files"}
                 and _hexes(entry["input"])
                 and isinstance(entry["files"], dict)
-                and all(_rel_ok(r) and _hexes(h) for r, h in entry["files"].items())
+                and _files_ok(entry["files"])
             )
             if not ok:
                 break

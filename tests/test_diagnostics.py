@@ -451,3 +451,20 @@ def test_snippet_judges_the_opened_file_not_an_earlier_stat(
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_snippet_shows_the_bytes_that_were_validated(tmp_path: Path) -> None:
+    """The bad state: a site file rewritten after it was loaded and before its problems
+    are printed. The snippet must show the line that was validated (the one the message
+    is about), not whatever the file holds now, and must not read the file again."""
+    root = fleet(tmp_path, {})
+    analysis = analyze(root)
+    first = next(d for d in analysis.diagnostics if "/sites/" in d.location.file)
+    bad = [d for d in analysis.diagnostics if d.location.file == first.location.file]
+    site = Path(first.location.file)
+    parsed = site.read_text().split("\n")
+    site.write_text("replaced: after the load\n" * 200)
+    text = format_text(bad)
+    for d in bad:
+        assert parsed[d.location.line - 1].strip() in text
+    assert "replaced: after the load" not in text

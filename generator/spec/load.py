@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from generator.catalog import BUILTIN, Catalog
 from generator.errors import Diagnostic, Location, PosnetError, unique_sorted
+from generator.snippet import remember_source
 from generator.spec.cache import SiteCache, _Record, from_record, to_record
 from generator.spec.checks import check_site
 from generator.spec.diagnose import (
@@ -157,6 +158,9 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
         fleet.cache = SiteCache.open(root, [root / "fleet.yaml", *group_files])
     failed: set[str] = {p.stem for p in site_files if p.suffix == ".dup"}
     inputs = [(p, _read(p, follow=root is None)) for p in site_files if p.suffix != ".dup"]
+    for p, raw in inputs:
+        if raw is not None:
+            remember_source(str(p), raw)
     hits = {
         str(p): fleet.cache.site(str(p), raw, groups, fleet_layer) if fleet.cache else None
         for p, raw in inputs
