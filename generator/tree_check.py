@@ -1,12 +1,14 @@
 """`render --check` without rendering what the manifest vouches for.
 
 A store whose input key (its merged spec and posnet's own code) equals the one in the
-manifest is checked by content hash: every file the manifest lists must be on disk
-with that hash. Every other store is rendered and compared byte for byte, inside the
-worker that rendered it (no file text travels back). Each worker also emits and
-compares its stores' host_vars; the manifest is rebuilt from the input keys and the
-file hashes, and compared whole, so an entry for a removed store, a wrong key or a
-wrong hash of a re-rendered store shows it stale.
+manifest is checked by content hash: every file the manifest lists, and its host_vars
+file, must be on disk with the manifest's hash. Every other store is rendered and
+compared byte for byte, inside the worker that rendered it (no file text travels
+back), and its host_vars emitted and compared. hosts.yml is checked by its hash only
+when every store is vouched for and the manifest lists exactly the same stores (it
+follows from their Plans alone); else it is emitted. The manifest is rebuilt from the
+input keys and the hashes, and compared whole, so an entry for a removed store, a
+wrong key or a wrong hash of a re-rendered store shows it stale.
 
 The limit: a manifest entry with the current input key is trusted to list what the
 store renders. A file edited together with its hash in the manifest (a deliberate,
@@ -38,6 +40,7 @@ class _Context:
     root: str
     plans: Sequence[Plan]
     trusted: Sequence[Mapping[str, str] | None]  # manifest file hashes, key matching
+    vars_hashes: Sequence[str | None]  # the manifest's host_vars hash, key matching
 
 
 def _disk(path: str) -> bytes | None:
@@ -55,6 +58,14 @@ def _compare(path: str, rel: str, want: bytes, stale: list[str], missing: list[s
         stale.append(rel)
 
 
+def _compare_hash(path: str, rel: str, want: str, stale: list[str], missing: list[str]) -> None:
+    raw = _disk(path)
+    if raw is None:
+        missing.append(rel)
+    elif hashlib.sha256(raw).hexdigest() != want:
+        stale.append(rel)
+
+
 def _check_stores(ctx: _Context, start: int, stop: int) -> list[_StoreCheck]:
     """Each store's files (by hash, or rendered) and its host_vars, against the disk."""
     out: list[_StoreCheck] = []
@@ -66,11 +77,8 @@ def _check_stores(ctx: _Context, start: int, stop: int) -> list[_StoreCheck]:
         hashes: dict[str, str] | None = None
         if trusted is not None:
             for rel, digest in trusted.items():
-                raw = _disk(os.path.join(ctx.root, prefix + rel))
-                if raw is None:
-                    missing.append(prefix + rel)
-                elif hashlib.sha256(raw).hexdigest() != digest:
-                    stale.append(prefix + rel)
+                path = os.path.join(ctx.root, prefix + rel)
+                _compare_hash(path, prefix + rel, digest, stale, missing)
         else:
             files = build.render_plan(plan)
             hashes = {rel: build.sha256(text) for rel, text in files.items()}
@@ -78,24 +86,31 @@ def _check_stores(ctx: _Context, start: int, stop: int) -> list[_StoreCheck]:
                 path = os.path.join(ctx.root, prefix + rel)
                 _compare(path, prefix + rel, text.encode(), stale, missing)
         rel = build.host_vars_file(plan)
-        text = yamlemit.dumps(host_vars(plan), build.HEADER)
-        _compare(os.path.join(ctx.root, rel), rel, text.encode(), stale, missing)
-        out.append((stale, missing, hashes, build.sha256(text)))
+        vars_hash = ctx.vars_hashes[i]
+        if vars_hash is not None:  # emitting host_vars costs twice reading and hashing
+            _compare_hash(os.path.join(ctx.root, rel), rel, vars_hash, stale, missing)
+        else:
+            text = yamlemit.dumps(host_vars(plan), build.HEADER)
+            _compare(os.path.join(ctx.root, rel), rel, text.encode(), stale, missing)
+            vars_hash = build.sha256(text)
+        out.append((stale, missing, hashes, vars_hash))
     return out
 
 
-def _manifest_sites(out: Path, fleet: str) -> dict[str, Any]:
-    """The manifest's stores, or none when it is absent, damaged or of another fleet
-    (then every store is rendered, and the manifest reported stale)."""
+def _manifest(out: Path, fleet: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The manifest's stores and inventory hashes, or none when it is absent, damaged or
+    of another fleet (then every store is rendered, and the manifest reported stale)."""
     path = out / build.MANIFEST
     raw = read_tree_file(path)
     if raw is None:
-        return {}
+        return {}, {}
     try:
         doc = valid_manifest(path, raw)
     except TreeError:
-        return {}
-    return dict(doc["sites"]) if doc["fleet"] == fleet else {}
+        return {}, {}
+    if doc["fleet"] != fleet:
+        return {}, {}
+    return dict(doc["sites"]), dict(doc.get("inventory", {}))
 
 
 def check_fast(
@@ -107,17 +122,24 @@ def check_fast(
     listing: set[str],
 ) -> build.CheckResult:
     """The tree against the spec; see the module's docstring for what it trusts."""
-    old = _manifest_sites(out, fleet)
+    old, old_inventory = _manifest(out, fleet)
     keys = [build.site_key(digests[p.site_id]) for p in plans]
     trusted: list[Mapping[str, str] | None] = []
+    vars_hashes: list[str | None] = []
     for plan, key in zip(plans, keys, strict=True):
         entry = old.get(plan.site_id)
-        trusted.append(entry["files"] if entry is not None and entry["input"] == key else None)
-    ctx = _Context(os.fspath(out), plans, trusted)
+        files = entry["files"] if entry is not None and entry["input"] == key else None
+        trusted.append(files)
+        vouched = old_inventory.get(build.host_vars_file(plan)) if files is not None else None
+        vars_hashes.append(vouched)
+    ctx = _Context(os.fspath(out), plans, trusted, vars_hashes)
+    hosts_hash = old_inventory.get(build.HOSTS)
+    if not (all(h is not None for h in vars_hashes) and set(old) == set(digests)):
+        hosts_hash = None  # a store added, removed or changed: emit hosts.yml
     # hosts.yml needs every Plan: emitted in a forked process while the workers check.
     hosts = build.Forked(
-        lambda: yamlemit.dumps(inventory(plans), build.HEADER),
-        fork=len(plans) >= SMALL and default_jobs(jobs) > 1,
+        lambda: yamlemit.dumps(inventory(plans), build.HEADER) if hosts_hash is None else "",
+        fork=hosts_hash is None and len(plans) >= SMALL and default_jobs(jobs) > 1,
     )
     try:
         done: list[_StoreCheck] = shared_map(_check_stores, ctx, len(plans), jobs)
@@ -127,7 +149,14 @@ def check_fast(
     res = build.CheckResult()
     expected: set[str] = {build.HOSTS, ".gitignore", build.MANIFEST}
     sites: dict[str, dict[str, object]] = {}
-    inventory_hashes = {build.HOSTS: build.sha256(hosts_text)}
+    fleet_level = {".gitignore": build.GITIGNORE}
+    if hosts_hash is None:
+        fleet_level[build.HOSTS] = hosts_text
+        hosts_hash = build.sha256(hosts_text)
+    else:
+        path = os.path.join(out, build.HOSTS)
+        _compare_hash(path, build.HOSTS, hosts_hash, res.stale, res.missing)
+    inventory_hashes = {build.HOSTS: hosts_hash}
     for plan, key, held, (stale, missing, hashes, vars_hash) in zip(
         plans, keys, trusted, done, strict=True
     ):
@@ -139,11 +168,7 @@ def check_fast(
         expected.update(f"sites/{plan.site_id}/{rel}" for rel in files)
         expected.add(build.host_vars_file(plan))
         sites[plan.site_id] = {"input": key, "files": dict(files)}
-    fleet_level = {
-        build.HOSTS: hosts_text,
-        ".gitignore": build.GITIGNORE,
-        build.MANIFEST: build.manifest_text(fleet, sites, inventory_hashes),
-    }
+    fleet_level[build.MANIFEST] = build.manifest_text(fleet, sites, inventory_hashes)
     for rel, text in fleet_level.items():
         _compare(os.path.join(out, rel), rel, text.encode(), res.stale, res.missing)
     res.stale.sort()

@@ -99,6 +99,29 @@ def _edit_manifest_hash(out: Path) -> str:
     return f"sites/{site}/expectations.json"
 
 
+def _edit_manifest_inventory_hash(kind: str) -> Callable[[Path], str]:
+    """The manifest's hash of an inventory file (hosts.yml, or a store's host_vars)
+    changed, the file not."""
+
+    def edit(out: Path) -> str:
+        doc = _manifest(out)
+        inventory = doc["inventory"]
+        assert isinstance(inventory, dict)
+        rel = build.HOSTS if kind == "hosts" else sorted(inventory)[7]
+        assert rel.startswith(f"inventory/{kind}"), rel
+        inventory[rel] = "0" * 64
+        _write_manifest(out, doc)
+        return rel
+
+    edit.__name__ = f"_edit_manifest_hash_of_{kind}"
+    return edit
+
+
+_edit_manifest_vars_hash = _edit_manifest_inventory_hash("host_vars")
+_edit_manifest_hosts_hash = _edit_manifest_inventory_hash("hosts")
+HASH_EDITS = (_edit_manifest_hash, _edit_manifest_vars_hash, _edit_manifest_hosts_hash)
+
+
 def _edit_manifest_extra_store(out: Path) -> str:
     doc = _manifest(out)
     sites = doc["sites"]
@@ -115,7 +138,7 @@ def _edit_manifest_extra_store(out: Path) -> str:
         _edit_host_vars,
         _edit_hosts,
         _edit_gitignore,
-        _edit_manifest_hash,
+        *HASH_EDITS,
         _edit_manifest_extra_store,
     ],
 )
@@ -129,7 +152,7 @@ def test_hand_edits_are_stale(
         # a wrong hash in the manifest: the fast path finds the file does not match it,
         # --full that the manifest does not match the file
         assert set(res.stale) in ({rel}, {rel, "manifest.json"}, {"manifest.json"}), res
-        assert rel in res.stale or (full and edit is _edit_manifest_hash), (full, res)
+        assert rel in res.stale or (full and edit in HASH_EDITS), (full, res)
         assert not res.missing and not res.stray
 
 
@@ -179,6 +202,22 @@ def test_a_spec_changed_without_a_render_is_stale(world: tuple[Path, Path], jobs
     assert "manifest.json" in res.stale
     assert any(f.startswith(f"sites/{site}/") for f in res.stale), res
     assert _check(fleet, out, full=True, jobs=jobs).stale == res.stale
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_store_removed_from_the_spec_changes_hosts_yml(
+    world: tuple[Path, Path], jobs: int
+) -> None:
+    """Every store left is vouched for by the manifest, yet hosts.yml (which lists
+    them all) is stale: its manifest hash is trusted only for the same set of stores."""
+    fleet, out = world
+    site = _store(out, STORES - 5)
+    (fleet / "sites" / f"{site}.yaml").unlink()
+    for full in (False, True):
+        res = _check(fleet, out, full=full, jobs=jobs)
+        assert res.stale == [build.HOSTS, "manifest.json"], (full, res)
+        assert res.stray and all(site in f for f in res.stray), res
+        assert not res.missing
 
 
 def test_a_damaged_manifest_renders_every_store(world: tuple[Path, Path]) -> None:
