@@ -591,7 +591,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
         _exit(1)
     except UserError as exc:
         note(f"posnet: {exc}")
-        _exit(1)
+        _exit(exc.exit_code)
     except click.ClickException as exc:
         shown = io.StringIO()  # its message may name a path: escaped, never raw bytes
         exc.show(file=shown)

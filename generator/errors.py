@@ -66,6 +66,8 @@ class UserError(Exception):
 
     The message names the path and says what to do; it is printed through safe_text."""
 
+    exit_code = 1
+
 
 # C0 and C1 controls, DEL, and Unicode line/paragraph separators and bidi overrides:
 # anything that moves the cursor, ends a line or reorders text on a terminal or in a log.

@@ -30,6 +30,13 @@ class OutputError(UserError):
     """A path the command would write is a link, a special file or in the wrong place."""
 
 
+class OutputOverlap(OutputError):
+    """-o names a folder that overlaps one posnet reads or renders into: a usage error
+    (exit 2), as `render -o` overlapping the fleet folder is."""
+
+    exit_code = 2
+
+
 def _lstat(name: str, dir_fd: int | None) -> os.stat_result | None:
     try:
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -47,6 +54,9 @@ class OutDir:
         self.command = command
         self.fresh = fresh
         self._fds: dict[str, int] = {}
+        # what this run created, in order: (path, is a file) of folders and of files
+        # written with `exclusive` (rewritten files are not undone: they were there)
+        self._made: list[tuple[str, bool]] = []
 
     def __enter__(self) -> OutDir:
         return self
@@ -95,6 +105,7 @@ class OutDir:
         if create:
             with suppress(FileExistsError):
                 os.mkdir(name, dir_fd=parent)
+                self._made.append((rel, False))
         try:
             fd = os.open(name, _DIR, dir_fd=parent)
         except FileNotFoundError:
@@ -175,6 +186,7 @@ class OutDir:
                 fd = os.open(name, _NEW, 0o666, dir_fd=parent)
             except FileExistsError:
                 raise self._exists(rel) from None
+            self._made.append((rel, True))
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             return True
@@ -189,6 +201,25 @@ class OutDir:
                 os.unlink(tmp, dir_fd=parent)
             raise
         return True
+
+    def undo(self) -> None:
+        """Remove what this run created (files written with `exclusive`, folders it
+        made), newest first, so a failed `init` leaves the folder as it found it and can
+        simply be run again. A folder someone else filled meanwhile is left."""
+        for rel, is_file in reversed(self._made):
+            parent_rel, _, name = rel.rpartition("/")
+            parent = self._fds.get(parent_rel) if rel else None
+            if rel and parent is None:
+                continue  # its parent was never opened: nothing of ours is in it
+            fd = self._fds.pop(rel, None)
+            if fd is not None:
+                os.close(fd)
+            with suppress(OSError):
+                if is_file:
+                    os.unlink(name, dir_fd=parent)
+                else:
+                    os.rmdir(name if rel else os.fspath(self.path), dir_fd=parent)
+        self._made.clear()
 
     def _exists(self, rel: str) -> OutputError:
         return OutputError(

@@ -205,3 +205,55 @@ def test_gitlab_ci_runs_locally(repo: Path) -> None:
     assert job["artifacts"]["paths"] == ["posnet-diff.md"]
     assert job["artifacts"]["reports"]["codequality"] == "gl-code-quality.json"
     assert json.loads((repo / "gl-code-quality.json").read_text()) == []  # a clean fleet
+
+
+def _listing(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): p.read_text() if p.is_file() else "/"
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize("fail_at", ["write-1", "write-9", "schema", "render"])
+def test_a_failed_init_leaves_the_folder_as_it_found_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: str
+) -> None:
+    """The bad state: the disk fills up (or Ctrl-C) halfway through `init`. What init
+    created goes again, what was there stays, and init then simply runs again (before,
+    the files it had written made the second run refuse: 'already exists')."""
+    import errno
+
+    from generator import build, schemas
+    from generator.outdir import OutDir
+    from generator.scaffold import init_fleet
+
+    root = tmp_path / "shop"
+    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "notes.md").write_text("the user's own\n")
+    (root / "README.md").write_text("mine\n")
+    before = _listing(root)
+    full = OSError(errno.ENOSPC, "No space left on device")
+    writes = {"n": 0}
+    real_write = OutDir.write
+
+    def write(self: OutDir, rel: str, text: str, exclusive: bool = False) -> bool:
+        writes["n"] += 1
+        if fail_at.startswith("write-") and writes["n"] == int(fail_at[6:]):
+            raise full
+        return real_write(self, rel, text, exclusive)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise full
+
+    monkeypatch.setattr(OutDir, "write", write)
+    if fail_at == "schema":
+        monkeypatch.setattr(schemas, "write_schema_files", fail)
+    if fail_at == "render":
+        monkeypatch.setattr(build, "render_tree", fail)
+    with pytest.raises(OSError, match="No space left"):
+        init_fleet(root, "shop")
+    assert _listing(root) == before
+    monkeypatch.undo()
+    assert init_fleet(root, "shop")
+    assert (root / "build" / "manifest.json").is_file()
+    assert (root / "docs" / "notes.md").read_text() == "the user's own\n"

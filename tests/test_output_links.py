@@ -160,7 +160,7 @@ def test_report_refuses_the_build_tree_and_the_fleet_folder(
         build, out = repo / "build", repo / where
     before = listing(repo), listing(build)
     proc = run("report", str(build), "-o", str(out), "--fleet", str(repo / "fleet"))
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 2, proc.stderr  # a usage error, as render's -o overlap
     assert f"-o {out}: the report would overlap the" in proc.stderr
     assert "pick a folder outside it" in proc.stderr
     assert (listing(repo), listing(build)) == before
@@ -172,7 +172,7 @@ def test_report_refuses_another_build_tree(repo: Path, tmp_path: Path) -> None:
     assert run("render", str(repo / "fleet"), "-o", str(other)).returncode == 0
     before = listing(other)
     proc = run("report", str(repo / "build"), "-o", str(other))
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "holds manifest.json, so it is a build tree" in proc.stderr
     assert listing(other) == before
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from generator.errors import Diagnostic, Location, PosnetError, safe_text
 from generator.jsondata import parse_untrusted
-from generator.outdir import OutDir, OutputError
+from generator.outdir import OutDir, OutputOverlap
 from generator.plan import Plan
 
 ASSETS = Path(__file__).with_name("assets")
@@ -157,14 +157,14 @@ def check_output(out: Path, build: Path, fleet: Path) -> None:
             continue
         inside = o == t or t in o.parents
         if inside or (o in t.parents and t.relative_to(o).parts[0] in REPORT_NAMES):
-            raise OutputError(
+            raise OutputOverlap(
                 f"-o {safe_text(str(out))}: the report would overlap {what} "
                 f"{safe_text(str(other))} (its pages would be mixed with, or replace, its "
                 "files); pick a folder outside it, e.g. a sibling `report/`"
             )
     for name, what in marks.items():
         if os.path.lexists(out / name):
-            raise OutputError(
+            raise OutputOverlap(
                 f"-o {safe_text(str(out))}: holds {name}, so it is {what}, not a report "
                 "folder; pick a folder outside it, e.g. a sibling `report/`"
             )

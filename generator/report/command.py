@@ -34,8 +34,9 @@ def report(build: Path, out: Path, fleet: Path | None) -> None:
     network diagram (SVG), lint findings, handover sheet and rendered files. Works
     offline from file:// (no CDN, no network); the same input gives the same bytes.
 
-    OUT must lie outside BUILD and the fleet folder; a symbolic link or special file
-    where the report writes is refused (exit 1), never written through.
+    OUT must lie outside BUILD, the fleet folder and any other build tree (exit 2); a
+    symbolic link or special file where the report writes is refused (exit 1), never
+    written through.
     """
     from generator import terminal
     from generator.report import fleet_of, write_report

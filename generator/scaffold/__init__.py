@@ -11,6 +11,7 @@ rendered build/, so validate, render --check and the hooks pass from the first c
 from __future__ import annotations
 
 import re
+import shutil
 import stat
 from pathlib import Path
 
@@ -72,11 +73,16 @@ def init_fleet(dest: Path, name: str) -> list[Path]:
         if clash:
             raise PosnetError([_exists(dest / rel) for rel in clash])
         written = []
-        for rel, text in files.items():
-            out.write(rel, text.replace(PLACEHOLDER, name), exclusive=True)
-            written.append(dest / rel)
-        written += write_schema_files(out, "schema/", exclusive=True)
-    _render(dest)
+        try:
+            for rel, text in files.items():
+                out.write(rel, text.replace(PLACEHOLDER, name), exclusive=True)
+                written.append(dest / rel)
+            written += write_schema_files(out, "schema/", exclusive=True)
+            _render(dest)
+        except BaseException:  # a full disk, Ctrl-C: leave DEST as it was, init again
+            shutil.rmtree(dest / "build", ignore_errors=True)  # absent before (checked)
+            out.undo()
+            raise
     return written
 
 
