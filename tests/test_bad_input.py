@@ -1064,6 +1064,15 @@ def test_unknown_group_is_not_echoed_when_not_a_name(tmp_path: Path) -> None:
     assert any(d.path == "group" and d.location.line == 6 for d in diags)
 
 
+@pytest.mark.parametrize("value", ["[]", "[coast]", "{}", "{a: 1}"])
+def test_a_group_that_is_a_list_or_mapping_is_a_type_error(tmp_path: Path, value: str) -> None:
+    """Found by fuzzing: `group: []` crashed the loader (an unhashable key looked up
+    among the broken groups) instead of reporting the wrong type."""
+    root, _ = make_fleet(tmp_path, OS, sub("group: coast", f"group: {value}"))
+    diags = errors(root)
+    assert any(d.path == "group" and d.location.line == 6 for d in diags), diags
+
+
 # ------------------------------------------------------------------------ secrets
 
 

@@ -418,6 +418,9 @@ def _load_site(
     layers = site_layers(site_layer, groups, fleet_layer)
     diags: list[Diagnostic] = []
     group = doc.data.get("group")
+    # a group that is not a name (a list, a mapping) is the model's type error, never a
+    # key to look up: it is unhashable
+    in_broken = isinstance(group, str) and group in broken
     if group is not None and not (isinstance(group, str) and group in groups):
         loc, shown = locate([site_layer], ("group",))
         known = ", ".join(sorted(groups)) or "none (no groups/ folder)"
@@ -435,7 +438,7 @@ def _load_site(
         site = Site.model_validate(merged)
     except ValidationError as exc:
         vdiags = validation_diagnostics(exc, merged, layers, Site, site_id)
-        diags.extend(own_problems(exc, merged, vdiags, doc.file, group in broken))
+        diags.extend(own_problems(exc, merged, vdiags, doc.file, in_broken))
         diags.extend(salvaged_problems(merged, layers, catalog, site_id))
         return None, diags
     if site.id != spath.stem and root is not None:
@@ -451,7 +454,7 @@ def _load_site(
             )
         )
     diags.extend(problem_diagnostics(check_site(site, catalog), layers, site.id))
-    if any(d.severity == "error" for d in diags) or group in broken:
+    if any(d.severity == "error" for d in diags) or in_broken:
         return None, diags  # a broken group's error is reported at its own file
     digest = hashlib.sha256(
         (json.dumps(merged, sort_keys=True) + catalog_digest).encode()
