@@ -50,19 +50,12 @@ def _disk(path: str) -> bytes | None:
         return None
 
 
-def _compare(path: str, rel: str, want: bytes, stale: list[str], missing: list[str]) -> None:
+def _compare(path: str, rel: str, want: bytes | str, stale: list[str], missing: list[str]) -> None:
+    """The file at `path` against `want`: its bytes, or (a str) their SHA-256 hex."""
     raw = _disk(path)
     if raw is None:
         missing.append(rel)
-    elif raw != want:
-        stale.append(rel)
-
-
-def _compare_hash(path: str, rel: str, want: str, stale: list[str], missing: list[str]) -> None:
-    raw = _disk(path)
-    if raw is None:
-        missing.append(rel)
-    elif hashlib.sha256(raw).hexdigest() != want:
+    elif (raw if isinstance(want, bytes) else hashlib.sha256(raw).hexdigest()) != want:
         stale.append(rel)
 
 
@@ -78,7 +71,7 @@ def _check_stores(ctx: _Context, start: int, stop: int) -> list[_StoreCheck]:
         if trusted is not None:
             for rel, digest in trusted.items():
                 path = os.path.join(ctx.root, prefix + rel)
-                _compare_hash(path, prefix + rel, digest, stale, missing)
+                _compare(path, prefix + rel, digest, stale, missing)
         else:
             files = build.render_plan(plan)
             hashes = {rel: build.sha256(text) for rel, text in files.items()}
@@ -88,7 +81,7 @@ def _check_stores(ctx: _Context, start: int, stop: int) -> list[_StoreCheck]:
         rel = build.host_vars_file(plan)
         vars_hash = ctx.vars_hashes[i]
         if vars_hash is not None:  # emitting host_vars costs twice reading and hashing
-            _compare_hash(os.path.join(ctx.root, rel), rel, vars_hash, stale, missing)
+            _compare(os.path.join(ctx.root, rel), rel, vars_hash, stale, missing)
         else:
             text = yamlemit.dumps(host_vars(plan), build.HEADER)
             _compare(os.path.join(ctx.root, rel), rel, text.encode(), stale, missing)
@@ -133,30 +126,35 @@ def check_fast(
         vouched = old_inventory.get(build.host_vars_file(plan)) if files is not None else None
         vars_hashes.append(vouched)
     ctx = _Context(os.fspath(out), plans, trusted, vars_hashes)
-    hosts_hash = old_inventory.get(build.HOSTS)
-    if not (all(h is not None for h in vars_hashes) and set(old) == set(digests)):
-        hosts_hash = None  # a store added, removed or changed: emit hosts.yml
+    same_stores = set(old) == {p.site_id for p in plans}
+    vouched_hosts = old_inventory.get(build.HOSTS)
+    if not (same_stores and all(h is not None for h in vars_hashes)):
+        vouched_hosts = None  # a store added, removed or changed: emit hosts.yml
     # hosts.yml needs every Plan: emitted in a forked process while the workers check.
-    hosts = build.Forked(
-        lambda: yamlemit.dumps(inventory(plans), build.HEADER) if hosts_hash is None else "",
-        fork=hosts_hash is None and len(plans) >= SMALL and default_jobs(jobs) > 1,
-    )
+    hosts = None
+    if vouched_hosts is None:
+        hosts = build.Forked(
+            lambda: yamlemit.dumps(inventory(plans), build.HEADER),
+            fork=len(plans) >= SMALL and default_jobs(jobs) > 1,
+        )
     try:
         done: list[_StoreCheck] = shared_map(_check_stores, ctx, len(plans), jobs)
-        hosts_text = hosts.result()
+        hosts_text = hosts.result() if hosts is not None else None
     finally:
-        hosts.close()
+        if hosts is not None:
+            hosts.close()
+    # each fleet-level file against its text, or (hosts.yml, vouched for) its hash
+    fleet_level: dict[str, bytes | str] = {".gitignore": build.GITIGNORE.encode()}
+    if hosts_text is not None:
+        fleet_level[build.HOSTS] = hosts_text.encode()
+        vouched_hosts = build.sha256(hosts_text)
+    else:
+        assert vouched_hosts is not None
+        fleet_level[build.HOSTS] = vouched_hosts
     res = build.CheckResult()
     expected: set[str] = {build.HOSTS, ".gitignore", build.MANIFEST}
     sites: dict[str, dict[str, object]] = {}
-    fleet_level = {".gitignore": build.GITIGNORE}
-    if hosts_hash is None:
-        fleet_level[build.HOSTS] = hosts_text
-        hosts_hash = build.sha256(hosts_text)
-    else:
-        path = os.path.join(out, build.HOSTS)
-        _compare_hash(path, build.HOSTS, hosts_hash, res.stale, res.missing)
-    inventory_hashes = {build.HOSTS: hosts_hash}
+    inventory_hashes = {build.HOSTS: vouched_hosts}
     for plan, key, held, (stale, missing, hashes, vars_hash) in zip(
         plans, keys, trusted, done, strict=True
     ):
@@ -168,9 +166,9 @@ def check_fast(
         expected.update(f"sites/{plan.site_id}/{rel}" for rel in files)
         expected.add(build.host_vars_file(plan))
         sites[plan.site_id] = {"input": key, "files": dict(files)}
-    fleet_level[build.MANIFEST] = build.manifest_text(fleet, sites, inventory_hashes)
-    for rel, text in fleet_level.items():
-        _compare(os.path.join(out, rel), rel, text.encode(), res.stale, res.missing)
+    fleet_level[build.MANIFEST] = build.manifest_text(fleet, sites, inventory_hashes).encode()
+    for rel, want in fleet_level.items():
+        _compare(os.path.join(out, rel), rel, want, res.stale, res.missing)
     res.stale.sort()
     res.missing.sort()
     res.stray = sorted(build.listed(out, listing) - expected)
