@@ -57,6 +57,7 @@ class OutDir:
         # what this run created, in order: (path, is a file) of folders and of files
         # written with `exclusive` (rewritten files are not undone: they were there)
         self._made: list[tuple[str, bool]] = []
+        self._above: list[Path] = []  # folders made above PATH (missing parents), outermost first
 
     def __enter__(self) -> OutDir:
         return self
@@ -101,7 +102,9 @@ class OutDir:
         else:
             parent, name = None, os.fspath(self.path)
             if create and _lstat(name, None) is None:
+                missing = [p for p in self.path.parents if not os.path.lexists(p)]
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._above = sorted(missing, key=lambda p: len(p.parts))
         if create:
             with suppress(FileExistsError):
                 os.mkdir(name, dir_fd=parent)
@@ -204,8 +207,9 @@ class OutDir:
 
     def undo(self) -> None:
         """Remove what this run created (files written with `exclusive`, folders it
-        made), newest first, so a failed `init` leaves the folder as it found it and can
-        simply be run again. A folder someone else filled meanwhile is left."""
+        made, also the missing parents of PATH), newest first, so a failed `init` leaves
+        the disk as it found it and can simply be run again. A folder someone else
+        filled meanwhile is left."""
         for rel, is_file in reversed(self._made):
             parent_rel, _, name = rel.rpartition("/")
             parent = self._fds.get(parent_rel) if rel else None
@@ -220,6 +224,10 @@ class OutDir:
                 else:
                     os.rmdir(name if rel else os.fspath(self.path), dir_fd=parent)
         self._made.clear()
+        for folder in reversed(self._above):
+            with suppress(OSError):  # not empty: someone else's now
+                folder.rmdir()
+        self._above.clear()
 
     def _exists(self, rel: str) -> OutputError:
         return OutputError(

@@ -214,7 +214,7 @@ def _listing(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("fail_at", ["write-1", "write-9", "schema", "render"])
+@pytest.mark.parametrize("fail_at", ["write-1", "write-9", "schema", "render", "ctrl-c"])
 def test_a_failed_init_leaves_the_folder_as_it_found_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: str
 ) -> None:
@@ -245,15 +245,47 @@ def test_a_failed_init_leaves_the_folder_as_it_found_it(
     def fail(*args: object, **kwargs: object) -> None:
         raise full
 
+    def interrupt(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
     monkeypatch.setattr(OutDir, "write", write)
     if fail_at == "schema":
         monkeypatch.setattr(schemas, "write_schema_files", fail)
     if fail_at == "render":
         monkeypatch.setattr(build, "render_tree", fail)
-    with pytest.raises(OSError, match="No space left"):
+    if fail_at == "ctrl-c":
+        monkeypatch.setattr(build, "render_tree", interrupt)
+    with pytest.raises(KeyboardInterrupt if fail_at == "ctrl-c" else OSError):
         init_fleet(root, "shop")
     assert _listing(root) == before
     monkeypatch.undo()
     assert init_fleet(root, "shop")
     assert (root / "build" / "manifest.json").is_file()
     assert (root / "docs" / "notes.md").read_text() == "the user's own\n"
+
+
+def test_a_failed_init_also_removes_the_parents_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`posnet init a/b/shop` makes a/ and b/ first; failing later, it takes them back
+    too (they were not there), but never a parent that existed or was filled meanwhile."""
+    import errno
+
+    from generator import build
+    from generator.scaffold import init_fleet
+
+    def fail(*args: object, **kwargs: object) -> None:
+        if (tmp_path / "kept" / "b").is_dir():
+            (tmp_path / "kept" / "b" / "theirs.txt").write_text("written meanwhile\n")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    (tmp_path / "kept").mkdir()
+    monkeypatch.setattr(build, "render_tree", fail)
+    with pytest.raises(OSError, match="No space left"):
+        init_fleet(tmp_path / "new" / "deeper" / "shop", "shop")
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(OSError, match="No space left"):
+        init_fleet(tmp_path / "kept" / "b" / "shop", "shop")
+    assert _listing(tmp_path / "kept") == {"b": "/", "b/theirs.txt": "written meanwhile\n"}
+    monkeypatch.undo()
+    assert init_fleet(tmp_path / "new" / "deeper" / "shop", "shop")

@@ -23,7 +23,8 @@ def init(folder: Path, name: str | None) -> None:
     .github/workflows/posnet.yml, .gitlab-ci.yml     CI: validate, render --check, diff
     .gitignore
 
-    DIR may exist but must not hold any of these; nothing is overwritten. Then:
+    DIR may exist but must not hold any of these; nothing is overwritten. If init
+    fails (a full disk, Ctrl-C), what it made goes again and it can simply be rerun. Then:
     `cd DIR && git init && git add -A && git commit -m "fleet"`.
     """
     from generator import terminal
