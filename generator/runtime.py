@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -39,7 +38,7 @@ def _tree(build: Path) -> Path:
     """A rendered tree whose files are exactly what the manifest says."""
     from generator.build import open_tree
     from generator.errors import safe_text
-    from generator.tree_guard import read_tree_file, valid_manifest
+    from generator.tree_guard import differs, read_tree_file, valid_manifest
 
     listing = open_tree(build)  # no links or special files anywhere in it
     manifest = build / MANIFEST
@@ -66,15 +65,9 @@ def _tree(build: Path) -> Path:
         if rel.startswith("inventory/") and rel not in expected
     ]
     for rel, digest in sorted(expected.items()):
-        p = build / rel
-        try:
-            data = read_tree_file(p)
-        except OSError:
-            data = None
-        if data is None:
-            edited.append(f"{p}: missing")
-        elif hashlib.sha256(data).hexdigest() != digest:
-            edited.append(f"{p}: edited by hand")
+        how = differs(build / rel, digest)
+        if how is not None:
+            edited.append(f"{build / rel}: {'missing' if how == 'missing' else 'edited by hand'}")
     if edited:
         for line in edited[:20]:
             click.echo(safe_text(line), err=True)  # a stray's name is anyone's text

@@ -17,7 +17,6 @@ consistent forgery) passes; `render --check --full` renders every store and catc
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 from generator import build, yamlemit
 from generator.inventory import host_vars, inventory
 from generator.plan import Plan
-from generator.tree_guard import TreeError, read_tree_file, valid_manifest
+from generator.tree_guard import TreeError, differs, read_tree_file, valid_manifest
 from generator.workers import SMALL, default_jobs, shared_map
 
 # (stale, missing, the files' hashes when rendered here (None: the manifest's held),
@@ -43,20 +42,11 @@ class _Context:
     vars_hashes: Sequence[str | None]  # the manifest's host_vars hash, key matching
 
 
-def _disk(path: str) -> bytes | None:
-    try:
-        return read_tree_file(path)
-    except OSError:  # unreadable: as good as missing (TreeError stops the check)
-        return None
-
-
 def _compare(path: str, rel: str, want: bytes | str, stale: list[str], missing: list[str]) -> None:
     """The file at `path` against `want`: its bytes, or (a str) their SHA-256 hex."""
-    raw = _disk(path)
-    if raw is None:
-        missing.append(rel)
-    elif (raw if isinstance(want, bytes) else hashlib.sha256(raw).hexdigest()) != want:
-        stale.append(rel)
+    how = differs(path, want)
+    if how is not None:
+        (missing if how == "missing" else stale).append(rel)
 
 
 def _check_stores(ctx: _Context, start: int, stop: int) -> list[_StoreCheck]:

@@ -12,6 +12,7 @@ path posnet derives from the tree can leave it.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import stat
@@ -124,6 +125,20 @@ def read_tree_file(path: Path | str) -> bytes | None:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def differs(path: Path | str, want: bytes | str) -> str | None:
+    """How the tree file at `path` differs from `want` (its bytes, or as a str their
+    SHA-256 hex): "missing" (also unreadable), "changed", or None when it matches. A
+    link or special file raises TreeError. What `render --check` and `apply` share."""
+    try:
+        raw = read_tree_file(path)
+    except OSError:  # unreadable (a TreeError, link or special file, is no OSError)
+        raw = None
+    if raw is None:
+        return "missing"
+    got = raw if isinstance(want, bytes) else hashlib.sha256(raw).hexdigest()
+    return None if got == want else "changed"
 
 
 def _damaged(path: Path, what: str) -> TreeError:
