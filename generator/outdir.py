@@ -20,9 +20,9 @@ from pathlib import Path
 from types import TracebackType
 
 from generator.errors import UserError, safe_text
+from generator.nofollow import NotRegular, read_regular
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -155,18 +155,9 @@ class OutDir:
         if parent is None:
             return None
         try:
-            fd = os.open(name, _READ, dir_fd=parent)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise self.refuse(rel, _lstat(name, parent), "file") from None
-            raise
-        with os.fdopen(fd, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise self.refuse(rel, st, "file")
-            return fh.read()
+            return read_regular(name, dir_fd=parent)
+        except NotRegular as exc:
+            raise self.refuse(rel, exc.st or _lstat(name, parent), "file") from None
 
     def write(self, rel: str, text: str, exclusive: bool = False) -> bool:
         """Write `text` at `rel` (parent folders made); False if it already held it.

@@ -11,7 +11,6 @@ path posnet derives from the tree can leave it.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
@@ -22,6 +21,7 @@ from typing import Any
 
 from generator.errors import UserError, safe_text
 from generator.jsondata import parse_untrusted
+from generator.nofollow import NotRegular, TooLarge, read_regular
 
 MAX_TREE_FILE = 64 * 1024 * 1024  # a manifest of 10,000 stores is about 8 MiB
 
@@ -104,27 +104,13 @@ def read_tree_file(path: Path | str) -> bytes | None:
     """A regular file of the tree, without following a link or blocking on a FIFO.
 
     None when it does not exist."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
-            raise TreeError(f"{safe_text(str(path))}: symbolic link in the build tree") from None
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise TreeError(f"{safe_text(str(path))}: not a regular file in the build tree")
-        if st.st_size > MAX_TREE_FILE:
-            raise TreeError(f"{safe_text(str(path))}: larger than posnet ever writes")
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+        return read_regular(path, limit=MAX_TREE_FILE)
+    except NotRegular as exc:
+        what = "symbolic link" if exc.st is None else "not a regular file"
+        raise TreeError(f"{safe_text(str(path))}: {what} in the build tree") from None
+    except TooLarge:
+        raise TreeError(f"{safe_text(str(path))}: larger than posnet ever writes") from None
 
 
 def differs(path: Path | str, want: bytes | str) -> str | None:
