@@ -113,7 +113,7 @@ def _analyze(path: Path) -> Analysis:
             for d in whole.diagnostics
             if d.location.file == shown
             or d.site in site_ids
-            or not d.location.file.startswith(str(root / "sites"))
+            or not d.location.file.startswith(str(root / "sites") + "/")
         ]
         return Analysis(whole.fleet, whole.plans, keep)
     fleet = load_fleet(path, cached=True)

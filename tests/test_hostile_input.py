@@ -90,6 +90,23 @@ def test_fleet_and_group_files_may_not_be_links(fleet: Path, name: str) -> None:
     assert res.returncode == 1 and f"{target}: error[E001] is a symbolic link" in res.stdout
 
 
+@pytest.mark.parametrize("name", ["sites", "groups"])
+def test_sites_and_groups_folders_may_not_be_links(fleet: Path, name: str) -> None:
+    """The bad state: sites/ or groups/ itself is a link to a folder outside the
+    repository (found by an audit: every store was loaded through it, exit 0). Nothing
+    is read through it; the error names the folder, also when one store is validated."""
+    real = fleet.parent / f"real-{name}"
+    (fleet / name).rename(real)
+    (fleet / name).symlink_to(real)
+    res = posnet("validate", fleet)
+    assert res.returncode == 1
+    assert f"{fleet / name}: error[E002] {name}/ is a symbolic link" in res.stdout
+    if name == "sites":
+        assert "gent-01" not in res.stdout  # no store was loaded through the link
+        one = posnet("validate", fleet / "sites" / "gent-01.yaml")
+        assert one.returncode == 1 and f"{name}/ is a symbolic link" in one.stdout
+
+
 def test_size_is_checked_before_reading(fleet: Path) -> None:
     """A 1 TiB sparse file: reading it first would take hours and all memory."""
     huge = fleet / "sites" / "huge-01.yaml"

@@ -102,11 +102,12 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
                 ]
             )
         fleet_doc = load_file(fleet_path, _rel(fleet_path, root), follow=False)
-        site_files, notes = _site_files(path / "sites")
-        diags.extend(notes)
-        group_dir = path / "groups"
         sites_problem = _folder_problem(path, "sites")
-        diags.extend(d for d in (sites_problem, _folder_problem(path, "groups")) if d)
+        groups_problem = _folder_problem(path, "groups")
+        diags.extend(d for d in (sites_problem, groups_problem) if d)
+        site_files, notes = ([], []) if sites_problem else _site_files(path / "sites")
+        diags.extend(notes)
+        group_dir = None if groups_problem else path / "groups"
         if not site_files and sites_problem is None:
             diags.append(
                 Diagnostic(
@@ -296,12 +297,23 @@ def _folder_problem(root: Path, name: str) -> Diagnostic | None:
     try:
         if not os.path.lexists(folder):
             return None
+        if os.path.islink(folder):
+            what = (
+                "is a symbolic link: posnet follows no link inside a fleet folder (its "
+                "target is not reviewed with the repository)"
+            )
+            return _folder_diag(root, name, what)
         with os.scandir(folder):
             return None
     except NotADirectoryError:
         what = "is not a folder"
     except OSError as exc:
         what = f"cannot be read: {exc.strerror or type(exc).__name__}"
+    return _folder_diag(root, name, what)
+
+
+def _folder_diag(root: Path, name: str, what: str) -> Diagnostic:
+    folder = root / name
     return Diagnostic(
         _loc(_rel(folder, root)),
         "E002",
