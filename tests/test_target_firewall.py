@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -399,6 +400,34 @@ def test_iptables_loads_twice_and_keeps_other_tables(
         assert len(loaded) == len(wrote) + 1, "rules doubled or lost"
         assert "-A PREROUTING -m comment --comment foreign -j ACCEPT" in loaded
         assert ":INPUT DROP" in saved and ":FORWARD DROP" in saved
+
+
+@pytest.mark.realtool
+def test_reloading_the_dns_ipsets_empties_them(demo_plans: dict[str, Plan], tmp_path: Path) -> None:
+    """The README and the handover promise that an address dnsmasq once answered stays
+    allowed only until the firewall is reloaded. The bad state: a member in a DNS set
+    (added as dnsmasq adds it); loading the sets again must remove it (an audit found
+    the ipset file only created the sets, so members survived every apply)."""
+    plan = replace(demo_plans["ostend-05"], firewall="iptables")
+    files = iptables.render_rules(plan)
+    names = [
+        ln.split()[1] for ln in files[iptables.PATH_IPSETS].splitlines() if ln[:7] == "create "
+    ]
+    assert names, "ostend-05 has restricted egress: it must get DNS sets"
+    ipset = require_tool("ipset")
+    f = write(tmp_path, "ipsets", files[iptables.PATH_IPSETS])
+    script = f"""
+        set -e
+        {ipset} restore -exist -file {f}
+        {ipset} add {names[0]} 192.0.2.9
+        {ipset} list {names[0]} | grep -qx 192.0.2.9
+        {ipset} restore -exist -file {f}
+        {ipset} list {names[0]}
+    """
+    res = run("unshare", "-rn", "sh", "-c", script)
+    assert res.returncode == 0, res.stderr
+    members = res.stdout.split("Members:", 1)[1].split()
+    assert members == [], f"a reload kept {members}"
 
 
 # --- property test: random plans always load --------------------------------------------

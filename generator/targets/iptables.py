@@ -97,12 +97,16 @@ def render_rules(plan: Plan, *, log_drops: bool = True) -> dict[str, str]:
 
 
 def render_ipsets(fw: Firewall) -> str:
-    """`ipset restore -exist` input: one empty hash:ip per DNS set (kept on reload)."""
+    """`ipset restore -exist` input: one hash:ip per DNS set, created if absent and
+    emptied on every load, as nft's table replacement empties the nft sets: an address
+    dnsmasq once answered stays allowed only until the next apply."""
     lines = [f"# posnet: store {fw.site_id} DNS sets (ipset) - generated, do not edit."]
-    lines.append("# Filled by the edge's dnsmasq (ipset=); load with `ipset restore -exist`.")
+    lines.append("# Filled by the edge's dnsmasq (ipset=); load with `ipset restore -exist`,")
+    lines.append("# which creates each set if absent and empties it (flush).")
     for s in fw.dns_sets:
         family = "inet" if s.family == "ipv4" else "inet6"
         lines.append(f"create {s.name} hash:ip family {family}")
+        lines.append(f"flush {s.name}")
     return "\n".join(lines) + "\n"
 
 
