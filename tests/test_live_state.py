@@ -59,9 +59,9 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return render_demo(tmp_path_factory.mktemp("state") / "build")
 
 
-def _nft(tree: Path, tamper: str = "") -> dict[str, Any]:
+def _nft(tree: Path, tamper: str = "", site: str = "gent-01") -> dict[str, Any]:
     require_tool("nft")
-    text = (tree / "sites/gent-01/firewall/nftables.nft").read_text()
+    text = (tree / f"sites/{site}/firewall/nftables.nft").read_text()
     extra = f" && {tamper}" if tamper else ""
     res = ps._scratch(f'nft -f "$1"{extra} && nft -j list table inet posnet', text)
     assert res.returncode == 0, res.stderr
@@ -109,6 +109,24 @@ def test_same_ruleset_in_sync_counters_and_handles_ignored(tree: Path) -> None:
 def test_each_nft_tampering_is_named(tree: Path, tamper: str, expected: str) -> None:
     found = [f["detail"] for f in ps.compare_nft(_nft(tree, tamper), _nft(tree))]
     assert expected in found, found
+
+
+@needs_root
+def test_dns_set_members_added_by_dnsmasq_are_not_drift(tree: Path) -> None:
+    """The bad state an audit found: on a restricted-egress store, dnsmasq adds every
+    answered address to the flow's dns_ set, so verify and drift called every such store
+    drifted and each apply re-activated its firewall. Members of a set rendered empty
+    are not compared; the set's declaration still is, and other sets' members are."""
+    want = _nft(tree, site="ostend-05")
+    add = "nft add element inet posnet dns_deliverect_tunnel '{ 192.0.2.9 }'"
+    assert ps.compare_nft(_nft(tree, add, site="ostend-05"), want) == []
+    gone = "nft delete set inet posnet dns_openpos_outbound"
+    drop = "nft flush chain inet posnet forward && " + gone
+    found = [f["detail"] for f in ps.compare_nft(_nft(tree, drop, site="ostend-05"), want)]
+    assert "set dns_openpos_outbound: missing" in found, found
+    typed = "nft add set inet posnet dns_x '{ type ipv4_addr; }'"
+    found = [f["detail"] for f in ps.compare_nft(_nft(tree, typed, site="ostend-05"), want)]
+    assert found == ["set dns_x: extra"], found
 
 
 def test_missing_table_is_named() -> None:
