@@ -126,7 +126,10 @@ def probe_exposure(
     stream: socket.socket = sock
     try:
         if exposure.get("tls"):
-            tls, detail = _tls(sock, None if _is_ip(host) else host, verify_tls, ca)
+            # The name partners use, also when probing another address (--host): its
+            # certificate is checked for that name (an IP is matched against IP SANs,
+            # and sent as no SNI), which is what a partner's client does.
+            tls, detail = _tls(sock, str(exposure["public_host"]), verify_tls, ca)
             results.append(ProbeResult(f"{name} tls", target, tls is not None, detail))
             if tls is None:
                 return results
@@ -156,11 +159,3 @@ def probe_not_exposed(
             )
         )
     return out
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        socket.inet_aton(host)
-        return True
-    except OSError:
-        return False

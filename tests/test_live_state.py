@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from generator.inventory import artifacts, file_spec
 from generator.plan import Plan
-from generator.probe import probe_not_exposed, tcp_state
+from generator.probe import probe_exposure, probe_not_exposed, tcp_state
 from generator.runtime import drift, probe
 from generator.targets import playbook_kinds, targets
 from generator.targets.base import Daemon, alive
@@ -386,3 +386,19 @@ def test_tcp_states_open_and_closed_on_loopback() -> None:
     assert not r.ok and r.detail.startswith("closed")
     (r2,) = probe_not_exposed("127.0.0.1", [(port, "blocked")], 2, default_drop=False)
     assert r2.ok
+
+
+def test_a_stranger_reaching_an_exposure_fails_open_or_closed() -> None:
+    """`--as stranger` promises that an exposure is filtered for anyone outside its
+    allow-list: an open port and also a closed one (an RST: the packet got through the
+    edge) fail; only silence passes. The audit found no test of the closed case."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    exposure = {"id": "x-api", "public_host": "127.0.0.1", "public_port": port}
+    (opened,) = probe_exposure(exposure, "stranger", None, 2.0)
+    srv.close()
+    (closed,) = probe_exposure(exposure, "stranger", None, 2.0)
+    assert not opened.ok and opened.detail.startswith("open"), opened
+    assert not closed.ok and closed.detail.startswith("closed"), closed
