@@ -252,7 +252,9 @@ def test_a_site_file_one_byte_over_four_mib_is_refused_with_its_location(
 def test_force_renders_every_store_of_an_up_to_date_tree(fleet: Path, tmp_path: Path) -> None:
     """`render --force` re-renders every store even if its input is unchanged (a tree
     whose stamps and manifest are trusted but wrong is rebuilt). Rendering identical
-    bytes leaves the tree as it was."""
+    bytes leaves the tree as it was. Two guards keep this: `not force` in the freshness
+    test and the file-stamp cache dropped under --force (no stamp: not untouched); this
+    test fails only when both are gone, as either one alone renders every store."""
     out = tmp_path / "build"
     _render(fleet, out)
     assert _render(fleet, out).rendered_sites == []
