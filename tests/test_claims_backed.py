@@ -133,6 +133,65 @@ def test_site_lists_replace_fleet_and_group_lists(tmp_path: Path) -> None:
     assert "52:54:00:00:09:20" not in conf and "198.51.100.20" not in conf
 
 
+OPENPOS_EGRESS = """\
+    partners:
+      openpos:
+        egress:
+          - purpose: Open POS test backend
+            domains: ["pos.example.com"]
+            ports: [8443]
+"""
+FLEET_PARTNER_LIST = FLEET.replace("    defaults:\n", OPENPOS_EGRESS + "    defaults:\n")
+
+OUTBOUND_SITE = """\
+    id: s2
+    name: Site Two
+    wan:
+      isp: Proximus
+      ip_mode: static
+      public_ip: "203.0.113.10"
+      fqdn: s2.pos.example.com
+    edge:
+      egress: restricted
+    lan:
+      subnet: "198.51.100.0/26"
+      gateway: "198.51.100.1"
+      dhcp_pool: {start: "198.51.100.40", end: "198.51.100.60"}
+    hosts:
+      - name: tablet1
+        role: kiosk
+        os: other
+        ip: "198.51.100.21"
+    integrations:
+      - partner: openpos
+        pattern: outbound_only
+        hosts: [tablet1]
+    """
+
+
+def test_fleet_partner_list_replaces_the_builtin_catalog_list(tmp_path: Path) -> None:
+    """The same rule one level up: fleet.yaml's `partners.<id>` merges over the built-in
+    catalog, and a list there (openpos's `egress` flows) replaces the built-in list.
+
+    If lists were concatenated, the built-in flow (six domains, port 443) would still
+    be let out of a store with `egress: restricted` beside the fleet's one flow. The
+    Plan, the nftables set rule and dnsmasq's nftset line name only the fleet's flow.
+    """
+    folder = write_fleet(tmp_path, FLEET_PARTNER_LIST, {}, {"s2": OUTBOUND_SITE})
+    plan = plans_of(folder)["s2"]
+    assert [(f.purpose, f.domains, f.ports) for f in plan.egress] == [
+        ("Open POS test backend", ("pos.example.com",), (8443,))
+    ]
+    nft = nftables.render_nftables(plan)
+    egress = [line.strip() for line in nft.splitlines() if "@dns_" in line]
+    assert len(egress) == 1 and "tcp dport 8443 counter accept" in egress[0], egress
+    conf = dnsmasq.render(plan)["dhcp/dnsmasq.conf"]
+    assert re.findall(r"^nftset=.*$", conf, re.M) == [
+        "nftset=/pos.example.com/4#inet#posnet#dns_openpos_outbound"
+    ]
+    assert "firebaseio" not in nft + conf
+
+
 # --------------------------------------------------- 2. the report's CSP, no inline script
 
 EXPECTED_CSP = {
@@ -341,7 +400,7 @@ a-edge                     : ok=9    changed=0    unreachable=0    failed=0    s
 b-edge                     : ok=9    changed=3    unreachable=0    failed=0    skipped=0
 c-edge                     : ok=4    changed=1    unreachable=0    failed=1    skipped=0
 d-edge                     : ok=0    changed=0    unreachable=1    failed=0    skipped=0
-e-edge                     : ok=0    changed=0    unreachable=1    failed=0    skipped=0
+e-edge                     : ok=0    changed=0    unreachable=2    failed=0    skipped=0
 f-edge                     : ok=5    changed=2    unreachable=0    failed=0    skipped=0
 g-edge                     : ok=2    changed=0    unreachable=0    failed=2    skipped=0
 h-edge                     : ok=0    changed=0    unreachable=1    failed=0    skipped=0
@@ -352,12 +411,13 @@ def test_apply_summary_counts_each_outcome(capsys: pytest.CaptureFixture[str]) -
     """README "Failure isolation": apply ends with `posnet apply: N hosts, C changed,
     F failed, U unreachable`, then each store that failed, and exits 1.
 
-    Eight hosts with all-different counts (3 changed, 2 failed, 3 unreachable)
-    read from a real-looking PLAY RECAP: swapping or miscounting any of N, C, F, U, or
-    calling an unreachable store failed, changes the exact lines asserted here.
+    Eight hosts read from a real-looking PLAY RECAP (3 changed, 2 failed, 3 unreachable,
+    all different; some hosts with a count above 1, since the line counts stores, not
+    tasks): swapping or miscounting any of N, C, F, U, summing task counts, or calling
+    an unreachable store failed, changes the exact lines asserted here.
     """
     with pytest.raises(SystemExit) as exc:
-        _apply_summary(0, parse_recap("\x1b[0;33m" + APPLY_RECAP))
+        _apply_summary(4, parse_recap("\x1b[0;33m" + APPLY_RECAP))
     assert exc.value.code == 1
     assert capsys.readouterr().err.splitlines() == [
         "posnet apply: 8 hosts, 3 changed, 2 failed, 3 unreachable",
@@ -366,7 +426,7 @@ def test_apply_summary_counts_each_outcome(capsys: pytest.CaptureFixture[str]) -
         "posnet apply: e-edge: unreachable",
         "posnet apply: g-edge: failed",
         "posnet apply: h-edge: unreachable",
-        "posnet: ansible-playbook failed (exit 0)",
+        "posnet: ansible-playbook failed (exit 4)",
     ]
 
 
