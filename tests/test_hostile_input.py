@@ -299,3 +299,23 @@ def test_file_name_with_a_newline_forges_no_ci_line(fleet: Path) -> None:
 def test_editor_files_in_groups_are_not_groups(fleet: Path) -> None:
     (fleet / "groups" / ".#coast.yaml").write_text("group: [unclosed\n")
     assert posnet("validate", fleet).returncode == 0
+
+
+def test_a_group_file_may_be_yml_but_not_both(fleet: Path) -> None:
+    """Store files may be .yaml or .yml; a group file written .yml was silently ignored
+    (found by fuzzing: its stores then got a misleading 'unknown group'). It is read
+    like a .yaml one, and one group written both ways is an error naming both."""
+    groups = sorted(p.name for p in (fleet / "groups").glob("*.yaml"))
+    assert groups, "the demo fleet has groups"
+    before = posnet("validate", fleet)
+    for name in groups:
+        (fleet / "groups" / name).rename(fleet / "groups" / name.replace(".yaml", ".yml"))
+    after = posnet("validate", fleet)
+    assert after.returncode == before.returncode == 0, after.stdout
+    assert "unknown group" not in after.stdout
+    yml = fleet / "groups" / groups[0].replace(".yaml", ".yml")
+    (fleet / "groups" / groups[0]).write_bytes(yml.read_bytes())
+    both = posnet("validate", fleet)
+    assert both.returncode == 1
+    stem = groups[0].removesuffix(".yaml")
+    assert f"{yml}: error[E002] group '{stem}' is defined twice" in both.stdout, both.stdout

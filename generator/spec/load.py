@@ -219,7 +219,21 @@ def _load_groups(
     diags: list[Diagnostic] = []
     if group_dir is None or not group_dir.is_dir():
         return groups, frozenset(), diags
+    first: dict[str, Path] = {}
     for gpath in _group_files(group_dir):
+        if gpath.stem in first:  # coast.yaml and coast.yml: neither may silently win
+            both = f"{_rel(first[gpath.stem], root)} and {_rel(gpath, root)}"
+            diags.append(
+                Diagnostic(
+                    _loc(_rel(gpath, root)),
+                    "E002",
+                    f"group '{gpath.stem}' is defined twice: {both}",
+                    expected="one file per group: delete or rename one of them",
+                )
+            )
+            broken.add(gpath.stem)
+            continue
+        first[gpath.stem] = gpath
         try:
             gdoc = load_file(gpath, _rel(gpath, root), follow=False)
         except PosnetError as exc:
@@ -324,8 +338,10 @@ def _folder_diag(root: Path, name: str, what: str) -> Diagnostic:
 
 
 def _group_files(folder: Path) -> list[Path]:
-    """groups/*.yaml, without hidden and editor files (an editor's `.#coast.yaml`)."""
-    return sorted(p for p in folder.glob("*.yaml") if not ignored_name(p.name))
+    """groups/*.yaml and *.yml (as for stores), without hidden and editor files (an
+    editor's `.#coast.yaml`); .yaml first for a name written both ways."""
+    found = [p for s in STORE_SUFFIXES for p in folder.glob(f"*{s}") if not ignored_name(p.name)]
+    return sorted(found, key=lambda p: (p.stem, p.suffix != ".yaml"))
 
 
 def utf8_name(name: str) -> bool:
