@@ -118,7 +118,24 @@ def _decode(raw: bytes, file: str) -> str:
         line = text.count("\n", 0, nul) + 1
         col = nul - (text.rfind("\n", 0, nul) + 1) + 1
         raise _fail(file, line, col, "file contains a NUL byte", "UTF-8 text")
+    odd = _ODD_BREAK.search(text)
+    if odd:
+        at = odd.start()
+        line = text.count("\n", 0, at) + 1
+        col = at - (text.rfind("\n", 0, at) + 1) + 1
+        raise _fail(
+            file,
+            line,
+            col,
+            f"file contains U+{ord(odd.group()):04X}, which YAML 1.1 parsers (and ruamel) read "
+            "as a line break and YAML 1.2 as a character: the file would mean different things",
+            "a plain line break, or no such character (also not in a comment)",
+        )
     return text
+
+
+# NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR: line breaks in YAML 1.1, not in 1.2
+_ODD_BREAK = re.compile("[\x85\u2028\u2029]")
 
 
 class _Walker:

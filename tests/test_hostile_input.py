@@ -319,3 +319,18 @@ def test_a_group_file_may_be_yml_but_not_both(fleet: Path) -> None:
     assert both.returncode == 1
     stem = groups[0].removesuffix(".yaml")
     assert f"{yml}: error[E002] group '{stem}' is defined twice" in both.stdout, both.stdout
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\x85"])
+def test_a_yaml_1_1_line_break_is_refused_where_it_is(fleet: Path, char: str) -> None:
+    """U+2028/U+2029/NEL end a line for YAML 1.1 parsers (ruamel among them) and are a
+    character for YAML 1.2: in a comment, fuzzing got a parse error pointing elsewhere.
+    Refused with its own line and column, whatever the parser, and never echoed."""
+    site = fleet / "sites" / "gent-01.yaml"
+    lines = site.read_text().splitlines(keepends=True)
+    lines.insert(2, f"# a note{char}with a separator\n")
+    site.write_text("".join(lines))
+    res = posnet("validate", fleet)
+    assert res.returncode == 1
+    assert f"{site}:3:9: error[E001] file contains U+{ord(char):04X}" in res.stdout, res.stdout
+    assert char not in res.stdout
