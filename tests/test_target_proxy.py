@@ -1334,6 +1334,37 @@ def test_nginx_long_server_names_need_no_bucket_size(sandbox: Sandbox) -> None:
             assert json.loads(got["body"])["label"] == probe.label, got
 
 
+@pytest.mark.realtool
+@pytest.mark.parametrize("partner", ["my-kiosk-vendor", "p" * 63])
+def test_nginx_long_partner_ids_keep_the_path_capture_legal(sandbox: Sandbox, partner: str) -> None:
+    """The log's path capture is a PCRE2 named group, at most 32 code units: a proxy
+    id of 19+ characters (partner ids of 13+) failed nginx -t with "subpattern name is
+    too long". Any legal partner id now loads, and (live) the access log still shows
+    the path without its query."""
+    require_tool("nginx")
+    plan, demo = _brussels()
+    case = Case(plan, dataclasses.replace(demo, id=f"{partner}-proxy", partner=partner))
+    proxy = case.with_openssl(_machine_openssl())
+    d, main = _prepare(sandbox, case, "nginx", proxy, live=False)
+    out = _nginx_t(sandbox, d, main)
+    assert out.returncode == 0, out.stderr
+    if os.geteuid() != 0:
+        return  # the live half needs root (see _require_live)
+    _require_live()
+    d, main = _prepare(sandbox, case, "nginx", proxy, live=True)
+    route = layout(proxy, plan.lan.subnet)[0].routes[0]
+    path, _ = _probe_path(route.kind, route.path)
+    name = proxy.server_names[0]
+    result = _standard_run(
+        sandbox, d, "nginx", main, proxy, [_curl(sandbox, proxy, Probe("r", name, path, "200"))]
+    )
+    assert result["started"], _logs(d)
+    assert result["phase1"][0]["code"] == "200", result
+    access = _logs(d)[f"posnet-{proxy.id}.access.log"]
+    assert f"GET {path.split('?')[0]} HTTP" in access, access
+    assert SECRET not in access
+
+
 def _brussels() -> tuple[Plan, ProxyPlan]:
     """brussels-03's nginx proxy: path routes, basic auth."""
     (case,) = [c for c in _demo_cases() if c.id == "brussels-03/deliverect-proxy"]
