@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from generator.plan import EgressFlow, Plan
 from generator.targets.base import Declared
+from generator.targets.names import bounded
 from generator.templating import render as render_template
 
 NAME = "squid"
@@ -35,11 +36,16 @@ SECRET_STYLE = "raw"  # noqa: S105 - a style name, not a password
 
 SNIPPET = "allowlist/squid-posnet.conf"
 DOMAINS = "allowlist/domains.txt"
+# squid 5 defines an ACL name of 63 characters but refuses to use one of more than 62
+# ("FATAL: Bungled ... http_access allow ..."); each flow's names are its prefix plus
+# at most ACL_SUFFIX, so the prefix is bounded to leave room for it.
+ACL_NAME_MAX = 62
+ACL_SUFFIX = "_ports"  # the longest of _src, _dst, _ports
 
 
 @dataclass(frozen=True)
 class SquidFlow:
-    acl: str  # acl name prefix, posnet_<flow id>
+    acl: str  # acl name prefix, posnet_<flow id> (bounded to squid's limit)
     flow: EgressFlow
     domains: tuple[str, ...]
     comment: str
@@ -71,10 +77,15 @@ def proxied(flow: EgressFlow) -> bool:
     return flow.protocol == "tcp" and bool(flow.domains) and bool(flow.sources)
 
 
+def acl_prefix(flow_id: str) -> str:
+    """`posnet_<flow id>`, cut (with a digest) so `<prefix>_ports` fits squid's limit."""
+    return bounded(f"posnet_{flow_id}", ACL_NAME_MAX - len(ACL_SUFFIX))
+
+
 def squid_flows(plan: Plan) -> tuple[SquidFlow, ...]:
     return tuple(
         SquidFlow(
-            acl=f"posnet_{f.id}",
+            acl=acl_prefix(f.id),
             flow=f,
             domains=squid_domains(f.domains),
             comment=one_line(f"{f.id} ({f.partner}): {f.purpose}"),
