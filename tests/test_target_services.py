@@ -812,6 +812,31 @@ def test_squid_acl_names_fit_whatever_the_flow_id(tmp_path: Path, bump_cert: Pat
     assert snippet == squid.render(base_plan(egress=flows))["allowlist/squid-posnet.conf"]
 
 
+@pytest.mark.realtool
+def test_squid_writes_a_repeated_flow_once(tmp_path: Path, bump_cert: Path) -> None:
+    """Two tunnel (or cloud connector) integrations from one host bring the same flow
+    twice: its block was written twice and squid warned about every repeated value.
+    Identical definitions are written once; a different flow under the same id gets
+    its own names instead of merged ACLs (which would cross sources and ports)."""
+    same = _tcp_flow("deliverect-tunnel", 10)
+    other = dataclasses.replace(_tcp_flow("deliverect-tunnel", 11), ports=(8443,))
+    flows = (same, same, other, same)
+    snippet = squid.render(base_plan(egress=flows))["allowlist/squid-posnet.conf"]
+    res = squid_parse(tmp_path, snippet, bump_cert)
+    assert res.returncode == 0, (snippet, res.stdout + res.stderr)
+    lines = directives(snippet)
+    assert len(lines) == len(set(lines)), snippet
+    allows = [ln for ln in lines if ln.startswith("http_access allow")]
+    assert allows == [
+        "http_access allow posnet_connect posnet_deliverect-tunnel_src"
+        " posnet_deliverect-tunnel_dst posnet_deliverect-tunnel_ports",
+        "http_access allow posnet_connect posnet_deliverect-tunnel_2_src"
+        " posnet_deliverect-tunnel_2_dst posnet_deliverect-tunnel_2_ports",
+    ]
+    assert "acl posnet_deliverect-tunnel_2_ports port 8443" in lines
+    assert "acl posnet_deliverect-tunnel_2_src src 198.51.100.11/32" in lines
+
+
 # --- property tests: random values stay one directive per line and pass the checkers ---
 
 LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?", fullmatch=True)

@@ -45,7 +45,7 @@ ACL_SUFFIX = "_ports"  # the longest of _src, _dst, _ports
 
 @dataclass(frozen=True)
 class SquidFlow:
-    acl: str  # acl name prefix, posnet_<flow id> (bounded to squid's limit)
+    acl: str  # acl name prefix, posnet_<flow id> (bounded, unique in the file)
     flow: EgressFlow
     domains: tuple[str, ...]
     comment: str
@@ -83,16 +83,32 @@ def acl_prefix(flow_id: str) -> str:
 
 
 def squid_flows(plan: Plan) -> tuple[SquidFlow, ...]:
-    return tuple(
-        SquidFlow(
-            acl=acl_prefix(f.id),
-            flow=f,
-            domains=squid_domains(f.domains),
-            comment=one_line(f"{f.id} ({f.partner}): {f.purpose}"),
-        )
-        for f in plan.egress
-        if proxied(f)
-    )
+    """The proxied flows in Plan order, each ACL block once.
+
+    Two integrations can bring the same flow (two tunnels from one host): writing its
+    block twice repeats every ACL value, which squid warns about. A flow whose id is
+    taken by a different flow gets its own names (`_2`, ...) rather than merged ACLs,
+    which would allow every source to every domain and port of both.
+    """
+    flows: list[SquidFlow] = []
+    seen: set[tuple[object, ...]] = set()
+    taken: set[str] = set()
+    for f in plan.egress:
+        if not proxied(f):
+            continue
+        domains = squid_domains(f.domains)
+        same = (f.id, f.sources, domains, f.ports)  # what the ACL lines say
+        if same in seen:
+            continue
+        seen.add(same)
+        acl, n = acl_prefix(f.id), 1
+        while acl in taken:
+            n += 1
+            acl = acl_prefix(f"{f.id}_{n}")
+        taken.add(acl)
+        comment = one_line(f"{f.id} ({f.partner}): {f.purpose}")
+        flows.append(SquidFlow(acl=acl, flow=f, domains=domains, comment=comment))
+    return tuple(flows)
 
 
 def skipped_flows(plan: Plan) -> list[str]:
