@@ -60,7 +60,8 @@ _VAR_SUFFIX = "_upstream_failed"
 # out). So a name of more than 46 characters fails nginx -t with "could not build
 # server_names_hash", and a legal FQDN runs to 253. Such a name is written as
 # "~^name$" instead: regular-expression names are tried in order outside the hash,
-# case-insensitively like exact names. Shorter names stay exact (and unchanged).
+# case-insensitively like exact names. Shorter names stay exact (and unchanged). The
+# access log's $server_name then shows that expression (~^name$) instead of the name.
 SERVER_NAME_HASH_MAX = 46
 
 
