@@ -9,6 +9,7 @@ Packet-level behaviour (partner in, stranger out) is the lab's job.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ipaddress
 import json
 import subprocess
@@ -342,6 +343,42 @@ def test_gent_loaded_ruleset_has_the_partner_set_and_dnat(
     assert dnat == [{"family": "ip", "addr": "198.51.100.140", "port": 8443}]
     assert {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}},
                       "right": 18443}} in pre["expr"]  # fmt: skip
+
+
+@pytest.mark.realtool
+def test_long_exposure_ids_get_bounded_unique_set_names(
+    demo_plans: dict[str, Plan], tmp_path: Path
+) -> None:
+    """Spec ids may be 63 characters each, so `src_<partner>-<host>-<service>` can pass
+    the nft name limit; such names are shortened with a digest (render used to raise),
+    stay distinct and stable, and a name that fits is kept as it is."""
+    plan = demo_plans["gent-01"]
+    (e,) = plan.exposures
+    long_a = "p" * 63 + "-" + "h" * 63 + "-" + "s" * 60 + "a"
+    long_b = "p" * 63 + "-" + "h" * 63 + "-" + "s" * 60 + "b"
+    fits = "f" * (128 - len("src_"))  # posnet's cap (nft itself takes 255 bytes)
+    ids = (long_a, long_b, long_a, fits)  # long_a twice: the second gets a suffix too
+    exposures = tuple(
+        dataclasses.replace(e, id=i, public_port=20000 + n) for n, i in enumerate(ids)
+    )
+    plan = dataclasses.replace(plan, exposures=exposures)
+    text = nftables.render_nftables(plan)
+    assert text == nftables.render_nftables(plan)
+    names = [s.name or "" for s in firewall.build(plan).sets]
+    assert len(set(names)) == 4
+    assert all(len(n) <= 128 for n in names)
+    assert names[3] == f"src_{fits}"
+    assert names[0].startswith("src_ppp") and names[0] != names[1]
+    nft = require_tool("nft")
+    path = write(tmp_path, "long.nft", text)
+    assert nft_check(path).returncode == 0
+    res = run("unshare", "-rn", "sh", "-c", f"{nft} -f {path} && {nft} -j list ruleset")
+    assert res.returncode == 0, res.stderr
+    loaded = {s["name"] for s in nft_objects(json.loads(res.stdout), "set")}
+    assert set(names) <= loaded
+    # The DNS sets shorten the same way (ipset's 31 characters), as before.
+    digest = hashlib.sha256(b"x" * 40).hexdigest()[:8]
+    assert firewall.dns_set_name("x" * 40) == "dns_" + "x" * 18 + "_" + digest
 
 
 # --- real checks: iptables -------------------------------------------------------------

@@ -1277,6 +1277,100 @@ def test_live_central_proxy_follows_dns(
 # ----------------------------------------------------------------- upstream trust
 
 
+# A legal FQDN longer than what a server_names_hash bucket holds at nginx's default.
+LONG_NAME = "store-01.eindhoven-centrum-shopping-mall.pos.retailgroup-example.com"
+
+
+def _long_named(plan: Plan, proxy: ProxyPlan, name: str, **changes: Any) -> ProxyPlan:
+    """`proxy` answering for `name` (its routes are by path on the first name)."""
+    assert all(r.match != "host" for r in proxy.routes)
+    return dataclasses.replace(proxy, server_names=(name,), **changes)
+
+
+@pytest.mark.realtool
+def test_nginx_long_server_names_need_no_bucket_size(sandbox: Sandbox) -> None:
+    """A server name over 46 characters used to fail nginx -t ("could not build
+    server_names_hash, you should increase server_names_hash_bucket_size: 64"), which
+    posnet cannot set: the directive may appear once per nginx, and several posnet files
+    (or the host's nginx.conf) share one. Two such files on one port pass together, and
+    a live request for the long name reaches its route while other names get 404."""
+    require_tool("nginx")
+    case = Case(*_brussels())
+    other = LONG_NAME.replace("store-01", "store-02")
+    a = _long_named(case.plan, case.with_openssl(_machine_openssl()), LONG_NAME)
+    b = dataclasses.replace(_long_named(case.plan, a, other), id="deliverect-proxy-b")
+    assert len(LONG_NAME) > 46  # 8 + align(len + 2, 8) + 8 bytes > a 64-byte bucket
+    d = _case_dir(sandbox, "nginx-long-names")
+    _install(sandbox, d, a)
+    includes = ""
+    for proxy in (a, b):
+        text = nginx.render_proxy(case.plan, proxy)
+        f = d / f"{proxy.id}.conf"
+        f.write_text(_rewrite(text, d, live=False))
+        includes += f"include {f};\n"
+    site = d / "site.conf"
+    site.write_text(includes)
+    out = _nginx_t(sandbox, d, _nginx_main(d, site))
+    assert out.returncode == 0, out.stderr
+    assert "conflicting server name" not in out.stderr
+    if os.geteuid() != 0:
+        return  # the live half needs root (see _require_live)
+    _require_live()
+    d, main = _prepare(sandbox, Case(case.plan, a), "nginx", a, live=True)
+    route = layout(a, case.plan.lan.subnet)[0].routes[0]
+    path, upstream_path = _probe_path(route.kind, route.path)
+    probes = [  # -k: the sandbox certificate does not name the long hosts
+        Probe("long name", LONG_NAME, path, "200", route.label, upstream_path, ("-k",)),
+        Probe("long name, other case", LONG_NAME.upper(), path, "200", route.label,
+              upstream_path, ("-k",)),
+        Probe("the other file's name", other, path, "404", extra=("-k",)),
+        Probe("a longer name", "x" + LONG_NAME, path, "404", extra=("-k",)),
+    ]  # fmt: skip
+    result = _standard_run(sandbox, d, "nginx", main, a, [_curl(sandbox, a, p) for p in probes])
+    assert result["started"], _logs(d)
+    for probe, got in zip(probes, result["phase1"], strict=True):
+        assert got["code"] == probe.status, f"{probe.what}: {got}"
+        if probe.label is not None:
+            assert json.loads(got["body"])["label"] == probe.label, got
+
+
+@pytest.mark.realtool
+@pytest.mark.parametrize("partner", ["my-kiosk-vendor", "p" * 63])
+def test_nginx_long_partner_ids_keep_the_path_capture_legal(sandbox: Sandbox, partner: str) -> None:
+    """The log's path capture is a PCRE2 named group, at most 32 code units: a proxy
+    id of 19+ characters (partner ids of 13+) failed nginx -t with "subpattern name is
+    too long". Any legal partner id now loads, and (live) the access log still shows
+    the path without its query."""
+    require_tool("nginx")
+    plan, demo = _brussels()
+    case = Case(plan, dataclasses.replace(demo, id=f"{partner}-proxy", partner=partner))
+    proxy = case.with_openssl(_machine_openssl())
+    d, main = _prepare(sandbox, case, "nginx", proxy, live=False)
+    out = _nginx_t(sandbox, d, main)
+    assert out.returncode == 0, out.stderr
+    if os.geteuid() != 0:
+        return  # the live half needs root (see _require_live)
+    _require_live()
+    d, main = _prepare(sandbox, case, "nginx", proxy, live=True)
+    route = layout(proxy, plan.lan.subnet)[0].routes[0]
+    path, _ = _probe_path(route.kind, route.path)
+    name = proxy.server_names[0]
+    result = _standard_run(
+        sandbox, d, "nginx", main, proxy, [_curl(sandbox, proxy, Probe("r", name, path, "200"))]
+    )
+    assert result["started"], _logs(d)
+    assert result["phase1"][0]["code"] == "200", result
+    access = _logs(d)[f"posnet-{proxy.id}.access.log"]
+    assert f"GET {path.split('?')[0]} HTTP" in access, access
+    assert SECRET not in access
+
+
+def _brussels() -> tuple[Plan, ProxyPlan]:
+    """brussels-03's nginx proxy: path routes, basic auth."""
+    (case,) = [c for c in _demo_cases() if c.id == "brussels-03/deliverect-proxy"]
+    return case.plan, case.proxy
+
+
 def _fleet_with(tmp_path: Path, site: str, old: str, new: str) -> Path:
     root = tmp_path / "fleet"
     shutil.copytree(DEMO, root)

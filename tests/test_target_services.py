@@ -788,6 +788,55 @@ def test_squid_udp_flows_are_listed_not_proxied() -> None:
     assert "posnet_ntp" not in snippet and "# ntp (p): UDP, not proxied" in snippet
 
 
+def _tcp_flow(fid: str, *hosts: int, domain: str = "api.example.com") -> EgressFlow:
+    sources = tuple(f"198.51.100.{h}/32" for h in hosts)
+    return EgressFlow(fid, "p", "backend", sources, (domain,), (443,), "tcp", False)
+
+
+@pytest.mark.realtool
+def test_squid_acl_names_fit_whatever_the_flow_id(tmp_path: Path, bump_cert: Path) -> None:
+    """A flow id is partner + pattern (up to 63 + 9 characters, or a central proxy's
+    store names): `posnet_<id>_ports` used to pass squid's 62 characters ("FATAL:
+    Bungled"). Long names keep a digest of the full name, so two long ids that share
+    their start stay apart; short ones are unchanged."""
+    long_a, long_b = "a" * 63 + "-outbound", "a" * 63 + "-tunnel"
+    flows = (_tcp_flow(long_a, 10), _tcp_flow(long_b, 11), _tcp_flow("short", 12))
+    snippet = squid.render(base_plan(egress=flows))["allowlist/squid-posnet.conf"]
+    res = squid_parse(tmp_path, snippet, bump_cert)
+    assert res.returncode == 0, (snippet, res.stdout + res.stderr)
+    names = {w for line in directives(snippet) for w in line.split() if w.startswith("posnet_")}
+    assert names and all(len(n) <= squid.ACL_NAME_MAX for n in names)
+    allows = [ln for ln in directives(snippet) if ln.startswith("http_access allow")]
+    assert len(allows) == 3 and len(set(allows)) == 3
+    assert "http_access allow posnet_connect posnet_short_src posnet_short_dst" in snippet
+    assert snippet == squid.render(base_plan(egress=flows))["allowlist/squid-posnet.conf"]
+
+
+@pytest.mark.realtool
+def test_squid_writes_a_repeated_flow_once(tmp_path: Path, bump_cert: Path) -> None:
+    """Two tunnel (or cloud connector) integrations from one host bring the same flow
+    twice: its block was written twice and squid warned about every repeated value.
+    Identical definitions are written once; a different flow under the same id gets
+    its own names instead of merged ACLs (which would cross sources and ports)."""
+    same = _tcp_flow("deliverect-tunnel", 10)
+    other = dataclasses.replace(_tcp_flow("deliverect-tunnel", 11), ports=(8443,))
+    flows = (same, same, other, same)
+    snippet = squid.render(base_plan(egress=flows))["allowlist/squid-posnet.conf"]
+    res = squid_parse(tmp_path, snippet, bump_cert)
+    assert res.returncode == 0, (snippet, res.stdout + res.stderr)
+    lines = directives(snippet)
+    assert len(lines) == len(set(lines)), snippet
+    allows = [ln for ln in lines if ln.startswith("http_access allow")]
+    assert allows == [
+        "http_access allow posnet_connect posnet_deliverect-tunnel_src"
+        " posnet_deliverect-tunnel_dst posnet_deliverect-tunnel_ports",
+        "http_access allow posnet_connect posnet_deliverect-tunnel_2_src"
+        " posnet_deliverect-tunnel_2_dst posnet_deliverect-tunnel_2_ports",
+    ]
+    assert "acl posnet_deliverect-tunnel_2_ports port 8443" in lines
+    assert "acl posnet_deliverect-tunnel_2_src src 198.51.100.11/32" in lines
+
+
 # --- property tests: random values stay one directive per line and pass the checkers ---
 
 LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?", fullmatch=True)

@@ -21,7 +21,6 @@ Semantics (see the target modules for the syntax):
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Literal
 
 from generator import netparse
 from generator.plan import EgressFlow, Exposure, Plan
+from generator.targets.names import bounded
 
 Family = Literal["any", "ipv4", "ipv6"]
 AddrFamily = Literal["ipv4", "ipv6"]
@@ -61,8 +61,12 @@ COMMENT_MAX = 120
 _COMMENT_UNSAFE = re.compile(r"[^A-Za-z0-9 _.,:()/@+-]")
 # iptables' LOG target caps the prefix at 29 characters.
 _LOG_PREFIX_OK = re.compile(r"^[A-Za-z0-9 _.:-]{1,29}$")
-# nft identifiers (set names up to 255 bytes); ids add at most 64 characters.
-_SET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
+# nft takes set names of up to 255 bytes (nft 1.0.6 and kernels since 4.14 refuse a
+# longer one); posnet keeps its own names to 128 characters, shortening a longer one
+# with a digest (targets.names.bounded), so `src_<exposure id>` fits whatever the ids.
+# Chain and table names are fixed words (input, forward, ..., posnet).
+NFT_NAME_MAX = 128
+_SET_NAME = re.compile(rf"^[A-Za-z_][A-Za-z0-9_-]{{0,{NFT_NAME_MAX - 1}}}$")
 
 
 @dataclass(frozen=True)
@@ -112,11 +116,8 @@ def dns_set_name(flow_id: str) -> str:
 
     Stable and short enough for ipset; a long id keeps a prefix plus a digest.
     """
-    name = "dns_" + re.sub(r"[^A-Za-z0-9_]", "_", flow_id)
-    if len(name) <= _DNS_SET_MAX:
-        return name
-    digest = hashlib.sha256(flow_id.encode()).hexdigest()[:8]
-    return f"{name[: _DNS_SET_MAX - 9]}_{digest}"
+    # The digest is of the id itself: "a.b" and "a_b" spell the same name.
+    return bounded("dns_" + re.sub(r"[^A-Za-z0-9_]", "_", flow_id), _DNS_SET_MAX, key=flow_id)
 
 
 @dataclass(frozen=True)
@@ -265,11 +266,12 @@ class _Builder:
     sets: list[AddrSet] = field(default_factory=list)
 
     def named_set(self, base: str, family: AddrFamily, cidrs: Iterable[str], note: str) -> AddrSet:
+        """A set named `base` (bounded to NFT_NAME_MAX), `base_2`... when taken."""
         taken = {s.name for s in self.sets}
-        name, n = base, 1
+        name, n = bounded(base, NFT_NAME_MAX), 1
         while name in taken:
             n += 1
-            name = f"{base}_{n}"
+            name = bounded(f"{base}_{n}", NFT_NAME_MAX)
         s = AddrSet(family, collapse(cidrs, family), name, note)
         self.sets.append(s)
         return s

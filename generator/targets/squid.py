@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from generator.plan import EgressFlow, Plan
 from generator.targets.base import Declared
+from generator.targets.names import bounded
 from generator.templating import render as render_template
 
 NAME = "squid"
@@ -35,11 +36,16 @@ SECRET_STYLE = "raw"  # noqa: S105 - a style name, not a password
 
 SNIPPET = "allowlist/squid-posnet.conf"
 DOMAINS = "allowlist/domains.txt"
+# squid 5 defines an ACL name of 63 characters but refuses to use one of more than 62
+# ("FATAL: Bungled ... http_access allow ..."); each flow's names are its prefix plus
+# at most ACL_SUFFIX, so the prefix is bounded to leave room for it.
+ACL_NAME_MAX = 62
+ACL_SUFFIX = "_ports"  # the longest of _src, _dst, _ports
 
 
 @dataclass(frozen=True)
 class SquidFlow:
-    acl: str  # acl name prefix, posnet_<flow id>
+    acl: str  # acl name prefix, posnet_<flow id> (bounded, unique in the file)
     flow: EgressFlow
     domains: tuple[str, ...]
     comment: str
@@ -71,17 +77,38 @@ def proxied(flow: EgressFlow) -> bool:
     return flow.protocol == "tcp" and bool(flow.domains) and bool(flow.sources)
 
 
+def acl_prefix(flow_id: str) -> str:
+    """`posnet_<flow id>`, cut (with a digest) so `<prefix>_ports` fits squid's limit."""
+    return bounded(f"posnet_{flow_id}", ACL_NAME_MAX - len(ACL_SUFFIX))
+
+
 def squid_flows(plan: Plan) -> tuple[SquidFlow, ...]:
-    return tuple(
-        SquidFlow(
-            acl=f"posnet_{f.id}",
-            flow=f,
-            domains=squid_domains(f.domains),
-            comment=one_line(f"{f.id} ({f.partner}): {f.purpose}"),
-        )
-        for f in plan.egress
-        if proxied(f)
-    )
+    """The proxied flows in Plan order, each ACL block once.
+
+    Two integrations can bring the same flow (two tunnels from one host): writing its
+    block twice repeats every ACL value, which squid warns about. A flow whose id is
+    taken by a different flow gets its own names (`_2`, ...) rather than merged ACLs,
+    which would allow every source to every domain and port of both.
+    """
+    flows: list[SquidFlow] = []
+    seen: set[tuple[object, ...]] = set()
+    taken: set[str] = set()
+    for f in plan.egress:
+        if not proxied(f):
+            continue
+        domains = squid_domains(f.domains)
+        same = (f.id, f.sources, domains, f.ports)  # what the ACL lines say
+        if same in seen:
+            continue
+        seen.add(same)
+        acl, n = acl_prefix(f.id), 1
+        while acl in taken:
+            n += 1
+            acl = acl_prefix(f"{f.id}_{n}")
+        taken.add(acl)
+        comment = one_line(f"{f.id} ({f.partner}): {f.purpose}")
+        flows.append(SquidFlow(acl=acl, flow=f, domains=domains, comment=comment))
+    return tuple(flows)
 
 
 def skipped_flows(plan: Plan) -> list[str]:
