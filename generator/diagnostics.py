@@ -192,6 +192,18 @@ _CODES = (
         "hosts:\n  - {name: backoffice, ip: 10.0.0.10}",
     ),
     Code(
+        "E213",
+        "Two integrations write the same files",
+        "Files, logs and firewall rules are named after the partner (and the host, for a "
+        "Windows binding): two integrations of one store that get the same name would "
+        "write the same files, and only the last one would be deployed.",
+        "integrations:\n"
+        "  - {partner: deliverect, pattern: reverse_proxy, proxy_host: proxy-a, ...}\n"
+        "  - {partner: deliverect, pattern: reverse_proxy, proxy_host: proxy-b, ...}",
+        "integrations:\n"
+        "  - {partner: deliverect, pattern: reverse_proxy, proxy_host: proxy-a, ...}",
+    ),
+    Code(
         "E300",
         "Conflict across stores",
         "Two stores share a public name or address, or a central proxy routes to a store "

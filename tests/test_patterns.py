@@ -11,7 +11,7 @@ from generator.catalog import Partner
 from generator.patterns import PatternError, builtin, pattern_of, patterns
 from generator.pipeline import load_plans
 from generator.spec.model import DirectIntegration, PatternName, TunnelIntegration
-from tests.test_bad_input import errors, make_fleet, sub
+from tests.test_bad_input import DEMO, errors, make_fleet, pos, sub
 
 
 def test_every_spec_pattern_has_exactly_one_module() -> None:
@@ -81,3 +81,104 @@ def test_requires_trusted_certificate_is_gone(tmp_path: Path) -> None:
         ),
     )
     assert errors(root)
+
+
+# ------------------------------------------------- two integrations, one set of files (E213)
+
+SECOND_PROXY = """  - partner: deliverect
+    pattern: reverse_proxy
+    proxy_host: pos2
+    public_port: 38444
+    auth: {type: basic, htpasswd: vault:brussels_03_htpasswd}
+    tls: {certificate: file:certs/b2.pem, key: vault:b2}
+    routes: [{service: pos1/api, path: /other/}]
+"""
+
+SECOND_WS = """  - partner: powerepos
+    pattern: auth_websocket
+    proxy_host: integrator
+    public_port: 18444
+    server_name: ws2.bruges-06.pos.example.com
+    websocket_service: integrator/ws
+    auth_service: integrator/auth
+    provider_outlet_id: outlet-2
+    pos_remote_id: remote-2
+    auth_secret: vault:s2
+    tls: {certificate: file:c2.pem, key: vault:k2}
+"""
+
+SECOND_BINDING = """  - partner: swiftpos-netpos
+    pattern: windows_https
+    host: backoffice
+    port: 10102
+    thumbprint: "00000000000012d9cd34315bb56d78c08da59000"
+    clients: [touch1]
+    maintenance_window: Monday
+"""
+
+
+@pytest.mark.parametrize(
+    "rel, extra, needle, path, names, expected",
+    [
+        (
+            "sites/brussels-03.yaml",
+            SECOND_PROXY,
+            "deliverect\n    pattern: reverse_proxy\n    proxy_host: pos2",
+            "integrations[1].partner",
+            "proxy deliverect-proxy",
+            "one reverse_proxy per partner and store",
+        ),
+        (
+            "sites/bruges-06.yaml",
+            SECOND_WS,
+            "powerepos\n    pattern: auth_websocket\n    proxy_host: integrator\n"
+            "    public_port: 18444",
+            "integrations[2].partner",
+            "proxy powerepos-ws and device powerepos-auth",
+            "one auth_websocket per partner and store",
+        ),
+        (
+            "sites/ostend-05.yaml",
+            SECOND_BINDING,
+            "backoffice\n    port: 10102",
+            "integrations[3].host",
+            "windows binding swiftpos-netpos-backoffice",
+            "one windows_https per partner and host",
+        ),
+    ],
+    ids=["reverse-proxy-two-hosts", "auth-websocket-twice", "windows-https-two-ports"],
+)
+def test_two_integrations_writing_the_same_files_are_refused(
+    tmp_path: Path, rel: str, extra: str, needle: str, path: str, names: str, expected: str
+) -> None:
+    """Files are named after the partner (and host): a second integration with the same
+    name overwrote the first one's config, script or properties file at render."""
+    root, text = make_fleet(tmp_path, rel, lambda raw: raw + extra.encode())
+    errs = errors(root)
+    assert [e.code for e in errs] == ["E213"], errs
+    (e,) = errs
+    line, col = pos(text, needle)
+    assert e.location.file.endswith(rel)
+    assert (e.location.line, e.location.col) == (line, col), e
+    assert e.path == path
+    assert f"already writes the files of {names}" in e.message
+    assert "would overwrite" in e.message and e.message.startswith("integrations[")
+    assert expected in e.expected
+
+
+def test_render_refuses_two_items_that_would_write_one_file(tmp_path: Path) -> None:
+    """The safety net behind E213: a plan with two proxies of one id is an error at
+    render, never one file silently holding the last of them."""
+    import dataclasses
+
+    from generator.targets import render_site
+
+    _, plans = load_plans(DEMO)
+    plan = next(p for p in plans if p.proxies)
+    twice = dataclasses.replace(plan, proxies=(*plan.proxies, plan.proxies[0]))
+    with pytest.raises(RuntimeError, match="bruges-06: two proxies named powerepos-ws would write"):
+        render_site(twice)
+    device = next(p for p in plans if p.devices)
+    twice = dataclasses.replace(device, devices=(*device.devices, device.devices[0]))
+    with pytest.raises(RuntimeError, match=r"two devices named .* would write the same files"):
+        render_site(twice)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 
-from generator.patterns.base import Pattern
+from generator.patterns.base import Output, Pattern
 from generator.patterns.context import Context
 from generator.plan import DeviceConfig, ProxyPlan, ProxyRoutePlan
 from generator.spec.parts import Model, ServiceRef, TlsSpec
@@ -52,6 +52,24 @@ class AuthWebsocketParams(Model):
     token_query_param: Ident = "token"  # noqa: S105 - a query parameter name
 
 
+def proxy_id(i: AuthWebsocketIntegration) -> str:
+    """The proxy's id: its config, log and TLS files are named after it."""
+    return f"{i.partner}-ws"
+
+
+def device_id(i: AuthWebsocketIntegration) -> str:
+    """The auth service's settings file is devices/<id>.properties."""
+    return f"{i.partner}-auth"
+
+
+def outputs(i: AuthWebsocketIntegration) -> tuple[Output, ...]:
+    expected = "one auth_websocket per partner and store"
+    return (
+        Output(f"proxy {proxy_id(i)}", ("partner",), expected),
+        Output(f"device {device_id(i)}", ("partner",), expected),
+    )
+
+
 def check(site: Site, i: AuthWebsocketIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
     from generator.spec.checks import host_problem, service_problem
 
@@ -63,7 +81,7 @@ def check(site: Site, i: AuthWebsocketIntegration, p: Partner, base: YamlPath) -
 def resolve(ctx: Context, i: AuthWebsocketIntegration, p: Partner) -> None:
     params = p.auth_websocket or AuthWebsocketParams()
     proxy = ctx.host_plan(i.proxy_host)
-    pid = f"{i.partner}-ws"
+    pid = proxy_id(i)
     ws_host, ws_svc = ctx.service(i.websocket_service)
     au_host, au_svc = ctx.service(i.auth_service)
     auth_path, param = params.auth_path, params.token_query_param
@@ -122,9 +140,7 @@ def resolve(ctx: Context, i: AuthWebsocketIntegration, p: Partner) -> None:
         ("AuthSecret", s.marker),
     )
     ctx.devices.append(
-        DeviceConfig(
-            f"{i.partner}-auth", i.partner, au_host.name, settings, "service-settings", ctx.index
-        )
+        DeviceConfig(device_id(i), i.partner, au_host.name, settings, "service-settings", ctx.index)
     )
     base = f"{i.server_name}:{i.public_port}"
     endpoints = [f"POST https://{base}{auth_path}", f"wss://{base}/?{param}=ACCESS_TOKEN"]
@@ -132,5 +148,11 @@ def resolve(ctx: Context, i: AuthWebsocketIntegration, p: Partner) -> None:
 
 
 PATTERN = Pattern(
-    "auth_websocket", AuthWebsocketIntegration, resolve, check, AuthWebsocketParams, __doc__ or ""
+    "auth_websocket",
+    AuthWebsocketIntegration,
+    resolve,
+    check,
+    AuthWebsocketParams,
+    __doc__ or "",
+    outputs=outputs,
 )

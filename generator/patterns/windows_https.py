@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from generator import netparse
-from generator.patterns.base import Pattern
+from generator.patterns.base import Output, Pattern
 from generator.patterns.context import Context, host_cidrs
 from generator.plan import LanFlow, WindowsBinding
 from generator.spec.parts import Model
@@ -53,6 +53,21 @@ class WindowsHttpsParams(Model):
 
     default_port: Port | None = None
     appid: Guid | None = None
+
+
+def binding_id(i: WindowsHttpsIntegration) -> str:
+    """The binding's id: its enable and undo scripts and firewall rule are named after it."""
+    return f"{i.partner}-{i.host}"
+
+
+def outputs(i: WindowsHttpsIntegration) -> tuple[Output, ...]:
+    return (
+        Output(
+            f"windows binding {binding_id(i)}",
+            ("host",),
+            "one windows_https per partner and host",
+        ),
+    )
 
 
 def check(site: Site, i: WindowsHttpsIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
@@ -105,7 +120,7 @@ def resolve(ctx: Context, i: WindowsHttpsIntegration, p: Partner) -> None:
     ctx.windows.append(
         WindowsBinding(
             integration=ctx.index,
-            id=f"{i.partner}-{host.name}",
+            id=binding_id(i),
             partner=i.partner,
             host=host.name,
             host_ip=host.ip,
@@ -143,4 +158,5 @@ PATTERN = Pattern(
     WindowsHttpsParams,
     __doc__ or "",
     inbound=False,  # the HTTPS binding serves the store's own clients on the LAN
+    outputs=outputs,
 )

@@ -376,6 +376,7 @@ def host_problem(site: Site, path: YamlPath, name: str, role: str = "") -> Itera
 
 def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
     public: dict[int, int] = {}
+    written: dict[str, int] = {}  # output name (Pattern.outputs) -> first integration
     mgmt = site.edge.management.port
     for i, integ in enumerate(site.integrations):
         base: YamlPath = ("integrations", i)
@@ -410,7 +411,23 @@ def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
             public.setdefault(port, i)
         from generator.patterns import pattern_of
 
-        yield from pattern_of(integ).check(site, integ, partner, base)
+        pat = pattern_of(integ)
+        yield from pat.check(site, integ, partner, base)
+        clashes = []
+        for out in dict.fromkeys(pat.outputs(integ)):  # one integration may repeat one
+            if out.name in written:
+                clashes.append(out)
+            written.setdefault(out.name, i)
+        if clashes:
+            first = clashes[0]
+            names = " and ".join(c.name for c in clashes)
+            yield Problem(
+                "E213",
+                (*base, *first.key),
+                f"integrations[{written[first.name]}] already writes the files of {names}: "
+                "this one would overwrite them",
+                first.expected,
+            )
 
 
 def _basic_auth_problems(integ: ReverseProxyIntegration, ap: YamlPath) -> Iterator[Problem]:
