@@ -204,6 +204,18 @@ _CODES = (
         "  - {partner: deliverect, pattern: reverse_proxy, proxy_host: proxy-a, ...}",
     ),
     Code(
+        "E214",
+        "Port already taken on the host",
+        "A proxy would listen on a host's port that a service of that host or another "
+        "proxy already listens on: only one of them can bind it, and the other fails to "
+        "start. nginx proxies of one host may share a port (one server, one socket); an "
+        "Apache proxy and anything else may not.",
+        "hosts:\n  - name: pos1\n    services: [{name: api, port: 8443}]\n"
+        "integrations:\n  - {pattern: reverse_proxy, proxy_host: pos1, listen_port: 8443, ...}",
+        "hosts:\n  - name: pos1\n    services: [{name: api, port: 8443}]\n"
+        "integrations:\n  - {pattern: reverse_proxy, proxy_host: pos1, listen_port: 9443, ...}",
+    ),
+    Code(
         "E300",
         "Conflict across stores",
         "Two stores share a public name or address, or a central proxy routes to a store "

@@ -166,6 +166,13 @@ SPLIT = [
         "integrations[1].partner",
         "already writes the files of proxy deliverect-proxy",
     ),
+    (
+        B,
+        sub("proxy_host: proxy", "proxy_host: pos1"),
+        "E214",
+        "integrations[0].listen_port",
+        "already bound by its service api",
+    ),
 ]
 
 

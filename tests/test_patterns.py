@@ -182,3 +182,92 @@ def test_render_refuses_two_items_that_would_write_one_file(tmp_path: Path) -> N
     twice = dataclasses.replace(device, devices=(*device.devices, device.devices[0]))
     with pytest.raises(RuntimeError, match=r"two devices named .* would write the same files"):
         render_site(twice)
+
+
+# ------------------------------------------------------- one host:port, two listeners (E214)
+
+BRUGES_PROXY = """  - partner: deliverect
+    pattern: reverse_proxy
+    proxy_host: integrator
+    software: {software}
+    listen_port: {port}
+    auth: {{type: client_cert, client_ca: file:ca3.pem}}
+    tls: {{certificate: file:c3.pem, key: vault:k3}}
+    routes: [{{service: integrator/api, path: /api/}}]
+"""
+
+
+def _bruges_with_proxy(tmp_path: Path, software: str, port: int) -> tuple[Path, bytes]:
+    extra = BRUGES_PROXY.format(software=software, port=port)
+    root, _ = make_fleet(
+        tmp_path,
+        "sites/bruges-06.yaml",
+        sub(
+            "    services:\n      - {name: ws,",
+            "    services:\n      - {name: api, port: 8080}\n      - {name: ws,",
+        ),
+    )
+    site = root / "sites/bruges-06.yaml"
+    site.write_bytes(site.read_bytes() + extra.encode())
+    return root, site.read_bytes()
+
+
+def test_an_apache_proxy_on_the_port_of_an_nginx_proxy_is_refused(tmp_path: Path) -> None:
+    """bruges-06's auth_websocket nginx listens on integrator:8443; an Apache proxy on
+    the same host and port could not bind it (its file says Listen 8443)."""
+    root, text = _bruges_with_proxy(tmp_path, "apache", 8443)
+    errs = errors(root)
+    assert [e.code for e in errs] == ["E214"], errs
+    (e,) = errs
+    assert e.location.file.endswith("sites/bruges-06.yaml")
+    assert (e.location.line, e.location.col) == pos(text, "8443\n    auth: {type: client_cert")
+    assert e.path == "integrations[2].listen_port"
+    assert e.message == (
+        "port 8443 on host integrator is already bound by integrations[1] (powerepos "
+        "auth_websocket, nginx): integrations[2] (deliverect reverse_proxy, apache) cannot "
+        "listen there too"
+    )
+    assert e.expected == "a listen_port no service or other proxy on host integrator uses"
+
+
+def test_nginx_proxies_share_a_port(tmp_path: Path) -> None:
+    """nginx serves every file's server on one socket: two nginx proxies may share it."""
+    root, _ = _bruges_with_proxy(tmp_path, "nginx", 8443)
+    assert errors(root) == []
+
+
+def test_a_proxy_on_the_port_of_a_service_of_its_host_is_refused(tmp_path: Path) -> None:
+    root, text = make_fleet(
+        tmp_path, "sites/brussels-03.yaml", sub("proxy_host: proxy", "proxy_host: pos1")
+    )
+    errs = errors(root)
+    assert [e.code for e in errs] == ["E214"], errs
+    (e,) = errs
+    assert e.location.file.endswith("sites/brussels-03.yaml")
+    assert (e.location.line, e.location.col) == pos(text, "8443\n    public_port: 38443")
+    assert e.path == "integrations[0].listen_port"
+    assert e.message.startswith(
+        "port 8443 on host pos1 is already bound by its service api (hosts[1].services[0]): "
+        "integrations[0] (deliverect reverse_proxy, nginx) cannot listen there too"
+    )
+
+
+def test_a_fixed_proxy_port_taken_by_a_service_is_reported_at_the_proxy_host(
+    tmp_path: Path,
+) -> None:
+    """auth_websocket always listens on 8443: the error points at proxy_host."""
+    root, text = make_fleet(
+        tmp_path,
+        "sites/bruges-06.yaml",
+        sub(
+            "      - {name: ws, port: 9000",
+            "      - {name: web, port: 8443}\n      - {name: ws, port: 9000",
+        ),
+    )
+    errs = errors(root)
+    assert [e.code for e in errs] == ["E214"], errs
+    (e,) = errs
+    assert (e.location.line, e.location.col) == pos(text, "integrator\n    public_port: 8443")
+    assert e.path == "integrations[1].proxy_host"
+    assert "already bound by its service web" in e.message
+    assert e.expected == "a proxy host where port 8443 is free"

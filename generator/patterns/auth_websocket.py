@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 
-from generator.patterns.base import Output, Pattern
+from generator.patterns.base import Listener, Output, Pattern
 from generator.patterns.context import Context
 from generator.plan import DeviceConfig, ProxyPlan, ProxyRoutePlan
 from generator.spec.parts import Model, ServiceRef, TlsSpec
@@ -68,6 +68,10 @@ def outputs(i: AuthWebsocketIntegration) -> tuple[Output, ...]:
         Output(f"proxy {proxy_id(i)}", ("partner",), expected),
         Output(f"device {device_id(i)}", ("partner",), expected),
     )
+
+
+def listeners(i: AuthWebsocketIntegration) -> tuple[Listener, ...]:
+    return (Listener(i.proxy_host, LISTEN_PORT, "nginx", ("proxy_host",)),)
 
 
 def check(site: Site, i: AuthWebsocketIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
@@ -155,4 +159,5 @@ PATTERN = Pattern(
     AuthWebsocketParams,
     __doc__ or "",
     outputs=outputs,
+    listeners=listeners,
 )

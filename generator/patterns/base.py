@@ -43,6 +43,20 @@ def _no_outputs(integ: Any) -> tuple[Output, ...]:
 
 
 @dataclass(frozen=True)
+class Listener:
+    """A TCP port a server the integration configures binds on a LAN host."""
+
+    host: str
+    port: int
+    server: str  # the software: "nginx", "apache"
+    key: tuple[str | int, ...]  # where, inside the integration, the port comes from
+
+
+def _no_listeners(integ: Any) -> tuple[Listener, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
 class Pattern(Generic[I]):
     """One integration pattern. `params` is None when the catalog has nothing for it."""
 
@@ -62,3 +76,7 @@ class Pattern(Generic[I]):
     #: store giving the same name would write the same file (the last one silently wins),
     #: so the checks refuse that (E213) before anything is rendered.
     outputs: Callable[[I], tuple[Output, ...]] = _no_outputs
+    #: The ports the servers the integration configures listen on (a proxy's listen
+    #: port): one host:port taken by two of them, or by one and a service of the host,
+    #: cannot be bound by both, so the checks refuse that (E214).
+    listeners: Callable[[I], tuple[Listener, ...]] = _no_listeners

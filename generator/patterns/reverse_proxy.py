@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from generator.patterns.base import Output, Pattern
+from generator.patterns.base import Listener, Output, Pattern
 from generator.patterns.context import TLS_DIR, Context, host_cidrs
 from generator.patterns.direct import DirectIntegration
 from generator.plan import EgressFlow, ProxyPlan, ProxyRoutePlan
@@ -67,6 +67,10 @@ def outputs(i: ReverseProxyIntegration) -> tuple[Output, ...]:
             "to one integration",
         ),
     )
+
+
+def listeners(i: ReverseProxyIntegration) -> tuple[Listener, ...]:
+    return (Listener(i.proxy_host, i.listen_port, i.software, ("listen_port",)),)
 
 
 def check(site: Site, i: ReverseProxyIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
@@ -245,4 +249,5 @@ PATTERN = Pattern(
     check,
     doc=__doc__ or "",
     outputs=outputs,
+    listeners=listeners,
 )

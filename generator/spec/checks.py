@@ -45,6 +45,7 @@ def check_site(site: Site, catalog: Catalog) -> Iterator[Problem]:
     yield from _check_lan(site)
     yield from _check_hosts(site)
     yield from _check_integrations(site, catalog)
+    yield from _check_listeners(site)
 
 
 def reached_from_internet(site: Site) -> bool:
@@ -372,6 +373,50 @@ def host_problem(site: Site, path: YamlPath, name: str, role: str = "") -> Itera
         if host.name == name:
             return
     yield Problem("E209", path, f"host '{name}' is not in hosts", "a host name")
+
+
+# Servers that share one listening socket between the files of several proxies: nginx
+# merges every `listen` of a port (each posnet file names its own catch-all and logs).
+# Apache's files each say `Listen <port>`, and Apache refuses a second one.
+_SHARES_PORTS = frozenset({"nginx"})
+
+
+def _check_listeners(site: Site) -> Iterator[Problem]:
+    """One host:port, one listening server: two proxies (unless both share ports, as
+    nginx does), or a proxy and a service of the host, cannot both bind it."""
+    from generator.patterns import pattern_of
+
+    bound: dict[tuple[str, int], tuple[str, str]] = {}  # -> (server, who)
+    for i, host in enumerate(site.hosts):
+        for j, svc in enumerate(host.services):
+            if svc.protocol == "tcp":
+                bound.setdefault(
+                    (host.name, svc.port),
+                    ("", f"its service {svc.name} (hosts[{i}].services[{j}])"),
+                )
+    for i, integ in enumerate(site.integrations):
+        for lis in pattern_of(integ).listeners(integ):
+            taken = bound.get((lis.host, lis.port))
+            who = f"integrations[{i}] ({integ.partner} {integ.pattern}, {lis.server})"
+            if taken is None:
+                bound[(lis.host, lis.port)] = (lis.server, who)
+                continue
+            server, other = taken
+            if server == lis.server and server in _SHARES_PORTS:
+                continue
+            if lis.key == ("listen_port",):
+                expected = f"a listen_port no service or other proxy on host {lis.host} uses"
+                if lis.server in _SHARES_PORTS:
+                    expected += " (nginx proxies may share one)"
+            else:  # a port the pattern fixes: the proxy must go elsewhere
+                expected = f"a proxy host where port {lis.port} is free"
+            yield Problem(
+                "E214",
+                ("integrations", i, *lis.key),
+                f"port {lis.port} on host {lis.host} is already bound by {other}: "
+                f"{who} cannot listen there too",
+                expected,
+            )
 
 
 def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
