@@ -271,3 +271,21 @@ def test_a_fixed_proxy_port_taken_by_a_service_is_reported_at_the_proxy_host(
     assert e.path == "integrations[1].proxy_host"
     assert "already bound by its service web" in e.message
     assert e.expected == "a proxy host where port 8443 is free"
+
+
+def test_an_auth_path_of_slash_is_refused_in_the_catalog(tmp_path: Path) -> None:
+    """The websocket answers "/": an auth path "/" validated and then stopped render with
+    an internal error (two routes for path /). It is an error at the partner entry."""
+    root, text = make_fleet(
+        tmp_path,
+        "fleet.yaml",
+        sub("  powerepos:\n", "  powerepos:\n    auth_websocket: {auth_path: /}\n"),
+    )
+    errs = errors(root)
+    assert [e.code for e in errs] == ["E100"], errs
+    (e,) = errs
+    assert e.location.file.endswith("fleet.yaml")
+    assert (e.location.line, e.location.col) == pos(text, "/}")
+    assert e.path == "partners.powerepos.auth_websocket.auth_path"
+    assert e.message == "is the websocket's path: the auth endpoint needs a path of its own"
+    assert e.expected == "a path other than /, e.g. /auth"

@@ -4,7 +4,10 @@ endpoint and its websocket server, keeping the access token out of the logs."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 from generator.patterns.base import Listener, Output, Pattern
 from generator.patterns.context import Context
@@ -45,10 +48,22 @@ class AuthWebsocketIntegration(Model):
     sources: list[Source] | None = None
 
 
+def _not_the_websocket(path: str) -> str:
+    """The websocket server answers "/" (every path but the auth endpoint): an auth path
+    of "/" would be a second route for the same path, and nginx refuses that."""
+    if path == "/":
+        raise PydanticCustomError(
+            "posnet_value",
+            "is the websocket's path: the auth endpoint needs a path of its own",
+            {"expected": "a path other than /, e.g. /auth"},
+        )
+    return path
+
+
 class AuthWebsocketParams(Model):
     """Catalog `auth_websocket:` parameters of a partner."""
 
-    auth_path: UrlPath = "/auth"
+    auth_path: Annotated[UrlPath, AfterValidator(_not_the_websocket)] = "/auth"
     token_query_param: Ident = "token"  # noqa: S105 - a query parameter name
 
 
