@@ -289,3 +289,36 @@ def test_an_auth_path_of_slash_is_refused_in_the_catalog(tmp_path: Path) -> None
     assert e.path == "partners.powerepos.auth_websocket.auth_path"
     assert e.message == "is the websocket's path: the auth endpoint needs a path of its own"
     assert e.expected == "a path other than /, e.g. /auth"
+
+
+def test_a_subdomain_name_longer_than_dns_allows_is_refused(tmp_path: Path) -> None:
+    """A 247-character wan.fqdn and subdomain `api` are each valid, but api.<fqdn> has
+    251 + 4 characters: render stopped with an internal error (unsafe host name)."""
+    label = "a" * 60
+    fqdn = ".".join([label] * 4) + ".com"  # 247 characters, labels of 60
+    assert len(fqdn) == 247
+    root, text = make_fleet(
+        tmp_path,
+        "sites/brussels-03.yaml",
+        lambda raw: (
+            raw.decode()
+            .replace("fqdn: brussels-03.pos.example.com", f"fqdn: {fqdn}")
+            .replace("routing: path", "routing: subdomain")
+            .replace("path: /pos1/}", "subdomain: kassa1}")
+            .replace("path: /pos2/,", "subdomain: k2,")
+            .encode()
+        ),
+    )
+    errs = errors(root)
+    assert [e.code for e in errs] == ["E210"], errs
+    (e,) = errs
+    assert e.location.file.endswith("sites/brussels-03.yaml")
+    assert (e.location.line, e.location.col) == pos(text, "kassa1}")
+    assert e.path == "integrations[0].routes[0].subdomain"
+    assert e.message == (
+        "kassa1.<wan.fqdn> is a 254-character host name: longer than the 253 characters DNS allows"
+    )
+    assert e.expected == (
+        "a subdomain and wan.fqdn of at most 253 characters together "
+        "(this wan.fqdn leaves 5 for the subdomain)"
+    )

@@ -580,3 +580,37 @@ def check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> I
             )
         else:
             keys[key] = j
+        if integ.routing == "subdomain" and key is not None:
+            yield from _subdomain_name_problem(site, integ, key, (*rp, field))
+
+
+# DNS (RFC 1035): a name is at most 253 characters written out; a proxy config refuses
+# a longer server name.
+MAX_NAME = 253
+
+
+def _subdomain_name_problem(
+    site: Site, integ: ReverseProxyIntegration, subdomain: str, path: YamlPath
+) -> Iterator[Problem]:
+    """A subdomain route serves <subdomain>.<server name>: each part may be valid alone
+    (a label, an FQDN) and still make a name longer than DNS allows."""
+    from generator.patterns.context import public_name
+
+    base = integ.server_name or public_name(site)
+    name = f"{subdomain}.{base}"
+    if len(name) > MAX_NAME:
+        source = (
+            "server_name"
+            if integ.server_name
+            else "wan.fqdn"
+            if site.wan.fqdn
+            else "wan.ddns.hostname"
+        )
+        yield Problem(
+            "E210",
+            path,
+            f"{subdomain}.<{source}> is a {len(name)}-character host name: "
+            f"longer than the {MAX_NAME} characters DNS allows",
+            f"a subdomain and {source} of at most {MAX_NAME} characters together "
+            f"(this {source} leaves {max(MAX_NAME - len(base) - 1, 0)} for the subdomain)",
+        )
