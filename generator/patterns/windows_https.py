@@ -71,7 +71,7 @@ def outputs(i: WindowsHttpsIntegration) -> tuple[Output, ...]:
 
 
 def check(site: Site, i: WindowsHttpsIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
-    from generator.spec.checks import Problem, host_problem
+    from generator.spec.checks import MAX_NAME, Problem, host_problem
 
     params = p.windows_https or WindowsHttpsParams()
     yield from host_problem(site, (*base, "host"), i.host)
@@ -91,6 +91,16 @@ def check(site: Site, i: WindowsHttpsIntegration, p: Partner, base: YamlPath) ->
             (*base, "name"),
             "is an address: the certificate is checked against a host name",
             "the DNS name the certificate carries",
+        )
+    domain = site.lan.domain
+    if i.name is None and domain is not None and len(i.host) + 1 + len(domain) > MAX_NAME:
+        yield Problem(
+            "E210",
+            (*base, "host"),
+            f"the clients' default name {i.host}.<lan.domain> is a "
+            f"{len(i.host) + 1 + len(domain)}-character host name: longer than the "
+            f"{MAX_NAME} characters DNS allows",
+            "name: the (shorter) name the certificate carries, or a shorter lan.domain",
         )
     if i.port is None and params.default_port is None:
         yield Problem(
