@@ -192,6 +192,30 @@ _CODES = (
         "hosts:\n  - {name: backoffice, ip: 10.0.0.10}",
     ),
     Code(
+        "E213",
+        "Two integrations write the same files",
+        "Files, logs and firewall rules are named after the partner (and the host, for a "
+        "Windows binding): two integrations of one store that get the same name would "
+        "write the same files, and only the last one would be deployed.",
+        "integrations:\n"
+        "  - {partner: deliverect, pattern: reverse_proxy, proxy_host: proxy-a, ...}\n"
+        "  - {partner: deliverect, pattern: reverse_proxy, proxy_host: proxy-b, ...}",
+        "integrations:\n"
+        "  - {partner: deliverect, pattern: reverse_proxy, proxy_host: proxy-a, ...}",
+    ),
+    Code(
+        "E214",
+        "Port already taken on the host",
+        "A proxy would listen on a host's port that a service of that host or another "
+        "proxy already listens on: only one of them can bind it, and the other fails to "
+        "start. nginx proxies of one host may share a port (one server, one socket); an "
+        "Apache proxy and anything else may not.",
+        "hosts:\n  - name: pos1\n    services: [{name: api, port: 8443}]\n"
+        "integrations:\n  - {pattern: reverse_proxy, proxy_host: pos1, listen_port: 8443, ...}",
+        "hosts:\n  - name: pos1\n    services: [{name: api, port: 8443}]\n"
+        "integrations:\n  - {pattern: reverse_proxy, proxy_host: pos1, listen_port: 9443, ...}",
+    ),
+    Code(
         "E300",
         "Conflict across stores",
         "Two stores share a public name or address, or a central proxy routes to a store "

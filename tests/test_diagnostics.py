@@ -155,6 +155,24 @@ SPLIT = [
         "basic auth needs",
     ),
     (B, sub("- name: proxy\n", "- name: edge\n"), "E212", "hosts[0].name", "reserved"),
+    (
+        B,
+        lambda text: (
+            text + "  - partner: deliverect\n    pattern: reverse_proxy\n    proxy_host: pos1\n"
+            "    tls: {certificate: file:b.pem, key: vault:b}\n"
+            "    routes: [{service: pos2/api, path: /x/}]\n"
+        ),
+        "E213",
+        "integrations[1].partner",
+        "already writes the files of proxy deliverect-proxy",
+    ),
+    (
+        B,
+        sub("proxy_host: proxy", "proxy_host: pos1"),
+        "E214",
+        "integrations[0].listen_port",
+        "already bound by its service api",
+    ),
 ]
 
 

@@ -11,7 +11,7 @@ from generator.catalog import Partner
 from generator.patterns import PatternError, builtin, pattern_of, patterns
 from generator.pipeline import load_plans
 from generator.spec.model import DirectIntegration, PatternName, TunnelIntegration
-from tests.test_bad_input import errors, make_fleet, sub
+from tests.test_bad_input import DEMO, errors, make_fleet, pos, sub
 
 
 def test_every_spec_pattern_has_exactly_one_module() -> None:
@@ -81,3 +81,244 @@ def test_requires_trusted_certificate_is_gone(tmp_path: Path) -> None:
         ),
     )
     assert errors(root)
+
+
+# ------------------------------------------------- two integrations, one set of files (E213)
+
+SECOND_PROXY = """  - partner: deliverect
+    pattern: reverse_proxy
+    proxy_host: pos2
+    public_port: 38444
+    auth: {type: basic, htpasswd: vault:brussels_03_htpasswd}
+    tls: {certificate: file:certs/b2.pem, key: vault:b2}
+    routes: [{service: pos1/api, path: /other/}]
+"""
+
+SECOND_WS = """  - partner: powerepos
+    pattern: auth_websocket
+    proxy_host: integrator
+    public_port: 18444
+    server_name: ws2.bruges-06.pos.example.com
+    websocket_service: integrator/ws
+    auth_service: integrator/auth
+    provider_outlet_id: outlet-2
+    pos_remote_id: remote-2
+    auth_secret: vault:s2
+    tls: {certificate: file:c2.pem, key: vault:k2}
+"""
+
+SECOND_BINDING = """  - partner: swiftpos-netpos
+    pattern: windows_https
+    host: backoffice
+    port: 10102
+    thumbprint: "00000000000012d9cd34315bb56d78c08da59000"
+    clients: [touch1]
+    maintenance_window: Monday
+"""
+
+
+@pytest.mark.parametrize(
+    "rel, extra, needle, path, names, expected",
+    [
+        (
+            "sites/brussels-03.yaml",
+            SECOND_PROXY,
+            "deliverect\n    pattern: reverse_proxy\n    proxy_host: pos2",
+            "integrations[1].partner",
+            "proxy deliverect-proxy",
+            "one reverse_proxy per partner and store",
+        ),
+        (
+            "sites/bruges-06.yaml",
+            SECOND_WS,
+            "powerepos\n    pattern: auth_websocket\n    proxy_host: integrator\n"
+            "    public_port: 18444",
+            "integrations[2].partner",
+            "proxy powerepos-ws and device powerepos-auth",
+            "one auth_websocket per partner and store",
+        ),
+        (
+            "sites/ostend-05.yaml",
+            SECOND_BINDING,
+            "backoffice\n    port: 10102",
+            "integrations[3].host",
+            "windows binding swiftpos-netpos-backoffice",
+            "one windows_https per partner and host",
+        ),
+    ],
+    ids=["reverse-proxy-two-hosts", "auth-websocket-twice", "windows-https-two-ports"],
+)
+def test_two_integrations_writing_the_same_files_are_refused(
+    tmp_path: Path, rel: str, extra: str, needle: str, path: str, names: str, expected: str
+) -> None:
+    """Files are named after the partner (and host): a second integration with the same
+    name overwrote the first one's config, script or properties file at render."""
+    root, text = make_fleet(tmp_path, rel, lambda raw: raw + extra.encode())
+    errs = errors(root)
+    assert [e.code for e in errs] == ["E213"], errs
+    (e,) = errs
+    line, col = pos(text, needle)
+    assert e.location.file.endswith(rel)
+    assert (e.location.line, e.location.col) == (line, col), e
+    assert e.path == path
+    assert f"already writes the files of {names}" in e.message
+    assert "would overwrite" in e.message and e.message.startswith("integrations[")
+    assert expected in e.expected
+
+
+def test_render_refuses_two_items_that_would_write_one_file(tmp_path: Path) -> None:
+    """The safety net behind E213: a plan with two proxies of one id is an error at
+    render, never one file silently holding the last of them."""
+    import dataclasses
+
+    from generator.targets import render_site
+
+    _, plans = load_plans(DEMO)
+    plan = next(p for p in plans if p.proxies)
+    twice = dataclasses.replace(plan, proxies=(*plan.proxies, plan.proxies[0]))
+    with pytest.raises(RuntimeError, match="bruges-06: two proxies named powerepos-ws would write"):
+        render_site(twice)
+    device = next(p for p in plans if p.devices)
+    twice = dataclasses.replace(device, devices=(*device.devices, device.devices[0]))
+    with pytest.raises(RuntimeError, match=r"two devices named .* would write the same files"):
+        render_site(twice)
+
+
+# ------------------------------------------------------- one host:port, two listeners (E214)
+
+BRUGES_PROXY = """  - partner: deliverect
+    pattern: reverse_proxy
+    proxy_host: integrator
+    software: {software}
+    listen_port: {port}
+    auth: {{type: client_cert, client_ca: file:ca3.pem}}
+    tls: {{certificate: file:c3.pem, key: vault:k3}}
+    routes: [{{service: integrator/api, path: /api/}}]
+"""
+
+
+def _bruges_with_proxy(tmp_path: Path, software: str, port: int) -> tuple[Path, bytes]:
+    extra = BRUGES_PROXY.format(software=software, port=port)
+    root, _ = make_fleet(
+        tmp_path,
+        "sites/bruges-06.yaml",
+        sub(
+            "    services:\n      - {name: ws,",
+            "    services:\n      - {name: api, port: 8080}\n      - {name: ws,",
+        ),
+    )
+    site = root / "sites/bruges-06.yaml"
+    site.write_bytes(site.read_bytes() + extra.encode())
+    return root, site.read_bytes()
+
+
+def test_an_apache_proxy_on_the_port_of_an_nginx_proxy_is_refused(tmp_path: Path) -> None:
+    """bruges-06's auth_websocket nginx listens on integrator:8443; an Apache proxy on
+    the same host and port could not bind it (its file says Listen 8443)."""
+    root, text = _bruges_with_proxy(tmp_path, "apache", 8443)
+    errs = errors(root)
+    assert [e.code for e in errs] == ["E214"], errs
+    (e,) = errs
+    assert e.location.file.endswith("sites/bruges-06.yaml")
+    assert (e.location.line, e.location.col) == pos(text, "8443\n    auth: {type: client_cert")
+    assert e.path == "integrations[2].listen_port"
+    assert e.message == (
+        "port 8443 on host integrator is already bound by integrations[1] (powerepos "
+        "auth_websocket, nginx): integrations[2] (deliverect reverse_proxy, apache) cannot "
+        "listen there too"
+    )
+    assert e.expected == "a listen_port no service or other proxy on host integrator uses"
+
+
+def test_nginx_proxies_share_a_port(tmp_path: Path) -> None:
+    """nginx serves every file's server on one socket: two nginx proxies may share it."""
+    root, _ = _bruges_with_proxy(tmp_path, "nginx", 8443)
+    assert errors(root) == []
+
+
+def test_a_proxy_on_the_port_of_a_service_of_its_host_is_refused(tmp_path: Path) -> None:
+    root, text = make_fleet(
+        tmp_path, "sites/brussels-03.yaml", sub("proxy_host: proxy", "proxy_host: pos1")
+    )
+    errs = errors(root)
+    assert [e.code for e in errs] == ["E214"], errs
+    (e,) = errs
+    assert e.location.file.endswith("sites/brussels-03.yaml")
+    assert (e.location.line, e.location.col) == pos(text, "8443\n    public_port: 38443")
+    assert e.path == "integrations[0].listen_port"
+    assert e.message.startswith(
+        "port 8443 on host pos1 is already bound by its service api (hosts[1].services[0]): "
+        "integrations[0] (deliverect reverse_proxy, nginx) cannot listen there too"
+    )
+
+
+def test_a_fixed_proxy_port_taken_by_a_service_is_reported_at_the_proxy_host(
+    tmp_path: Path,
+) -> None:
+    """auth_websocket always listens on 8443: the error points at proxy_host."""
+    root, text = make_fleet(
+        tmp_path,
+        "sites/bruges-06.yaml",
+        sub(
+            "      - {name: ws, port: 9000",
+            "      - {name: web, port: 8443}\n      - {name: ws, port: 9000",
+        ),
+    )
+    errs = errors(root)
+    assert [e.code for e in errs] == ["E214"], errs
+    (e,) = errs
+    assert (e.location.line, e.location.col) == pos(text, "integrator\n    public_port: 8443")
+    assert e.path == "integrations[1].proxy_host"
+    assert "already bound by its service web" in e.message
+    assert e.expected == "a proxy host where port 8443 is free"
+
+
+def test_an_auth_path_of_slash_is_refused_in_the_catalog(tmp_path: Path) -> None:
+    """The websocket answers "/": an auth path "/" validated and then stopped render with
+    an internal error (two routes for path /). It is an error at the partner entry."""
+    root, text = make_fleet(
+        tmp_path,
+        "fleet.yaml",
+        sub("  powerepos:\n", "  powerepos:\n    auth_websocket: {auth_path: /}\n"),
+    )
+    errs = errors(root)
+    assert [e.code for e in errs] == ["E100"], errs
+    (e,) = errs
+    assert e.location.file.endswith("fleet.yaml")
+    assert (e.location.line, e.location.col) == pos(text, "/}")
+    assert e.path == "partners.powerepos.auth_websocket.auth_path"
+    assert e.message == "is the websocket's path: the auth endpoint needs a path of its own"
+    assert e.expected == "a path other than /, e.g. /auth"
+
+
+def test_a_subdomain_name_longer_than_dns_allows_is_refused(tmp_path: Path) -> None:
+    """A 247-character wan.fqdn and subdomain `api` are each valid, but api.<fqdn> has
+    251 + 4 characters: render stopped with an internal error (unsafe host name)."""
+    label = "a" * 60
+    fqdn = ".".join([label] * 4) + ".com"  # 247 characters, labels of 60
+    assert len(fqdn) == 247
+    root, text = make_fleet(
+        tmp_path,
+        "sites/brussels-03.yaml",
+        lambda raw: (
+            raw.decode()
+            .replace("fqdn: brussels-03.pos.example.com", f"fqdn: {fqdn}")
+            .replace("routing: path", "routing: subdomain")
+            .replace("path: /pos1/}", "subdomain: kassa1}")
+            .replace("path: /pos2/,", "subdomain: k2,")
+            .encode()
+        ),
+    )
+    errs = errors(root)
+    assert [e.code for e in errs] == ["E210"], errs
+    (e,) = errs
+    assert e.location.file.endswith("sites/brussels-03.yaml")
+    assert (e.location.line, e.location.col) == pos(text, "kassa1}")
+    assert e.path == "integrations[0].routes[0].subdomain"
+    assert e.message == (
+        "kassa1.<wan.fqdn> is a 254-character host name: longer than the 253 characters DNS allows"
+    )
+    assert e.expected == (
+        "a subdomain and wan.fqdn of at most 253 characters together "
+        "(this wan.fqdn leaves 5 for the subdomain)"
+    )

@@ -68,3 +68,25 @@ def test_an_address_is_not_a_name(tmp_path: Path) -> None:
     root, _ = make_fleet(tmp_path, OS, sub(NAME_LINE, f'    name: "{IP}"\n'))
     hits = [d for d in errors(root) if d.path == "integrations[2].name"]
     assert hits and "checked against a host name" in hits[0].message, errors(root)
+
+
+def test_a_default_name_longer_than_dns_allows_is_refused(tmp_path: Path) -> None:
+    """backoffice.<lan.domain> with a 247-character domain is 258 characters: the scripts
+    and the handover named it without a word. Each part is valid; together they are not."""
+    from tests.test_bad_input import pos
+
+    domain = ".".join(["a" * 60] * 4) + ".com"
+    root, _ = make_fleet(tmp_path, OS, sub(NAME_LINE, ""))
+    text = (root / OS).read_text().replace("lan:\n", f"lan:\n  domain: {domain}\n", 1)
+    (root / OS).write_text(text)
+    errs = errors(root)
+    assert [e.code for e in errs] == ["E210"], errs
+    (e,) = errs
+    assert e.location.file.endswith(OS)
+    assert (e.location.line, e.location.col) == pos(text.encode(), "backoffice\n    thumbprint")
+    assert e.path == "integrations[2].host"
+    assert e.message == (
+        "the clients' default name backoffice.<lan.domain> is a 258-character host name: "
+        "longer than the 253 characters DNS allows"
+    )
+    assert e.expected.startswith("name: the (shorter) name the certificate carries")

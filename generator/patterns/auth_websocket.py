@@ -4,9 +4,12 @@ endpoint and its websocket server, keeping the access token out of the logs."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from generator.patterns.base import Pattern
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
+
+from generator.patterns.base import Listener, Output, Pattern
 from generator.patterns.context import Context
 from generator.plan import DeviceConfig, ProxyPlan, ProxyRoutePlan
 from generator.spec.parts import Model, ServiceRef, TlsSpec
@@ -45,11 +48,45 @@ class AuthWebsocketIntegration(Model):
     sources: list[Source] | None = None
 
 
+def _not_the_websocket(path: str) -> str:
+    """The websocket server answers "/" (every path but the auth endpoint): an auth path
+    of "/" would be a second route for the same path, and nginx refuses that."""
+    if path == "/":
+        raise PydanticCustomError(
+            "posnet_value",
+            "is the websocket's path: the auth endpoint needs a path of its own",
+            {"expected": "a path other than /, e.g. /auth"},
+        )
+    return path
+
+
 class AuthWebsocketParams(Model):
     """Catalog `auth_websocket:` parameters of a partner."""
 
-    auth_path: UrlPath = "/auth"
+    auth_path: Annotated[UrlPath, AfterValidator(_not_the_websocket)] = "/auth"
     token_query_param: Ident = "token"  # noqa: S105 - a query parameter name
+
+
+def proxy_id(i: AuthWebsocketIntegration) -> str:
+    """The proxy's id: its config, log and TLS files are named after it."""
+    return f"{i.partner}-ws"
+
+
+def device_id(i: AuthWebsocketIntegration) -> str:
+    """The auth service's settings file is devices/<id>.properties."""
+    return f"{i.partner}-auth"
+
+
+def outputs(i: AuthWebsocketIntegration) -> tuple[Output, ...]:
+    expected = "one auth_websocket per partner and store"
+    return (
+        Output(f"proxy {proxy_id(i)}", ("partner",), expected),
+        Output(f"device {device_id(i)}", ("partner",), expected),
+    )
+
+
+def listeners(i: AuthWebsocketIntegration) -> tuple[Listener, ...]:
+    return (Listener(i.proxy_host, LISTEN_PORT, "nginx", ("proxy_host",)),)
 
 
 def check(site: Site, i: AuthWebsocketIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
@@ -63,7 +100,7 @@ def check(site: Site, i: AuthWebsocketIntegration, p: Partner, base: YamlPath) -
 def resolve(ctx: Context, i: AuthWebsocketIntegration, p: Partner) -> None:
     params = p.auth_websocket or AuthWebsocketParams()
     proxy = ctx.host_plan(i.proxy_host)
-    pid = f"{i.partner}-ws"
+    pid = proxy_id(i)
     ws_host, ws_svc = ctx.service(i.websocket_service)
     au_host, au_svc = ctx.service(i.auth_service)
     auth_path, param = params.auth_path, params.token_query_param
@@ -122,9 +159,7 @@ def resolve(ctx: Context, i: AuthWebsocketIntegration, p: Partner) -> None:
         ("AuthSecret", s.marker),
     )
     ctx.devices.append(
-        DeviceConfig(
-            f"{i.partner}-auth", i.partner, au_host.name, settings, "service-settings", ctx.index
-        )
+        DeviceConfig(device_id(i), i.partner, au_host.name, settings, "service-settings", ctx.index)
     )
     base = f"{i.server_name}:{i.public_port}"
     endpoints = [f"POST https://{base}{auth_path}", f"wss://{base}/?{param}=ACCESS_TOKEN"]
@@ -132,5 +167,12 @@ def resolve(ctx: Context, i: AuthWebsocketIntegration, p: Partner) -> None:
 
 
 PATTERN = Pattern(
-    "auth_websocket", AuthWebsocketIntegration, resolve, check, AuthWebsocketParams, __doc__ or ""
+    "auth_websocket",
+    AuthWebsocketIntegration,
+    resolve,
+    check,
+    AuthWebsocketParams,
+    __doc__ or "",
+    outputs=outputs,
+    listeners=listeners,
 )

@@ -30,6 +30,33 @@ def _no_checks(site: Site, integ: Any, partner: Partner, base: YamlPath) -> Iter
 
 
 @dataclass(frozen=True)
+class Output:
+    """One name an integration's files are written under (see Pattern.outputs)."""
+
+    name: str  # "proxy deliverect-proxy": the kind and the id its targets name files by
+    key: tuple[str | int, ...]  # where, inside the integration, the name comes from
+    expected: str  # what to do instead when two integrations share it
+
+
+def _no_outputs(integ: Any) -> tuple[Output, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A TCP port a server the integration configures binds on a LAN host."""
+
+    host: str
+    port: int
+    server: str  # the software: "nginx", "apache"
+    key: tuple[str | int, ...]  # where, inside the integration, the port comes from
+
+
+def _no_listeners(integ: Any) -> tuple[Listener, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
 class Pattern(Generic[I]):
     """One integration pattern. `params` is None when the catalog has nothing for it."""
 
@@ -43,3 +70,13 @@ class Pattern(Generic[I]):
     #: False (the store dials out, or the traffic stays on the LAN) needs no public
     #: address, no FQDN and no DDNS: behind carrier NAT it still works.
     inbound: bool = True
+    #: The names the integration's own files are written under ("proxy deliverect-proxy",
+    #: "device ppaas-pos1"): each is the id that resolve gives a ProxyPlan, WindowsBinding
+    #: or DeviceConfig, and a target names its file after that id. Two integrations of a
+    #: store giving the same name would write the same file (the last one silently wins),
+    #: so the checks refuse that (E213) before anything is rendered.
+    outputs: Callable[[I], tuple[Output, ...]] = _no_outputs
+    #: The ports the servers the integration configures listen on (a proxy's listen
+    #: port): one host:port taken by two of them, or by one and a service of the host,
+    #: cannot be bound by both, so the checks refuse that (E214).
+    listeners: Callable[[I], tuple[Listener, ...]] = _no_listeners

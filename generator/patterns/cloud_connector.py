@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from generator.patterns.base import Pattern
+from generator.patterns.base import Output, Pattern
 from generator.patterns.context import Context, host_cidrs
 from generator.plan import DeviceConfig, EgressFlow, LanFlow
 from generator.spec.parts import Model
@@ -60,6 +60,22 @@ class CloudConnectorParams(Model):
         "/oauth2/v1/DOMAIN/token", description="DOMAIN is replaced by the store's domain"
     )
     ssl_profile_name: ProfileName = "INGETRUST"
+
+
+def device_id(i: CloudConnectorIntegration, device: str) -> str:
+    """A payment device's settings file is devices/<id>.properties."""
+    return f"{i.partner}-{device}"
+
+
+def outputs(i: CloudConnectorIntegration) -> tuple[Output, ...]:
+    return tuple(
+        Output(
+            f"device {device_id(i, d)}",
+            ("devices", j),
+            "each device in one cloud_connector of the partner",
+        )
+        for j, d in enumerate(i.devices)
+    )
 
 
 def check(
@@ -114,7 +130,7 @@ def resolve(ctx: Context, i: CloudConnectorIntegration, p: Partner) -> None:
             ("ssl_profile_crt", i.ssl_profile_crt),
         )
         ctx.devices.append(
-            DeviceConfig(f"{i.partner}-{d}", i.partner, d, props, "payment-device", ctx.index)
+            DeviceConfig(device_id(i, d), i.partner, d, props, "payment-device", ctx.index)
         )
         if i.local_fallback_port is not None:
             ctx.add_flow(
@@ -146,4 +162,5 @@ PATTERN = Pattern(
     CloudConnectorParams,
     __doc__ or "",
     inbound=False,
+    outputs=outputs,
 )

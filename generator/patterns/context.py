@@ -52,6 +52,12 @@ def host_cidrs(ips: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(sorted({f"{ip}/32" for ip in ips}, key=ipkey))
 
 
+def public_name(site: Site) -> str:
+    """The name (or address) partners reach the store by: wan.fqdn, else the DDNS name."""
+    w = site.wan
+    return w.fqdn or (w.ddns.hostname if w.ddns and w.ddns.hostname else None) or str(w.public_ip)
+
+
 class Context:
     """One store being resolved: what patterns read, and what they add to its Plan."""
 
@@ -92,10 +98,7 @@ class Context:
         )
 
     def public_name(self) -> str:
-        w = self.site.wan
-        return (
-            w.fqdn or (w.ddns.hostname if w.ddns and w.ddns.hostname else None) or str(w.public_ip)
-        )
+        return public_name(self.site)
 
     # ------------------------------------------------------------------ adding
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from generator.patterns.base import Pattern
+from generator.patterns.base import Listener, Output, Pattern
 from generator.patterns.context import TLS_DIR, Context, host_cidrs
 from generator.patterns.direct import DirectIntegration
 from generator.plan import EgressFlow, ProxyPlan, ProxyRoutePlan
@@ -51,6 +51,26 @@ class ReverseProxyIntegration(Model):
     resolver_valid: int = Field(
         30, ge=1, le=3600, strict=True, description="Seconds an upstream address is kept"
     )
+
+
+def proxy_id(i: ReverseProxyIntegration) -> str:
+    """The proxy's id: its config, log, TLS and htpasswd files are named after it."""
+    return f"{i.partner}-proxy"
+
+
+def outputs(i: ReverseProxyIntegration) -> tuple[Output, ...]:
+    return (
+        Output(
+            f"proxy {proxy_id(i)}",
+            ("partner",),
+            "one reverse_proxy per partner and store: give all of the partner's routes "
+            "to one integration",
+        ),
+    )
+
+
+def listeners(i: ReverseProxyIntegration) -> tuple[Listener, ...]:
+    return (Listener(i.proxy_host, i.listen_port, i.software, ("listen_port",)),)
 
 
 def check(site: Site, i: ReverseProxyIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
@@ -166,7 +186,7 @@ def _store_egress(
 
 def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
     proxy = ctx.host_plan(i.proxy_host)
-    pid = f"{i.partner}-proxy"
+    pid = proxy_id(i)
     server_name = i.server_name or ctx.public_name()
     routes, names = _routes(ctx, i, server_name, pid)
     auth = i.auth
@@ -222,4 +242,12 @@ def resolve(ctx: Context, i: ReverseProxyIntegration, p: Partner) -> None:
     ctx.brief(i.partner, p, i.pattern, endpoints)
 
 
-PATTERN = Pattern("reverse_proxy", ReverseProxyIntegration, resolve, check, doc=__doc__ or "")
+PATTERN = Pattern(
+    "reverse_proxy",
+    ReverseProxyIntegration,
+    resolve,
+    check,
+    doc=__doc__ or "",
+    outputs=outputs,
+    listeners=listeners,
+)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from generator import netparse
-from generator.patterns.base import Pattern
+from generator.patterns.base import Output, Pattern
 from generator.patterns.context import Context, host_cidrs
 from generator.plan import LanFlow, WindowsBinding
 from generator.spec.parts import Model
@@ -55,8 +55,23 @@ class WindowsHttpsParams(Model):
     appid: Guid | None = None
 
 
+def binding_id(i: WindowsHttpsIntegration) -> str:
+    """The binding's id: its enable and undo scripts and firewall rule are named after it."""
+    return f"{i.partner}-{i.host}"
+
+
+def outputs(i: WindowsHttpsIntegration) -> tuple[Output, ...]:
+    return (
+        Output(
+            f"windows binding {binding_id(i)}",
+            ("host",),
+            "one windows_https per partner and host",
+        ),
+    )
+
+
 def check(site: Site, i: WindowsHttpsIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
-    from generator.spec.checks import Problem, host_problem
+    from generator.spec.checks import MAX_NAME, Problem, host_problem
 
     params = p.windows_https or WindowsHttpsParams()
     yield from host_problem(site, (*base, "host"), i.host)
@@ -76,6 +91,16 @@ def check(site: Site, i: WindowsHttpsIntegration, p: Partner, base: YamlPath) ->
             (*base, "name"),
             "is an address: the certificate is checked against a host name",
             "the DNS name the certificate carries",
+        )
+    domain = site.lan.domain
+    if i.name is None and domain is not None and len(i.host) + 1 + len(domain) > MAX_NAME:
+        yield Problem(
+            "E210",
+            (*base, "host"),
+            f"the clients' default name {i.host}.<lan.domain> is a "
+            f"{len(i.host) + 1 + len(domain)}-character host name: longer than the "
+            f"{MAX_NAME} characters DNS allows",
+            "name: the (shorter) name the certificate carries, or a shorter lan.domain",
         )
     if i.port is None and params.default_port is None:
         yield Problem(
@@ -105,7 +130,7 @@ def resolve(ctx: Context, i: WindowsHttpsIntegration, p: Partner) -> None:
     ctx.windows.append(
         WindowsBinding(
             integration=ctx.index,
-            id=f"{i.partner}-{host.name}",
+            id=binding_id(i),
             partner=i.partner,
             host=host.name,
             host_ip=host.ip,
@@ -143,4 +168,5 @@ PATTERN = Pattern(
     WindowsHttpsParams,
     __doc__ or "",
     inbound=False,  # the HTTPS binding serves the store's own clients on the LAN
+    outputs=outputs,
 )

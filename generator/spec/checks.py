@@ -45,6 +45,7 @@ def check_site(site: Site, catalog: Catalog) -> Iterator[Problem]:
     yield from _check_lan(site)
     yield from _check_hosts(site)
     yield from _check_integrations(site, catalog)
+    yield from _check_listeners(site)
 
 
 def reached_from_internet(site: Site) -> bool:
@@ -374,8 +375,53 @@ def host_problem(site: Site, path: YamlPath, name: str, role: str = "") -> Itera
     yield Problem("E209", path, f"host '{name}' is not in hosts", "a host name")
 
 
+# Servers that share one listening socket between the files of several proxies: nginx
+# merges every `listen` of a port (each posnet file names its own catch-all and logs).
+# Apache's files each say `Listen <port>`, and Apache refuses a second one.
+_SHARES_PORTS = frozenset({"nginx"})
+
+
+def _check_listeners(site: Site) -> Iterator[Problem]:
+    """One host:port, one listening server: two proxies (unless both share ports, as
+    nginx does), or a proxy and a service of the host, cannot both bind it."""
+    from generator.patterns import pattern_of
+
+    bound: dict[tuple[str, int], tuple[str, str]] = {}  # -> (server, who)
+    for i, host in enumerate(site.hosts):
+        for j, svc in enumerate(host.services):
+            if svc.protocol == "tcp":
+                bound.setdefault(
+                    (host.name, svc.port),
+                    ("", f"its service {svc.name} (hosts[{i}].services[{j}])"),
+                )
+    for i, integ in enumerate(site.integrations):
+        for lis in pattern_of(integ).listeners(integ):
+            taken = bound.get((lis.host, lis.port))
+            who = f"integrations[{i}] ({integ.partner} {integ.pattern}, {lis.server})"
+            if taken is None:
+                bound[(lis.host, lis.port)] = (lis.server, who)
+                continue
+            server, other = taken
+            if server == lis.server and server in _SHARES_PORTS:
+                continue
+            if lis.key == ("listen_port",):
+                expected = f"a listen_port no service or other proxy on host {lis.host} uses"
+                if lis.server in _SHARES_PORTS:
+                    expected += " (nginx proxies may share one)"
+            else:  # a port the pattern fixes: the proxy must go elsewhere
+                expected = f"a proxy host where port {lis.port} is free"
+            yield Problem(
+                "E214",
+                ("integrations", i, *lis.key),
+                f"port {lis.port} on host {lis.host} is already bound by {other}: "
+                f"{who} cannot listen there too",
+                expected,
+            )
+
+
 def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
     public: dict[int, int] = {}
+    written: dict[str, int] = {}  # output name (Pattern.outputs) -> first integration
     mgmt = site.edge.management.port
     for i, integ in enumerate(site.integrations):
         base: YamlPath = ("integrations", i)
@@ -410,7 +456,23 @@ def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
             public.setdefault(port, i)
         from generator.patterns import pattern_of
 
-        yield from pattern_of(integ).check(site, integ, partner, base)
+        pat = pattern_of(integ)
+        yield from pat.check(site, integ, partner, base)
+        clashes = []
+        for out in dict.fromkeys(pat.outputs(integ)):  # one integration may repeat one
+            if out.name in written:
+                clashes.append(out)
+            written.setdefault(out.name, i)
+        if clashes:
+            first = clashes[0]
+            names = " and ".join(c.name for c in clashes)
+            yield Problem(
+                "E213",
+                (*base, *first.key),
+                f"integrations[{written[first.name]}] already writes the files of {names}: "
+                "this one would overwrite them",
+                first.expected,
+            )
 
 
 def _basic_auth_problems(integ: ReverseProxyIntegration, ap: YamlPath) -> Iterator[Problem]:
@@ -518,3 +580,37 @@ def check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> I
             )
         else:
             keys[key] = j
+        if integ.routing == "subdomain" and key is not None:
+            yield from _subdomain_name_problem(site, integ, key, (*rp, field))
+
+
+# DNS (RFC 1035): a name is at most 253 characters written out; a proxy config refuses
+# a longer server name.
+MAX_NAME = 253
+
+
+def _subdomain_name_problem(
+    site: Site, integ: ReverseProxyIntegration, subdomain: str, path: YamlPath
+) -> Iterator[Problem]:
+    """A subdomain route serves <subdomain>.<server name>: each part may be valid alone
+    (a label, an FQDN) and still make a name longer than DNS allows."""
+    from generator.patterns.context import public_name
+
+    base = integ.server_name or public_name(site)
+    name = f"{subdomain}.{base}"
+    if len(name) > MAX_NAME:
+        source = (
+            "server_name"
+            if integ.server_name
+            else "wan.fqdn"
+            if site.wan.fqdn
+            else "wan.ddns.hostname"
+        )
+        yield Problem(
+            "E210",
+            path,
+            f"{subdomain}.<{source}> is a {len(name)}-character host name: "
+            f"longer than the {MAX_NAME} characters DNS allows",
+            f"a subdomain and {source} of at most {MAX_NAME} characters together "
+            f"(this {source} leaves {max(MAX_NAME - len(base) - 1, 0)} for the subdomain)",
+        )

@@ -133,10 +133,36 @@ def _check_plugin_backend(plan: Plan, t: Target) -> None:
         check_supported(build(plan), t.name, t.activation.supports)
 
 
+def _refuse_clashes(plan: Plan) -> None:
+    """Targets name files after the ids of the Plan's proxies, Windows bindings and
+    devices, and a target's files are a mapping: two items with one id would become one
+    file, the last silently winning. The spec checks refuse that first (E213); this is
+    the safety net should a pattern ever give two items one id anyway."""
+    kinds = {
+        "proxies": [p.id for p in plan.proxies],
+        "Windows bindings": [b.id for b in plan.windows],
+        "devices": [d.id for d in plan.devices],
+    }
+    for kind, ids in kinds.items():
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise RuntimeError(
+                f"{plan.site_id}: two {kind} named {', '.join(twice)} would write the same files"
+            )
+    for t in targets():
+        if not t.applies_to(plan):
+            continue
+        sources = [a.source for a in t.artifacts(plan)]
+        twice = sorted({s for s in sources if sources.count(s) > 1})
+        if twice:
+            raise RuntimeError(f"{plan.site_id}: target {t.name} writes {', '.join(twice)} twice")
+
+
 def render_site(plan: Plan) -> dict[str, str]:
     """All files of one store, relative to its site folder."""
     from generator import expectations
 
+    _refuse_clashes(plan)
     files: dict[str, str] = dict(expectations.render(plan))
     for t in targets():
         if not t.applies_to(plan):
