@@ -17,7 +17,7 @@ import signal
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Generic, NoReturn, TypeVar
 
@@ -35,7 +35,8 @@ from generator.tree_guard import (
     valid_manifest,
 )
 from generator.tree_lock import LOCK
-from generator.workers import default_jobs, shared_map
+from generator.workers import default_jobs
+from generator.workers import in_workers as _in_workers
 
 MANIFEST = "manifest.json"
 CACHE = ".posnet-cache.json"  # stat fingerprints: local speed-up only, never reviewed
@@ -69,14 +70,13 @@ def render_plan(plan: Plan) -> dict[str, str]:
     return render_site(plan)
 
 
-def _render_range(plans: Sequence[Plan], start: int, stop: int) -> list[dict[str, str]]:
-    return [render_plan(p) for p in plans[start:stop]]
+def _render_many(plans: Sequence[Plan]) -> list[dict[str, str]]:
+    return [render_plan(p) for p in plans]
 
 
 def render_all(plans: Sequence[Plan], jobs: int = 0) -> list[dict[str, str]]:
-    """Render sites, in worker processes when there are many (they inherit the Plans:
-    pickling 10,000 of them cost the main process 0.4 s before any worker started)."""
-    return shared_map(_render_range, plans, len(plans), jobs)
+    """Render sites, in worker processes when there are many."""
+    return _in_workers(_render_many, plans, jobs)
 
 
 # (a store's Plan, sha256 of its files as the manifest has them) -> (sha256 of each file
@@ -85,15 +85,12 @@ _SiteJob = tuple[Plan, dict[str, str]]
 _SiteDone = tuple[dict[str, str], list[str]]
 
 
-def _render_and_stage(
-    context: tuple[str, Sequence[_SiteJob]], start: int, stop: int
-) -> list[_SiteDone]:
+def _render_and_stage(root: str, jobs: Sequence[_SiteJob]) -> list[_SiteDone]:
     """Render stores and stage what differs from the tree, in the worker that rendered
     it: file writes overlap other stores' rendering, and no text travels back."""
-    root, jobs = context
     done: list[_SiteDone] = []
     made: set[str] = set()
-    for plan, old_files in jobs[start:stop]:
+    for plan, old_files in jobs:
         prefix = f"sites/{plan.site_id}/"
         files = render_plan(plan)
         hashes = {rel: sha256(text) for rel, text in files.items()}
@@ -647,7 +644,7 @@ def _render_sites(
     deletes: list[str] = []
     new_sites: dict[str, dict[str, Any]] = dict(old_sites)
     site_jobs = [(p, dict(old_sites.get(p.site_id, {}).get("files", {}))) for p in todo]
-    done = shared_map(_render_and_stage, (root, site_jobs), len(site_jobs), jobs)
+    done = _in_workers(partial(_render_and_stage, root), site_jobs, jobs)
     for (plan, _old_files), (hashes, site_staged) in zip(site_jobs, done, strict=True):
         change.rendered_sites.append(plan.site_id)
         staged.extend(site_staged)
