@@ -272,3 +272,56 @@ def test_every_spec_check_passes_what_was_expected() -> None:
                 missing.append(f"{f.relative_to(ROOT)}:{call.lineno}: Diagnostic")
     assert not missing, "no expected: " + ", ".join(missing)
     assert len(problem_files) > 50 and len(diagnostic_files) > 5  # the scan saw the code
+
+
+# ------------------------------------------------------------------------ sources
+
+
+@pytest.mark.parametrize(
+    ("source", "range_name"),
+    [
+        ("127.0.0.1", "loopback range 127.0.0.0/8"),
+        ("224.0.0.1", "multicast range 224.0.0.0/4"),
+        ("255.255.255.255", "reserved range 240.0.0.0/4"),
+        ("0.0.0.0", "'this network' range 0.0.0.0/8"),
+        ("127.0.0.0/8", "loopback range 127.0.0.0/8"),
+    ],
+)
+def test_a_source_no_connection_comes_from_is_refused(
+    tmp_path: Path, source: str, range_name: str
+) -> None:
+    """Found by fuzzing: management allow_from and partner sources of 127.0.0.1,
+    224.0.0.1 or 255.255.255.255 validated and rendered a rule that admits no one. They
+    are refused where written (fleet.yaml here), naming the range; a wider network that
+    only overlaps one (0.0.0.0/0, linted as wide open) stays valid."""
+    root, _ = make_fleet(
+        tmp_path,
+        "fleet.yaml",
+        sub('allow_from: ["192.0.2.64/28"]', f'allow_from: ["192.0.2.64/28", "{source}"]'),
+    )
+    found = [d for d in errors(root) if d.location.file == str(root / "fleet.yaml")]
+    assert len(found) == 1, found
+    assert found[0].path == "defaults.edge.management.allow_from[1]", found[0]
+    assert range_name in found[0].message and found[0].location.line == 16
+
+
+def test_a_partner_source_in_a_special_range_is_refused_and_any_is_not(tmp_path: Path) -> None:
+    bad, _ = make_fleet(
+        tmp_path / "bad",
+        "fleet.yaml",
+        sub(
+            '    sources: ["198.51.100.0/28"]\n  powerepos:',
+            '    sources: ["224.0.0.5"]\n  powerepos:',
+        ),
+    )
+    (d,) = [d for d in errors(bad) if d.location.file == str(bad / "fleet.yaml")]
+    assert "multicast range 224.0.0.0/4" in d.message and d.location.line == 9
+    anyone, _ = make_fleet(
+        tmp_path / "any",
+        "fleet.yaml",
+        sub(
+            '    sources: ["198.51.100.0/28"]\n  powerepos:',
+            '    sources: ["0.0.0.0/0"]\n  powerepos:',
+        ),
+    )
+    assert not [d for d in errors(anyone) if d.location.file == str(anyone / "fleet.yaml")]

@@ -96,10 +96,19 @@ def _network(value: str) -> str:
 
 
 def _source(value: str) -> str:
-    """A partner source: one address or a network."""
-    if "/" in value:
-        return _network(value)
-    return _ipv4(value) + "/32"
+    """A partner source: one address or a network, of unicast addresses: a packet never
+    comes from a loopback, multicast, broadcast or 'this network' address, so such a
+    source is a typo that would open the port to no one (or, once fixed by hand, to
+    someone else). A wider network that merely overlaps one (0.0.0.0/0) is linted."""
+    cidr = _network(value) if "/" in value else _ipv4(value) + "/32"
+    net = netparse.ipv4_network(cidr)
+    for special, name in netparse.NOT_UNICAST:
+        if net.subnet_of(special):
+            raise _bad(
+                f"is within the {name} range {special}: no connection comes from there",
+                "a unicast address or network, e.g. 198.51.100.0/28",
+            )
+    return cidr
 
 
 def _secret(value: str) -> str:
