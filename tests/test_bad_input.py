@@ -831,6 +831,27 @@ CASES = [
         "is not a usable interface name",
         "e.g. wan0",
     ),
+    Case(  # found by fuzzing: the loopback as the WAN validated
+        "interface-is-loopback",
+        B,
+        sub(
+            "  fqdn: brussels-03.pos.example.com\n",
+            "  fqdn: brussels-03.pos.example.com\n  interface: lo\n",
+        ),
+        "lo",
+        "wan.interface",
+        "is not a usable interface name",
+        "e.g. wan0",
+    ),
+    Case(  # found by fuzzing: an address written as the store's name validated
+        "fqdn-is-an-address",
+        B,
+        sub("  fqdn: brussels-03.pos.example.com\n", "  fqdn: 203.0.113.7\n"),
+        "203.0.113.7",
+        "wan.fqdn",
+        "ends in an all-numeric label",
+        "wan.public_ip",
+    ),
     # --- lint settings
     Case(
         "unknown-lint-rule",

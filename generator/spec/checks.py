@@ -153,8 +153,9 @@ def _check_wan(site: Site) -> Iterator[Problem]:
             f"an interface other than wan.interface ({wan.interface}), e.g. br-lan",
         )
     for part, name in (("wan", wan.interface), ("lan", site.lan.interface)):
-        if name.startswith("-") or name in (".", ".."):
-            # iptables and ip(8) would read '-x' as an option; Linux refuses '.' and '..'.
+        if name.startswith("-") or name in (".", "..", "lo", "all", "default"):
+            # iptables and ip(8) would read '-x' as an option; Linux refuses '.' and '..';
+            # lo is the loopback, all and default are the kernel's per-interface settings.
             yield Problem(
                 "E207", (part, "interface"), "is not a usable interface name", "e.g. wan0"
             )
