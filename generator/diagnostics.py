@@ -143,7 +143,7 @@ _CODES = (
         "WAN settings incomplete",
         "The WAN mode needs settings that are missing or that the DDNS client cannot "
         "send (a static WAN without public_ip, a dynamic one without ddns or fqdn, a "
-        "cloudflare update without zone).",
+        "cloudflare update without zone, an address written as wan.fqdn).",
         "wan: {ip_mode: static}",
         "wan: {ip_mode: static, public_ip: 203.0.113.30}",
     ),

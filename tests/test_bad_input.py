@@ -849,7 +849,7 @@ CASES = [
         sub("  fqdn: brussels-03.pos.example.com\n", "  fqdn: 203.0.113.7\n"),
         "203.0.113.7",
         "wan.fqdn",
-        "ends in an all-numeric label",
+        "is an address, not a name",
         "wan.public_ip",
     ),
     # --- lint settings

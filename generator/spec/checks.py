@@ -76,6 +76,13 @@ def _check_wan(site: Site) -> Iterator[Problem]:
             yield Problem(
                 "E206", ("wan", "ip_mode"), "a dynamic WAN needs wan.fqdn", "fqdn: <name>"
             )
+    if wan.fqdn is not None and wan.fqdn.rpartition(".")[2].isdigit():
+        yield Problem(  # 203.0.113.7 passes as labels: an address where a name belongs
+            "E206",
+            ("wan", "fqdn"),
+            "is an address, not a name: its last label is all digits, which no DNS name's is",
+            "a name such as store-01.pos.example.com (a static address goes in wan.public_ip)",
+        )
     if wan.public_ip is not None:
         ip = _addr(wan.public_ip)
         special = _special(ip)

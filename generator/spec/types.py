@@ -57,11 +57,6 @@ def _fqdn(value: str) -> str:
             "is not a valid fully qualified domain name",
             "labels of a-z, 0-9 and '-' joined by dots, e.g. store-01.pos.example.com",
         )
-    if value.rpartition(".")[2].isdigit():  # 1.2.3.4: an address where a name belongs
-        raise _bad(
-            "ends in an all-numeric label, as an IP address does: no DNS name does (RFC 3696)",
-            "a name such as store-01.pos.example.com (a static address goes in wan.public_ip)",
-        )
     return value
 
 
