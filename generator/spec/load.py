@@ -82,6 +82,7 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
     earlier run come from the user's cache instead of being parsed and validated again.
     """
     diags: list[Diagnostic] = []
+    groups_problem: Diagnostic | None = None  # groups/ present but unusable
     if path.exists() and not path.is_dir():  # a site file (or a FIFO, a device: refused)
         root = None
         fleet_doc = None
@@ -152,6 +153,8 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
     )
 
     groups, broken, gdiags = _load_groups(group_dir, root)
+    if groups_problem is not None:
+        broken = EVERY_GROUP  # its error is the folder's: no "unknown group" per store
     diags.extend(gdiags)
 
     if cached and root is not None and fleet_doc is not None:
@@ -206,6 +209,18 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
     fleet.sites = _with_route_digests(fleet.sites)
     fleet.diagnostics = unique_sorted(diags)
     return fleet
+
+
+class _EveryGroup(frozenset[str]):
+    """The broken groups when groups/ itself cannot be used (a file, a link, unreadable):
+    every group a store names, so its stores get no follow-up 'unknown group' or
+    'missing key' errors; the one error is the folder's."""
+
+    def __contains__(self, item: object) -> bool:
+        return isinstance(item, str)
+
+
+EVERY_GROUP = _EveryGroup()
 
 
 def _load_groups(
@@ -449,7 +464,7 @@ def _load_site(
     # a group that is not a name (a list, a mapping) is the model's type error, never a
     # key to look up: it is unhashable
     in_broken = isinstance(group, str) and group in broken
-    if group is not None and not (isinstance(group, str) and group in groups):
+    if group is not None and not in_broken and not (isinstance(group, str) and group in groups):
         loc, shown = locate([site_layer], ("group",))
         known = ", ".join(sorted(groups)) or "none (no groups/ folder)"
         # A group that is not even a name is reported by the model; echo only names.
