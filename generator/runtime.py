@@ -260,19 +260,27 @@ def _apply(
 
 def _apply_summary(rc: int, recap: dict[str, dict[str, int]]) -> None:
     """Per-store outcome of a fleet run; exit 1 naming every store that failed."""
-    bad = {h: c for h, c in recap.items() if c.get("failed") or c.get("unreachable")}
+    # A host that failed and then went unreachable is one unreachable store: each store
+    # is counted once, as its own line below names it.
+    outcome = {
+        h: "unreachable" if c.get("unreachable") else "failed"
+        for h, c in recap.items()
+        if c.get("failed") or c.get("unreachable")
+    }
     changed = sorted(h for h, c in recap.items() if c.get("changed"))
+    failed = sum(1 for what in outcome.values() if what == "failed")
     click.echo(
         f"posnet apply: {len(recap)} hosts, {len(changed)} changed, "
-        f"{sum(1 for c in bad.values() if c.get('failed'))} failed, "
-        f"{sum(1 for c in bad.values() if c.get('unreachable'))} unreachable",
+        f"{failed} failed, {len(outcome) - failed} unreachable",
         err=True,
     )
-    for host, counts in sorted(bad.items()):
-        what = "unreachable" if counts.get("unreachable") else "failed"
+    for host, what in sorted(outcome.items()):
         click.echo(f"posnet apply: {host}: {what}", err=True)
-    if rc != 0 or bad:
+    if rc != 0:
         click.echo(f"posnet: ansible-playbook failed (exit {rc})", err=True)
+        sys.exit(1)
+    if outcome:  # a recap naming failures under exit 0 (a callback, an old Ansible)
+        click.echo(f"posnet: {len(outcome)} store(s) did not apply", err=True)
         sys.exit(1)
 
 

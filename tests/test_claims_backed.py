@@ -437,3 +437,21 @@ def test_apply_summary_clean_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err.splitlines() == [
         "posnet apply: 2 hosts, 1 changed, 0 failed, 0 unreachable"
     ]
+
+
+def test_apply_summary_counts_a_store_once_and_trusts_the_recap(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two odd states the audit saw: a store that failed a task and then went
+    unreachable was counted as failed AND unreachable (then listed once); a recap naming
+    failures under exit 0 printed 'ansible-playbook failed (exit 0)'. Each store now
+    counts once, as its line names it, and the exit-0 case says what failed."""
+    recap = {"a-edge": {"failed": 1, "unreachable": 1}, "b-edge": {"ok": 3}}
+    with pytest.raises(SystemExit) as exc:
+        _apply_summary(0, recap)
+    assert exc.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "posnet apply: 2 hosts, 0 changed, 0 failed, 1 unreachable",
+        "posnet apply: a-edge: unreachable",
+        "posnet: 1 store(s) did not apply",
+    ]
