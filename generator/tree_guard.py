@@ -17,7 +17,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from generator.errors import UserError, safe_text
 from generator.jsondata import parse_untrusted
@@ -113,7 +113,7 @@ def read_tree_file(path: Path | str) -> bytes | None:
         raise TreeError(f"{safe_text(str(path))}: larger than posnet ever writes") from None
 
 
-def differs(path: Path | str, want: bytes | str) -> str | None:
+def differs(path: Path | str, want: bytes | str) -> Literal["missing", "changed"] | None:
     """How the tree file at `path` differs from `want` (its bytes, or as a str their
     SHA-256 hex): "missing" (also unreadable), "changed", or None when it matches. A
     link or special file raises TreeError. What `render --check` and `apply` share."""

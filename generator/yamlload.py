@@ -101,6 +101,12 @@ def _fail(file: str, line: int, col: int, message: str, expected: str = "") -> P
     )
 
 
+def _fail_at(file: str, text: str, at: int, message: str, expected: str = "") -> PosnetError:
+    """_fail() at the character offset `at` of `text` (1-based line and column)."""
+    line = text.count("\n", 0, at) + 1
+    return _fail(file, line, at - (text.rfind("\n", 0, at) + 1) + 1, message, expected)
+
+
 def _decode(raw: bytes, file: str) -> str:
     if len(raw) > MAX_BYTES:
         raise _fail(file, 0, 0, f"file is larger than {MAX_BYTES // 1024 // 1024} MiB")
@@ -115,18 +121,13 @@ def _decode(raw: bytes, file: str) -> str:
         text = text[1:]
     nul = text.find("\0")
     if nul >= 0:
-        line = text.count("\n", 0, nul) + 1
-        col = nul - (text.rfind("\n", 0, nul) + 1) + 1
-        raise _fail(file, line, col, "file contains a NUL byte", "UTF-8 text")
+        raise _fail_at(file, text, nul, "file contains a NUL byte", "UTF-8 text")
     odd = _ODD_BREAK.search(text)
     if odd:
-        at = odd.start()
-        line = text.count("\n", 0, at) + 1
-        col = at - (text.rfind("\n", 0, at) + 1) + 1
-        raise _fail(
+        raise _fail_at(
             file,
-            line,
-            col,
+            text,
+            odd.start(),
             f"file contains U+{ord(odd.group()):04X}, which YAML 1.1 parsers (and ruamel) read "
             "as a line break and YAML 1.2 as a character: the file would mean different things",
             "a plain line break, or no such character (also not in a comment)",
@@ -400,11 +401,10 @@ def _no_directives(text: str, file: str) -> None:
     A line can only start with '%' as a directive, so any such line is refused."""
     m = _DIRECTIVE.search(text)
     if m is not None:
-        line = text.count("\n", 0, m.start()) + 1
-        raise _fail(
+        raise _fail_at(
             file,
-            line,
-            1,
+            text,
+            m.start(),  # a line's first character: column 1
             "YAML directives (%YAML, %TAG) are not allowed: posnet reads YAML 1.2 only",
             "no line starting with '%' (remove the directive; quote a value starting with '%')",
         )
@@ -425,12 +425,10 @@ def loads(text: str, file: str) -> Document:
         i = int(exc.position)
         ch = exc.character
         code = ch[0] if isinstance(ch, bytes) else int(ch)
-        line = text.count("\n", 0, i) + 1
-        col = i - (text.rfind("\n", 0, i) + 1) + 1
-        raise _fail(
+        raise _fail_at(
             file,
-            line,
-            col,
+            text,
+            i,
             f"invalid YAML: character U+{code:04X} is not allowed in YAML",
             'printable text (write control characters as escapes, e.g. "\\t")',
         ) from None

@@ -8,10 +8,18 @@ from typing import get_args
 import pytest
 
 from generator.catalog import Partner
+from generator.errors import Diagnostic
 from generator.patterns import PatternError, builtin, pattern_of, patterns
 from generator.pipeline import load_plans
 from generator.spec.model import DirectIntegration, PatternName, TunnelIntegration
 from tests.test_bad_input import DEMO, errors, make_fleet, pos, sub
+
+
+def only_error(root: Path, code: str) -> Diagnostic:
+    """The fleet's single error, which must have `code` (any other error fails the test)."""
+    errs = errors(root)
+    assert [e.code for e in errs] == [code], errs
+    return errs[0]
 
 
 def test_every_spec_pattern_has_exactly_one_module() -> None:
@@ -154,9 +162,7 @@ def test_two_integrations_writing_the_same_files_are_refused(
     """Files are named after the partner (and host): a second integration with the same
     name overwrote the first one's config, script or properties file at render."""
     root, text = make_fleet(tmp_path, rel, lambda raw: raw + extra.encode())
-    errs = errors(root)
-    assert [e.code for e in errs] == ["E213"], errs
-    (e,) = errs
+    e = only_error(root, "E213")
     line, col = pos(text, needle)
     assert e.location.file.endswith(rel)
     assert (e.location.line, e.location.col) == (line, col), e
@@ -216,9 +222,7 @@ def test_an_apache_proxy_on_the_port_of_an_nginx_proxy_is_refused(tmp_path: Path
     """bruges-06's auth_websocket nginx listens on integrator:8443; an Apache proxy on
     the same host and port could not bind it (its file says Listen 8443)."""
     root, text = _bruges_with_proxy(tmp_path, "apache", 8443)
-    errs = errors(root)
-    assert [e.code for e in errs] == ["E214"], errs
-    (e,) = errs
+    e = only_error(root, "E214")
     assert e.location.file.endswith("sites/bruges-06.yaml")
     assert (e.location.line, e.location.col) == pos(text, "8443\n    auth: {type: client_cert")
     assert e.path == "integrations[2].listen_port"
@@ -240,9 +244,7 @@ def test_a_proxy_on_the_port_of_a_service_of_its_host_is_refused(tmp_path: Path)
     root, text = make_fleet(
         tmp_path, "sites/brussels-03.yaml", sub("proxy_host: proxy", "proxy_host: pos1")
     )
-    errs = errors(root)
-    assert [e.code for e in errs] == ["E214"], errs
-    (e,) = errs
+    e = only_error(root, "E214")
     assert e.location.file.endswith("sites/brussels-03.yaml")
     assert (e.location.line, e.location.col) == pos(text, "8443\n    public_port: 38443")
     assert e.path == "integrations[0].listen_port"
@@ -264,9 +266,7 @@ def test_a_fixed_proxy_port_taken_by_a_service_is_reported_at_the_proxy_host(
             "      - {name: web, port: 8443}\n      - {name: ws, port: 9000",
         ),
     )
-    errs = errors(root)
-    assert [e.code for e in errs] == ["E214"], errs
-    (e,) = errs
+    e = only_error(root, "E214")
     assert (e.location.line, e.location.col) == pos(text, "integrator\n    public_port: 8443")
     assert e.path == "integrations[1].proxy_host"
     assert "already bound by its service web" in e.message
@@ -281,9 +281,7 @@ def test_an_auth_path_of_slash_is_refused_in_the_catalog(tmp_path: Path) -> None
         "fleet.yaml",
         sub("  powerepos:\n", "  powerepos:\n    auth_websocket: {auth_path: /}\n"),
     )
-    errs = errors(root)
-    assert [e.code for e in errs] == ["E100"], errs
-    (e,) = errs
+    e = only_error(root, "E100")
     assert e.location.file.endswith("fleet.yaml")
     assert (e.location.line, e.location.col) == pos(text, "/}")
     assert e.path == "partners.powerepos.auth_websocket.auth_path"
@@ -309,9 +307,7 @@ def test_a_subdomain_name_longer_than_dns_allows_is_refused(tmp_path: Path) -> N
             .encode()
         ),
     )
-    errs = errors(root)
-    assert [e.code for e in errs] == ["E210"], errs
-    (e,) = errs
+    e = only_error(root, "E210")
     assert e.location.file.endswith("sites/brussels-03.yaml")
     assert (e.location.line, e.location.col) == pos(text, "kassa1}")
     assert e.path == "integrations[0].routes[0].subdomain"
