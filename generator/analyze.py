@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from generator import lint
 from generator.errors import Diagnostic, Location, unique_sorted
 from generator.pipeline import paused_gc
 from generator.pipeline import plans as make_plans
-from generator.plan import Plan
+from generator.plan_list import Plans, views_of
 from generator.spec.load import Fleet, load_fleet
 from generator.spec.locate import locate
 
@@ -18,7 +17,7 @@ from generator.spec.locate import locate
 @dataclass
 class Analysis:
     fleet: Fleet
-    plans: list[Plan]
+    plans: Plans
     diagnostics: list[Diagnostic]
 
     @property
@@ -58,9 +57,10 @@ def _unknown_rule_ids(fleet: Fleet) -> list[Diagnostic]:
     return out
 
 
-def _lint(fleet: Fleet, plans: Sequence[Plan]) -> list[lint.RuleFinding]:
+def _lint(fleet: Fleet, plans: Plans) -> list[lint.RuleFinding]:
     """lint.run() over the fleet, except that a store's own findings (site rules) come
-    from the cache while its Plan does: they follow from the Plan alone."""
+    from the cache while its Plan does (they follow from the Plan alone), and the fleet
+    rules read each store's view, never its whole Plan."""
     if fleet.cache is None:
         ctx = lint.LintContext(tunnel_limit=fleet.settings.tunnel_rollout_limit)
         return lint.run(plans, fleet.settings.lint.disable, ctx)
@@ -68,22 +68,17 @@ def _lint(fleet: Fleet, plans: Sequence[Plan]) -> list[lint.RuleFinding]:
     rules = [r for r in lint.all_rules() if r.id not in off]
     site_rules = {r.id: r for r in rules if r.check is not None}
     out: list[lint.RuleFinding] = []
-    for ls, plan in zip(fleet.sites, plans, strict=True):
+    for i, ls in enumerate(fleet.sites):
         found = fleet.cache.lint(ls)
         if found is None:
-            found = [
-                (rule.id, path, message)
-                for rule in site_rules.values()
-                if rule.id not in plan.lint_disable and rule.check is not None
-                for path, message in rule.check(plan)
-            ]
+            found = lint.site_findings(plans[i], off)
             fleet.cache.remember_lint(ls, found)
-        site = plan.site_id
-        out.extend(lint.RuleFinding(site_rules[r], lint.Finding(site, p, m)) for r, p, m in found)
+        out.extend(lint.RuleFinding(site_rules[r], lint.Finding(ls.id, p, m)) for r, p, m in found)
     ctx = lint.LintContext(tunnel_limit=fleet.settings.tunnel_rollout_limit)
+    views = views_of(plans)
     for rule in rules:
         if rule.fleet_check is not None:
-            enabled = [p for p in plans if rule.id not in p.lint_disable]
+            enabled = [v for v in views if rule.id not in v.lint_disable]
             out.extend(lint.RuleFinding(rule, f) for f in rule.fleet_check(enabled, ctx))
     return out
 
@@ -118,7 +113,7 @@ def _analyze(path: Path) -> Analysis:
         return Analysis(whole.fleet, whole.plans, keep)
     fleet = load_fleet(path, cached=True)
     diags = list(fleet.diagnostics) + _unknown_rule_ids(fleet)
-    plans = make_plans(fleet) if fleet.sites else []
+    plans = make_plans(fleet) if fleet.sites else Plans([], [], [])
     by_id = {ls.id: ls for ls in fleet.sites}
     for rf in _lint(fleet, plans):
         ls = by_id[rf.finding.site]

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any, Generic, NoReturn, TypeVar
 
 from generator import __version__, yamlemit
-from generator.inventory import host_name, host_vars, inventory
+from generator.inventory import edge_name, host_vars, inventory
 from generator.orphans import die_with_parent
 from generator.plan import Plan
+from generator.plan_list import site_ids, views_of
 from generator.tree_guard import (
     TreeError,
     check_root,
@@ -385,16 +386,17 @@ HOSTS = "inventory/hosts.yml"
 GITIGNORE = f"# {HEADER}\n/{CACHE}\n/{STAGING}/\n/{JOURNAL}\n/{LOCK}\n"
 
 
-def host_vars_file(plan: Plan) -> str:
-    return f"inventory/host_vars/{host_name(plan)}.yml"
+def host_vars_file(site_id: str) -> str:
+    """A store's host_vars file: named by its id, so no Plan is decoded for it."""
+    return f"inventory/host_vars/{edge_name(site_id)}.yml"
 
 
 def fleet_files(plans: Sequence[Plan]) -> dict[str, str]:
     """Inventory and manifest: derived from every site, rewritten when any site changes."""
     files: dict[str, str] = {".gitignore": GITIGNORE}
-    files[HOSTS] = yamlemit.dumps(inventory(plans), HEADER)
+    files[HOSTS] = yamlemit.dumps(inventory(views_of(plans)), HEADER)
     for plan in plans:
-        files[host_vars_file(plan)] = yamlemit.dumps(host_vars(plan), HEADER)
+        files[host_vars_file(plan.site_id)] = yamlemit.dumps(host_vars(plan), HEADER)
     return files
 
 
@@ -624,21 +626,23 @@ def _render_sites(
     cache: dict[str, str] = dict(state.get("fs", {}))
     root = os.fspath(out)
     change = Change()
-    selected = [p for p in plans if not only or p.site_id in only]
-    todo: list[Plan] = []
-    for plan in selected:
-        old = old_sites.get(plan.site_id)
-        key = site_key(digests[plan.site_id])
+    ids = site_ids(plans)
+    todo: list[Plan] = []  # only these Plans are decoded (plan_list.Plans)
+    for i, site_id in enumerate(ids):
+        if only and site_id not in only:
+            continue
+        old = old_sites.get(site_id)
+        key = site_key(digests[site_id])
         fresh = (
             not force
             and isinstance(old, dict)
             and old.get("input") == key
-            and _untouched(root, plan.site_id, old, cache)
+            and _untouched(root, site_id, old, cache)
         )
         if fresh:
             change.skipped_sites += 1
         else:
-            todo.append(plan)
+            todo.append(plans[i])
     writes: dict[str, str] = {}
     staged: list[str] = []
     deletes: list[str] = []
@@ -650,13 +654,13 @@ def _render_sites(
         staged.extend(site_staged)
         new_sites[plan.site_id] = {"input": site_key(digests[plan.site_id]), "files": hashes}
     if not only:
-        for gone in set(old_sites) - {p.site_id for p in plans}:
+        for gone in set(old_sites) - set(ids):
             new_sites.pop(gone, None)
     # Whatever the tree holds that the new manifest does not name goes: files of removed
     # stores, files a store no longer has, strays of an interrupted or foreign render.
     # So a render always repairs what `render --check` would call stray.
     keep = {f"sites/{sid}/{rel}" for sid, entry in new_sites.items() for rel in entry["files"]}
-    keep |= {HOSTS, *(host_vars_file(p) for p in plans)}
+    keep |= {HOSTS, *(host_vars_file(site_id) for site_id in ids)}
     if only:
         scope = tuple(f"sites/{sid}/" for sid in only)
         deletes = [rel for rel in listing - keep if rel.startswith(scope)]
@@ -665,7 +669,7 @@ def _render_sites(
     inventory_staged, vars_keys, known, made_hashes = fleet_job.result()
     staged.extend(inventory_staged)
     new_manifest = manifest_text(
-        fleet, new_sites, _inventory_hashes(root, manifest, plans, digests, made_hashes)
+        fleet, new_sites, _inventory_hashes(root, manifest, ids, digests, made_hashes)
     )
     for rel, text in ((".gitignore", GITIGNORE), (MANIFEST, new_manifest)):
         if _disk_text(out / rel) != text:
@@ -686,7 +690,7 @@ def _render_sites(
 def _inventory_hashes(
     root: str,
     manifest: Mapping[str, Any],
-    plans: Sequence[Plan],
+    ids: Sequence[str],
     digests: Mapping[str, str],
     made: Mapping[str, str],
 ) -> dict[str, str]:
@@ -695,7 +699,7 @@ def _inventory_hashes(
     old_hashes = manifest.get("inventory", {})
     old_sites = manifest.get("sites", {})
     out: dict[str, str] = {}
-    for rel, site_id in [(HOSTS, None), *((host_vars_file(p), p.site_id) for p in plans)]:
+    for rel, site_id in [(HOSTS, None), *((host_vars_file(i), i) for i in ids)]:
         if rel in made:
             out[rel] = made[rel]
             continue
@@ -755,13 +759,13 @@ def _fleet_level(
             _stage(root, rel, text, made)
             staged.append(rel)
 
-    model = inventory(plans)
+    model = inventory(views_of(plans))
     if not current(HOSTS, sha256(json.dumps(model, default=str))):
         put(HOSTS, yamlemit.dumps(model, HEADER))
-    for plan in plans:
-        rel = host_vars_file(plan)
-        if not current(rel, _vars_key(digests[plan.site_id], fleet)):
-            put(rel, yamlemit.dumps(host_vars(plan), HEADER))
+    for i, site_id in enumerate(site_ids(plans)):
+        rel = host_vars_file(site_id)
+        if not current(rel, _vars_key(digests[site_id], fleet)):
+            put(rel, yamlemit.dumps(host_vars(plans[i]), HEADER))  # its Plan decoded only now
     return staged, keys, known, hashes
 
 

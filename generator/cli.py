@@ -317,11 +317,11 @@ def _render_with(
         sys.exit(1)
     if not check:
         _emit(result.diagnostics, fmt)
-    known = {p.site_id for p in result.plans}
+    known = set(result.plans.ids)
     unknown = [s for s in sites if s not in known]
     if unknown:
         raise click.UsageError(f"--site: no store {', '.join(unknown)} in {path}")
-    plans = [p for p in result.plans if not sites or p.site_id in sites]
+    chosen = len(set(sites)) if sites else len(known)
     if check:
         listing: set[str] | None = None
         if scan is not None:
@@ -357,9 +357,9 @@ def _render_with(
                 f"run `posnet render {path} -o {out}`"
             )
             sys.exit(1)
-        summary(f"posnet: build tree {out} is up to date ({len(plans)} store(s))")
+        summary(f"posnet: build tree {out} is up to date ({chosen} store(s))")
         return
-    with terminal.progress(len(plans), "rendering", err):
+    with terminal.progress(chosen, "rendering", err):
         change = build.render_tree(
             out,
             result.fleet.name,
@@ -501,10 +501,10 @@ def plan(path: Path, site: str) -> None:
     errors = [d for d in result.diagnostics if d.severity == "error"]
     if errors:
         _fail(errors, "text")
-    for p in result.plans:
-        if p.site_id == site:
-            click.echo(json.dumps(asdict(p), indent=2, sort_keys=True))
-            return
+    if site in result.plans.ids:
+        p = result.plans[result.plans.ids.index(site)]
+        click.echo(json.dumps(asdict(p), indent=2, sort_keys=True))
+        return
     raise click.UsageError(f"--site: no store {site} in {path}")
 
 

@@ -13,15 +13,23 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generator import netparse
 from generator.plan import Plan, ProxyPlan
 from generator.targets.base import Artifact
 
+if TYPE_CHECKING:
+    from generator.fleet_view import FleetView
+
+
+def edge_name(site_id: str) -> str:
+    """A store's edge as the inventory names it."""
+    return f"{site_id}-edge"
+
 
 def host_name(plan: Plan) -> str:
-    return f"{plan.site_id}-edge"
+    return edge_name(plan.site_id)
 
 
 def _group(name: str) -> str:
@@ -219,7 +227,8 @@ def proxy_hosts(plan: Plan) -> dict[str, dict[str, Any]]:
     return out
 
 
-def inventory(plans: Sequence[Plan]) -> dict[str, Any]:
+def inventory(views: Sequence[FleetView]) -> dict[str, Any]:
+    """hosts.yml's model, from each store's view (see fleet_view.py)."""
     children: dict[str, Any] = {}
     edges: dict[str, Any] = {}
     proxies: dict[str, Any] = {}
@@ -228,19 +237,19 @@ def inventory(plans: Sequence[Plan]) -> dict[str, Any]:
         if group:
             children.setdefault(group, {"hosts": {}})["hosts"][h] = None
 
-    for plan in sorted(plans, key=lambda p: p.site_id):
-        h = host_name(plan)
+    for view in sorted(views, key=lambda v: v.site_id):
+        h = edge_name(view.site_id)
         edges[h] = None
-        site_group = f"site_{_group(plan.site_id)}"
-        fleet_group = f"fleet_group_{_group(plan.group)}" if plan.group else "fleet_group_none"
+        site_group = f"site_{_group(view.site_id)}"
+        fleet_group = f"fleet_group_{_group(view.group)}" if view.group else "fleet_group_none"
         for group in (
             site_group,
             fleet_group,
-            f"firewall_{plan.firewall}",
-            "ddns" if plan.ddns else "",
+            f"firewall_{view.firewall}",
+            "ddns" if view.ddns else "",
         ):
             add(group, h)
-        for ph, hv in proxy_hosts(plan).items():
+        for ph, hv in view.proxy_hosts.items():
             proxies[ph] = hv
             for server in hv["posnet_proxy_servers"]:
                 add(f"proxy_{server}", ph)

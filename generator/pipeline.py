@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from generator.plan import Plan
+from generator.plan_list import Plans
 from generator.resolve import resolve
 from generator.spec.load import Fleet, LoadedSite, load_fleet
 from generator.spec.model import Site
@@ -57,7 +58,7 @@ def _resolve_range(job: tuple[Fleet, _Sites, Sequence[int]], start: int, stop: i
     return [resolve(sites[i].site, fleet.catalog, by_id, fleet.name) for i in todo[start:stop]]
 
 
-def plans(fleet: Fleet, jobs: int = 0) -> list[Plan]:
+def plans(fleet: Fleet, jobs: int = 0) -> Plans:
     """Every site's Plan: from the cache, else resolved, in forked workers when many are
     missing (after a cold load). Not for speed (sending Plans back costs about what
     resolving saves on 2 cores) but for memory: the main process never decodes the
@@ -65,15 +66,17 @@ def plans(fleet: Fleet, jobs: int = 0) -> list[Plan]:
     by_id = _Sites(fleet.sites)
     cache = fleet.cache
     cached = [cache.plan(ls, fleet.name) if cache else None for ls in fleet.sites]
-    todo = [i for i, plan in enumerate(cached) if plan is None]
+    todo = [i for i, hit in enumerate(cached) if hit is None]
     fresh: list[Plan] = shared_map(_resolve_range, (fleet, by_id, todo), len(todo), jobs)
     resolved = dict(zip(todo, fresh, strict=True))
     if cache:
         for i, plan in resolved.items():
             cache.remember_plan(fleet.sites[i], fleet.name, plan)
-    return [plan if plan is not None else resolved[i] for i, plan in enumerate(cached)]
+    items = [hit[0] if hit else resolved[i] for i, hit in enumerate(cached)]
+    views = [hit[1] if hit else None for hit in cached]
+    return Plans(items, views, [ls.id for ls in fleet.sites])
 
 
-def load_plans(path: Path) -> tuple[Fleet, list[Plan]]:
+def load_plans(path: Path) -> tuple[Fleet, Plans]:
     fleet = load_fleet(path)
     return fleet, plans(fleet)

@@ -26,6 +26,7 @@ from typing import Any
 from generator import build, yamlemit
 from generator.inventory import host_vars, inventory
 from generator.plan import Plan
+from generator.plan_list import site_ids, views_of
 from generator.tree_guard import TreeError, differs, read_tree_file, valid_manifest
 from generator.workers import SMALL, default_jobs, shared_map
 
@@ -37,7 +38,8 @@ _StoreCheck = tuple[list[str], list[str], dict[str, str] | None, str]
 @dataclass(frozen=True)
 class _Context:
     root: str
-    plans: Sequence[Plan]
+    plans: Sequence[Plan]  # decoded only for a store rendered here (plan_list.Plans)
+    ids: Sequence[str]
     trusted: Sequence[Mapping[str, str] | None]  # manifest file hashes, key matching
     vars_hashes: Sequence[str | None]  # the manifest's host_vars hash, key matching
 
@@ -53,8 +55,8 @@ def _check_stores(ctx: _Context, start: int, stop: int) -> list[_StoreCheck]:
     """Each store's files (by hash, or rendered) and its host_vars, against the disk."""
     out: list[_StoreCheck] = []
     for i in range(start, stop):
-        plan, trusted = ctx.plans[i], ctx.trusted[i]
-        prefix = f"sites/{plan.site_id}/"
+        site_id, trusted = ctx.ids[i], ctx.trusted[i]
+        prefix = f"sites/{site_id}/"
         stale: list[str] = []
         missing: list[str] = []
         hashes: dict[str, str] | None = None
@@ -63,17 +65,17 @@ def _check_stores(ctx: _Context, start: int, stop: int) -> list[_StoreCheck]:
                 path = os.path.join(ctx.root, prefix + rel)
                 _compare(path, prefix + rel, digest, stale, missing)
         else:
-            files = build.render_plan(plan)
+            files = build.render_plan(ctx.plans[i])
             hashes = {rel: build.sha256(text) for rel, text in files.items()}
             for rel, text in files.items():
                 path = os.path.join(ctx.root, prefix + rel)
                 _compare(path, prefix + rel, text.encode(), stale, missing)
-        rel = build.host_vars_file(plan)
+        rel = build.host_vars_file(site_id)
         vars_hash = ctx.vars_hashes[i]
         if vars_hash is not None:  # emitting host_vars costs twice reading and hashing
             _compare(os.path.join(ctx.root, rel), rel, vars_hash, stale, missing)
         else:
-            text = yamlemit.dumps(host_vars(plan), build.HEADER)
+            text = yamlemit.dumps(host_vars(ctx.plans[i]), build.HEADER)
             _compare(os.path.join(ctx.root, rel), rel, text.encode(), stale, missing)
             vars_hash = build.sha256(text)
         out.append((stale, missing, hashes, vars_hash))
@@ -106,17 +108,18 @@ def check_fast(
 ) -> build.CheckResult:
     """The tree against the spec; see the module's docstring for what it trusts."""
     old, old_inventory = _manifest(out, fleet)
-    keys = [build.site_key(digests[p.site_id]) for p in plans]
+    ids = site_ids(plans)
+    keys = [build.site_key(digests[site_id]) for site_id in ids]
     trusted: list[Mapping[str, str] | None] = []
     vars_hashes: list[str | None] = []
-    for plan, key in zip(plans, keys, strict=True):
-        entry = old.get(plan.site_id)
+    for site_id, key in zip(ids, keys, strict=True):
+        entry = old.get(site_id)
         files = entry["files"] if entry is not None and entry["input"] == key else None
         trusted.append(files)
-        vouched = old_inventory.get(build.host_vars_file(plan)) if files is not None else None
+        vouched = old_inventory.get(build.host_vars_file(site_id)) if files is not None else None
         vars_hashes.append(vouched)
-    ctx = _Context(os.fspath(out), plans, trusted, vars_hashes)
-    same_stores = set(old) == {p.site_id for p in plans}
+    ctx = _Context(os.fspath(out), plans, ids, trusted, vars_hashes)
+    same_stores = set(old) == set(ids)
     vouched_hosts = old_inventory.get(build.HOSTS)
     if not (same_stores and all(h is not None for h in vars_hashes)):
         vouched_hosts = None  # a store added, removed or changed: emit hosts.yml
@@ -124,7 +127,7 @@ def check_fast(
     hosts = None
     if vouched_hosts is None:
         hosts = build.Forked(
-            lambda: yamlemit.dumps(inventory(plans), build.HEADER),
+            lambda: yamlemit.dumps(inventory(views_of(plans)), build.HEADER),
             fork=len(plans) >= SMALL and default_jobs(jobs) > 1,
         )
     try:
@@ -145,17 +148,17 @@ def check_fast(
     expected: set[str] = {build.HOSTS, ".gitignore", build.MANIFEST}
     sites: dict[str, dict[str, object]] = {}
     inventory_hashes = {build.HOSTS: vouched_hosts}
-    for plan, key, held, (stale, missing, hashes, vars_hash) in zip(
-        plans, keys, trusted, done, strict=True
+    for site_id, key, held, (stale, missing, hashes, vars_hash) in zip(
+        ids, keys, trusted, done, strict=True
     ):
-        inventory_hashes[build.host_vars_file(plan)] = vars_hash
+        inventory_hashes[build.host_vars_file(site_id)] = vars_hash
         res.stale.extend(stale)
         res.missing.extend(missing)
         files = hashes if hashes is not None else held
         assert files is not None
-        expected.update(f"sites/{plan.site_id}/{rel}" for rel in files)
-        expected.add(build.host_vars_file(plan))
-        sites[plan.site_id] = {"input": key, "files": dict(files)}
+        expected.update(f"sites/{site_id}/{rel}" for rel in files)
+        expected.add(build.host_vars_file(site_id))
+        sites[site_id] = {"input": key, "files": dict(files)}
     fleet_level[build.MANIFEST] = build.manifest_text(fleet, sites, inventory_hashes).encode()
     for rel, want in fleet_level.items():
         _compare(os.path.join(out, rel), rel, want, res.stale, res.missing)

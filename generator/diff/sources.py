@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -283,7 +283,7 @@ def _with_targets(side: Side, want: set[str]) -> set[str]:
     return set(listing)
 
 
-def _side_plans(side: Side, want: set[str], tmp: Path, name: str) -> list[Plan]:
+def _side_plans(side: Side, want: set[str], tmp: Path, name: str) -> Sequence[Plan]:
     if not any(r.startswith("sites/") for r in want):
         return []  # no store of this side can differ (or the side has none)
     want = _with_targets(side, want)

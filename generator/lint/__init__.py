@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from generator.fleet_view import FleetView
 from generator.plan import Plan
+from generator.plan_list import views_of
 from generator.yamlload import YamlPath
+
+__all__ = ["Finding", "FleetView", "LintContext", "Rule", "RuleFinding", "all_rules", "run"]
 
 Severity = Literal["error", "warning", "info"]
 DOCS = Path(__file__).with_name("docs")
@@ -41,7 +45,7 @@ class Rule:
     title: str
     why: str
     check: Callable[[Plan], Iterable[tuple[YamlPath, str]]] | None = None
-    fleet_check: Callable[[Sequence[Plan], LintContext], Iterable[Finding]] | None = None
+    fleet_check: Callable[[Sequence[FleetView], LintContext], Iterable[Finding]] | None = None
 
     def doc(self) -> str:
         """The rule's documentation (explanation, bad and good example)."""
@@ -66,11 +70,25 @@ def rule(rule_id: str) -> Rule | None:
     return next((r for r in all_rules() if r.id == rule_id.upper()), None)
 
 
+def site_findings(plan: Plan, disabled: Iterable[str] = ()) -> list[tuple[str, YamlPath, str]]:
+    """One store's site-rule findings as (rule id, path, message), the form the site
+    cache keeps them in: rules in `disabled` (fleet.yaml) or the store's own
+    lint.disable give none."""
+    off = set(disabled) | set(plan.lint_disable)
+    return [
+        (rule.id, path, message)
+        for rule in all_rules()
+        if rule.check is not None and rule.id not in off
+        for path, message in rule.check(plan)
+    ]
+
+
 def run(
     plans: Sequence[Plan], disabled: Iterable[str] = (), ctx: LintContext | None = None
 ) -> list[RuleFinding]:
     ctx = ctx or LintContext()
     off = set(disabled)
+    views = views_of(plans)
     out: list[RuleFinding] = []
     for rule in all_rules():
         if rule.id in off:
@@ -82,7 +100,7 @@ def run(
                 for path, msg in rule.check(plan):
                     out.append(RuleFinding(rule, Finding(plan.site_id, path, msg)))
         if rule.fleet_check is not None:
-            enabled = [p for p in plans if rule.id not in p.lint_disable]
+            enabled = [v for v in views if rule.id not in v.lint_disable]
             for finding in rule.fleet_check(enabled, ctx):
                 out.append(RuleFinding(rule, finding))
     return out

@@ -6,14 +6,13 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
 from generator import netparse
-from generator.lint import Finding, LintContext, Rule
-from generator.plan import Plan
+from generator.lint import Finding, FleetView, LintContext, Rule
 from generator.targets.proxy_layout import is_upstream_name
 from generator.targets.tls_policy import is_lan_upstream
 
 
-def tunnel_rollout(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Finding]:
-    users = sorted(p.site_id for p in plans if p.tunnels)
+def tunnel_rollout(plans: Sequence[FleetView], ctx: LintContext) -> Iterator[Finding]:
+    users = sorted(p.site_id for p in plans if p.uses_tunnel)
     if len(users) > ctx.tunnel_limit:
         for site in users:
             yield Finding(
@@ -38,12 +37,11 @@ def few(sites: Sequence[str], limit: int = SHOWN) -> str:
     return f"{', '.join(names[:limit])} and {len(names) - limit} more"
 
 
-def shared_auth_secret(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Finding]:
+def shared_auth_secret(plans: Sequence[FleetView], ctx: LintContext) -> Iterator[Finding]:
     refs: dict[str, list[str]] = defaultdict(list)
     for p in plans:
-        for s in p.secrets:
-            if s.kind == "auth-secret":
-                refs[s.ref].append(p.site_id)
+        for ref in p.auth_secrets:
+            refs[ref].append(p.site_id)
     for ref, sites in sorted(refs.items()):
         if len(sites) > 1:
             for site in sites:
@@ -54,8 +52,8 @@ def shared_auth_secret(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Find
                 )
 
 
-def central_proxy_reach(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Finding]:
-    by_name: dict[str, Plan] = {}
+def central_proxy_reach(plans: Sequence[FleetView], ctx: LintContext) -> Iterator[Finding]:
+    by_name: dict[str, FleetView] = {}
     for p in plans:
         for name in (p.wan.fqdn, p.wan.public_ip):
             if name:
@@ -101,7 +99,7 @@ def central_proxy_reach(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Fin
                     )
 
 
-def _route_allowed(p: Plan, host_ip: str, host: str, port: int) -> bool:
+def _route_allowed(p: FleetView, host_ip: str, host: str, port: int) -> bool:
     src = netparse.ipv4_address(host_ip)
     return any(
         host in f.domains
@@ -111,7 +109,7 @@ def _route_allowed(p: Plan, host_ip: str, host: str, port: int) -> bool:
     )
 
 
-def proxy_egress_blocked(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Finding]:
+def proxy_egress_blocked(plans: Sequence[FleetView], ctx: LintContext) -> Iterator[Finding]:
     """Under `egress: restricted` only named egress flows leave the store; a route to
     another store must be one of them (stores reached by IP never are)."""
     for p in plans:
@@ -119,7 +117,7 @@ def proxy_egress_blocked(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Fi
             continue
         for proxy in p.proxies:
             for route in proxy.routes:
-                if is_lan_upstream(route.upstream_host, p.lan.subnet):
+                if is_lan_upstream(route.upstream_host, p.lan_subnet):
                     continue
                 if not _route_allowed(p, proxy.host_ip, route.upstream_host, route.upstream_port):
                     yield Finding(
@@ -138,12 +136,12 @@ def proxy_egress_blocked(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Fi
                     )
 
 
-def proxy_plain_http_hop(plans: Sequence[Plan], ctx: LintContext) -> Iterator[Finding]:
+def proxy_plain_http_hop(plans: Sequence[FleetView], ctx: LintContext) -> Iterator[Finding]:
     for p in plans:
         for proxy in p.proxies:
             for route in proxy.routes:
                 if route.upstream_scheme == "http" and not is_lan_upstream(
-                    route.upstream_host, p.lan.subnet
+                    route.upstream_host, p.lan_subnet
                 ):
                     yield Finding(
                         p.site_id,

@@ -7,19 +7,21 @@ import hashlib
 import os
 import pickle
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from generator.catalog import Catalog
 from generator.errors import Diagnostic, PosnetError
+from generator.fleet_view import FleetView
 from generator.plan import Plan
 from generator.spec.fleet import LoadedSite, SiteFacts, site_layers
 from generator.spec.locate import Layer
 from generator.yamlload import Positions, YamlPath, read_file
 
-CACHE_FORMAT = "posnet-site-cache-6"
+CACHE_FORMAT = "posnet-site-cache-7"
 CACHE_KEEP = 32  # fleets per cache folder; the least recently used go first
 BUCKETS = 64  # sites are pickled in buckets: one change re-pickles 1/64 of the fleet
 _OFF = ("", "0", "off", "none", "no")
@@ -37,8 +39,13 @@ class _Record:
     layer: bytes  # the site file's own data and positions, unpickled only to locate
     found: dict[tuple[YamlPath, bool], tuple[Any, str]]  # LoadedSite.locate() memo
     plan_key: str = ""
-    plan: Plan | None = None
+    plan: bytes = b""  # the pickled Plan, decoded only when a command reads it
+    view: FleetView | None = None  # what fleet rules and hosts.yml read of the Plan
     lint: list[tuple[str, YamlPath, str]] | None = None  # site-rule findings for the plan
+
+
+# completes a record where its site was loaded (SiteCache.planner)
+Finish = Callable[[LoadedSite, _Record], None]
 
 
 def to_record(raw: bytes, loaded: LoadedSite | None, diags: list[Diagnostic]) -> _Record:
@@ -50,6 +57,12 @@ def to_record(raw: bytes, loaded: LoadedSite | None, diags: list[Diagnostic]) ->
     layer = (own.data, own.positions.values, own.positions.keys)
     site = _dumps(loaded.site)
     return _Record(sha, site, loaded.facts, diags, loaded.digest, _dumps(layer), loaded.found)
+
+
+def keep_plan(rec: _Record, key: str, plan: Plan) -> None:
+    """Keep a store's Plan in its record: pickled, with its fleet view (its site-rule
+    findings, made for an older Plan, are dropped)."""
+    rec.plan_key, rec.plan, rec.view, rec.lint = key, _dumps(plan), FleetView.of(plan), None
 
 
 def from_record(
@@ -239,17 +252,38 @@ class SiteCache:
     def plan_key(ls: LoadedSite, fleet_name: str) -> str:
         return hashlib.sha256(f"{ls.digest}\0{fleet_name}".encode()).hexdigest()
 
-    def plan(self, ls: LoadedSite, fleet_name: str) -> Plan | None:
+    def plan(self, ls: LoadedSite, fleet_name: str) -> tuple[bytes, FleetView] | None:
+        """The store's pickled Plan and its fleet view, when cached for this input."""
         rec = self.records.get(ls.file)
-        if rec is None or rec.plan is None or rec.plan_key != self.plan_key(ls, fleet_name):
+        if rec is None or rec.view is None or rec.plan_key != self.plan_key(ls, fleet_name):
             return None
-        return rec.plan
+        return rec.plan, rec.view
 
     def remember_plan(self, ls: LoadedSite, fleet_name: str, plan: Plan) -> None:
         rec = self.records.get(ls.file)
         if rec is not None:
-            rec.plan_key, rec.plan, rec.lint = self.plan_key(ls, fleet_name), plan, None
+            keep_plan(rec, self.plan_key(ls, fleet_name), plan)
             self.dirty.add(_bucket(ls.file))
+
+    @classmethod
+    def planner(cls, catalog: Catalog, fleet_name: str, lint_off: Sequence[str]) -> Finish:
+        """What fills a record's Plan, view and site-rule findings where the site was
+        loaded: a loading worker holds the model the main process would decode again,
+        and ships the Plan pickled, never to be decoded by a validate. Only for a store
+        that routes to no other store: its Plan needs no other site and its digest is
+        final (load_fleet folds route targets into the others')."""
+
+        def finish(ls: LoadedSite, rec: _Record) -> None:
+            from generator.lint import site_findings
+            from generator.resolve import resolve
+
+            if ls.facts.routes:
+                return
+            plan = resolve(ls.site, catalog, {}, fleet_name)
+            keep_plan(rec, cls.plan_key(ls, fleet_name), plan)
+            rec.lint = site_findings(plan, lint_off)
+
+        return finish
 
     def lint(self, ls: LoadedSite) -> list[tuple[str, YamlPath, str]] | None:
         """Site-rule findings (rule id, path, message) of the Plan cached with them."""
@@ -258,7 +292,7 @@ class SiteCache:
 
     def remember_lint(self, ls: LoadedSite, found: list[tuple[str, YamlPath, str]]) -> None:
         rec = self.records.get(ls.file)
-        if rec is not None and rec.plan is not None:
+        if rec is not None and rec.view is not None:
             rec.lint = found
             self.dirty.add(_bucket(ls.file))
 

@@ -182,7 +182,12 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
     from generator.spec.parallel_load import load_in_workers
 
     misses = [(p, raw) for p, raw in inputs if hits[str(p)] is None]
-    fresh = load_in_workers(misses, load_one, groups, fleet_layer) if root is not None else {}
+    planner = None
+    if fleet.cache is not None:
+        planner = SiteCache.planner(catalog, fleet.name, settings.lint.disable)
+    fresh = {}
+    if root is not None:
+        fresh = load_in_workers(misses, load_one, groups, fleet_layer, planner)
     for spath, raw in inputs:
         display = str(spath)  # what _rel() gives for a file globbed under root
         hit = hits[display]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from generator.errors import Diagnostic, PosnetError
+from generator.spec.cache import Finish
 from generator.spec.load import LoadedSite, _Record, from_record, to_record
 from generator.spec.locate import Layer
 from generator.workers import SMALL, default_jobs, shared_map
@@ -22,11 +23,13 @@ Loaded = tuple[LoadedSite | None, list[Diagnostic]]
 # a store's loaded site with its cache record, or the error that stopped its load
 Outcome = tuple[Loaded, _Record] | PosnetError
 _Shipped = tuple[_Record, None] | tuple[None, list[Diagnostic]]
-_Job = tuple[Sequence[tuple[Path, bytes | None]], Callable[[Path, bytes | None], Loaded]]
+_Job = tuple[
+    Sequence[tuple[Path, bytes | None]], Callable[[Path, bytes | None], Loaded], Finish | None
+]
 
 
 def _load_range(job: _Job, start: int, stop: int) -> list[_Shipped]:
-    inputs, load_one = job
+    inputs, load_one, finish = job
     out: list[_Shipped] = []
     for spath, raw in inputs[start:stop]:
         try:
@@ -34,7 +37,10 @@ def _load_range(job: _Job, start: int, stop: int) -> list[_Shipped]:
         except PosnetError as exc:
             out.append((None, exc.diagnostics))
             continue
-        out.append((to_record(raw or b"", loaded, diags), None))
+        rec = to_record(raw or b"", loaded, diags)
+        if finish is not None and loaded is not None:
+            finish(loaded, rec)
+        out.append((rec, None))
     return out
 
 
@@ -43,13 +49,15 @@ def load_in_workers(
     load_one: Callable[[Path, bytes | None], Loaded],
     groups: dict[str, Layer],
     fleet_layer: Layer | None,
+    finish: Finish | None = None,
     jobs: int = 0,
 ) -> dict[str, Outcome]:
     """Site file (as displayed) -> its outcome; empty when too few to be worth workers
-    (load_fleet then loads them itself)."""
+    (load_fleet then loads them itself). `finish` completes a record in the worker, which
+    still holds the site's model (SiteCache.planner)."""
     if len(inputs) < SMALL or default_jobs(jobs) <= 1:
         return {}
-    shipped: list[_Shipped] = shared_map(_load_range, (inputs, load_one), len(inputs), jobs)
+    shipped: list[_Shipped] = shared_map(_load_range, (inputs, load_one, finish), len(inputs), jobs)
     out: dict[str, Outcome] = {}
     for (spath, _raw), (rec, diags) in zip(inputs, shipped, strict=True):
         display = str(spath)

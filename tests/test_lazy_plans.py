@@ -1,0 +1,155 @@
+"""Plans kept pickled in the site cache (generator/plan_list.py) and the fleet views
+beside them (generator/fleet_view.py): what the README's speed section promises.
+
+- A loading worker fills a store's Plan, view and site-rule findings; they equal what
+  the main process makes, and a fleet gives the same diagnostics with the cache on or off.
+- A warm validate decodes no Plan; a render after one store changed decodes only that
+  store's.
+- A view is never stale: a changed store's view follows its Plan (hosts.yml and the
+  fleet rules see the change while every other store's view comes from the cache).
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from generator import build, lint
+from generator.analyze import analyze
+from generator.fleet_view import FleetView
+from generator.plan import Plan
+from generator.plan_list import Plans
+from generator.resolve import resolve
+from generator.spec import parallel_load
+from generator.spec.load import load_fleet
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import fleet_bench
+
+
+def _fleet(root: Path, stores: int, seed: int = 11) -> Path:
+    fleet_bench.make_fleet(root, stores, seed=seed)
+    return root
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, 1))
+
+
+def _routed_to(fleet: Path) -> set[str]:
+    """Stores some central proxy routes to: changing one changes the proxy's Plan too."""
+    loaded = load_fleet(fleet)
+    return {target for ls in loaded.sites for _, _, target, _ in ls.facts.routes}
+
+
+def test_workers_fill_plans_views_and_findings_as_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = _fleet(tmp_path / "fleet", 230)
+    monkeypatch.setattr(parallel_load, "default_jobs", lambda jobs: 2)
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(tmp_path / "cache"))
+    loaded = load_fleet(fleet, cached=True)
+    assert loaded.cache is not None
+    filled = 0
+    for ls in loaded.sites:
+        rec = loaded.cache.records[ls.file]
+        if ls.facts.routes:  # its Plan needs other stores: resolved later, never here
+            assert rec.plan == b"" and rec.view is None
+            continue
+        filled += 1
+        plan = pickle.loads(rec.plan)
+        assert plan == resolve(ls.site, loaded.catalog, {}, loaded.name)
+        assert rec.view == FleetView.of(plan)
+        assert rec.lint == lint.site_findings(plan, loaded.settings.lint.disable)
+    assert filled > 100
+    cached = analyze(fleet)  # the workers' records, the route stores resolved after them
+    monkeypatch.setenv("POSNET_CACHE_DIR", "off")
+    plain = analyze(fleet)
+    assert [d.as_dict() for d in cached.diagnostics] == [d.as_dict() for d in plain.diagnostics]
+    assert any(d.code.startswith("PN2") for d in plain.diagnostics)  # fleet rules ran
+    assert list(cached.plans) == list(plain.plans)
+
+
+def _decoded(plans: Plans) -> int:
+    return sum(isinstance(plans._items[i], Plan) for i in range(len(plans)))
+
+
+def test_warm_validate_decodes_no_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet = _fleet(tmp_path / "fleet", 40)
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(tmp_path / "cache"))
+    cold = analyze(fleet)
+    warm = analyze(fleet)
+    assert isinstance(warm.plans, Plans) and len(warm.plans) == 40
+    assert _decoded(warm.plans) == 0
+    assert [d.as_dict() for d in warm.diagnostics] == [d.as_dict() for d in cold.diagnostics]
+    assert list(warm.plans) == list(cold.plans)  # and decoded they are the same Plans
+    assert _decoded(warm.plans) == 40
+
+
+def test_one_changed_store_decodes_only_its_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = _fleet(tmp_path / "fleet", 40)
+    out = tmp_path / "build"
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(tmp_path / "cache"))
+    first = analyze(fleet)
+    build.render_tree(out, first.fleet.name, first.plans, first.digests, jobs=1)
+    quiet = sorted(set(first.plans.ids) - _routed_to(fleet))[0]
+    _edit(fleet / "sites" / f"{quiet}.yaml", "name: ", "name: Renamed ")
+    again = analyze(fleet)
+    assert isinstance(again.plans, Plans)
+    change = build.render_tree(out, again.fleet.name, again.plans, again.digests, jobs=1)
+    assert change.rendered_sites == [quiet]
+    assert _decoded(again.plans) == 1  # the fresh Plan of the changed store, no other
+    assert any("Renamed" in f.read_text() for f in (out / "sites" / quiet).rglob("*.md"))
+    check = build.check_tree(out, again.fleet.name, again.plans, again.digests, jobs=1)
+    assert check.ok and _decoded(again.plans) == 1
+
+
+def _members(out: Path, group: str) -> set[str]:
+    doc = yaml.safe_load((out / build.HOSTS).read_text())
+    return set((doc["all"]["children"].get(group) or {}).get("hosts") or {})
+
+
+def test_a_changed_store_changes_its_view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hosts.yml and the fleet rules read views: a store's new group reaches hosts.yml,
+    and a store that now shares another's AuthSecret is found with it (PN202), while
+    the other store's view comes from the cache."""
+    fleet = _fleet(tmp_path / "fleet", 40)
+    out = tmp_path / "build"
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(tmp_path / "cache"))
+    first = analyze(fleet)
+    build.render_tree(out, first.fleet.name, first.plans, first.digests, jobs=1)
+    users = sorted(v.site_id for v in (first.plans.view(i) for i in range(40)) if v.auth_secrets)
+    a, b = users[0], users[1]
+    site_b = fleet / "sites" / f"{b}.yaml"
+    group = next(line for line in site_b.read_text().splitlines() if line.startswith("group:"))
+    other = next(g for g in ("coast", "east", "north", "south") if g not in group)
+    assert f"{b}-edge" not in _members(out, f"fleet_group_{other}")
+    _edit(site_b, group, f"group: {other}")
+    _edit(
+        site_b,
+        f"vault:{b.replace('-', '_')}_auth_secret",
+        f"vault:{a.replace('-', '_')}_auth_secret",
+    )
+    again = analyze(fleet)
+    shared = sorted(d.site for d in again.diagnostics if d.code == "PN202")
+    assert shared == sorted([a, b])
+    assert isinstance(again.plans._items[again.plans.ids.index(a)], bytes)  # a: from cache
+    # back to b's own secret: the fleet renders, and b sits in its new group in hosts.yml
+    _edit(
+        site_b,
+        f"vault:{a.replace('-', '_')}_auth_secret",
+        f"vault:{b.replace('-', '_')}_auth_secret",
+    )
+    last = analyze(fleet)
+    assert not last.failed()
+    build.render_tree(out, last.fleet.name, last.plans, last.digests, jobs=1)
+    assert f"{b}-edge" in _members(out, f"fleet_group_{other}")
