@@ -25,7 +25,7 @@ from generator import __version__, yamlemit
 from generator.inventory import edge_name, host_vars, inventory
 from generator.orphans import die_with_parent
 from generator.plan import Plan
-from generator.plan_list import site_ids, views_of
+from generator.plan_list import site_ids
 from generator.tree_guard import (
     TreeError,
     check_root,
@@ -394,7 +394,7 @@ def host_vars_file(site_id: str) -> str:
 def fleet_files(plans: Sequence[Plan]) -> dict[str, str]:
     """Inventory and manifest: derived from every site, rewritten when any site changes."""
     files: dict[str, str] = {".gitignore": GITIGNORE}
-    files[HOSTS] = yamlemit.dumps(inventory(views_of(plans)), HEADER)
+    files[HOSTS] = yamlemit.dumps(inventory(plans), HEADER)
     for plan in plans:
         files[host_vars_file(plan.site_id)] = yamlemit.dumps(host_vars(plan), HEADER)
     return files
@@ -759,7 +759,7 @@ def _fleet_level(
             _stage(root, rel, text, made)
             staged.append(rel)
 
-    model = inventory(views_of(plans))
+    model = inventory(plans)
     if not current(HOSTS, sha256(json.dumps(model, default=str))):
         put(HOSTS, yamlemit.dumps(model, HEADER))
     for i, site_id in enumerate(site_ids(plans)):

@@ -27,7 +27,7 @@ class FleetView:
     egress: tuple[EgressFlow, ...]  # a proxy's way out; empty without proxies
     uses_tunnel: bool
     auth_secrets: tuple[str, ...]  # references of its AuthSecrets
-    # hosts.yml: the edge's groups and the store's proxy hosts with their variables
+    # hosts.yml: the edge's groups, the store's proxy hosts with their variables
     group: str | None
     firewall: str
     ddns: bool

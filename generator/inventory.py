@@ -13,14 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from generator import netparse
 from generator.plan import Plan, ProxyPlan
 from generator.targets.base import Artifact
-
-if TYPE_CHECKING:
-    from generator.fleet_view import FleetView
 
 
 def edge_name(site_id: str) -> str:
@@ -227,8 +224,10 @@ def proxy_hosts(plan: Plan) -> dict[str, dict[str, Any]]:
     return out
 
 
-def inventory(views: Sequence[FleetView]) -> dict[str, Any]:
-    """hosts.yml's model, from each store's view (see fleet_view.py)."""
+def inventory(plans: Sequence[Plan]) -> dict[str, Any]:
+    """hosts.yml's model, from each store's view (fleet_view.py): no Plan is decoded."""
+    from generator.plan_list import views_of
+
     children: dict[str, Any] = {}
     edges: dict[str, Any] = {}
     proxies: dict[str, Any] = {}
@@ -237,7 +236,7 @@ def inventory(views: Sequence[FleetView]) -> dict[str, Any]:
         if group:
             children.setdefault(group, {"hosts": {}})["hosts"][h] = None
 
-    for view in sorted(views, key=lambda v: v.site_id):
+    for view in sorted(views_of(plans), key=lambda v: v.site_id):
         h = edge_name(view.site_id)
         edges[h] = None
         site_group = f"site_{_group(view.site_id)}"

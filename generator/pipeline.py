@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from generator.fleet_view import FleetView
 from generator.plan import Plan
 from generator.plan_list import Plans
 from generator.resolve import resolve
@@ -52,10 +53,16 @@ class _Sites(Mapping[str, Site]):
         return len(self.by_id)
 
 
-def _resolve_range(job: tuple[Fleet, _Sites, Sequence[int]], start: int, stop: int) -> list[Plan]:
+def _resolve_range(
+    job: tuple[Fleet, _Sites, Sequence[int]], start: int, stop: int
+) -> list[tuple[Plan, FleetView]]:
     fleet, by_id, todo = job
     sites = fleet.sites
-    return [resolve(sites[i].site, fleet.catalog, by_id, fleet.name) for i in todo[start:stop]]
+    out = []
+    for i in todo[start:stop]:
+        plan = resolve(sites[i].site, fleet.catalog, by_id, fleet.name)
+        out.append((plan, FleetView.of(plan)))
+    return out
 
 
 def plans(fleet: Fleet, jobs: int = 0) -> Plans:
@@ -67,13 +74,15 @@ def plans(fleet: Fleet, jobs: int = 0) -> Plans:
     cache = fleet.cache
     cached = [cache.plan(ls, fleet.name) if cache else None for ls in fleet.sites]
     todo = [i for i, hit in enumerate(cached) if hit is None]
-    fresh: list[Plan] = shared_map(_resolve_range, (fleet, by_id, todo), len(todo), jobs)
-    resolved = dict(zip(todo, fresh, strict=True))
+    fresh: list[tuple[Plan, FleetView]] = shared_map(
+        _resolve_range, (fleet, by_id, todo), len(todo), jobs
+    )
+    made = dict(zip(todo, fresh, strict=True))
     if cache:
-        for i, plan in resolved.items():
-            cache.remember_plan(fleet.sites[i], fleet.name, plan)
-    items = [hit[0] if hit else resolved[i] for i, hit in enumerate(cached)]
-    views = [hit[1] if hit else None for hit in cached]
+        for i, (plan, view) in made.items():
+            cache.remember_plan(fleet.sites[i], fleet.name, plan, view)
+    items = [hit[0] if hit else made[i][0] for i, hit in enumerate(cached)]
+    views = [hit[1] if hit else made[i][1] for i, hit in enumerate(cached)]
     return Plans(items, views, [ls.id for ls in fleet.sites])
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from generator import build, yamlemit
 from generator.inventory import host_vars, inventory
 from generator.plan import Plan
-from generator.plan_list import site_ids, views_of
+from generator.plan_list import site_ids
 from generator.tree_guard import TreeError, differs, read_tree_file, valid_manifest
 from generator.workers import SMALL, default_jobs, shared_map
 
@@ -127,7 +127,7 @@ def check_fast(
     hosts = None
     if vouched_hosts is None:
         hosts = build.Forked(
-            lambda: yamlemit.dumps(inventory(views_of(plans)), build.HEADER),
+            lambda: yamlemit.dumps(inventory(plans), build.HEADER),
             fork=len(plans) >= SMALL and default_jobs(jobs) > 1,
         )
     try:

@@ -59,10 +59,10 @@ def to_record(raw: bytes, loaded: LoadedSite | None, diags: list[Diagnostic]) ->
     return _Record(sha, site, loaded.facts, diags, loaded.digest, _dumps(layer), loaded.found)
 
 
-def keep_plan(rec: _Record, key: str, plan: Plan) -> None:
+def keep_plan(rec: _Record, key: str, plan: Plan, view: FleetView) -> None:
     """Keep a store's Plan in its record: pickled, with its fleet view (its site-rule
     findings, made for an older Plan, are dropped)."""
-    rec.plan_key, rec.plan, rec.view, rec.lint = key, _dumps(plan), FleetView.of(plan), None
+    rec.plan_key, rec.plan, rec.view, rec.lint = key, _dumps(plan), view, None
 
 
 def from_record(
@@ -259,10 +259,10 @@ class SiteCache:
             return None
         return rec.plan, rec.view
 
-    def remember_plan(self, ls: LoadedSite, fleet_name: str, plan: Plan) -> None:
+    def remember_plan(self, ls: LoadedSite, fleet_name: str, plan: Plan, view: FleetView) -> None:
         rec = self.records.get(ls.file)
         if rec is not None:
-            keep_plan(rec, self.plan_key(ls, fleet_name), plan)
+            keep_plan(rec, self.plan_key(ls, fleet_name), plan, view)
             self.dirty.add(_bucket(ls.file))
 
     @classmethod
@@ -280,8 +280,10 @@ class SiteCache:
             if ls.facts.routes:
                 return
             plan = resolve(ls.site, catalog, {}, fleet_name)
-            keep_plan(rec, cls.plan_key(ls, fleet_name), plan)
+            keep_plan(rec, cls.plan_key(ls, fleet_name), plan, FleetView.of(plan))
             rec.lint = site_findings(plan, lint_off)
+            for _, path, _ in rec.lint:  # placed here, where the layers are at hand
+                ls.locate(path)
 
         return finish
 
