@@ -11,19 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import shutil
 import signal
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cache, partial
 from pathlib import Path
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any
 
 from generator import __version__, yamlemit
 from generator.inventory import edge_name, host_vars, inventory
-from generator.orphans import die_with_parent
 from generator.plan import Plan
 from generator.plan_list import site_ids
 from generator.tree_guard import (
@@ -36,7 +34,7 @@ from generator.tree_guard import (
     valid_manifest,
 )
 from generator.tree_lock import LOCK
-from generator.workers import default_jobs
+from generator.workers import Forked, default_jobs
 from generator.workers import in_workers as _in_workers
 
 MANIFEST = "manifest.json"
@@ -111,76 +109,6 @@ def _stage(root: str, rel: str, text: str, made: set[str]) -> None:
         os.makedirs(folder, exist_ok=True)
         made.add(folder)
     _write_bytes(path, text.encode())
-
-
-T = TypeVar("T")
-
-
-class Forked(Generic[T]):
-    """`fn()` computed in a forked copy of this process while this one goes on.
-
-    The child sees every object as it is (nothing is pickled on the way in; only the
-    result comes back), so it suits work over the whole fleet. Without fork, or for a
-    small fleet, `fn` simply runs on `result()`.
-    """
-
-    def __init__(self, fn: Callable[[], T], fork: bool) -> None:
-        self.fn = fn
-        self.pid = 0
-        self.fd = -1
-        if fork and hasattr(os, "fork"):
-            r, w = os.pipe()
-            parent = os.getpid()
-            pid = os.fork()
-            if pid == 0:  # the child: never returns
-                os.close(r)
-                die_with_parent(parent)
-                self._child(w)
-            os.close(w)
-            self.pid, self.fd = pid, r
-
-    def _child(self, w: int) -> NoReturn:
-        code = 0
-        try:
-            try:
-                payload = pickle.dumps((True, self.fn()), protocol=pickle.HIGHEST_PROTOCOL)
-            except BaseException as exc:  # re-raised in the parent
-                try:
-                    payload = pickle.dumps((False, exc))
-                except Exception:
-                    payload = pickle.dumps((False, RuntimeError(repr(exc))))
-            with os.fdopen(w, "wb") as fh:
-                fh.write(payload)
-        except BaseException:
-            code = 1
-        os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
-
-    def result(self) -> T:
-        if not self.pid:
-            return self.fn()
-        try:
-            with os.fdopen(self.fd, "rb", closefd=False) as fh:
-                data = fh.read()
-        except BaseException:  # Ctrl-C while waiting: stop the child, do not wait for it
-            self.close()
-            raise
-        os.close(self.fd)
-        os.waitpid(self.pid, 0)
-        self.pid, self.fd = 0, -1
-        if not data:
-            raise RuntimeError("a posnet worker process died")
-        ok, value = pickle.loads(data)  # noqa: S301 - from our own forked child
-        if not ok:
-            raise value
-        return value  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        """Stop a child whose result is no longer wanted (this process failed)."""
-        if self.pid:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-            os.close(self.fd)
-            self.pid, self.fd = 0, -1
 
 
 @dataclass

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from generator import __version__, terminal
+from generator import __version__, terminal, workers
 from generator.errors import (
     FORMATTERS,
     Diagnostic,
@@ -39,7 +39,7 @@ from generator.errors import (
 )
 
 if TYPE_CHECKING:
-    from generator.build import Forked
+    from generator.workers import Forked
 
 err = Console(stderr=True, highlight=False)
 FORMAT = click.option(
@@ -575,6 +575,15 @@ def main(argv: Sequence[str] | None = None) -> Any:
         _exit(2)
     with suppress(ValueError):  # not in the main thread (tests calling main())
         signal.signal(signal.SIGTERM, _on_sigterm)
+    workers.LATER_ALLOWED = True  # joined below, whatever way the command ends
+    try:
+        _main(argv)
+    finally:
+        workers.join_later()
+        workers.LATER_ALLOWED = False
+
+
+def _main(argv: Sequence[str] | None) -> None:
     try:
         _register_runtime_commands()
         code = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
@@ -601,6 +610,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
     except (click.Abort, KeyboardInterrupt) as exc:
         cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__context__
         if isinstance(cause, KeyboardInterrupt):
+            workers.join_later(stop=True)  # a cache half written is never used
             build = sys.modules.get("generator.build")
             state = (
                 "the build tree was updated completely before it stopped"

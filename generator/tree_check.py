@@ -28,7 +28,7 @@ from generator.inventory import host_vars, inventory
 from generator.plan import Plan
 from generator.plan_list import site_ids
 from generator.tree_guard import TreeError, differs, read_tree_file, valid_manifest
-from generator.workers import SMALL, default_jobs, shared_map
+from generator.workers import SMALL, Forked, default_jobs, shared_map
 
 # (stale, missing, the files' hashes when rendered here (None: the manifest's held),
 # the hash of the store's host_vars)
@@ -126,7 +126,7 @@ def check_fast(
     # hosts.yml needs every Plan: emitted in a forked process while the workers check.
     hosts = None
     if vouched_hosts is None:
-        hosts = build.Forked(
+        hosts = Forked(
             lambda: yamlemit.dumps(inventory(plans), build.HEADER),
             fork=len(plans) >= SMALL and default_jobs(jobs) > 1,
         )

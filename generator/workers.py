@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import suppress
-from typing import Any
+from typing import Any, Generic, NoReturn, TypeVar
 
 from generator.orphans import die_with_parent
 
@@ -92,3 +94,106 @@ def shared_map(
         return in_workers(_run_range, bounds, jobs, least=2, chunk=1)
     finally:
         _SHARED.clear()
+
+
+T = TypeVar("T")
+
+
+class Forked(Generic[T]):
+    """`fn()` computed in a forked copy of this process while this one goes on.
+
+    The child sees every object as it is (nothing is pickled on the way in; only the
+    result comes back), so it suits work over the whole fleet. Without fork, or for a
+    small fleet, `fn` simply runs on `result()`.
+    """
+
+    def __init__(self, fn: Callable[[], T], fork: bool) -> None:
+        self.fn = fn
+        self.pid = 0
+        self.fd = -1
+        if fork and hasattr(os, "fork"):
+            r, w = os.pipe()
+            parent = os.getpid()
+            pid = os.fork()
+            if pid == 0:  # the child: never returns
+                os.close(r)
+                die_with_parent(parent)
+                self._child(w)
+            os.close(w)
+            self.pid, self.fd = pid, r
+
+    def _child(self, w: int) -> NoReturn:
+        code = 0
+        try:
+            try:
+                payload = pickle.dumps((True, self.fn()), protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException as exc:  # re-raised in the parent
+                try:
+                    payload = pickle.dumps((False, exc))
+                except Exception:
+                    payload = pickle.dumps((False, RuntimeError(repr(exc))))
+            with os.fdopen(w, "wb") as fh:
+                fh.write(payload)
+        except BaseException:
+            code = 1
+        os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
+
+    def result(self) -> T:
+        if not self.pid:
+            return self.fn()
+        try:
+            with os.fdopen(self.fd, "rb", closefd=False) as fh:
+                data = fh.read()
+        except BaseException:  # Ctrl-C while waiting: stop the child, do not wait for it
+            self.close()
+            raise
+        os.close(self.fd)
+        os.waitpid(self.pid, 0)
+        self.pid, self.fd = 0, -1
+        if not data:
+            raise RuntimeError("a posnet worker process died")
+        ok, value = pickle.loads(data)  # noqa: S301 - from our own forked child
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Stop a child whose result is no longer wanted (this process failed)."""
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            os.close(self.fd)
+            self.pid, self.fd = 0, -1
+
+
+# Work nobody waits for (writing the site cache), run in a forked child while the
+# command goes on, when the entry point (cli.main) promises to join it before exiting.
+_LATER: list[Forked[None]] = []
+LATER_ALLOWED = False
+
+
+def later(fn: Callable[[], None], big: bool) -> None:
+    """fn() now, or (`big`, and the entry point joins: see join_later) in a forked child
+    while this process goes on: a cold validate prints its warnings while the cache of
+    10,000 stores is written."""
+    job = Forked(fn, fork=big and LATER_ALLOWED)
+    if job.pid:
+        _LATER.append(job)
+    else:
+        job.result()
+
+
+def join_later(stop: bool = False) -> None:
+    """Wait for the work started by later(), or (`stop`, or Ctrl-C while waiting) end it
+    unfinished. Its failure fails no command: it is work nobody reads the result of."""
+    while _LATER:
+        job = _LATER.pop()
+        if stop:
+            job.close()
+            continue
+        try:
+            job.result()
+        except KeyboardInterrupt:
+            stop = True
+        except Exception:  # noqa: S110 - a cache not written is read cold next time
+            pass

@@ -11,20 +11,24 @@ beside them (generator/fleet_view.py): what the README's speed section promises.
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from generator import build, lint
+from generator import build, lint, workers
 from generator.analyze import analyze
 from generator.fleet_view import FleetView
 from generator.plan import Plan
 from generator.plan_list import Plans
 from generator.resolve import resolve
 from generator.spec import parallel_load
+from generator.spec.cache import SiteCache
 from generator.spec.load import load_fleet
 from tests.conftest import ROOT
 
@@ -153,3 +157,76 @@ def test_a_changed_store_changes_its_view(tmp_path: Path, monkeypatch: pytest.Mo
     assert not last.failed()
     build.render_tree(out, last.fleet.name, last.plans, last.digests, jobs=1)
     assert f"{b}-edge" in _members(out, f"fleet_group_{other}")
+
+
+def _cli(env: dict[str, str], *args: object) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "generator", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+
+
+def test_the_cli_writes_the_cache_in_a_child_it_waits_for(tmp_path: Path) -> None:
+    """A cold validate of 200+ stores writes the site cache in a forked child while it
+    prints (workers.later); the command ends only once the cache is complete, and no
+    process of it is left. A second run then loads nothing: its Plans stay pickled."""
+    fleet = _fleet(tmp_path / "fleet", 230)
+    env = {**os.environ, "POSNET_CACHE_DIR": str(tmp_path / "cache")}
+    first = _cli(env, "validate", fleet)
+    assert first.returncode == 0, first.stderr
+    files = list((tmp_path / "cache").iterdir())
+    assert [f.suffix for f in files] == [".pickle"]  # no .tmp left: written, renamed
+    os.environ["POSNET_CACHE_DIR"] = str(tmp_path / "cache")
+    try:
+        cache = SiteCache.open(fleet, [fleet / "fleet.yaml", *sorted((fleet / "groups").glob("*"))])
+    finally:
+        del os.environ["POSNET_CACHE_DIR"]
+    assert cache is not None and len(cache.index) == 230
+    still = subprocess.run(["pgrep", "-f", f"generator validate {fleet}"], capture_output=True)
+    assert still.stdout == b""
+    second = _cli(env, "validate", fleet)
+    assert second.stdout == first.stdout
+
+
+def test_api_callers_save_before_analyze_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside the CLI nobody joins a child: the cache is written before analyze()
+    returns, so the next analyze() is warm (a library user, the test suite)."""
+    fleet = _fleet(tmp_path / "fleet", 210)
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(tmp_path / "cache"))
+    forks: list[int] = []
+    real = workers.Forked.__init__
+
+    def spy(self: workers.Forked[None], fn: Any, fork: bool) -> None:
+        forks.append(int(fork))
+        real(self, fn, fork)
+
+    monkeypatch.setattr(workers.Forked, "__init__", spy)
+    analyze(fleet)
+    assert forks and not any(forks)  # the save ran here, not in a child
+    assert _decoded(analyze(fleet).plans) == 0
+
+
+def test_main_joins_the_cache_child_before_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cli.main() forks the cache write of a big fleet and has joined it (the child
+    reaped, its pid cleared) by the time it ends, however the command ends."""
+    from generator import cli
+
+    fleet = _fleet(tmp_path / "fleet", 210)
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(tmp_path / "cache"))
+    jobs: list[tuple[workers.Forked[None], int]] = []
+    real = workers.Forked.__init__
+
+    def spy(self: workers.Forked[None], fn: Any, fork: bool) -> None:
+        real(self, fn, fork)
+        jobs.append((self, self.pid))
+
+    monkeypatch.setattr(workers.Forked, "__init__", spy)
+    with pytest.raises(SystemExit) as done:
+        cli.main(["validate", str(fleet)])
+    assert done.value.code == 0
+    assert [pid > 0 for _, pid in jobs] == [True]  # one child: the cache write
+    assert all(job.pid == 0 for job, _ in jobs)  # joined
+    assert not workers.LATER_ALLOWED
+    assert _decoded(analyze(fleet).plans) == 0  # and what it wrote is complete

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -19,6 +20,7 @@ from generator.fleet_view import FleetView
 from generator.plan import Plan
 from generator.spec.fleet import LoadedSite, SiteFacts, site_layers
 from generator.spec.locate import Layer
+from generator.workers import SMALL, later
 from generator.yamlload import Positions, YamlPath, read_file
 
 CACHE_FORMAT = "posnet-site-cache-7"
@@ -299,7 +301,8 @@ class SiteCache:
             self.dirty.add(_bucket(ls.file))
 
     def save(self, sites: Sequence[LoadedSite]) -> None:
-        """Write this run's records (removed files drop out); never fail a command."""
+        """Write this run's records (removed files drop out); never fail a command. Many
+        changed buckets are pickled and written in a forked child (workers.later)."""
         for ls in sites:
             rec = self.records.get(ls.file)
             if rec is not None and len(ls.found) != self.found_size.get(ls.file):
@@ -312,6 +315,9 @@ class SiteCache:
         members: dict[int, dict[str, _Record]] = {}
         for d, rec in sorted(self.records.items()):
             members.setdefault(_bucket(d), {})[d] = rec
+        later(partial(self._write, index, members), big=len(self.records) >= SMALL)
+
+    def _write(self, index: dict[str, str], members: dict[int, dict[str, _Record]]) -> None:
         blobs = {
             b: self.blobs[b] if b not in self.dirty and b in self.blobs else _dumps(recs)
             for b, recs in members.items()
