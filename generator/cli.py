@@ -39,6 +39,7 @@ from generator.errors import (
 )
 
 if TYPE_CHECKING:
+    from generator.tree_guard import TreeScan
     from generator.workers import Forked
 
 err = Console(stderr=True, highlight=False)
@@ -305,7 +306,7 @@ def _render_with(
     jobs: int,
     fmt: str,
     strict: bool,
-    scan: Forked[set[str]] | None,
+    scan: Forked[TreeScan] | None,
 ) -> None:
     from generator import build
 
@@ -325,7 +326,7 @@ def _render_with(
     if check:
         listing: set[str] | None = None
         if scan is not None:
-            listing = scan.result()
+            listing = scan.result().files
             done = build.recover(out, force)
             if done:
                 note(f"posnet: {done}")

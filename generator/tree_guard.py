@@ -17,7 +17,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from generator.errors import UserError, safe_text
 from generator.jsondata import parse_untrusted
@@ -66,10 +66,36 @@ def check_root(out: Path, create: bool) -> None:
         )
 
 
+def stamp_of(st: os.stat_result) -> str:
+    """Size, modification and change times, inode: changes whenever the file is written.
+
+    The change time is what `touch -r` or an in-place edit that keeps size and mtime
+    cannot set back (git's index relies on it too): without it, a render could call
+    such a file unchanged while `render --check` calls it stale.
+    Kept as text in the cache file: 80,000 short strings parse far faster than lists."""
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+
+
+class TreeScan(NamedTuple):
+    files: set[str]  # under sites/ and inventory/ (relative, '/'-separated)
+    stamps: dict[str, str]  # of the same files, as stamp_of() gives them
+
+
 def scan_tree(out: Path) -> set[str]:
     """Every file under the output folder, refusing links and special files anywhere.
 
     Returns the files under sites/ and inventory/ (relative, '/'-separated)."""
+    return _walk(out, None)
+
+
+def scan_stamped(out: Path) -> TreeScan:
+    """scan_tree(), with each file's stamp: taken while walking, they spare a render one
+    stat per file afterwards (a no-op render of 10,000 stores checks 88,000)."""
+    stamps: dict[str, str] = {}
+    return TreeScan(_walk(out, stamps), stamps)
+
+
+def _walk(out: Path, stamps: dict[str, str] | None) -> set[str]:
     found: set[str] = set()
     if not out.is_dir():
         return found
@@ -92,6 +118,8 @@ def scan_tree(out: Path) -> set[str]:
             elif entry.is_file(follow_symlinks=False):
                 if rel.startswith(("sites/", "inventory/")):
                     found.add(rel)
+                if stamps is not None and rel.startswith(("sites/", "inventory/")):
+                    stamps[rel] = stamp_of(entry.stat(follow_symlinks=False))
             else:
                 raise TreeError(
                     f"{safe_text(entry.path)}: not a regular file (a FIFO, socket or device) "
