@@ -16,7 +16,7 @@ import signal
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from functools import cache, partial
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from generator.tree_guard import (
     valid_manifest,
 )
 from generator.tree_lock import LOCK
-from generator.workers import Forked, default_jobs
+from generator.workers import Forked, default_jobs, shared_map
 from generator.workers import in_workers as _in_workers
 
 MANIFEST = "manifest.json"
@@ -85,6 +85,15 @@ def render_all(plans: Sequence[Plan], jobs: int = 0) -> list[dict[str, str]]:
 # rendered now, the files staged because the tree does not hold them yet)
 _SiteJob = tuple[Plan, dict[str, str]]
 _SiteDone = tuple[dict[str, str], list[str]]
+
+
+def _render_range(
+    job: tuple[str, Sequence[Plan], Sequence[int], Sequence[dict[str, str]]], start: int, stop: int
+) -> list[_SiteDone]:
+    """Stores todo[start:stop] in a forked worker, which decodes their Plans itself
+    (pickled in the site cache: the main process never decodes them to send them)."""
+    root, plans, todo, olds = job
+    return _render_and_stage(root, [(plans[todo[k]], olds[k]) for k in range(start, stop)])
 
 
 def _render_and_stage(root: str, jobs: Sequence[_SiteJob]) -> list[_SiteDone]:
@@ -581,7 +590,7 @@ def _render_sites(
     root = os.fspath(out)
     change = Change()
     ids = site_ids(plans)
-    todo: list[Plan] = []  # only these Plans are decoded (plan_list.Plans)
+    todo: list[int] = []  # only these Plans are decoded (plan_list.Plans), by workers
     for i, site_id in enumerate(ids):
         if only and site_id not in only:
             continue
@@ -596,17 +605,17 @@ def _render_sites(
         if fresh:
             change.skipped_sites += 1
         else:
-            todo.append(plans[i])
+            todo.append(i)
     writes: dict[str, str] = {}
     staged: list[str] = []
     deletes: list[str] = []
     new_sites: dict[str, dict[str, Any]] = dict(old_sites)
-    site_jobs = [(p, dict(old_sites.get(p.site_id, {}).get("files", {}))) for p in todo]
-    done = _in_workers(partial(_render_and_stage, root), site_jobs, jobs)
-    for (plan, _old_files), (hashes, site_staged) in zip(site_jobs, done, strict=True):
-        change.rendered_sites.append(plan.site_id)
+    olds = [dict(old_sites.get(ids[i], {}).get("files", {})) for i in todo]
+    done: list[_SiteDone] = shared_map(_render_range, (root, plans, todo, olds), len(todo), jobs)
+    for i, (hashes, site_staged) in zip(todo, done, strict=True):
+        change.rendered_sites.append(ids[i])
         staged.extend(site_staged)
-        new_sites[plan.site_id] = {"input": site_key(digests[plan.site_id]), "files": hashes}
+        new_sites[ids[i]] = {"input": site_key(digests[ids[i]]), "files": hashes}
     if not only:
         for gone in set(old_sites) - set(ids):
             new_sites.pop(gone, None)
