@@ -15,6 +15,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +231,33 @@ def test_main_joins_the_cache_child_before_it_returns(
     assert all(job.pid == 0 for job, _ in jobs)  # joined
     assert not workers.LATER_ALLOWED
     assert _decoded(analyze(fleet).plans) == 0  # and what it wrote is complete
+
+
+def test_a_write_killed_midway_leaves_nothing_behind_for_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache write killed midway (the command killed, its child with it) leaves a
+    .tmp file; the next write removes those older than STALE_TMP, never a write that
+    may still be running, and a cache folder keeps CACHE_KEEP fleets at most."""
+    from generator.spec import cache as site_cache
+
+    fleet = _fleet(tmp_path / "fleet", 20)
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(folder))
+    old = folder / "fleet-0123.pickle.4242.tmp"
+    fresh = folder / "fleet-0123.pickle.4243.tmp"
+    for f in (old, fresh):
+        f.write_bytes(b"half a pickle")
+    hour_ago = time.time() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    others = []
+    for n in range(site_cache.CACHE_KEEP + 2):
+        other = folder / f"fleet-{n:032x}.pickle"
+        other.write_bytes(b"")
+        os.utime(other, (hour_ago + n, hour_ago + n))
+        others.append(other)
+    analyze(fleet)  # a cold run: the cache is written, then the folder pruned
+    assert not old.exists() and fresh.exists()
+    assert [o.exists() for o in others[:3]] == [False, False, False]  # the oldest go
+    assert len(list(folder.glob("fleet-*.pickle"))) == site_cache.CACHE_KEEP

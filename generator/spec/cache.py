@@ -7,6 +7,7 @@ import hashlib
 import os
 import pickle
 import sys
+import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -338,7 +339,16 @@ class SiteCache:
             tmp.unlink(missing_ok=True)
 
 
+STALE_TMP = 600  # seconds: a cache write takes about one; older ones were killed midway
+
+
 def _prune(folder: Path) -> None:
+    """Keep the CACHE_KEEP most recent caches; drop what a killed write left behind."""
+    now = time.time()
+    for p in folder.glob("fleet-*.pickle.*.tmp"):
+        with suppress(OSError):
+            if now - p.stat().st_mtime > STALE_TMP:
+                p.unlink()
     caches = []
     for p in folder.glob("fleet-*.pickle"):
         with suppress(OSError):
