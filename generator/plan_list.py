@@ -45,6 +45,11 @@ class Plans(Sequence[Plan]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def decoded(self) -> int:
+        """How many Plans are held decoded (read, or resolved in this run): what the
+        tests hold a warm validate (none) and a one-store render (one) to."""
+        return sum(not isinstance(item, bytes) for item in self._items)
+
     def view(self, i: int) -> FleetView:
         view = self._views[i]
         if view is None:

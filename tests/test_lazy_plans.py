@@ -25,7 +25,6 @@ import yaml
 from generator import build, lint, workers
 from generator.analyze import analyze
 from generator.fleet_view import FleetView
-from generator.plan import Plan
 from generator.plan_list import Plans
 from generator.resolve import resolve
 from generator.spec import parallel_load
@@ -82,20 +81,16 @@ def test_workers_fill_plans_views_and_findings_as_here(
     assert list(cached.plans) == list(plain.plans)
 
 
-def _decoded(plans: Plans) -> int:
-    return sum(isinstance(plans._items[i], Plan) for i in range(len(plans)))
-
-
 def test_warm_validate_decodes_no_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fleet = _fleet(tmp_path / "fleet", 40)
     monkeypatch.setenv("POSNET_CACHE_DIR", str(tmp_path / "cache"))
     cold = analyze(fleet)
     warm = analyze(fleet)
     assert isinstance(warm.plans, Plans) and len(warm.plans) == 40
-    assert _decoded(warm.plans) == 0
+    assert warm.plans.decoded() == 0
     assert [d.as_dict() for d in warm.diagnostics] == [d.as_dict() for d in cold.diagnostics]
     assert list(warm.plans) == list(cold.plans)  # and decoded they are the same Plans
-    assert _decoded(warm.plans) == 40
+    assert warm.plans.decoded() == 40
 
 
 def test_one_changed_store_decodes_only_its_plan(
@@ -112,10 +107,10 @@ def test_one_changed_store_decodes_only_its_plan(
     assert isinstance(again.plans, Plans)
     change = build.render_tree(out, again.fleet.name, again.plans, again.digests, jobs=1)
     assert change.rendered_sites == [quiet]
-    assert _decoded(again.plans) == 1  # the fresh Plan of the changed store, no other
+    assert again.plans.decoded() == 1  # the fresh Plan of the changed store, no other
     assert any("Renamed" in f.read_text() for f in (out / "sites" / quiet).rglob("*.md"))
     check = build.check_tree(out, again.fleet.name, again.plans, again.digests, jobs=1)
-    assert check.ok and _decoded(again.plans) == 1
+    assert check.ok and again.plans.decoded() == 1
 
 
 def _members(out: Path, group: str) -> set[str]:
@@ -147,7 +142,7 @@ def test_a_changed_store_changes_its_view(tmp_path: Path, monkeypatch: pytest.Mo
     again = analyze(fleet)
     shared = sorted(d.site for d in again.diagnostics if d.code == "PN202")
     assert shared == sorted([a, b])
-    assert isinstance(again.plans._items[again.plans.ids.index(a)], bytes)  # a: from cache
+    assert again.plans.decoded() == 1  # b's, made anew: a's view (and all others) cached
     # back to b's own secret: the fleet renders, and b sits in its new group in hosts.yml
     _edit(
         site_b,
@@ -204,7 +199,7 @@ def test_api_callers_save_before_analyze_returns(
     monkeypatch.setattr(workers.Forked, "__init__", spy)
     analyze(fleet)
     assert forks and not any(forks)  # the save ran here, not in a child
-    assert _decoded(analyze(fleet).plans) == 0
+    assert analyze(fleet).plans.decoded() == 0
 
 
 def test_main_joins_the_cache_child_before_it_returns(
@@ -230,7 +225,7 @@ def test_main_joins_the_cache_child_before_it_returns(
     assert [pid > 0 for _, pid in jobs] == [True]  # one child: the cache write
     assert all(job.pid == 0 for job, _ in jobs)  # joined
     assert not workers.LATER_ALLOWED
-    assert _decoded(analyze(fleet).plans) == 0  # and what it wrote is complete
+    assert analyze(fleet).plans.decoded() == 0  # and what it wrote is complete
 
 
 def test_a_write_killed_midway_leaves_nothing_behind_for_long(
