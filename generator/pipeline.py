@@ -66,10 +66,12 @@ def _resolve_range(
 
 
 def plans(fleet: Fleet, jobs: int = 0) -> Plans:
-    """Every site's Plan: from the cache, else resolved, in forked workers when many are
-    missing (after a cold load). Not for speed (sending Plans back costs about what
-    resolving saves on 2 cores) but for memory: the main process never decodes the
-    stores' models, 180 MiB less peak RSS at 10,000 stores (benchmarks/README.md)."""
+    """Every site's Plan: from the cache (kept pickled until read, see plan_list), else
+    resolved, in forked workers when many are missing (the stores that route to others,
+    after a cold load; the loading workers resolved the rest). Not for speed (sending
+    Plans back costs about what resolving saves on 2 cores) but for memory: the main
+    process never decodes the stores' models, 180 MiB less peak RSS at 10,000 stores
+    (benchmarks/README.md)."""
     by_id = _Sites(fleet.sites)
     cache = fleet.cache
     cached = [cache.plan(ls, fleet.name) if cache else None for ls in fleet.sites]
