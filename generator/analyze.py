@@ -92,15 +92,16 @@ def enclosing_fleet(path: Path) -> Path | None:
     return None
 
 
-def analyze(path: Path) -> Analysis:
+def analyze(path: Path, jobs: int = 0) -> Analysis:
+    """Load, validate and lint PATH; `jobs`: worker processes (0: one per core)."""
     with paused_gc():
-        return _analyze(path)
+        return _analyze(path, jobs)
 
 
-def _analyze(path: Path) -> Analysis:
+def _analyze(path: Path, jobs: int) -> Analysis:
     root = enclosing_fleet(path)
     if root is not None:
-        whole = _analyze(root)
+        whole = _analyze(root, jobs)
         shown = str(root / "sites" / path.name)
         site_ids = {ls.id for ls in whole.fleet.sites if ls.file == shown}
         keep = [
@@ -111,9 +112,9 @@ def _analyze(path: Path) -> Analysis:
             or not d.location.file.startswith(str(root / "sites") + "/")
         ]
         return Analysis(whole.fleet, whole.plans, keep)
-    fleet = load_fleet(path, cached=True)
+    fleet = load_fleet(path, cached=True, jobs=jobs)
     diags = list(fleet.diagnostics) + _unknown_rule_ids(fleet)
-    plans = make_plans(fleet) if fleet.sites else Plans([], [], [])
+    plans = make_plans(fleet, jobs) if fleet.sites else Plans([], [], [])
     by_id = {ls.id: ls for ls in fleet.sites}
     for rf in _lint(fleet, plans):
         ls = by_id[rf.finding.site]

@@ -150,12 +150,12 @@ def _fail(diags: Sequence[Diagnostic], fmt: str) -> NoReturn:
     sys.exit(1)
 
 
-def _analyze(path: Path, fmt: str) -> Any:
+def _analyze(path: Path, fmt: str, jobs: int = 0) -> Any:
     """Load, validate and lint; a file that cannot even be parsed exits 1 here."""
     from generator.analyze import analyze
 
     try:
-        return analyze(path)
+        return analyze(path, jobs)
     except PosnetError as exc:
         _fail(exc.diagnostics, fmt)
 
@@ -273,6 +273,8 @@ def render(
     else:
         check_root(out, create=True)
         lock = tree_lock(out, wait)
+    if workers.default_jobs(jobs) <= 1:
+        workers.LATER_ALLOWED = False  # --jobs 1: this process alone, cache write included
     with lock:
         _render(path, out, sites, (check, full), force, jobs, fmt, strict)
 
@@ -311,7 +313,7 @@ def _render_with(
     from generator import build
 
     check, full = checking
-    result = _analyze(path, fmt)
+    result = _analyze(path, fmt, jobs)
     if result.failed(strict):
         _emit(result.diagnostics, fmt)
         note(f"posnet: nothing rendered; {_summary(result.diagnostics)}")
@@ -576,7 +578,8 @@ def main(argv: Sequence[str] | None = None) -> Any:
         _exit(2)
     with suppress(ValueError):  # not in the main thread (tests calling main())
         signal.signal(signal.SIGTERM, _on_sigterm)
-    workers.LATER_ALLOWED = True  # joined below, whatever way the command ends
+    # joined below, whatever way the command ends; one core gains nothing from a child
+    workers.LATER_ALLOWED = workers.default_jobs(0) > 1
     try:
         _main(argv)
     finally:

@@ -256,3 +256,34 @@ def test_a_write_killed_midway_leaves_nothing_behind_for_long(
     assert not old.exists() and fresh.exists()
     assert [o.exists() for o in others[:3]] == [False, False, False]  # the oldest go
     assert len(list(folder.glob("fleet-*.pickle"))) == site_cache.CACHE_KEEP
+
+
+@pytest.mark.parametrize("how", ["--jobs 1", "one core"])
+def test_one_process_when_asked_or_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """`render --jobs 1` (or a machine with one core) runs in this process alone: no
+    worker, no early scan, no fleet-level step and no cache writer is forked."""
+    from generator import cli
+
+    fleet = _fleet(tmp_path / "fleet", 210)
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(tmp_path / "cache"))
+    if how == "one core":
+        monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    forks: list[int] = []
+    real = workers.Forked.__init__
+
+    def spy(self: workers.Forked[None], fn: Any, fork: bool) -> None:
+        real(self, fn, fork)
+        forks.append(self.pid)
+
+    monkeypatch.setattr(workers.Forked, "__init__", spy)
+    pools: list[int] = []
+    monkeypatch.setattr(workers, "ProcessPoolExecutor", lambda *a, **k: pools.append(1))
+    args = ["render", str(fleet), "-o", str(tmp_path / "build")]
+    for _ in range(2):  # a cold run, then one with a tree to scan and a fleet-level step
+        with pytest.raises(SystemExit) as done:
+            cli.main([*args, *(["--jobs", "1"] if how == "--jobs 1" else [])])
+        assert done.value.code == 0
+    assert forks and not any(forks) and not pools
+    assert analyze(fleet).plans.decoded() == 0  # the cache was written all the same

@@ -75,11 +75,12 @@ def _load_catalog(fleet_doc: Document | None, fleet_data: dict[str, Any]) -> tup
     return catalog, digest
 
 
-def load_fleet(path: Path, cached: bool = False) -> Fleet:
+def load_fleet(path: Path, cached: bool = False, jobs: int = 0) -> Fleet:
     """PATH is a fleet folder (fleet.yaml, groups/, sites/) or a single site file.
 
     With `cached`, sites whose file (and fleet, groups, posnet) did not change since an
     earlier run come from the user's cache instead of being parsed and validated again.
+    `jobs`: worker processes for a cold load of many sites (0: one per core).
     """
     diags: list[Diagnostic] = []
     groups_problem: Diagnostic | None = None  # groups/ present but unusable
@@ -187,7 +188,7 @@ def load_fleet(path: Path, cached: bool = False) -> Fleet:
         planner = SiteCache.planner(catalog, fleet.name, settings.lint.disable)
     fresh = {}
     if root is not None:
-        fresh = load_in_workers(misses, load_one, groups, fleet_layer, planner)
+        fresh = load_in_workers(misses, load_one, groups, fleet_layer, planner, jobs)
     for spath, raw in inputs:
         display = str(spath)  # what _rel() gives for a file globbed under root
         hit = hits[display]
