@@ -7,6 +7,8 @@ beside them (generator/fleet_view.py): what the README's speed section promises.
   store's.
 - A view is never stale: a changed store's view follows its Plan (hosts.yml and the
   fleet rules see the change while every other store's view comes from the cache).
+- A record holding its store's final Plan keeps no pickled model; a run that needs the
+  model (a route to that store changed) validates it again, equal to a fresh load's.
 """
 
 from __future__ import annotations
@@ -79,6 +81,38 @@ def test_workers_fill_plans_views_and_findings_as_here(
     assert [d.as_dict() for d in cached.diagnostics] == [d.as_dict() for d in plain.diagnostics]
     assert any(d.code.startswith("PN2") for d in plain.diagnostics)  # fleet rules ran
     assert list(cached.plans) == list(plain.plans)
+
+
+def test_records_with_a_final_plan_keep_no_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = _fleet(tmp_path / "fleet", 40)
+    monkeypatch.setattr(parallel_load, "default_jobs", lambda jobs: 2)
+    monkeypatch.setattr(parallel_load, "SMALL", 2)  # 40 stores loaded by workers
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(tmp_path / "cache"))
+    analyze(fleet)
+    monkeypatch.setenv("POSNET_CACHE_DIR", "off")
+    fresh = {ls.id: ls.site for ls in load_fleet(fleet).sites}
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(tmp_path / "cache"))
+    warm = load_fleet(fleet, cached=True)
+    assert warm.cache is not None
+    routers = [ls for ls in warm.sites if ls.facts.routes]
+    assert routers and len(routers) < len(warm.sites)
+    for ls in warm.sites:
+        rec = warm.cache.records[ls.file]
+        assert (rec.site != b"") == bool(ls.facts.routes), ls.id  # routers keep theirs
+        assert ls.site == fresh[ls.id]  # decoded, or validated again from the layers
+    # a router's target changes: the router is resolved again, reading the models of
+    # its other targets, which its cache records no longer hold
+    router = routers[0]
+    target = router.facts.routes[0][2]
+    _edit(fleet / "sites" / f"{target}.yaml", "name: ", "name: Moved ")
+    again = analyze(fleet)
+    monkeypatch.setenv("POSNET_CACHE_DIR", "off")
+    plain = analyze(fleet)
+    i = again.plans.ids.index(router.id)
+    assert again.plans[i] == plain.plans[plain.plans.ids.index(router.id)]
+    assert [d.as_dict() for d in again.diagnostics] == [d.as_dict() for d in plain.diagnostics]
 
 
 def test_warm_validate_decodes_no_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

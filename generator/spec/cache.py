@@ -24,7 +24,7 @@ from generator.spec.locate import Layer
 from generator.workers import SMALL, later
 from generator.yamlload import Positions, YamlPath, read_file
 
-CACHE_FORMAT = "posnet-site-cache-7"
+CACHE_FORMAT = "posnet-site-cache-8"
 CACHE_KEEP = 32  # fleets per cache folder; the least recently used go first
 BUCKETS = 64  # sites are pickled in buckets: one change re-pickles 1/64 of the fleet
 _OFF = ("", "0", "off", "none", "no")
@@ -35,7 +35,9 @@ class _Record:
     """What loading one site file gave, and its Plan once resolved."""
 
     sha: str  # of the file's bytes
-    site: bytes  # the pickled Site, unpickled only to resolve; b"": it has errors
+    # the pickled Site, unpickled only to resolve; b"": it has errors (facts None), or
+    # the record holds its final Plan and LoadedSite.site validates the layers again
+    site: bytes
     facts: SiteFacts | None
     diags: list[Diagnostic]
     digest: str
@@ -47,18 +49,21 @@ class _Record:
     lint: list[tuple[str, YamlPath, str]] | None = None  # site-rule findings for the plan
 
 
-# completes a record where its site was loaded (SiteCache.planner)
+# completes a record where its site was loaded (SiteCache.planner), its model included
 Finish = Callable[[LoadedSite, _Record], None]
 
 
-def to_record(raw: bytes, loaded: LoadedSite | None, diags: list[Diagnostic]) -> _Record:
-    """What loading a site file gave, as the cache keeps it (and workers return it)."""
+def to_record(
+    raw: bytes, loaded: LoadedSite | None, diags: list[Diagnostic], model: bool = True
+) -> _Record:
+    """What loading a site file gave, as the cache keeps it (and workers return it);
+    `model=False` leaves the pickled model to a Finish (SiteCache.planner)."""
     sha = hashlib.sha256(raw).hexdigest()
     if loaded is None:
         return _Record(sha, b"", None, diags, "", b"", {})
     own = loaded.layers[0]
     layer = (own.data, own.positions.values, own.positions.keys)
-    site = _dumps(loaded.site)
+    site = _dumps(loaded.site) if model else b""
     return _Record(sha, site, loaded.facts, diags, loaded.digest, _dumps(layer), loaded.found)
 
 
@@ -274,13 +279,16 @@ class SiteCache:
         loaded: a loading worker holds the model the main process would decode again,
         and ships the Plan pickled, never to be decoded by a validate. Only for a store
         that routes to no other store: its Plan needs no other site and its digest is
-        final (load_fleet folds route targets into the others')."""
+        final (load_fleet folds route targets into the others'). Such a record keeps no
+        pickled model (a seventh of a cold load's worker time); the others keep theirs,
+        to be resolved in the main process."""
 
         def finish(ls: LoadedSite, rec: _Record) -> None:
             from generator.lint import site_findings
             from generator.resolve import resolve
 
             if ls.facts.routes:
+                rec.site = _dumps(ls.site)
                 return
             plan = resolve(ls.site, catalog, {}, fleet_name)
             keep_plan(rec, cls.plan_key(ls, fleet_name), plan, FleetView.of(plan))

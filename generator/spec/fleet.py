@@ -13,7 +13,7 @@ from pydantic import Field as PField
 
 from generator.catalog import Catalog
 from generator.errors import Diagnostic
-from generator.spec.locate import Layer, locate
+from generator.spec.locate import Layer, locate, merged_input
 from generator.spec.model import LintConfig, Model, Site
 from generator.spec.types import Ident, Text
 from generator.yamlload import YamlPath
@@ -75,21 +75,24 @@ class LoadedSite:
 
     The layers (where every value was written) only serve to place diagnostics, and the
     model is read again only to resolve a Plan: a site restored from the cache decodes
-    either on first use. Every lookup of a position is remembered (and cached).
+    either on first use. A record that holds its store's final Plan keeps no model at
+    all (site=None): the model is then validated again from the layers, exactly as the
+    loader made it, in the rare run that asks (a route to this store changed). Every
+    lookup of a position is remembered (and cached).
     """
 
     __slots__ = ("_layers", "_restore", "_site", "_site_blob", "digest", "facts", "file", "found")
 
     def __init__(
         self,
-        site: Site | bytes,  # bytes: the pickled model, from the cache
+        site: Site | bytes | None,  # bytes: the pickled model; None: rebuild it
         file: str,
         layers: tuple[Layer, ...] | Callable[[], tuple[Layer, ...]],
         digest: str,  # of the merged input: drives incremental rendering
         found: dict[tuple[YamlPath, bool], tuple[Any, str]] | None = None,
         facts: SiteFacts | None = None,
     ) -> None:
-        self._site = None if isinstance(site, bytes) else site
+        self._site = site if isinstance(site, Site) else None
         self._site_blob = site if isinstance(site, bytes) else b""
         self.file = file
         self.digest = digest
@@ -108,8 +111,11 @@ class LoadedSite:
     @property
     def site(self) -> Site:
         if self._site is None:
-            site = pickle.loads(self._site_blob)  # noqa: S301 - see SiteCache.open()
-            assert isinstance(site, Site)
+            if self._site_blob:
+                site = pickle.loads(self._site_blob)  # noqa: S301 - see SiteCache.open()
+                assert isinstance(site, Site)
+            else:  # valid when loaded, from the same layers: validation cannot fail
+                site = Site.model_validate(merged_input(self.layers))
             self._site, self._site_blob = site, b""
         return self._site
 
@@ -128,7 +134,7 @@ class LoadedSite:
         return hit
 
     def with_digest(self, digest: str) -> LoadedSite:
-        site = self._site if self._site is not None else self._site_blob
+        site = self._site if self._site is not None else self._site_blob or None
         other = LoadedSite(site, self.file, (), digest, self.found, self.facts)
         other._layers, other._restore = self._layers, self._restore
         return other

@@ -29,7 +29,7 @@ from generator.spec.diagnose import (
 )
 from generator.spec.fleet import Fleet, FleetFile, GroupFile, LoadedSite, SiteFacts, site_layers
 from generator.spec.fleet_checks import check_fleet
-from generator.spec.locate import Layer, deep_merge, format_path, holds, locate
+from generator.spec.locate import Layer, deep_merge, format_path, holds, locate, merged_input
 from generator.spec.model import Site
 from generator.spec.types import HOSTNAME_RE
 from generator.yamlload import Document, Positions, load_bytes, load_file, read_file
@@ -477,9 +477,7 @@ def _load_site(
         if isinstance(group, str) and HOSTNAME_RE.fullmatch(group.replace("_", "-")):
             msg = f"unknown group '{group}'"
             diags.append(Diagnostic(loc, "E101", msg, path=shown, expected=f"one of: {known}"))
-    merged: Any = {}
-    for layer in reversed(layers):
-        merged = deep_merge(merged, layer.data)
+    merged = merged_input(layers)
     # The id labels diagnostics before it is validated: never echo an arbitrary string.
     raw_id = doc.data.get("id")
     site_id = raw_id if isinstance(raw_id, str) and HOSTNAME_RE.fullmatch(raw_id) else spath.stem

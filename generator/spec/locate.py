@@ -89,6 +89,15 @@ def locate(
         first = False
 
 
+def merged_input(layers: Sequence[Layer]) -> Any:
+    """What a site's model is validated from: its layers merged, the most specific
+    (first) winning."""
+    merged: Any = {}
+    for layer in reversed(layers):
+        merged = deep_merge(merged, layer.data)
+    return merged
+
+
 def deep_merge(base: Any, over: Any) -> Any:
     """Mappings merge key by key; lists and scalars in `over` replace those in `base`."""
     if isinstance(base, dict) and isinstance(over, dict):

@@ -37,7 +37,7 @@ def _load_range(job: _Job, start: int, stop: int) -> list[_Shipped]:
         except PosnetError as exc:
             out.append((None, exc.diagnostics))
             continue
-        rec = to_record(raw or b"", loaded, diags)
+        rec = to_record(raw or b"", loaded, diags, model=finish is None)
         if finish is not None and loaded is not None:
             finish(loaded, rec)
         out.append((rec, None))
