@@ -11,8 +11,8 @@ from generator.fleet_view import FleetView
 from generator.plan import Plan
 from generator.plan_list import Plans
 from generator.resolve import resolve
-from generator.spec.load import Fleet, LoadedSite, load_fleet
-from generator.spec.model import Site
+from generator.spec.fleet import SiteFacts
+from generator.spec.load import Fleet, load_fleet
 from generator.workers import shared_map
 
 
@@ -36,31 +36,14 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-class _Sites(Mapping[str, Site]):
-    """Sites by id, each model read only when a route needs it (cached sites keep their
-    model pickled until then)."""
-
-    def __init__(self, sites: Sequence[LoadedSite]) -> None:
-        self.by_id = {ls.id: ls for ls in sites}
-
-    def __getitem__(self, site_id: str) -> Site:
-        return self.by_id[site_id].site
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.by_id)
-
-    def __len__(self) -> int:
-        return len(self.by_id)
-
-
 def _resolve_range(
-    job: tuple[Fleet, _Sites, Sequence[int]], start: int, stop: int
+    job: tuple[Fleet, Mapping[str, SiteFacts], Sequence[int]], start: int, stop: int
 ) -> list[tuple[Plan, FleetView]]:
-    fleet, by_id, todo = job
+    fleet, targets, todo = job
     sites = fleet.sites
     out = []
     for i in todo[start:stop]:
-        plan = resolve(sites[i].site, fleet.catalog, by_id, fleet.name)
+        plan = resolve(sites[i].site, fleet.catalog, targets, fleet.name)
         out.append((plan, FleetView.of(plan)))
     return out
 
@@ -71,13 +54,13 @@ def plans(fleet: Fleet, jobs: int = 0) -> Plans:
     after a cold load; the loading workers resolved the rest). Not for speed (sending
     Plans back costs about what resolving saves on 2 cores) but for memory: the main
     process never decodes the stores' models, 180 MiB less peak RSS at 10,000 stores
-    (benchmarks/README.md)."""
-    by_id = _Sites(fleet.sites)
+    (benchmarks/README.md). A route reads its target store's facts, never its model."""
+    targets = {ls.id: ls.facts for ls in fleet.sites}
     cache = fleet.cache
     cached = [cache.plan(ls, fleet.name) if cache else None for ls in fleet.sites]
     todo = [i for i, hit in enumerate(cached) if hit is None]
     fresh: list[tuple[Plan, FleetView]] = shared_map(
-        _resolve_range, (fleet, by_id, todo), len(todo), jobs
+        _resolve_range, (fleet, targets, todo), len(todo), jobs
     )
     made = dict(zip(todo, fresh, strict=True))
     if cache:

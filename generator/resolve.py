@@ -17,6 +17,7 @@ from generator.plan import (
     Plan,
     WanPlan,
 )
+from generator.spec.fleet import SiteFacts
 from generator.spec.model import Ddns, Site
 
 #: Where a client behind NAT asks for its public address unless the spec names a server:
@@ -30,7 +31,10 @@ def checkip_plan(d: Ddns) -> CheckIpPlan:
 
 
 def resolve(
-    site: Site, catalog: Catalog, fleet: Mapping[str, Site] | None = None, fleet_name: str = ""
+    site: Site,
+    catalog: Catalog,
+    fleet: Mapping[str, SiteFacts] | None = None,  # other stores, as routes read them
+    fleet_name: str = "",
 ) -> Plan:
     r = Context(site, fleet or {})
     for index, integ in enumerate(site.integrations):

@@ -31,6 +31,7 @@ from generator.spec.parts import TlsSpec
 
 if TYPE_CHECKING:
     from generator.catalog import Partner
+    from generator.spec.fleet import SiteFacts
     from generator.spec.model import Site
 
 TLS_DIR = "/etc/posnet/tls"
@@ -61,7 +62,7 @@ def public_name(site: Site) -> str:
 class Context:
     """One store being resolved: what patterns read, and what they add to its Plan."""
 
-    def __init__(self, site: Site, fleet: Mapping[str, Site]) -> None:
+    def __init__(self, site: Site, fleet: Mapping[str, SiteFacts]) -> None:
         self.site = site
         self.fleet = fleet
         self.hosts = {h.name: h for h in site.hosts}

@@ -10,7 +10,6 @@ from pydantic import Field
 
 from generator.patterns.base import Listener, Output, Pattern
 from generator.patterns.context import TLS_DIR, Context, host_cidrs
-from generator.patterns.direct import DirectIntegration
 from generator.plan import EgressFlow, ProxyPlan, ProxyRoutePlan
 from generator.spec.parts import Model, ProxyAuth, ProxyRoute, TlsSpec
 from generator.spec.types import (
@@ -90,18 +89,6 @@ def check(site: Site, i: ReverseProxyIntegration, p: Partner, base: YamlPath) ->
             )
 
 
-def remote_port(other: Site, ref: str) -> tuple[int, bool]:
-    """Public port and TLS of another store's service, as that store exposes it."""
-    host, _, svc = ref.partition("/")
-    tls = any(s.tls for h in other.hosts if h.name == host for s in h.services if s.name == svc)
-    for integ in other.integrations:
-        if isinstance(integ, DirectIntegration) and integ.service == ref:
-            return integ.public_port, tls
-    # Not exposed: lint PN203 reports it; route to the service port so the config is valid.
-    port = next(s.port for h in other.hosts if h.name == host for s in h.services if s.name == svc)
-    return port, tls
-
-
 def _routes(
     ctx: Context, i: ReverseProxyIntegration, server_name: str, pid: str
 ) -> tuple[list[ProxyRoutePlan], list[str]]:
@@ -114,8 +101,8 @@ def _routes(
         else:
             assert r.site is not None and r.site_service is not None
             other = ctx.fleet[r.site]
-            up_host = other.wan.fqdn or str(other.wan.public_ip)
-            up_port, up_tls = remote_port(other, r.site_service)
+            up_host = other.fqdn or str(other.public_ip)
+            up_port, up_tls = other.reached_at(r.site_service)
             label = f"{r.site}/{r.site_service}"
         if i.routing == "subdomain":
             assert r.subdomain is not None

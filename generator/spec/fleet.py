@@ -13,6 +13,7 @@ from pydantic import Field as PField
 
 from generator.catalog import Catalog
 from generator.errors import Diagnostic
+from generator.patterns.direct import DirectIntegration
 from generator.spec.locate import Layer, locate, merged_input
 from generator.spec.model import LintConfig, Model, Site
 from generator.spec.types import Ident, Text
@@ -52,9 +53,21 @@ class SiteFacts:
     # (integration index, route index, target site, target service) of remote routes
     routes: tuple[tuple[int, int, str, str | None], ...]
     services: frozenset[tuple[str, str]]  # (host, service)
+    # what a route from another store reads: (host/service, the port partners reach it
+    # on: a direct integration's public port, else its own; whether it speaks TLS)
+    reach: tuple[tuple[str, int, bool], ...]
+
+    def reached_at(self, ref: str) -> tuple[int, bool]:
+        """Port and TLS of service `ref` (host/service) for a route from another store."""
+        return next((port, tls) for r, port, tls in self.reach if r == ref)
 
     @classmethod
     def of(cls, site: Site) -> SiteFacts:
+        public: dict[str, int] = {}
+        for integ in site.integrations:
+            if isinstance(integ, DirectIntegration):
+                public.setdefault(integ.service, integ.public_port)
+        refs = [(f"{h.name}/{s.name}", s) for h in site.hosts for s in h.services]
         return cls(
             site.id,
             site.wan.fqdn,
@@ -67,6 +80,7 @@ class SiteFacts:
                 if route.site is not None
             ),
             frozenset((h.name, s.name) for h in site.hosts for s in h.services),
+            tuple((ref, public.get(ref, s.port), s.tls) for ref, s in refs),
         )
 
 
