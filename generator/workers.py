@@ -2,7 +2,10 @@
 
 Workers are forked, so they start with every object of this process as it is. Work
 given as index ranges over a shared context (`shared_map`) is never pickled on the
-way in; only what each worker returns comes back.
+way in; only what each worker returns comes back. `Forked` runs one function in a
+forked copy while this process goes on (the fleet-level files, the tree's early scan);
+`later` does so for work whose result nobody waits for (writing the site cache), and
+the CLI joins it before exiting (`join_later`).
 """
 
 from __future__ import annotations
