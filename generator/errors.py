@@ -73,7 +73,7 @@ class UserError(Exception):
 # anything that moves the cursor, ends a line or reorders text on a terminal or in a log.
 # Plus lone surrogates: a file name that is not UTF-8 reaches Python with each bad byte
 # as U+DC80..U+DCFF (PEP 383); printed, they are raw bytes or an encoding error.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -88,7 +88,7 @@ def _escape_char(m: re.Match[str]) -> str:
 def safe_text(text: str) -> str:
     """Text for one terminal line: control characters, line breaks and bytes that are
     not UTF-8 (in file names) as backslash escapes."""
-    return _UNSAFE.sub(_escape_char, text)
+    return UNSAFE_CHARS.sub(_escape_char, text)
 
 
 def valid_text(text: str) -> str:

@@ -10,13 +10,15 @@ characters are escaped (errors.safe_text), so a hostile file cannot forge log li
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import functools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from generator.diagnostics import CODES
-from generator.errors import Diagnostic, PosnetError, safe_text
+from generator.errors import UNSAFE_CHARS, Diagnostic, PosnetError, safe_text
 from generator.yamlload import SECRET_KEYS, read_file
 
 WIDTH = 100  # characters of a long line shown around the caret
@@ -64,40 +66,80 @@ def _value_end(line: str, start: int) -> int:
     return i
 
 
-def _mask_spans(line: str, spans: list[tuple[int, int]], col: int) -> tuple[str, int]:
-    """Replace each span by MASK; the caret column follows (into a mask: its start)."""
-    out, pos, new_col = "", 0, col
-    for a, b in sorted(spans):
-        if a < pos:
-            continue
-        if col >= b:
-            new_col -= (b - a) - len(MASK)
-        elif col > a:
-            new_col = len(out) + (a - pos)
-        out += line[pos:a] + MASK
-        pos = b
-    return out + line[pos:], max(new_col, 0)
-
-
-def masked(line: str, col: int, keys_only: bool) -> tuple[str, int]:
-    """The line with secrets masked, and the 0-based caret column in it."""
+def _secret_spans(line: str, keys_only: bool) -> list[tuple[int, int]]:
+    """The parts of `line` to mask, sorted and not overlapping."""
     if keys_only:
         m = _FIRST_KEY.match(line) or _LIST_ITEM.match(line)
         keep = m.end() if m else len(line) - len(line.lstrip())
-        if line[keep:].strip():
-            start = keep + (1 if line[keep : keep + 1] in (" ", "\t") else 0)
-            return _mask_spans(line, [(start, len(line))], col)
-        return line, col
-    spans = []
+        if not line[keep:].strip():
+            return []
+        start = keep + (1 if line[keep : keep + 1] in (" ", "\t") else 0)
+        return [(start, len(line))]
+    spans: list[tuple[int, int]] = []
     for m in _KEY.finditer(line):
         if secret_like(m.group(1)):
             start = m.end()
             while start < len(line) and line[start] in " \t":
                 start += 1
             end = _value_end(line, start)
-            if end > start:
+            if end > start and (not spans or start >= spans[-1][1]):
                 spans.append((start, end))
-    return _mask_spans(line, spans, col)
+    return spans
+
+
+@dataclass(frozen=True)
+class MaskedLine:
+    """One source line as a snippet shows it, made once however many diagnostics point
+    into it: a hostile one-line flow list with thousands of errors costs one pass over
+    the line, not one per error."""
+
+    text: str  # secrets masked
+    shown: str  # and escaped for a terminal
+    ends: list[int]  # each masked span's end in the line...
+    starts: list[int]  # ...its start...
+    shifts: list[int]  # ...and how far it moves what follows it (prefix sums)
+    escapes: list[int]  # where `text` holds a character safe_text escapes...
+    widths: list[int]  # ...and the characters added up to it (prefix sums)
+
+    def column(self, col: int) -> int:
+        """The 0-based column `col` of the line in `text` (into a mask: its start)."""
+        k = bisect.bisect_right(self.ends, col)  # spans ending at or before col
+        before = self.shifts[k - 1] if k else 0
+        if k < len(self.starts) and self.starts[k] < col:
+            return max(self.starts[k] - before, 0)
+        return max(col - before, 0)
+
+    def caret(self, col: int) -> int:
+        """Column `col` of `text` in `shown`."""
+        k = bisect.bisect_left(self.escapes, col)
+        return col + (self.widths[k - 1] if k else 0)
+
+
+@functools.lru_cache(maxsize=256)
+def masked_line(line: str, keys_only: bool) -> MaskedLine:
+    spans = _secret_spans(line, keys_only)
+    out, pos = [], 0
+    shifts, total = [], 0
+    for a, b in spans:
+        out += [line[pos:a], MASK]
+        pos = b
+        total += (b - a) - len(MASK)
+        shifts.append(total)
+    text = "".join([*out, line[pos:]])
+    escapes, widths, added = [], [], 0
+    for m in UNSAFE_CHARS.finditer(text):
+        added += len(safe_text(m.group())) - 1
+        escapes.append(m.start())
+        widths.append(added)
+    return MaskedLine(
+        text, safe_text(text), [b for _, b in spans], [a for a, _ in spans], shifts, escapes, widths
+    )
+
+
+def masked(line: str, col: int, keys_only: bool) -> tuple[str, int]:
+    """The line with secrets masked, and the 0-based caret column in it."""
+    shown = masked_line(line, keys_only)
+    return shown.text, shown.column(col)
 
 
 # The bytes the loader parsed, by file as diagnostics name it (set by load_fleet for
@@ -145,9 +187,9 @@ def snippet(d: Diagnostic, cache: dict[str, list[str] | None] | None = None) -> 
     code = CODES.get(d.code)
     last = d.path.rsplit(".", 1)[-1].split("[", 1)[0] if d.path else ""
     keys_only = bool(code and code.masks_values) or (bool(last) and secret_like(last))
-    text, col = masked(line, max(loc.col - 1, 0), keys_only)
-    shown = safe_text(text)
-    caret = len(safe_text(text[:col]))
+    line_shown = masked_line(line, keys_only)
+    shown = line_shown.shown
+    caret = line_shown.caret(line_shown.column(max(loc.col - 1, 0)))
     if len(shown) > WIDTH:
         start = max(0, min(caret - WIDTH // 2, len(shown) - WIDTH))
         cut = shown[start : start + WIDTH]

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from generator.analyze import analyze
 from generator.cli import cli
 from generator.diagnostics import CODES, UnregisteredCode
-from generator.errors import FORMATTERS, Diagnostic, Location, format_text
-from generator.snippet import masked, snippet
+from generator.errors import FORMATTERS, Diagnostic, Location, format_text, safe_text
+from generator.snippet import MASK, _secret_spans, masked, masked_line, snippet
 from tests.test_bad_input import diagnostics as diags
 from tests.test_bad_input import errors
 
@@ -486,3 +488,42 @@ def test_snippet_shows_the_bytes_that_were_validated(tmp_path: Path) -> None:
     for d in bad:
         assert parsed[d.location.line - 1].strip() in text
     assert "replaced: after the load" not in text
+
+
+def _caret_by_rebuilding(line: str, col: int, keys_only: bool) -> tuple[str, int]:
+    """The snippet's masked text and caret as first written: mask, then measure the
+    escaped prefix, per diagnostic (slow on long lines, obviously right)."""
+    spans = _secret_spans(line, keys_only)
+    out, pos, new_col = "", 0, col
+    for a, b in spans:
+        if col >= b:
+            new_col -= (b - a) - len(MASK)
+        elif col > a:
+            new_col = len(out) + (a - pos)
+        out += line[pos:a] + MASK
+        pos = b
+    text = out + line[pos:]
+    return safe_text(text), len(safe_text(text[: max(new_col, 0)]))
+
+
+@given(
+    parts=st.lists(
+        st.sampled_from(
+            ["password: ", "token: 'a,b'", "user: bob", ", ", "{", "}", "\t", "\x1b", "é", "x"]
+        ),
+        max_size=14,
+    ),
+    keys_only=st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_line_masked_once_places_every_caret_as_masking_it_per_error_did(
+    parts: list[str], keys_only: bool
+) -> None:
+    """Snippets mask a line once and look each caret up (so a long line with thousands
+    of errors costs one pass); every column lands where masking per error put it."""
+    line = "  ddns: " + "".join(parts)
+    shown = masked_line(line, keys_only)
+    for col in range(len(line) + 1):
+        text, caret = _caret_by_rebuilding(line, col, keys_only)
+        assert shown.shown == text
+        assert shown.caret(shown.column(col)) == caret, (line, col)

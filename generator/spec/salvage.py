@@ -51,16 +51,22 @@ class Salvaged:
         """The problems that hold whatever the cut parts said, in original coordinates."""
         shifted = any(isinstance(c[-1], int) for c in self.cuts)
         hosts_cut = any(c[:1] == ("hosts",) for c in self.cuts)
-        scopes = [c if isinstance(c[-1], int) else c[:-1] for c in self.cuts]
+        scopes = {c if isinstance(c[-1], int) else c[:-1] for c in self.cuts}
         for prob in problems:
             path = self.original(prob.path)
-            if any(path[: len(s)] == s for s in scopes):
+            if _under_any(path, scopes):
                 continue
             if prob.code == "E209" and hosts_cut:
                 continue
             if shifted and _INDEX.search(prob.message):
                 continue
             yield Problem(prob.code, path, prob.message, prob.expected, prob.at_key)
+
+
+def _under_any(path: YamlPath, prefixes: set[YamlPath]) -> bool:
+    """Whether a prefix of `path` (itself included) is in `prefixes`: one set lookup per
+    level, so thousands of cuts in a hostile file cost no quadratic scan."""
+    return any(path[:depth] in prefixes for depth in range(len(path) + 1))
 
 
 def _compact(data: Any, at: YamlPath, maps: dict[YamlPath, list[int]]) -> Any:
@@ -108,6 +114,7 @@ def salvage(data: Any) -> Salvaged | None:
         return None
     work = copy.deepcopy(data)
     cuts: list[YamlPath] = []
+    cut_set: set[YamlPath] = set()
     for _ in range(MAX_ROUNDS):
         maps: dict[YamlPath, list[int]] = {}
         view = _compact(work, (), maps)
@@ -125,10 +132,11 @@ def salvage(data: Any) -> Salvaged | None:
             paths.add(path)
         # Deepest first, so cutting one path cannot move another.
         for path in sorted(paths, key=lambda p: (len(p), str(p)), reverse=True):
-            if any(path[: len(c)] == c for c in cuts):
+            if _under_any(path, cut_set):
                 continue
             cut = _cut(work, path)
             if cut is None:
                 return None
             cuts.append(cut)
+            cut_set.add(cut)
     return None
