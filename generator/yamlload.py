@@ -10,8 +10,9 @@ PyYAML, when installed) emits the events, and a small composer here builds the s
 and positions, resolving scalars with ruamel's own YAML 1.2 rules. Anything the fast
 path is not certain to treat exactly like ruamel (tags, anchors, directives, several
 documents, duplicate or non-text keys, empty values, block scalars, escapes, tabs,
-non-ASCII text, numbers other than plain decimals, syntax errors) goes down the ruamel
-path, which reports problems with its own messages.
+control characters, numbers other than plain decimals, syntax errors) goes down the
+ruamel path, which reports problems with its own messages. A document past the value
+budget is refused as soon as a parser has counted that far, before anything is built.
 """
 
 from __future__ import annotations
@@ -254,24 +255,47 @@ _SYNTAX_HINTS = (
 )
 
 
+class _ValueBudget:
+    """Counts a document's values (keys aside, as _Walker counts them) while a parser
+    emits them, and refuses the first one past NODE_BUDGET where it starts: a huge plain
+    document is refused after being read that far, never built whole first (ruamel took
+    110 s on 4 MiB of `[1, 1, ...]` before the walker refused it)."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.left = NODE_BUDGET
+
+    def spend(self, mark: Any) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise _fail(
+                self.file,
+                mark.line + 1,
+                mark.column + 1,
+                "document holds too many values",
+                f"at most {NODE_BUDGET} values in one file",
+            )
+
+
 def _check_events(text: str, file: str) -> None:
     """Refuse explicit tags and extra documents before anything is constructed."""
     docs = depth = 0
+    budget = _ValueBudget(file)
     # Per open collection: is it a mapping, is a key due next, the last key seen.
     frames: list[list[Any]] = []
     for ev in _yaml().parse(text):
         mark = ev.start_mark
         owner = None  # the key this node is the value of
-        if frames and isinstance(
-            ev, ScalarEvent | MappingStartEvent | SequenceStartEvent | AliasEvent
-        ):
-            frame = frames[-1]
+        if isinstance(ev, ScalarEvent | MappingStartEvent | SequenceStartEvent | AliasEvent):
+            frame = frames[-1] if frames else [False, False, None]
             if frame[0]:
                 if frame[1] and isinstance(ev, ScalarEvent):
                     frame[2] = ev.value
                 elif not frame[1]:
                     owner = frame[2]
                 frame[1] = not frame[1]
+            if not frame[0] or frame[1]:  # a value (frame[1] now: a key is due next)
+                budget.spend(mark)
         tag = getattr(ev, "tag", None)
         if tag is not None:
             secret = owner in SECRET_KEYS or bool(frames and frames[-1][2] in SECRET_KEYS)
@@ -416,6 +440,12 @@ def loads(text: str, file: str) -> Document:
     fast = _fast_loads(text, file)
     if fast is not None:
         return fast
+    _refuse_too_many_values(text, file)
+    return ruamel_loads(text, file)
+
+
+def ruamel_loads(text: str, file: str) -> Document:
+    """The reference path: ruamel parses, _Walker checks and records positions."""
     try:
         _check_events(text, file)
         docs = list(_yaml().load_all(text))
@@ -456,9 +486,14 @@ try:  # PyYAML is typed Any here: its stubs are optional, and so is PyYAML itsel
 except ImportError:  # PyYAML without libyaml, or no PyYAML: ruamel does it all
     _CParser = None
 
-# Only printable ASCII and newlines, no tag, escape or directive characters; the rest
-# (tabs, CR, Unicode line breaks, BOMs...) is where YAML 1.1 and 1.2 parsers may differ.
-_NOT_FAST = re.compile(r"[^\x20-\x7e\n]|[!\\]|^%", re.MULTILINE)
+# Only printable text and newlines, no tag, escape or directive characters; the rest
+# (tabs, CR, controls, Unicode line breaks, BOMs...) is where YAML 1.1 and 1.2 parsers
+# may differ. Printable non-ASCII (a store named Liège) is plain text to both: a fleet
+# with accented names would otherwise parse 25 times slower.
+_NOT_FAST = re.compile(
+    "[^\x20-\x7e\n\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]|[!\\\\]|^%",
+    re.MULTILINE,
+)
 _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _STR = "tag:yaml.org,2002:str"
 _TRUE = frozenset(("true", "True", "TRUE"))
@@ -591,6 +626,37 @@ def _fast_loads(text: str, file: str) -> Document | None:
         return _Composer(parser, file).document()
     except (_Slow, _CYAMLError):
         return None
+    finally:
+        parser.dispose()
+
+
+def _refuse_too_many_values(text: str, file: str) -> None:
+    """Count the values with libyaml before ruamel reads a document the fast path left
+    (20 times faster than ruamel's own pass); a syntax error is ruamel's to report."""
+    if _CParser is None:
+        return  # _check_events counts them in ruamel's own pass
+    nodes = (_ev.ScalarEvent, _ev.MappingStartEvent, _ev.SequenceStartEvent, _ev.AliasEvent)
+    ends = (_ev.MappingEndEvent, _ev.SequenceEndEvent)
+    budget = _ValueBudget(file)
+    keys_due: list[bool | None] = []  # per open collection: None in a sequence
+    parser = _CParser(text)
+    try:
+        while (ev := parser.get_event()) is not None:
+            kind = type(ev)
+            if kind in ends:
+                keys_due.pop()
+            elif kind in nodes:
+                key_due = keys_due[-1] if keys_due else None
+                if key_due is not None:
+                    keys_due[-1] = not key_due
+                if not key_due:
+                    budget.spend(ev.start_mark)
+                if kind is _ev.MappingStartEvent:
+                    keys_due.append(True)
+                elif kind is _ev.SequenceStartEvent:
+                    keys_due.append(None)
+    except _CYAMLError:
+        return
     finally:
         parser.dispose()
 
