@@ -570,6 +570,20 @@ def _exit(code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _interrupted(cause: KeyboardInterrupt) -> NoReturn:
+    """Say what state the build tree is in, and exit 130 (Ctrl-C) or 143 (SIGTERM)."""
+    workers.join_later(stop=True)  # a cache half written is never used
+    build = sys.modules.get("generator.build")
+    state = (
+        "the build tree was updated completely before it stopped"
+        if build is not None and build.progress.tree_updated
+        else "the build tree was left as it was"
+    )
+    what = "terminated" if isinstance(cause, Terminated) else "interrupted"
+    note(f"posnet: {what}; {state}")
+    _exit(143 if isinstance(cause, Terminated) else 130)
+
+
 def main(argv: Sequence[str] | None = None) -> Any:
     """Entry point: user errors print located diagnostics or one line naming the path;
     bugs never print a traceback unless POSNET_DEBUG=1."""
@@ -581,10 +595,15 @@ def main(argv: Sequence[str] | None = None) -> Any:
     # joined below, whatever way the command ends; one core gains nothing from a child
     workers.LATER_ALLOWED = workers.default_jobs(0) > 1
     try:
-        _main(argv)
-    finally:
-        workers.join_later()
-        workers.LATER_ALLOWED = False
+        try:
+            _main(argv)
+        finally:
+            workers.join_later()
+            workers.LATER_ALLOWED = False
+    except KeyboardInterrupt as exc:
+        # Ctrl-C or SIGTERM in the last moments (while _main's handlers run, or while
+        # the cache writer is joined) is still a clean 130/143, never a traceback.
+        _interrupted(exc)
 
 
 def _main(argv: Sequence[str] | None) -> None:
@@ -614,16 +633,7 @@ def _main(argv: Sequence[str] | None) -> None:
     except (click.Abort, KeyboardInterrupt) as exc:
         cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__context__
         if isinstance(cause, KeyboardInterrupt):
-            workers.join_later(stop=True)  # a cache half written is never used
-            build = sys.modules.get("generator.build")
-            state = (
-                "the build tree was updated completely before it stopped"
-                if build is not None and build.progress.tree_updated
-                else "the build tree was left as it was"
-            )
-            what = "terminated" if isinstance(cause, Terminated) else "interrupted"
-            note(f"posnet: {what}; {state}")
-            _exit(143 if isinstance(cause, Terminated) else 130)
+            _interrupted(cause)
         _exit(1)  # end of input at a prompt
     except OSError as exc:
         if exc.filename is None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from generator import build
+from generator.cli import Terminated
 from tests.conftest import ROOT
 from tests.treeutil import copy_demo, posnet, snapshot
 
@@ -239,3 +240,35 @@ def test_check_works_on_a_read_only_tree(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert f"build tree {out} is up to date" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "code", "word"),
+    [(KeyboardInterrupt, 130, "interrupted"), (Terminated, 143, "terminated")],
+)
+def test_an_interrupt_after_the_work_is_done_still_exits_cleanly(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    interrupt: type[KeyboardInterrupt],
+    code: int,
+    word: str,
+) -> None:
+    """Ctrl-C (or SIGTERM) that lands once the tree is written, while the entry point
+    joins the cache writer, exits 130 (143) and says the tree was updated, never a
+    traceback nor death by the signal (found: a SIGINT at that moment exited -2)."""
+    from generator import workers
+
+    real_join = workers.join_later
+
+    def join_interrupted(stop: bool = False) -> None:
+        if not stop:
+            raise interrupt
+        real_join(stop=True)
+
+    monkeypatch.setattr(workers, "join_later", join_interrupted)
+    fleet = copy_demo(tmp_path / "fleet")
+    res = posnet("render", fleet, "-o", tmp_path / "build")
+    assert res.returncode == code, res.stderr
+    assert f"posnet: {word}; the build tree was updated completely" in res.stderr
+    monkeypatch.undo()
+    assert posnet("render", fleet, "-o", tmp_path / "build", "--check").returncode == 0
