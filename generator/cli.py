@@ -188,7 +188,9 @@ def validate(path: Path, fmt: str, strict: bool) -> None:
     """Check every store of PATH: types, addresses, references, and lint rules.
 
     All problems are reported together, each with file:line:col, the path in the
-    document and what was expected. Exit 1 if any error (or warning with --strict).
+    document and what was expected (of a shared file, fleet.yaml or a group, the first
+    20 validation errors, then a line saying more are not shown). Exit 1 if any error
+    (or warning with --strict).
     """
     result = _analyze(path, fmt)
     _emit(result.diagnostics, fmt)

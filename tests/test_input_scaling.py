@@ -2,6 +2,8 @@
 
 A pull request can hold one store file with 150,000 bad list elements: validating it
 once took ten minutes, because salvage compared every cut path with every earlier cut.
+A group file is worse: every store of the group meets its errors again, so its size is
+charged once per store; the last tests bound what each store spends on them.
 Speed belongs to benchmarks, so these tests do not time anything: they count the
 Python calls (and generator steps) a whole validation makes, through `sys.setprofile`,
 for a file with n, 2n and 4n bad parts. Linear work adds twice as many calls for the
@@ -20,7 +22,10 @@ from typing import Any
 import pytest
 
 from generator.analyze import analyze
-from generator.errors import format_text
+from generator.errors import Diagnostic, PosnetError, format_text
+from generator.spec import diagnose
+from generator.spec.diagnose import SHARED_SHOWN
+from generator.spec.load import SHARED_VALUES
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo-fleet"
 SIZES = (300, 600, 1200)
@@ -114,3 +119,86 @@ def test_validation_work_grows_linearly_with_the_bad_parts(
     # times (quadratic): a slack of 2.5 leaves room for sorting's n log n.
     first, second = calls[1] - calls[0], calls[2] - calls[1]
     assert second < 2.5 * first, (calls, errors)
+
+
+# ------------------------------------------------------------- shared files, per store
+
+
+def _coast_fleet(tmp_path: Path, bad_keys: int, members: int) -> Path:
+    """The demo fleet with `bad_keys` unknown keys in groups/coast.yaml's defaults (one
+    value each, plus wan.isp: two) and `members` more stores in that group."""
+    root = tmp_path / "fleet"
+    shutil.copytree(DEMO, root)
+    bad = "".join(f"  bad{i}: 1\n" for i in range(bad_keys))
+    (root / "groups/coast.yaml").write_text(
+        f"group: coast\ndefaults:\n  wan:\n    isp: Telenet\n{bad}", encoding="utf-8"
+    )
+    store = (root / "sites/ostend-05.yaml").read_text(encoding="utf-8")
+    for i in range(members):
+        text = store.replace("id: ostend-05", f"id: coast-{i:03d}")
+        (root / "sites" / f"coast-{i:03d}.yaml").write_text(text, encoding="utf-8")
+    return root
+
+
+def _group_diags(root: Path) -> list[Diagnostic]:
+    return [d for d in analyze(root, jobs=1).diagnostics if d.location.file.endswith("coast.yaml")]
+
+
+def test_a_store_explains_only_the_first_errors_of_a_shared_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """300 unknown keys in a group file of 31 stores: each store explains (locates,
+    words, suggests a key for) at most SHARED_SHOWN of them, and the report shows those
+    once, then one line saying more are not shown. Explaining all of them in every store
+    cost hours for a 4 MiB group file in a fleet of thousands."""
+    monkeypatch.setenv("POSNET_CACHE_DIR", "off")
+    root = _coast_fleet(tmp_path, bad_keys=300, members=30)
+    explained = 0
+    real = diagnose._error_diagnostic
+
+    def counting(*args: Any) -> Diagnostic:
+        nonlocal explained
+        explained += 1
+        return real(*args)
+
+    monkeypatch.setattr(diagnose, "_error_diagnostic", counting)
+    found = _group_diags(root)
+    members = 31  # ostend-05 and the 30 copies
+    assert explained <= members * (SHARED_SHOWN + 5), explained
+    unknown = [d for d in found if d.message.startswith("unknown key 'bad")]
+    assert len(unknown) == SHARED_SHOWN == len({d.location for d in unknown}), found
+    more = [d for d in found if "more errors in this file are not shown" in d.message]
+    assert len(more) == 1 and not more[0].site, found
+
+
+@pytest.mark.parametrize("values", [SHARED_VALUES, SHARED_VALUES + 1])
+def test_shared_defaults_past_their_budget_are_refused_once_where_they_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, values: int
+) -> None:
+    monkeypatch.setenv("POSNET_CACHE_DIR", "off")
+    root = _coast_fleet(tmp_path, bad_keys=values - 2, members=3)
+    refused = [d for d in _group_diags(root) if d.message.startswith("defaults hold")]
+    if values <= SHARED_VALUES:
+        assert refused == []
+        return
+    (diag,) = refused
+    assert diag.message.startswith(f"defaults hold {values} values")
+    assert (diag.location.line, diag.path) == (2, "defaults")
+    assert f"at most {SHARED_VALUES} values" in diag.expected
+
+
+def test_fleet_defaults_past_their_budget_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POSNET_CACHE_DIR", "off")
+    root = tmp_path / "fleet"
+    shutil.copytree(DEMO, root)
+    fleet = (root / "fleet.yaml").read_text(encoding="utf-8")
+    extra = "".join(f"        - 192.0.2.{i % 250}/32\n" for i in range(SHARED_VALUES))
+    fleet = fleet.replace('      allow_from: ["192.0.2.64/28"]\n', f"      allow_from:\n{extra}")
+    (root / "fleet.yaml").write_text(fleet, encoding="utf-8")
+    with pytest.raises(PosnetError) as caught:
+        analyze(root, jobs=1)
+    (diag,) = caught.value.diagnostics
+    assert diag.location.file.endswith("fleet.yaml") and diag.path == "defaults"
+    assert diag.message.startswith("defaults hold")

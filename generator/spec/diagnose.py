@@ -8,6 +8,7 @@ reported once however many stores inherit it; its follow-ups in each store are d
 from __future__ import annotations
 
 import difflib
+import functools
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -16,10 +17,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from generator.catalog import Catalog
-from generator.errors import Diagnostic
+from generator.errors import Diagnostic, Location
 from generator.spec.checks import Problem, check_site
 from generator.spec.locate import Layer, holds, key_text, locate
-from generator.spec.model import LintConfig, ServiceRef
+from generator.spec.model import LintConfig, ServiceRef, Site
 from generator.spec.types import (
     Guid,
     Ident,
@@ -127,60 +128,79 @@ def validation_diagnostics(
     model: type[BaseModel],
     site_id: str = "",
 ) -> list[Diagnostic]:
-    out = []
-    for err in exc.errors(include_input=False, include_url=False):
-        path = data_path(data, err["loc"])
-        etype = err["type"]
-        msg = _clean(err["msg"])
-        ctx = err.get("ctx", {})
-        expected = _EXPECTED.get(etype, "")
-        prefer_key = False
-        if etype == "int_type" and str(_value_at(data, path)).isdigit():
-            expected = "an integer without quotes"
-        elif etype == "extra_forbidden":
-            key = str(path[-1])
-            cls = _model_at(model, data, path[:-1])
-            allowed = sorted(cls.model_fields) if cls else []
-            close = difflib.get_close_matches(key, allowed, n=1)
-            shown_key = key_text(key)
-            shown_key = shown_key if shown_key.startswith('"') else f"'{shown_key}'"
-            msg = f"unknown key {shown_key}" + (f"; did you mean '{close[0]}'?" if close else "")
-            expected = "one of: " + ", ".join(allowed) if allowed else ""
-            prefer_key = True
-        elif etype == "missing":
-            msg = f"missing required key '{path[-1]}'"
-            expected = f"{path[-1]}: ..."
-        elif etype == "literal_error":
-            exp = err.get("ctx", {}).get("expected", "")
-            msg, expected = "value is not allowed", f"one of {exp}"
-        elif etype == "union_tag_invalid":
-            exp = err.get("ctx", {}).get("expected_tags", "")
-            msg, expected = "unknown pattern", f"one of {exp}"
-            path = (*path, "pattern")
-        elif etype == "union_tag_not_found":
-            msg, expected = (
-                "missing required key 'pattern'",
-                "pattern: direct | reverse_proxy | ...",
-            )
-        elif etype == "string_pattern_mismatch":
-            msg = "contains characters or a form that is not allowed here"
-            expected = _PATTERN_HINTS.get(str(ctx.get("pattern", ""))) or _pattern_hint(path)
-        elif etype == "posnet_value":
-            expected = str(ctx.get("expected", ""))
-        elif etype in ("too_long", "string_too_long"):
-            unit = _unit(data, path, ctx.get("max_length"))
-            msg = f"is too long (at most {ctx.get('max_length')} {unit})"
-            expected = f"at most {ctx.get('max_length')} {unit}"
-        elif etype in ("too_short", "string_too_short"):
-            unit = _unit(data, path, ctx.get("min_length"))
-            msg = f"is too short (at least {ctx.get('min_length')} {unit})"
-            expected = f"at least {ctx.get('min_length')} {unit}"
-        elif etype in _BOUNDS:
-            bound = next(iter(ctx.values()), "")
-            expected = f"a number {_BOUNDS[etype]} {bound}"
-        loc, shown = locate(layers, path, prefer_key=prefer_key)
-        out.append(Diagnostic(loc, "E100", msg, path=shown, expected=expected, site=site_id))
-    return out
+    return [
+        _error_diagnostic(err, data_path(data, err["loc"]), data, layers, model, site_id)
+        for err in exc.errors(include_input=False, include_url=False)
+    ]
+
+
+@functools.lru_cache(maxsize=1024)
+def _close_key(key: str, allowed: tuple[str, ...]) -> str | None:
+    """The allowed key a misspelt one was meant to be (memoized: a typo in a shared file
+    is met again in every store of its group)."""
+    close = difflib.get_close_matches(key, allowed, n=1)
+    return close[0] if close else None
+
+
+def _error_diagnostic(
+    err: Any,
+    path: YamlPath,
+    data: Any,
+    layers: Sequence[Layer],
+    model: type[BaseModel],
+    site_id: str,
+) -> Diagnostic:
+    """One pydantic error, located and explained."""
+    etype = err["type"]
+    msg = _clean(err["msg"])
+    ctx = err.get("ctx", {})
+    expected = _EXPECTED.get(etype, "")
+    prefer_key = False
+    if etype == "int_type" and str(_value_at(data, path)).isdigit():
+        expected = "an integer without quotes"
+    elif etype == "extra_forbidden":
+        key = str(path[-1])
+        cls = _model_at(model, data, path[:-1])
+        allowed = sorted(cls.model_fields) if cls else []
+        close = _close_key(key, tuple(allowed))
+        shown_key = key_text(key)
+        shown_key = shown_key if shown_key.startswith('"') else f"'{shown_key}'"
+        msg = f"unknown key {shown_key}" + (f"; did you mean '{close}'?" if close else "")
+        expected = "one of: " + ", ".join(allowed) if allowed else ""
+        prefer_key = True
+    elif etype == "missing":
+        msg = f"missing required key '{path[-1]}'"
+        expected = f"{path[-1]}: ..."
+    elif etype == "literal_error":
+        exp = err.get("ctx", {}).get("expected", "")
+        msg, expected = "value is not allowed", f"one of {exp}"
+    elif etype == "union_tag_invalid":
+        exp = err.get("ctx", {}).get("expected_tags", "")
+        msg, expected = "unknown pattern", f"one of {exp}"
+        path = (*path, "pattern")
+    elif etype == "union_tag_not_found":
+        msg, expected = (
+            "missing required key 'pattern'",
+            "pattern: direct | reverse_proxy | ...",
+        )
+    elif etype == "string_pattern_mismatch":
+        msg = "contains characters or a form that is not allowed here"
+        expected = _PATTERN_HINTS.get(str(ctx.get("pattern", ""))) or _pattern_hint(path)
+    elif etype == "posnet_value":
+        expected = str(ctx.get("expected", ""))
+    elif etype in ("too_long", "string_too_long"):
+        unit = _unit(data, path, ctx.get("max_length"))
+        msg = f"is too long (at most {ctx.get('max_length')} {unit})"
+        expected = f"at most {ctx.get('max_length')} {unit}"
+    elif etype in ("too_short", "string_too_short"):
+        unit = _unit(data, path, ctx.get("min_length"))
+        msg = f"is too short (at least {ctx.get('min_length')} {unit})"
+        expected = f"at least {ctx.get('min_length')} {unit}"
+    elif etype in _BOUNDS:
+        bound = next(iter(ctx.values()), "")
+        expected = f"a number {_BOUNDS[etype]} {bound}"
+    loc, shown = locate(layers, path, prefer_key=prefer_key)
+    return Diagnostic(loc, "E100", msg, path=shown, expected=expected, site=site_id)
 
 
 _BOUNDS = {
@@ -251,28 +271,54 @@ def _pattern_hint(path: YamlPath) -> str:
     return "lowercase letters, digits, '-' and '_' (e.g. an id)"
 
 
-def own_problems(
+SHARED_SHOWN = 20  # a shared file's validation errors kept per store
+
+
+def site_validation_diagnostics(
     exc: ValidationError,
     data: Any,
-    vdiags: list[Diagnostic],
-    own_file: str,
+    layers: Sequence[Layer],
+    site_id: str,
     broken_group: bool,
 ) -> list[Diagnostic]:
-    """A store's validation errors without the follow-ups of a shared file's problem: a
-    key misspelled in fleet.yaml or a group file (reported once, at that file) leaves
-    each store "missing" the key it meant, as does a group file that has errors."""
+    """A store's validation errors, without the follow-ups of a shared file's problem,
+    and at most SHARED_SHOWN of each shared file's own.
+
+    A key misspelled in fleet.yaml or a group file (reported once, at that file) leaves
+    each store "missing" the key it meant, as does a group file that has errors. Every
+    store of a group meets its file's errors again: 500 bad values in one group file
+    cost (and kept) 500 diagnostics in each of its thousands of stores, all but one
+    copy dropped at the end. Past SHARED_SHOWN, a store counts them unexplained."""
+    own_file = layers[0].file
     errs = exc.errors(include_input=False, include_url=False)
-    assert len(errs) == len(vdiags)  # validation_diagnostics: one per error, in order
+    paths = [data_path(data, e["loc"]) for e in errs]
+    files = [locate(layers, path)[0].file for path in paths]
     typo_at = {
-        data_path(data, e["loc"])[:-1]
-        for e, d in zip(errs, vdiags, strict=True)
-        if e["type"] == "extra_forbidden" and d.location.file != own_file
+        path[:-1]
+        for e, path, file in zip(errs, paths, files, strict=True)
+        if e["type"] == "extra_forbidden" and file != own_file
     }
-    return [
-        d
-        for e, d in zip(errs, vdiags, strict=True)
-        if e["type"] != "missing" or not (broken_group or data_path(data, e["loc"])[:-1] in typo_at)
-    ]
+    out: list[Diagnostic] = []
+    shown: dict[str, int] = {}
+    for err, path, file in zip(errs, paths, files, strict=True):
+        if err["type"] == "missing" and (broken_group or path[:-1] in typo_at):
+            continue
+        if file != own_file:
+            shown[file] = shown.get(file, 0) + 1
+            if shown[file] > SHARED_SHOWN:
+                continue
+        out.append(_error_diagnostic(err, path, data, layers, Site, site_id))
+    for file, count in sorted(shown.items()):
+        if count > SHARED_SHOWN:
+            out.append(
+                Diagnostic(
+                    Location(file),
+                    "E100",
+                    f"more errors in this file are not shown (at most {SHARED_SHOWN})",
+                    expected="fix the errors shown and run again",
+                )
+            )
+    return out
 
 
 def problem_diagnostics(

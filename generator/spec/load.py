@@ -22,9 +22,9 @@ from generator.spec.cache import SiteCache, _Record, from_record, to_record
 from generator.spec.checks import check_site
 from generator.spec.diagnose import (
     data_path,
-    own_problems,
     problem_diagnostics,
     salvaged_problems,
+    site_validation_diagnostics,
     validation_diagnostics,
 )
 from generator.spec.fleet import Fleet, FleetFile, GroupFile, LoadedSite, SiteFacts, site_layers
@@ -41,6 +41,38 @@ def _doc_diag(doc: Document, message: str, expected: str) -> Diagnostic:
     if doc.data is None:
         message = "the file is empty; " + message
     return Diagnostic(loc, "E100", message, expected=expected)
+
+
+SHARED_VALUES = 500  # values under one shared `defaults:` (fleet.yaml, a group file)
+
+
+def _count_values(data: Any) -> int:
+    if isinstance(data, dict):
+        return sum(1 + _count_values(v) for v in data.values())
+    if isinstance(data, list):
+        return sum(1 + _count_values(v) for v in data)
+    return 0
+
+
+def _too_many_defaults(defaults: Any, doc: Document) -> Diagnostic | None:
+    """Every store of a fleet or group merges and validates its shared defaults, so
+    their size is charged once per store: 4 MiB of bad defaults in one group file would
+    cost hours across thousands of stores. A store's own file has the whole YAML value
+    budget; shared defaults have SHARED_VALUES."""
+    count = _count_values(defaults)
+    if count <= SHARED_VALUES:
+        return None
+    loc = doc.positions.key(("defaults",)) or doc.positions.nearest(("defaults",))
+    assert loc is not None
+    return Diagnostic(
+        loc,
+        "E100",
+        f"defaults hold {count} values; every store they apply to merges and validates "
+        "each of them",
+        path="defaults",
+        expected=f"at most {SHARED_VALUES} values under defaults (keep what only some "
+        "stores need in their own files)",
+    )
 
 
 def _rel(path: Path, root: Path | None) -> str:
@@ -146,6 +178,9 @@ def load_fleet(path: Path, cached: bool = False, jobs: int = 0) -> Fleet:
             settings = FleetFile.model_validate(fleet_data)
         except ValidationError as exc:
             raise PosnetError(validation_diagnostics(exc, fleet_data, flayers, FleetFile)) from None
+        too_many = _too_many_defaults(settings.defaults, fleet_doc)
+        if too_many is not None:
+            raise PosnetError([too_many])
         fleet_layer = Layer(settings.defaults, fleet_doc.positions, ("defaults",), fleet_doc.file)
         settings_layer = flayers[0]
     catalog, catalog_digest = _load_catalog(fleet_doc, fleet_data)
@@ -275,7 +310,17 @@ def _load_groups(
             broken.add(gpath.stem)
             defaults = gdoc.data.get("defaults")
             defaults = defaults if isinstance(defaults, dict) else {}
+            too_many = _too_many_defaults(defaults, gdoc)
+            if too_many is not None:
+                diags.append(too_many)
+                defaults = {}
             groups[gpath.stem] = Layer(defaults, gdoc.positions, ("defaults",), gdoc.file)
+            continue
+        too_many = _too_many_defaults(g.defaults, gdoc)
+        if too_many is not None:
+            diags.append(too_many)
+            broken.add(gpath.stem)
+            groups[gpath.stem] = Layer({}, gdoc.positions, ("defaults",), gdoc.file)
             continue
         if g.group != gpath.stem:
             loc, shown = locate(glayers, ("group",))
@@ -484,8 +529,7 @@ def _load_site(
     try:
         site = Site.model_validate(merged)
     except ValidationError as exc:
-        vdiags = validation_diagnostics(exc, merged, layers, Site, site_id)
-        diags.extend(own_problems(exc, merged, vdiags, doc.file, in_broken))
+        diags.extend(site_validation_diagnostics(exc, merged, layers, site_id, in_broken))
         diags.extend(salvaged_problems(merged, layers, catalog, site_id))
         return None, diags
     if site.id != spath.stem and root is not None:
