@@ -5,7 +5,8 @@ once took ten minutes, because salvage compared every cut path with every earlie
 A group file is worse: every store of the group meets its errors again, so its size is
 charged once per store; the last tests bound what each store spends on them.
 Speed belongs to benchmarks, so these tests do not time anything: they count the
-Python calls (and generator steps) a whole validation makes, through `sys.setprofile`,
+steps a whole validation takes (Python calls, and lines run in posnet's own code,
+through `sys.settrace`)
 for a file with n, 2n and 4n bad parts. Linear work adds twice as many calls for the
 second doubling as for the first; quadratic work adds four times as many.
 """
@@ -26,24 +27,34 @@ from generator.errors import Diagnostic, PosnetError, format_text
 from generator.spec import diagnose
 from generator.spec.diagnose import SHARED_SHOWN
 from generator.spec.load import SHARED_VALUES
+from tests.treeutil import posnet
 
-DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo-fleet"
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "demo-fleet"
 SIZES = (300, 600, 1200)
 
 
 def _calls(work: Callable[[], object]) -> int:
-    """How many Python calls and generator resumptions `work` makes."""
+    """How many steps `work` takes: every Python call and generator resumption, and
+    every line run in posnet's own code (a quadratic plain loop makes no calls)."""
     count = 0
+    ours = str(ROOT / "generator")
 
-    def tick(frame: FrameType, event: str, arg: Any) -> None:
+    def line(frame: FrameType, event: str, arg: Any) -> Any:
         nonlocal count
         count += 1
+        return line
 
-    sys.setprofile(tick)
+    def call(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal count
+        count += 1
+        return line if frame.f_code.co_filename.startswith(ours) else None
+
+    sys.settrace(call)
     try:
         work()
     finally:
-        sys.setprofile(None)
+        sys.settrace(None)
     return count
 
 
@@ -202,3 +213,68 @@ def test_fleet_defaults_past_their_budget_are_refused(
     (diag,) = caught.value.diagnostics
     assert diag.location.file.endswith("fleet.yaml") and diag.path == "defaults"
     assert diag.message.startswith("defaults hold")
+
+
+# ------------------------------------------------------------ a big store that is valid
+
+
+def _many_routes(n: int) -> str:
+    """brussels-03 with n more POS hosts in a /16, each behind its own proxy route."""
+    text = (DEMO / "sites/brussels-03.yaml").read_text(encoding="utf-8")
+    for old, new in [
+        ("id: brussels-03", "id: big-01"),
+        ("203.0.113.30", "203.0.113.99"),
+        ("fqdn: brussels-03", "fqdn: big-01"),
+        ('subnet: "198.51.100.128/26"', 'subnet: "10.20.0.0/16"'),
+        ('gateway: "198.51.100.129"', 'gateway: "10.20.255.254"'),
+        (
+            'start: "198.51.100.170", end: "198.51.100.190"',
+            'start: "10.20.200.1", end: "10.20.200.200"',
+        ),
+        ('ip: "198.51.100.130"', 'ip: "10.20.250.1"'),
+        ('ip: "198.51.100.140"', 'ip: "10.20.250.2"'),
+        ('ip: "198.51.100.141"', 'ip: "10.20.250.3"'),
+    ]:
+        assert old in text, old
+        text = text.replace(old, new)
+    hosts = "".join(
+        f'  - name: p{i}\n    role: pos\n    ip: "10.20.{i // 200}.{10 + i % 200}"\n'
+        f'    mac: "52:54:00:01:{i // 256:02x}:{i % 256:02x}"\n'
+        "    services:\n      - {name: api, port: 8443, tls: true}\n"
+        for i in range(n)
+    )
+    routes = "".join(f"      - {{service: p{i}/api, path: /p{i}/}}\n" for i in range(n))
+    return text.replace("hosts:\n", "hosts:\n" + hosts, 1).replace(
+        "    routes:\n", "    routes:\n" + routes
+    )
+
+
+def test_rendering_a_valid_store_grows_linearly_with_its_routes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing caps a store's hosts or routes; every route looked its service up by
+    scanning the hosts and its path up among the proxy's other paths (4,000 routes: 20
+    million steps)."""
+    monkeypatch.setenv("POSNET_CACHE_DIR", "off")
+    root = tmp_path / "fleet"
+    shutil.copytree(DEMO, root)
+    sizes = (300, 600, 1200)
+
+    def render(n: int) -> int:
+        (root / "sites/big-01.yaml").write_text(_many_routes(n), encoding="utf-8")
+        out = tmp_path / f"build-{n}-{len(list(tmp_path.iterdir()))}"  # a fresh tree
+        result: list[int] = []
+        calls = _calls(
+            lambda: result.append(posnet("render", root, "-o", out, "--jobs", "1").returncode)
+        )
+        assert result == [0]
+        assert (
+            f"location /p{n - 1}/"
+            in (out / "sites/big-01/proxy/deliverect-proxy.nginx.conf").read_text()
+        )
+        return calls
+
+    render(sizes[0])  # first-use work
+    calls = [render(n) for n in sizes]
+    first, second = calls[1] - calls[0], calls[2] - calls[1]
+    assert second < 2.5 * first, calls

@@ -355,13 +355,26 @@ def _check_hosts(site: Site) -> Iterator[Problem]:
             snames.setdefault(svc.name, j)
 
 
+_INDEXED: list[tuple[Site, dict[str, frozenset[str]]]] = []  # the last site's, if any
+
+
+def _services_by_host(site: Site) -> dict[str, frozenset[str]]:
+    """Host name -> its service names (the first host of a name, as a lookup finds it),
+    for the site checked last: each route looks its service up, and a store may hold
+    thousands of both, so scanning the hosts per route was quadratic."""
+    if not _INDEXED or _INDEXED[0][0] is not site:
+        index: dict[str, frozenset[str]] = {}
+        for host in site.hosts:
+            index.setdefault(host.name, frozenset(s.name for s in host.services))
+        _INDEXED[:] = [(site, index)]
+    return _INDEXED[0][1]
+
+
 def _find_service(site: Site, ref: str) -> tuple[bool, bool]:
     """(host exists, service exists)."""
     host_name, _, svc_name = ref.partition("/")
-    for host in site.hosts:
-        if host.name == host_name:
-            return True, any(s.name == svc_name for s in host.services)
-    return False, False
+    services = _services_by_host(site).get(host_name)
+    return services is not None, services is not None and svc_name in services
 
 
 def service_problem(site: Site, path: YamlPath, ref: str) -> Iterator[Problem]:

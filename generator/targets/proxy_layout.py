@@ -174,6 +174,7 @@ def layout(proxy: ProxyPlan, lan_subnet: str) -> tuple[VirtualServer, ...]:
     answers them with 404 like any unknown host."""
     main = check_hostname(proxy.server_names[0])
     by_name: dict[str, list[Route]] = {}
+    paths: set[tuple[str, str]] = set()  # (server name, path): a store may hold thousands
     for r in proxy.routes:
         if r.match == "host":
             name = check_hostname(r.value)
@@ -187,8 +188,8 @@ def layout(proxy: ProxyPlan, lan_subnet: str) -> tuple[VirtualServer, ...]:
         else:
             kind = "prefix" if r.value.endswith("/") else "exact"
         path = "/" if kind == "default" else r.value
-        group = by_name.setdefault(main, [])
-        if any(x.path == path for x in group):
+        if (main, path) in paths:
             raise ValueError(f"two routes for path {path} on {main}")
-        group.append(_route(kind, path, r, lan_subnet))
+        paths.add((main, path))
+        by_name.setdefault(main, []).append(_route(kind, path, r, lan_subnet))
     return tuple(VirtualServer(name, _order(rs)) for name, rs in by_name.items())
