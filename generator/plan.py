@@ -294,6 +294,7 @@ class PartnerBrief:
     pattern: str
     endpoints: tuple[str, ...]
     notes: tuple[str, ...]
+    integration: int = -1  # index in the site's integrations (-1: any of this partner)
 
 
 @dataclass(frozen=True)

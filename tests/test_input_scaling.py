@@ -249,29 +249,71 @@ def _many_routes(n: int) -> str:
     )
 
 
-def test_rendering_a_valid_store_grows_linearly_with_its_routes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _many_integrations(n: int) -> str:
+    """gent-01 with n more POS hosts, each forwarded by a direct integration of its own."""
+    text = (DEMO / "sites/gent-01.yaml").read_text(encoding="utf-8")
+    for old, new in [
+        ("id: gent-01", "id: big-01"),
+        ("203.0.113.10", "203.0.113.99"),
+        ("fqdn: gent-01", "fqdn: big-01"),
+        ('subnet: "198.51.100.128/26"', 'subnet: "10.20.0.0/16"'),
+        ('gateway: "198.51.100.129"', 'gateway: "10.20.255.254"'),
+        ('start: "198.51.100.150"', 'start: "10.20.200.1"'),
+        ('end: "198.51.100.180"', 'end: "10.20.200.200"'),
+        ('ip: "198.51.100.140"', 'ip: "10.20.250.2"'),
+        ('ip: "198.51.100.141"', 'ip: "10.20.250.3"'),
+    ]:
+        assert old in text, old
+        text = text.replace(old, new)
+    hosts = "".join(
+        f'  - name: p{i}\n    role: pos\n    ip: "10.20.{i // 200}.{10 + i % 200}"\n'
+        f'    mac: "52:54:00:01:{i // 256:02x}:{i % 256:02x}"\n'
+        "    services:\n      - {name: api, port: 8443, tls: true}\n"
+        for i in range(n)
+    )
+    integrations = "".join(
+        f"  - partner: deliverect\n    pattern: direct\n    service: p{i}/api\n"
+        f'    public_port: {20000 + i}\n    sources: ["198.51.100.0/28"]\n'
+        for i in range(n)
+    )
+    return text.replace("hosts:\n", "hosts:\n" + hosts, 1).replace(
+        "integrations:\n", "integrations:\n" + integrations
+    )
+
+
+@pytest.mark.parametrize(
+    ("shape", "file", "last"),
+    [
+        (_many_routes, "proxy/deliverect-proxy.nginx.conf", "location /p{}/"),
+        (_many_integrations, "HANDOVER.md", "Requests to port {} "),
+    ],
+    ids=["routes", "integrations"],
+)
+def test_rendering_a_valid_store_grows_linearly_with_its_size(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    shape: Callable[[int], str],
+    file: str,
+    last: str,
 ) -> None:
-    """Nothing caps a store's hosts or routes; every route looked its service up by
-    scanning the hosts and its path up among the proxy's other paths (4,000 routes: 20
-    million steps)."""
+    """Nothing caps a store's hosts, routes or integrations. Every route looked its
+    service up by scanning the hosts and its path up among the proxy's other paths
+    (4,000 routes: 20 million steps); every partner brief listed every exposure of its
+    partner, and every firewall set name was checked against all earlier ones."""
     monkeypatch.setenv("POSNET_CACHE_DIR", "off")
     root = tmp_path / "fleet"
     shutil.copytree(DEMO, root)
     sizes = (300, 600, 1200)
 
     def render(n: int) -> int:
-        (root / "sites/big-01.yaml").write_text(_many_routes(n), encoding="utf-8")
+        (root / "sites/big-01.yaml").write_text(shape(n), encoding="utf-8")
         out = tmp_path / f"build-{n}-{len(list(tmp_path.iterdir()))}"  # a fresh tree
         result: list[int] = []
-        calls = _calls(
-            lambda: result.append(posnet("render", root, "-o", out, "--jobs", "1").returncode)
-        )
+        args = ("render", root, "-o", out, "--jobs", "1")
+        calls = _calls(lambda: result.append(posnet(*args).returncode))
         assert result == [0]
-        assert (
-            f"location /p{n - 1}/"
-            in (out / "sites/big-01/proxy/deliverect-proxy.nginx.conf").read_text()
-        )
+        last_one = last.format(n - 1 if shape is _many_routes else 20000 + n - 1)
+        assert last_one in (out / "sites/big-01" / file).read_text()
         return calls
 
     render(sizes[0])  # first-use work

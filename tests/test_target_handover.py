@@ -8,12 +8,16 @@ every cell exactly, including an escaped `|`.
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
 
+from generator.pipeline import load_plans
 from generator.plan import Plan
 from generator.targets import handover
+from tests.conftest import DEMO
 
 PATH = "HANDOVER.md"
 UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
@@ -278,3 +282,24 @@ def test_prose_escapes_markdown_but_keeps_names_readable() -> None:
     assert handover.text("payment_terminal") == "payment_terminal"
     assert handover.text("_x_ a*b [c] <d>") == "\\_x\\_ a\\*b \\[c\\] \\<d\\>"
     assert handover.code("a`b") == "`` a`b ``"
+
+
+def test_each_partner_brief_lists_only_its_own_integration(tmp_path: Path) -> None:
+    """Two integrations of one partner are two briefs: each names its own port once
+    (every brief used to list every port of its partner: a store with n integrations
+    had n² lines)."""
+    root = tmp_path / "fleet"
+    shutil.copytree(DEMO, root)
+    gent = root / "sites/gent-01.yaml"
+    gent.write_text(
+        gent.read_text(encoding="utf-8")
+        + "  - partner: deliverect\n    pattern: direct\n    service: pos2/api\n"
+        '    public_port: 18444\n    sources: ["198.51.100.0/28"]\n',
+        encoding="utf-8",
+    )
+    fleet, plans = load_plans(root)
+    assert fleet.ok, fleet.diagnostics
+    (plan,) = [p for p in plans if p.site_id == "gent-01"]
+    partner = section(handover.render(plan)[PATH], "What to tell each partner")
+    for port in (18443, 18444):
+        assert partner.count(f"Requests to port {port} are accepted only from") == 1, partner

@@ -206,5 +206,6 @@ class Context:
                 pattern,
                 tuple(endpoints),
                 (*p.notes, *extra),
+                integration=self.index,
             )
         )

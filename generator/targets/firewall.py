@@ -264,14 +264,20 @@ class _Builder:
     plan: Plan
     log_drops: bool
     sets: list[AddrSet] = field(default_factory=list)
+    taken: set[str] = field(default_factory=set)
+    suffix: dict[str, int] = field(default_factory=dict)  # per base: the last n tried
 
     def named_set(self, base: str, family: AddrFamily, cidrs: Iterable[str], note: str) -> AddrSet:
-        """A set named `base` (bounded to NFT_NAME_MAX), `base_2`... when taken."""
-        taken = {s.name for s in self.sets}
-        name, n = bounded(base, NFT_NAME_MAX), 1
-        while name in taken:
+        """A set named `base` (bounded to NFT_NAME_MAX), `base_2`... when taken (a store
+        with a thousand exposures of one name tries each suffix once, not n times)."""
+        name, n = bounded(base, NFT_NAME_MAX), self.suffix.get(base, 1)
+        if n > 1:
+            name = bounded(f"{base}_{n}", NFT_NAME_MAX)
+        while name in self.taken:
             n += 1
             name = bounded(f"{base}_{n}", NFT_NAME_MAX)
+        self.suffix[base] = n
+        self.taken.add(name)
         s = AddrSet(family, collapse(cidrs, family), name, note)
         self.sets.append(s)
         return s

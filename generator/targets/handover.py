@@ -197,44 +197,57 @@ class PartnerSection:
 
 
 def partner_sections(plan: Plan) -> list[PartnerSection]:
+    extra = _PartnerLines(plan)
     return [
         PartnerSection(
             title=text(b.title),
             pattern=text(b.pattern),
             endpoints=tuple(code(e) for e in b.endpoints),
             notes=tuple(text(n) for n in b.notes),
-            extra=tuple(_partner_extra(plan, b)),
+            extra=tuple(extra.of(b)),
         )
         for b in plan.briefs
     ]
 
 
-def _partner_extra(plan: Plan, b: PartnerBrief) -> list[str]:
-    out = []
-    for e in plan.exposures:
-        if e.partner == b.partner:
+class _PartnerLines:
+    """The exposure and proxy lines of each brief: those of its own integration (of
+    every integration of its partner, for a brief that names none). Grouped once per
+    store: a store with a thousand integrations listed every port under every one."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.exposures: dict[object, list[Exposure]] = {}
+        self.proxies: dict[object, list[ProxyPlan]] = {}
+        for e in plan.exposures:
+            self.exposures.setdefault(e.partner, []).append(e)
+            self.exposures.setdefault((e.partner, e.integration), []).append(e)
+        for p in plan.proxies:
+            self.proxies.setdefault(p.partner, []).append(p)
+            self.proxies.setdefault((p.partner, p.integration), []).append(p)
+        self.public_port: dict[tuple[str, int], int] = {}
+        for e in plan.exposures:
+            self.public_port.setdefault((e.target_ip, e.target_port), e.public_port)
+
+    def of(self, b: PartnerBrief) -> list[str]:
+        key: object = b.partner if b.integration < 0 else (b.partner, b.integration)
+        out = []
+        for e in self.exposures.get(key, []):
             src = ", ".join(e.sources) if e.sources else "anyone (no allow-list)"
             out.append(f"Requests to port {e.public_port} are accepted only from: {src}.")
-    for p in plan.proxies:
-        if p.partner == b.partner:
+        for p in self.proxies.get(key, []):
             out.append(_proxy_line(p))
-            out.extend(_upstream_certificates(p, plan.lan.subnet))
-            out.extend(_proxy_dns_and_checks(p, plan))
-    return out
+            out.extend(_upstream_certificates(p, self.plan.lan.subnet))
+            port = self.public_port.get((p.host_ip, p.listen_port))
+            out.extend(_proxy_dns_and_checks(p, self.plan, port))
+        return out
 
 
-def _proxy_dns_and_checks(p: ProxyPlan, plan: Plan) -> list[str]:
+def _proxy_dns_and_checks(p: ProxyPlan, plan: Plan, port: int | None) -> list[str]:
     """DNS records the proxy's names need, and per route a curl that sends the right SNI
     and Host to the store's public address (--resolve), so it tests routing and auth,
-    not the catch-all server that answers unknown names with 404."""
-    port = next(
-        (
-            e.public_port
-            for e in plan.exposures
-            if (e.target_ip, e.target_port) == (p.host_ip, p.listen_port)
-        ),
-        None,
-    )
+    not the catch-all server that answers unknown names with 404. `port`: the public
+    port forwarded to the proxy, if any."""
     if port is None:
         return []
     out = []
