@@ -218,22 +218,17 @@ def test_fleet_defaults_past_their_budget_are_refused(
 # ------------------------------------------------------------ a big store that is valid
 
 
-def _many_routes(n: int) -> str:
-    """brussels-03 with n more POS hosts in a /16, each behind its own proxy route."""
-    text = (DEMO / "sites/brussels-03.yaml").read_text(encoding="utf-8")
+def _big_store(demo: str, n: int, replacements: list[tuple[str, str]]) -> str:
+    """A demo store renamed big-01, moved to a /16 LAN, with n more POS hosts p0..."""
+    text = (DEMO / "sites" / f"{demo}.yaml").read_text(encoding="utf-8")
     for old, new in [
-        ("id: brussels-03", "id: big-01"),
-        ("203.0.113.30", "203.0.113.99"),
-        ("fqdn: brussels-03", "fqdn: big-01"),
+        (f"id: {demo}", "id: big-01"),
+        (f"fqdn: {demo}", "fqdn: big-01"),
         ('subnet: "198.51.100.128/26"', 'subnet: "10.20.0.0/16"'),
         ('gateway: "198.51.100.129"', 'gateway: "10.20.255.254"'),
-        (
-            'start: "198.51.100.170", end: "198.51.100.190"',
-            'start: "10.20.200.1", end: "10.20.200.200"',
-        ),
-        ('ip: "198.51.100.130"', 'ip: "10.20.250.1"'),
         ('ip: "198.51.100.140"', 'ip: "10.20.250.2"'),
         ('ip: "198.51.100.141"', 'ip: "10.20.250.3"'),
+        *replacements,
     ]:
         assert old in text, old
         text = text.replace(old, new)
@@ -243,42 +238,42 @@ def _many_routes(n: int) -> str:
         "    services:\n      - {name: api, port: 8443, tls: true}\n"
         for i in range(n)
     )
-    routes = "".join(f"      - {{service: p{i}/api, path: /p{i}/}}\n" for i in range(n))
-    return text.replace("hosts:\n", "hosts:\n" + hosts, 1).replace(
-        "    routes:\n", "    routes:\n" + routes
+    return text.replace("hosts:\n", "hosts:\n" + hosts, 1)
+
+
+def _many_routes(n: int) -> str:
+    """brussels-03 with n more POS hosts, each behind its own proxy route."""
+    text = _big_store(
+        "brussels-03",
+        n,
+        [
+            ("203.0.113.30", "203.0.113.99"),
+            ('start: "198.51.100.170"', 'start: "10.20.200.1"'),
+            ('end: "198.51.100.190"', 'end: "10.20.200.200"'),
+            ('ip: "198.51.100.130"', 'ip: "10.20.250.1"'),
+        ],
     )
+    routes = "".join(f"      - {{service: p{i}/api, path: /p{i}/}}\n" for i in range(n))
+    return text.replace("    routes:\n", "    routes:\n" + routes)
 
 
 def _many_integrations(n: int) -> str:
     """gent-01 with n more POS hosts, each forwarded by a direct integration of its own."""
-    text = (DEMO / "sites/gent-01.yaml").read_text(encoding="utf-8")
-    for old, new in [
-        ("id: gent-01", "id: big-01"),
-        ("203.0.113.10", "203.0.113.99"),
-        ("fqdn: gent-01", "fqdn: big-01"),
-        ('subnet: "198.51.100.128/26"', 'subnet: "10.20.0.0/16"'),
-        ('gateway: "198.51.100.129"', 'gateway: "10.20.255.254"'),
-        ('start: "198.51.100.150"', 'start: "10.20.200.1"'),
-        ('end: "198.51.100.180"', 'end: "10.20.200.200"'),
-        ('ip: "198.51.100.140"', 'ip: "10.20.250.2"'),
-        ('ip: "198.51.100.141"', 'ip: "10.20.250.3"'),
-    ]:
-        assert old in text, old
-        text = text.replace(old, new)
-    hosts = "".join(
-        f'  - name: p{i}\n    role: pos\n    ip: "10.20.{i // 200}.{10 + i % 200}"\n'
-        f'    mac: "52:54:00:01:{i // 256:02x}:{i % 256:02x}"\n'
-        "    services:\n      - {name: api, port: 8443, tls: true}\n"
-        for i in range(n)
+    text = _big_store(
+        "gent-01",
+        n,
+        [
+            ("203.0.113.10", "203.0.113.99"),
+            ('start: "198.51.100.150"', 'start: "10.20.200.1"'),
+            ('end: "198.51.100.180"', 'end: "10.20.200.200"'),
+        ],
     )
     integrations = "".join(
         f"  - partner: deliverect\n    pattern: direct\n    service: p{i}/api\n"
         f'    public_port: {20000 + i}\n    sources: ["198.51.100.0/28"]\n'
         for i in range(n)
     )
-    return text.replace("hosts:\n", "hosts:\n" + hosts, 1).replace(
-        "integrations:\n", "integrations:\n" + integrations
-    )
+    return text.replace("integrations:\n", "integrations:\n" + integrations)
 
 
 @pytest.mark.parametrize(
