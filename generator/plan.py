@@ -327,3 +327,19 @@ class Plan:
             if h.name == name:
                 return h
         raise KeyError(name)
+
+
+_BY_IP: list[tuple[Plan, dict[str, HostPlan]]] = []  # the last plan's, if any
+
+
+def host_at(plan: Plan, ip: str) -> HostPlan | None:
+    """The first of the plan's hosts with address `ip` (canonical text, as the spec's
+    validation writes it). Indexed once per plan, for the plan looked at last: the
+    handover sheet and the topology ask for every source of every flow, and scanning
+    the hosts each time was cubic in a store's size."""
+    if not _BY_IP or _BY_IP[0][0] is not plan:
+        index: dict[str, HostPlan] = {}
+        for h in plan.hosts:
+            index.setdefault(h.ip, h)
+        _BY_IP[:] = [(plan, index)]
+    return _BY_IP[0][1].get(ip)

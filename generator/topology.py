@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from generator import netparse
-from generator.plan import Plan
+from generator.plan import Plan, host_at
 
 LinkKind = Literal["inbound", "outbound", "tunnel", "lan"]
 KIND_TEXT: dict[str, str] = {
@@ -53,10 +53,10 @@ def _partners(plan: Plan) -> list[str]:
 
 def _host_of(plan: Plan, cidr: str) -> str | None:
     net = netparse.ip_network(cidr)
-    for h in plan.hosts:
-        if net.num_addresses == 1 and netparse.ip_address(h.ip) in net:
-            return h.name
-    return None
+    if net.num_addresses != 1:
+        return None
+    host = host_at(plan, str(net.network_address))
+    return host.name if host else None
 
 
 def topology(plan: Plan) -> Topology:

@@ -13,6 +13,7 @@ second doubling as for the first; quadratic work adds four times as many.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -276,42 +277,88 @@ def _many_integrations(n: int) -> str:
     return text.replace("integrations:\n", "integrations:\n" + integrations)
 
 
+def _many_kiosks(n: int) -> str:
+    """ostend-05 with n more kiosks in its outbound-only integration: each may reach
+    each other's LAN HTTP port, so its Plan holds n flows of n sources."""
+    text = (DEMO / "sites/ostend-05.yaml").read_text(encoding="utf-8")
+    text = re.sub(r'ip: "198\.51\.100\.(\d+)"', r'ip: "10.30.250.\1"', text)
+    for old, new in [
+        ('subnet: "198.51.100.0/26"', 'subnet: "10.30.0.0/16"'),
+        ('gateway: "198.51.100.1"', 'gateway: "10.30.255.254"'),
+        (
+            'start: "198.51.100.40", end: "198.51.100.60"',
+            'start: "10.30.240.1", end: "10.30.240.9"',
+        ),
+        (
+            "hosts: [tablet1, touch2]",
+            "hosts: [tablet1, touch2" + "".join(f", k{i}" for i in range(n)) + "]",
+        ),
+    ]:
+        assert old in text, old
+        text = text.replace(old, new)
+    kiosks = "".join(
+        f"  - name: k{i}\n    role: kiosk\n    os: other\n"
+        f'    ip: "10.30.{i // 200}.{10 + i % 200}"\n'
+        for i in range(n)
+    )
+    return text.replace("hosts:\n", "hosts:\n" + kiosks, 1)
+
+
 @pytest.mark.parametrize(
-    ("shape", "file", "last"),
+    ("shape", "store", "file", "last", "sizes", "growth"),
     [
-        (_many_routes, "proxy/deliverect-proxy.nginx.conf", "location /p{}/"),
-        (_many_integrations, "HANDOVER.md", "Requests to port {} "),
+        (
+            _many_routes,
+            "big-01",
+            "proxy/deliverect-proxy.nginx.conf",
+            "location /p{n}/",
+            (300, 600, 1200),
+            2.5,
+        ),
+        (
+            _many_integrations,
+            "big-01",
+            "HANDOVER.md",
+            "Requests to port 2{n:04d} ",
+            (300, 600, 1200),
+            2.5,
+        ),
+        # n flows of n sources: quadratic by design, but was cubic (each source looked
+        # its host up among all hosts, in the sheet and the topology)
+        (_many_kiosks, "ostend-05", "HANDOVER.md", "k{n} (10.30.", (50, 100, 200), 4.5),
     ],
-    ids=["routes", "integrations"],
+    ids=["routes", "integrations", "kiosks"],
 )
 def test_rendering_a_valid_store_grows_linearly_with_its_size(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     shape: Callable[[int], str],
+    store: str,
     file: str,
     last: str,
+    sizes: tuple[int, int, int],
+    growth: float,
 ) -> None:
     """Nothing caps a store's hosts, routes or integrations. Every route looked its
     service up by scanning the hosts and its path up among the proxy's other paths
     (4,000 routes: 20 million steps); every partner brief listed every exposure of its
-    partner, and every firewall set name was checked against all earlier ones."""
+    partner, and every firewall set name was checked against all earlier ones. The
+    second doubling may cost `growth` times the first: 2 is linear, 4 quadratic."""
     monkeypatch.setenv("POSNET_CACHE_DIR", "off")
     root = tmp_path / "fleet"
     shutil.copytree(DEMO, root)
-    sizes = (300, 600, 1200)
 
     def render(n: int) -> int:
-        (root / "sites/big-01.yaml").write_text(shape(n), encoding="utf-8")
+        (root / "sites" / f"{store}.yaml").write_text(shape(n), encoding="utf-8")
         out = tmp_path / f"build-{n}-{len(list(tmp_path.iterdir()))}"  # a fresh tree
         result: list[int] = []
         args = ("render", root, "-o", out, "--jobs", "1")
         calls = _calls(lambda: result.append(posnet(*args).returncode))
         assert result == [0]
-        last_one = last.format(n - 1 if shape is _many_routes else 20000 + n - 1)
-        assert last_one in (out / "sites/big-01" / file).read_text()
+        assert last.format(n=n - 1) in (out / "sites" / store / file).read_text()
         return calls
 
     render(sizes[0])  # first-use work
     calls = [render(n) for n in sizes]
     first, second = calls[1] - calls[0], calls[2] - calls[1]
-    assert second < 2.5 * first, calls
+    assert second < growth * first, calls

@@ -26,6 +26,7 @@ from generator.plan import (
     ProxyPlan,
     TunnelPlan,
     WindowsBinding,
+    host_at,
 )
 from generator.targets import devices
 from generator.targets.base import Declared
@@ -95,8 +96,8 @@ def _bare(cidr: str) -> str:
 def _who(plan: Plan, cidr: str) -> str:
     """A source as the store knows it: host name and IP when it is one of its hosts."""
     ip = _bare(cidr)
-    host = next((h for h in plan.hosts if h.ip == ip), None)
-    return f"{host.name} ({ip})" if host and "/" not in ip else ip
+    host = host_at(plan, ip) if "/" not in ip else None
+    return f"{host.name} ({ip})" if host else ip
 
 
 def _host_label(plan: Plan, ip: str) -> str:
