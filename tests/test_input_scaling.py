@@ -362,3 +362,19 @@ def test_rendering_a_valid_store_grows_linearly_with_its_size(
     calls = [render(n) for n in sizes]
     first, second = calls[1] - calls[0], calls[2] - calls[1]
     assert second < growth * first, calls
+
+
+def test_the_help_and_the_readme_state_the_limits_the_code_enforces() -> None:
+    """The numbers a user reads are the numbers in force (a limit changed in code but
+    not in the text fails here)."""
+    from click.testing import CliRunner
+
+    from generator.cli import cli
+    from generator.yamlload import NODE_BUDGET
+
+    shown = CliRunner().invoke(cli, ["validate", "--help"], terminal_width=200).output
+    assert f"the first {SHARED_SHOWN} validation errors" in " ".join(shown.split())
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"the first {SHARED_SHOWN} validation errors of each shared file" in readme
+    assert f"may hold at most {SHARED_VALUES} values" in readme
+    assert f"at most {NODE_BUDGET:,} values after aliases are expanded" in readme

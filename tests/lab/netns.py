@@ -241,6 +241,14 @@ def _base_dir() -> Path:
     return base
 
 
+def _checkout() -> list[Path]:
+    """This repository and the Python prefix running the tests (its venv), outermost
+    first and neither inside the other."""
+    repo = Path(__file__).resolve().parents[2]
+    prefix = Path(sys.prefix).resolve()
+    return [repo] if repo == prefix or repo in prefix.parents else [repo, prefix]
+
+
 def _lab_dir(lab_id: str) -> Path:
     return _base_dir() / f"posnet-lab-{lab_id}"
 
@@ -755,13 +763,20 @@ class Lab:
         if Path("/tmp") in self.dir.parents:
             # A private /tmp too, so nothing the host writes there reaches the
             # machine's /tmp; the lab dir (sshd config, keys, overlays' upper
-            # dirs) is carried over it with a bind mount moved into place.
-            lab_dir = shlex.quote(str(self.dir))
-            mounts += [
-                f"mkdir /run/.lab && mount --bind {lab_dir} /run/.lab",
-                "mount -t tmpfs -o mode=1777,size=256m lab-tmp /tmp",
-                f"mkdir -p {lab_dir} && mount --move /run/.lab {lab_dir} && rmdir /run/.lab",
-            ]
+            # dirs) is carried over it with a bind mount moved into place, and so
+            # are this checkout and its venv when they live under /tmp (a clone
+            # there: the edge runs the venv's ansible-pull).
+            carried = [self.dir, *(p for p in _checkout() if Path("/tmp") in p.parents)]
+            for n, path in enumerate(carried):
+                mounts.append(
+                    f"mkdir /run/.lab{n} && mount --bind {shlex.quote(str(path))} /run/.lab{n}"
+                )
+            mounts.append("mount -t tmpfs -o mode=1777,size=256m lab-tmp /tmp")
+            for n, path in enumerate(carried):
+                where = shlex.quote(str(path))
+                mounts.append(
+                    f"mkdir -p {where} && mount --move /run/.lab{n} {where} && rmdir /run/.lab{n}"
+                )
         script = " && ".join(
             [
                 *mounts,
