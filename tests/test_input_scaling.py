@@ -378,3 +378,36 @@ def test_the_help_and_the_readme_state_the_limits_the_code_enforces() -> None:
     assert f"the first {SHARED_SHOWN} validation errors of each shared file" in readme
     assert f"may hold at most {SHARED_VALUES} values" in readme
     assert f"at most {NODE_BUDGET:,} values after aliases are expanded" in readme
+
+
+@pytest.mark.parametrize("command", ["report", "diff"])
+@pytest.mark.parametrize(
+    "shape", [_many_routes, _many_integrations], ids=["routes", "integrations"]
+)
+def test_report_and_diff_of_a_big_store_grow_linearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, shape: Callable[[int], str]
+) -> None:
+    """The HTML report (diagram, sheet, files) and `posnet diff` against the demo fleet
+    read the same Plans as render: a store of n routes or integrations costs them
+    linear work too."""
+    monkeypatch.setenv("POSNET_CACHE_DIR", "off")
+
+    def run(n: int) -> int:
+        base = tmp_path / f"{n}-{len(list(tmp_path.iterdir()))}"
+        root, out = base / "fleet", base / "build"
+        shutil.copytree(DEMO, root)
+        (root / "sites/big-01.yaml").write_text(shape(n), encoding="utf-8")
+        assert posnet("render", root, "-o", out, "--jobs", "1").returncode == 0
+        args = (
+            ("report", out, "-o", base / "report") if command == "report" else ("diff", DEMO, root)
+        )
+        result: list[int] = []
+        calls = _calls(lambda: result.append(posnet(*args).returncode))
+        assert result == [0]
+        return calls
+
+    sizes = (300, 600, 1200)
+    run(sizes[0])  # first-use work
+    calls = [run(n) for n in sizes]
+    first, second = calls[1] - calls[0], calls[2] - calls[1]
+    assert second < 2.5 * first, calls
