@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from generator.memo import last_object
+
 Proto = Literal["tcp", "udp"]
 
 
@@ -329,17 +331,16 @@ class Plan:
         raise KeyError(name)
 
 
-_BY_IP: list[tuple[Plan, dict[str, HostPlan]]] = []  # the last plan's, if any
+@last_object
+def _hosts_by_ip(plan: Plan) -> dict[str, HostPlan]:
+    index: dict[str, HostPlan] = {}
+    for h in plan.hosts:
+        index.setdefault(h.ip, h)
+    return index
 
 
 def host_at(plan: Plan, ip: str) -> HostPlan | None:
     """The first of the plan's hosts with address `ip` (canonical text, as the spec's
-    validation writes it). Indexed once per plan, for the plan looked at last: the
-    handover sheet and the topology ask for every source of every flow, and scanning
-    the hosts each time was cubic in a store's size."""
-    if not _BY_IP or _BY_IP[0][0] is not plan:
-        index: dict[str, HostPlan] = {}
-        for h in plan.hosts:
-            index.setdefault(h.ip, h)
-        _BY_IP[:] = [(plan, index)]
-    return _BY_IP[0][1].get(ip)
+    validation writes it). The handover sheet and the topology ask for every source of
+    every flow: scanning the hosts each time was cubic in a store's size."""
+    return _hosts_by_ip(plan).get(ip)

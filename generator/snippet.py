@@ -136,12 +136,6 @@ def masked_line(line: str, keys_only: bool) -> MaskedLine:
     )
 
 
-def masked(line: str, col: int, keys_only: bool) -> tuple[str, int]:
-    """The line with secrets masked, and the 0-based caret column in it."""
-    shown = masked_line(line, keys_only)
-    return shown.text, shown.column(col)
-
-
 # The bytes the loader parsed, by file as diagnostics name it (set by load_fleet for
 # site files): a snippet shows what was validated, even if the file changed since, and a
 # fleet with warnings in 10,000 stores is not read from disk a second time.

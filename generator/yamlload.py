@@ -551,7 +551,7 @@ class _Composer:
         self.file = file
         self.positions = Positions(file)
         self.positions.values[()] = (1, 1)
-        self.budget = NODE_BUDGET
+        self.budget = _ValueBudget(file)
 
     @staticmethod
     def mark(ev: Any) -> Mark:
@@ -566,9 +566,7 @@ class _Composer:
         return _plain(ev.value) if ev.implicit[0] else ev.value
 
     def node(self, ev: Any, path: YamlPath) -> Any:
-        self.budget -= 1
-        if self.budget < 0:
-            raise _Slow  # ruamel names the limit
+        self.budget.spend(ev.start_mark)  # past it: refused here, never parsed again
         kind = type(ev)
         if kind is _ev.ScalarEvent:
             return self.scalar(ev)

@@ -20,7 +20,7 @@ from generator.analyze import analyze
 from generator.cli import cli
 from generator.diagnostics import CODES, UnregisteredCode
 from generator.errors import FORMATTERS, Diagnostic, Location, format_text, safe_text
-from generator.snippet import MASK, _secret_spans, masked, masked_line, snippet
+from generator.snippet import MASK, _secret_spans, masked_line, snippet
 from tests.test_bad_input import diagnostics as diags
 from tests.test_bad_input import errors
 
@@ -272,10 +272,12 @@ def test_snippet_never_shows_a_secret(tmp_path: Path, edit: Callable[[str], str]
 
 def test_masking_keeps_other_values_and_moves_the_caret() -> None:
     line = "  ddns: {username: bob, password: 'a,b}', zone: example.com}"
-    text, col = masked(line, line.index("zone"), keys_only=False)
+    shown = masked_line(line, keys_only=False)
+    text, col = shown.text, shown.column(line.index("zone"))
     assert text == "  ddns: {username: bob, password: ***, zone: example.com}"
     assert text[col:].startswith("zone")
-    text, col = masked('    password: "x y"  # note', 6, keys_only=True)
+    shown = masked_line('    password: "x y"  # note', keys_only=True)
+    text, col = shown.text, shown.column(6)
     assert text == "    password: ***" and col == 6
 
 

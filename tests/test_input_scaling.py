@@ -181,6 +181,7 @@ def test_a_store_explains_only_the_first_errors_of_a_shared_file(
     assert len(unknown) == SHARED_SHOWN == len({d.location for d in unknown}), found
     more = [d for d in found if "more errors in this file are not shown" in d.message]
     assert len(more) == 1 and not more[0].site, found
+    assert (more[0].location.line, more[0].location.col) == (2, 1)  # at `defaults:`
 
 
 @pytest.mark.parametrize("values", [SHARED_VALUES, SHARED_VALUES + 1])
@@ -197,6 +198,14 @@ def test_shared_defaults_past_their_budget_are_refused_once_where_they_start(
     assert diag.message.startswith(f"defaults hold {values} values")
     assert (diag.location.line, diag.path) == (2, "defaults")
     assert f"at most {SHARED_VALUES} values" in diag.expected
+    # Its stores are still checked, without those defaults: a store's own problem is
+    # reported, and nothing it "misses" from the refused defaults is.
+    store = root / "sites/coast-000.yaml"
+    store.write_text(store.read_text().replace("id: coast-000", "id: coast-000\nbogus: 1"))
+    found = analyze(root, jobs=1).diagnostics
+    own = [d for d in found if d.location.file.endswith("coast-000.yaml")]
+    assert [d.message for d in own] == ["unknown key 'bogus'"], own
+    assert not [d for d in found if "missing required key" in d.message], found
 
 
 def test_fleet_defaults_past_their_budget_are_refused(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from generator import netparse
 from generator.catalog import Catalog
 from generator.diagnostics import require_registered
+from generator.memo import last_object
 from generator.spec.model import (
     ReverseProxyIntegration,
     Site,
@@ -355,19 +356,15 @@ def _check_hosts(site: Site) -> Iterator[Problem]:
             snames.setdefault(svc.name, j)
 
 
-_INDEXED: list[tuple[Site, dict[str, frozenset[str]]]] = []  # the last site's, if any
-
-
+@last_object
 def _services_by_host(site: Site) -> dict[str, frozenset[str]]:
-    """Host name -> its service names (the first host of a name, as a lookup finds it),
-    for the site checked last: each route looks its service up, and a store may hold
-    thousands of both, so scanning the hosts per route was quadratic."""
-    if not _INDEXED or _INDEXED[0][0] is not site:
-        index: dict[str, frozenset[str]] = {}
-        for host in site.hosts:
-            index.setdefault(host.name, frozenset(s.name for s in host.services))
-        _INDEXED[:] = [(site, index)]
-    return _INDEXED[0][1]
+    """Host name -> its service names (the first host of a name, as a lookup finds it):
+    each route looks its service up, and a store may hold thousands of both, so
+    scanning the hosts per route was quadratic."""
+    index: dict[str, frozenset[str]] = {}
+    for host in site.hosts:
+        index.setdefault(host.name, frozenset(s.name for s in host.services))
+    return index
 
 
 def _find_service(site: Site, ref: str) -> tuple[bool, bool]:

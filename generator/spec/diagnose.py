@@ -308,11 +308,12 @@ def site_validation_diagnostics(
             if shown[file] > SHARED_SHOWN:
                 continue
         out.append(_error_diagnostic(err, path, data, layers, Site, site_id))
-    for file, count in sorted(shown.items()):
-        if count > SHARED_SHOWN:
+    for layer in layers:
+        if shown.get(layer.file, 0) > SHARED_SHOWN:
+            where = layer.positions.key(layer.prefix) or layer.positions.nearest(layer.prefix)
             out.append(
                 Diagnostic(
-                    Location(file),
+                    where or Location(layer.file),
                     "E100",
                     f"more errors in this file are not shown (at most {SHARED_SHOWN})",
                     expected="fix the errors shown and run again",

@@ -270,12 +270,9 @@ class _Builder:
     def named_set(self, base: str, family: AddrFamily, cidrs: Iterable[str], note: str) -> AddrSet:
         """A set named `base` (bounded to NFT_NAME_MAX), `base_2`... when taken (a store
         with a thousand exposures of one name tries each suffix once, not n times)."""
-        name, n = bounded(base, NFT_NAME_MAX), self.suffix.get(base, 1)
-        if n > 1:
-            name = bounded(f"{base}_{n}", NFT_NAME_MAX)
-        while name in self.taken:
+        n = self.suffix.get(base, 1)
+        while (name := bounded(base if n == 1 else f"{base}_{n}", NFT_NAME_MAX)) in self.taken:
             n += 1
-            name = bounded(f"{base}_{n}", NFT_NAME_MAX)
         self.suffix[base] = n
         self.taken.add(name)
         s = AddrSet(family, collapse(cidrs, family), name, note)

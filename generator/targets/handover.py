@@ -101,7 +101,7 @@ def _who(plan: Plan, cidr: str) -> str:
 
 
 def _host_label(plan: Plan, ip: str) -> str:
-    host = next((h for h in plan.hosts if h.ip == ip), None)
+    host = host_at(plan, ip)
     return f"{host.name} {ip}" if host else ip
 
 
@@ -220,15 +220,14 @@ class _PartnerLines:
         self.plan = plan
         self.exposures: dict[object, list[Exposure]] = {}
         self.proxies: dict[object, list[ProxyPlan]] = {}
+        self.public_port: dict[tuple[str, int], int] = {}  # forwarded to ip:port
         for e in plan.exposures:
             self.exposures.setdefault(e.partner, []).append(e)
             self.exposures.setdefault((e.partner, e.integration), []).append(e)
+            self.public_port.setdefault((e.target_ip, e.target_port), e.public_port)
         for p in plan.proxies:
             self.proxies.setdefault(p.partner, []).append(p)
             self.proxies.setdefault((p.partner, p.integration), []).append(p)
-        self.public_port: dict[tuple[str, int], int] = {}
-        for e in plan.exposures:
-            self.public_port.setdefault((e.target_ip, e.target_port), e.public_port)
 
     def of(self, b: PartnerBrief) -> list[str]:
         key: object = b.partner if b.integration < 0 else (b.partner, b.integration)
