@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import gc
+import pickle
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from generator.fleet_view import FleetView
-from generator.plan import Plan
+from generator.lint import site_findings
 from generator.plan_list import Plans
 from generator.resolve import resolve
 from generator.spec.fleet import SiteFacts
 from generator.spec.load import Fleet, load_fleet
 from generator.workers import shared_map
+from generator.yamlload import YamlPath
 
 
 @contextmanager
@@ -36,15 +38,23 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+# A store resolved after loading: its Plan pickled, its view, its site-rule findings.
+_Resolved = tuple[bytes, FleetView, list[tuple[str, YamlPath, str]]]
+
+
 def _resolve_range(
     job: tuple[Fleet, Mapping[str, SiteFacts], Sequence[int]], start: int, stop: int
-) -> list[tuple[Plan, FleetView]]:
+) -> list[_Resolved]:
+    """Resolve stores in a worker, which ships each Plan pickled as the site cache keeps
+    it and lints it there: the main process neither decodes nor pickles it again."""
     fleet, targets, todo = job
     sites = fleet.sites
     out = []
     for i in todo[start:stop]:
         plan = resolve(sites[i].site, fleet.catalog, targets, fleet.name)
-        out.append((plan, FleetView.of(plan)))
+        found = site_findings(plan, fleet.settings.lint.disable)
+        pickled = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
+        out.append((pickled, FleetView.of(plan), found))
     return out
 
 
@@ -59,13 +69,11 @@ def plans(fleet: Fleet, jobs: int = 0) -> Plans:
     cache = fleet.cache
     cached = [cache.plan(ls, fleet.name) if cache else None for ls in fleet.sites]
     todo = [i for i, hit in enumerate(cached) if hit is None]
-    fresh: list[tuple[Plan, FleetView]] = shared_map(
-        _resolve_range, (fleet, targets, todo), len(todo), jobs
-    )
+    fresh: list[_Resolved] = shared_map(_resolve_range, (fleet, targets, todo), len(todo), jobs)
     made = dict(zip(todo, fresh, strict=True))
     if cache:
-        for i, (plan, view) in made.items():
-            cache.remember_plan(fleet.sites[i], fleet.name, plan, view)
+        for i, (plan, view, found) in made.items():
+            cache.remember_plan(fleet.sites[i], fleet.name, plan, view, found)
     items = [hit[0] if hit else made[i][0] for i, hit in enumerate(cached)]
     views = [hit[1] if hit else made[i][1] for i, hit in enumerate(cached)]
     return Plans(items, views, [ls.id for ls in fleet.sites])

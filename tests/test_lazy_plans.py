@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from generator import build, lint, workers
+from generator import build, lint, pipeline, workers
 from generator.analyze import analyze
 from generator.fleet_view import FleetView
 from generator.plan_list import Plans
@@ -173,10 +173,19 @@ def test_a_changed_store_changes_its_view(tmp_path: Path, monkeypatch: pytest.Mo
         f"vault:{b.replace('-', '_')}_auth_secret",
         f"vault:{a.replace('-', '_')}_auth_secret",
     )
+    made: list[str] = []
+    real_resolve = pipeline.resolve
+
+    def counted(site: Any, *args: Any) -> Any:
+        made.append(site.id)
+        return real_resolve(site, *args)
+
+    monkeypatch.setattr(pipeline, "resolve", counted)
     again = analyze(fleet)
     shared = sorted(d.site for d in again.diagnostics if d.code == "PN202")
     assert shared == sorted([a, b])
-    assert again.plans.decoded() == 1  # b's, made anew: a's view (and all others) cached
+    assert made == [b]  # b's Plan made anew: a's view (and all others) cached
+    assert again.plans.decoded() == 0  # b's comes back pickled from the resolving worker
     # back to b's own secret: the fleet renders, and b sits in its new group in hosts.yml
     _edit(
         site_b,

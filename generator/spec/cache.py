@@ -67,10 +67,17 @@ def to_record(
     return _Record(sha, site, loaded.facts, diags, loaded.digest, _dumps(layer), loaded.found)
 
 
-def keep_plan(rec: _Record, key: str, plan: Plan, view: FleetView) -> None:
-    """Keep a store's Plan in its record: pickled, with its fleet view (its site-rule
-    findings, made for an older Plan, are dropped)."""
-    rec.plan_key, rec.plan, rec.view, rec.lint = key, _dumps(plan), view, None
+def keep_plan(
+    rec: _Record,
+    key: str,
+    plan: Plan | bytes,
+    view: FleetView,
+    found: list[tuple[str, YamlPath, str]] | None = None,
+) -> None:
+    """Keep a store's Plan in its record: pickled (or as pickled by a worker), with its
+    fleet view and its site-rule findings when known (those of an older Plan go)."""
+    pickled = plan if isinstance(plan, bytes) else _dumps(plan)
+    rec.plan_key, rec.plan, rec.view, rec.lint = key, pickled, view, found
 
 
 def from_record(
@@ -267,10 +274,17 @@ class SiteCache:
             return None
         return rec.plan, rec.view
 
-    def remember_plan(self, ls: LoadedSite, fleet_name: str, plan: Plan, view: FleetView) -> None:
+    def remember_plan(
+        self,
+        ls: LoadedSite,
+        fleet_name: str,
+        plan: Plan | bytes,
+        view: FleetView,
+        found: list[tuple[str, YamlPath, str]] | None = None,
+    ) -> None:
         rec = self.records.get(ls.file)
         if rec is not None:
-            keep_plan(rec, self.plan_key(ls, fleet_name), plan, view)
+            keep_plan(rec, self.plan_key(ls, fleet_name), plan, view, found)
             self.dirty.add(_bucket(ls.file))
 
     @classmethod
