@@ -4,6 +4,7 @@ stores (above workers.SMALL files, so the workers really run)."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,38 @@ def test_plans_from_workers_equal_plans_resolved_here(
         serial = pipeline.plans(fleet)
     assert list(parallel) == list(serial) and len(serial) == 230
     assert any(p.proxies for p in serial)  # routes across stores were resolved
+
+
+# ------------------------------------------------------------------ guided chunks
+
+
+@pytest.mark.parametrize("count", [1, 24, 25, 26, 199, 200, 1428, 10_000, 10_007])
+@pytest.mark.parametrize("jobs", [2, 3, 8])
+def test_guided_ranges_cover_every_item_once_and_shrink(count: int, jobs: int) -> None:
+    from generator.workers import guided_bounds
+
+    bounds = guided_bounds(count, jobs)
+    assert bounds[0][0] == 0 and bounds[-1][1] == count
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))  # no gap
+    sizes = [stop - start for start, stop in bounds]
+    assert all(s > 0 for s in sizes)
+    assert sizes == sorted(sizes, reverse=True)  # the last chunks are the small ones
+    assert sizes[-1] <= 25  # the tail a worker may wait out is small
+    if count >= 1000:
+        assert sizes[0] >= count // (2 * jobs)  # few chunks: little to send per item
+        assert len(bounds) <= 12 * jobs + 4  # about 2 x jobs x ln(count / least)
+
+
+def _slow_tail(context: list[int], start: int, stop: int) -> list[int]:
+    """Items at the end cost most, as uneven stores do: order must not depend on it."""
+    import time
+
+    time.sleep(0.0005 * sum(1 for i in range(start, stop) if context[i] > 900))
+    return [context[i] * 2 for i in range(start, stop)]
+
+
+def test_shared_map_keeps_order_over_uneven_chunks() -> None:
+    from generator.workers import shared_map
+
+    items = list(range(1000))
+    assert shared_map(_slow_tail, items, len(items), 2) == [i * 2 for i in items]
