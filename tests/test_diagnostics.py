@@ -529,3 +529,45 @@ def test_a_line_masked_once_places_every_caret_as_masking_it_per_error_did(
         text, caret = _caret_by_rebuilding(line, col, keys_only)
         assert shown.shown == text
         assert shown.caret(shown.column(col)) == caret, (line, col)
+
+
+# ------------------------------------------------------------- order and repeats
+
+
+def _reference_unique_sorted(found: list[Diagnostic]) -> list[Diagnostic]:
+    """What unique_sorted() promises, written the plain way (by Location objects)."""
+    from dataclasses import replace
+
+    seen: dict[tuple[object, ...], Diagnostic] = {}
+    for d in found:
+        key = (d.location, d.code, d.message, d.path, d.severity)
+        if key not in seen:
+            seen[key] = d
+        elif seen[key].site != d.site:
+            seen[key] = replace(seen[key], site="")
+    return sorted(seen.values(), key=lambda d: (d.location, d.code, d.path, d.message))
+
+
+_DIAG = st.builds(
+    Diagnostic,
+    location=st.builds(
+        Location,
+        file=st.sampled_from(["fleet.yaml", "sites/a.yaml", "sites/b.yaml", "sites/a.yaml2"]),
+        line=st.integers(0, 3),
+        col=st.integers(0, 3),
+    ),
+    code=st.sampled_from(["E101", "E102", "PN101", "PN202"]),
+    message=st.sampled_from(["m", "n", ""]),
+    severity=st.sampled_from(["error", "warning", "info"]),
+    path=st.sampled_from(["", "wan", "wan.fqdn", "lan"]),
+    site=st.sampled_from(["", "a", "b"]),
+)
+
+
+@given(st.lists(_DIAG, max_size=40))
+@settings(max_examples=500, deadline=None)
+def test_unique_sorted_orders_and_merges_as_promised(found: list[Diagnostic]) -> None:
+    from generator.errors import unique_sorted
+
+    # Diagnostic equality includes `site`: a problem shared by stores names none
+    assert unique_sorted(found) == _reference_unique_sorted(found)
