@@ -60,11 +60,13 @@ def _resolve_range(
 
 def plans(fleet: Fleet, jobs: int = 0) -> Plans:
     """Every site's Plan: from the cache (kept pickled until read, see plan_list), else
-    resolved, in forked workers when many are missing (the stores that route to others,
-    after a cold load; the loading workers resolved the rest). Not for speed (sending
-    Plans back costs about what resolving saves on 2 cores) but for memory: the main
-    process never decodes the stores' models, 180 MiB less peak RSS at 10,000 stores
-    (benchmarks/README.md). A route reads its target store's facts, never its model."""
+    resolved, in forked workers when many are missing (a cold load's workers resolved
+    every store already, those that route to others in a second step; what is left:
+    stores whose route target changed, or a fleet without the cache). Not for speed
+    (sending Plans back costs about what resolving saves on 2 cores) but for memory: the
+    main process never decodes the stores' models, 180 MiB less peak RSS at 10,000
+    stores (benchmarks/README.md). A route reads its target store's facts, never its
+    model."""
     targets = {ls.id: ls.facts for ls in fleet.sites}
     cache = fleet.cache
     cached = [cache.plan(ls, fleet.name) if cache else None for ls in fleet.sites]

@@ -39,14 +39,14 @@ def _break(sites: Path) -> None:
 
 def _load(path: Path, parallel: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Fleet, int]:
     calls: list[int] = []
-    real = parallel_load.shared_map
+    real = parallel_load.TwoStep
 
     def spy(*args: Any) -> Any:
         calls.append(1)
         return real(*args)
 
     with monkeypatch.context() as m:
-        m.setattr(parallel_load, "shared_map", spy)
+        m.setattr(parallel_load, "TwoStep", spy)
         m.setattr(parallel_load, "default_jobs", lambda jobs: 2 if parallel else 1)
         m.setenv("POSNET_CACHE_DIR", "off")
         fleet = load_fleet(path)

@@ -294,8 +294,9 @@ class SiteCache:
         and ships the Plan pickled, never to be decoded by a validate. Only for a store
         that routes to no other store: its Plan needs no other site and its digest is
         final (load_fleet folds route targets into the others'). Such a record keeps no
-        pickled model (a seventh of a cold load's worker time); the others keep theirs,
-        to be resolved in the main process."""
+        pickled model (a seventh of a cold load's worker time); the others keep theirs
+        (a later run re-resolves them when a target changes), and their worker resolves
+        them in a second step (parallel_load)."""
 
         def finish(ls: LoadedSite, rec: _Record) -> None:
             from generator.lint import site_findings

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -33,6 +34,9 @@ from generator.spec.locate import Layer, deep_merge, format_path, holds, locate,
 from generator.spec.model import Site
 from generator.spec.types import HOSTNAME_RE
 from generator.yamlload import Document, Positions, load_bytes, load_file, read_file
+
+if TYPE_CHECKING:
+    from generator.spec.parallel_load import Loading, Outcome
 
 
 def _doc_diag(doc: Document, message: str, expected: str) -> Diagnostic:
@@ -215,15 +219,39 @@ def load_fleet(path: Path, cached: bool = False, jobs: int = 0) -> Fleet:
         catalog_digest=catalog_digest,
     )
     # Sites neither cached nor few: loaded in worker processes (see parallel_load).
-    from generator.spec.parallel_load import load_in_workers
+    from generator.spec.parallel_load import Loading, load_in_workers
 
     misses = [(p, raw) for p, raw in inputs if hits[str(p)] is None]
     planner = None
     if fleet.cache is not None:
         planner = SiteCache.planner(catalog, fleet.name, settings.lint.disable)
-    fresh = {}
+    fresh: dict[str, Outcome] = {}
+    loading = Loading(None, None)
     if root is not None:
-        fresh = load_in_workers(misses, load_one, groups, fleet_layer, planner, jobs)
+        planning = (catalog, fleet.name, settings.lint.disable)
+        fresh, loading = load_in_workers(
+            misses, load_one, groups, fleet_layer, planner, jobs, planning
+        )
+    with loading:
+        _gather(fleet, inputs, hits, fresh, load_one, diags, failed)
+        diags.extend(check_fleet(fleet, failed))
+        fleet.sites = _with_route_digests(fleet.sites)
+        _routers_resolved(fleet, loading)
+    fleet.diagnostics = unique_sorted(diags)
+    return fleet
+
+
+def _gather(
+    fleet: Fleet,
+    inputs: Sequence[tuple[Path, bytes | None]],
+    hits: Mapping[str, tuple[LoadedSite | None, list[Diagnostic]] | None],
+    fresh: Mapping[str, Outcome],
+    load_one: Callable[[Path, bytes | None], tuple[LoadedSite | None, list[Diagnostic]]],
+    diags: list[Diagnostic],
+    failed: set[str],
+) -> None:
+    """Each site file's outcome in file order (cached, from a worker, or loaded here),
+    its diagnostics reported and its record kept for the cache."""
     for spath, raw in inputs:
         display = str(spath)  # what _rel() gives for a file globbed under root
         hit = hits[display]
@@ -246,10 +274,24 @@ def load_fleet(path: Path, cached: bool = False, jobs: int = 0) -> Fleet:
             fleet.sites.append(loaded)
         else:
             failed.add(spath.stem)
-    diags.extend(check_fleet(fleet, failed))
-    fleet.sites = _with_route_digests(fleet.sites)
-    fleet.diagnostics = unique_sorted(diags)
-    return fleet
+
+
+def _routers_resolved(fleet: Fleet, loading: Loading) -> None:
+    """Cache the Plans of the stores that route to others, resolved by the workers that
+    loaded them now that every store's facts (and each one's final digest) are known;
+    pipeline.plans() resolves whatever is left (none of its targets loaded, a warm
+    store)."""
+    if fleet.cache is None:
+        return
+    needed = {target for ls in fleet.sites for _, _, target, _ in ls.facts.routes}
+    if not needed:
+        return
+    targets = {ls.id: ls.facts for ls in fleet.sites if ls.id in needed}
+    by_file = {ls.file: ls for ls in fleet.sites}
+    for display, plan, view, found in loading.resolve_routers(targets):
+        ls = by_file.get(display)
+        if ls is not None:
+            fleet.cache.remember_plan(ls, fleet.name, plan, view, found)
 
 
 class _EveryGroup(frozenset[str]):
