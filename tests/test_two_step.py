@@ -77,27 +77,23 @@ def _fail_at_700(context: list[int], start: int, stop: int) -> list[int]:
     return list(range(start, stop))
 
 
-def test_an_error_in_a_worker_is_raised_here_and_every_worker_stops() -> None:
-    with (
-        pytest.raises(ValueError, match="store 700"),
-        TwoStep(_fail_at_700, _kept, None, 2000, 2) as pool,
-    ):
-        pids = [pid for pid, _res, _req in pool.children]
-        pool.first()
-    assert _gone(pids)
-
-
 def _die_at_300(context: Any, start: int, stop: int) -> list[int]:
     if start <= 300 < stop:
         os.kill(os.getpid(), signal.SIGKILL)
     return list(range(start, stop))
 
 
-def test_a_worker_that_dies_is_reported_not_waited_for() -> None:
-    with (
-        pytest.raises(RuntimeError, match="worker process died"),
-        TwoStep(_die_at_300, _kept, None, 2000, 2) as pool,
-    ):
+@pytest.mark.parametrize(
+    ("first", "raised", "match"),
+    [
+        (_fail_at_700, ValueError, "store 700"),  # an error: raised here
+        (_die_at_300, RuntimeError, "worker process died"),  # killed: reported, not awaited
+    ],
+)
+def test_a_failing_worker_stops_the_steps_and_every_worker(
+    first: Any, raised: type[Exception], match: str
+) -> None:
+    with pytest.raises(raised, match=match), TwoStep(first, _kept, None, 2000, 2) as pool:
         pids = [pid for pid, _res, _req in pool.children]
         pool.first()
     assert _gone(pids)
