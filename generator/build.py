@@ -12,9 +12,8 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -37,7 +36,7 @@ from generator.tree_guard import (
     valid_manifest,
 )
 from generator.tree_lock import LOCK
-from generator.workers import Forked, default_jobs, shared_map
+from generator.workers import Forked, default_jobs, shared_map, signals_held
 from generator.workers import in_workers as _in_workers
 
 MANIFEST = "manifest.json"
@@ -281,24 +280,13 @@ def commit(
     order = sorted({*writes, *staged})
     tmp = out / (JOURNAL + ".tmp")
     _write_bytes(os.fspath(tmp), json.dumps({"write": order, "delete": sorted(deletes)}).encode())
-    with _signals_deferred():  # Ctrl-C lands after the commit, never halfway through it
+    with signals_held():  # Ctrl-C lands after the commit, never halfway through it
         os.replace(tmp, out / JOURNAL)
         _fsync_dir(out)
         _apply_ops(out, order, sorted(deletes))
         (out / JOURNAL).unlink()
         progress.tree_updated = True
     shutil.rmtree(staging, ignore_errors=True)
-
-
-@contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block ends (then they are delivered)."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 # ----------------------------------------------------------------------- the tree

@@ -535,8 +535,35 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so the same clean-up runs."""
 
 
+# The signals this run received: an interrupt that a library wrapped in an exception of
+# its own (pydantic builds a model's validator on first use, and reports a Ctrl-C there as
+# a SchemaError) is still reported as an interrupt, never as a bug.
+_SIGNALLED: list[int] = []
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    _SIGNALLED.append(signum)
     raise Terminated
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    _SIGNALLED.append(signum)
+    raise KeyboardInterrupt
+
+
+def _unraisable(args: Any) -> None:
+    """A signal's exception raised where Python swallows exceptions (an import lock's
+    weakref callback, an after-fork hook, a __del__) was printed as "Exception ignored"
+    with a traceback, and lost: the command ran on. The signal is delivered again from a
+    helper thread instead, once that code has returned, so the handler raises where the
+    command handles it."""
+    if isinstance(args.exc_value, KeyboardInterrupt) and _SIGNALLED:
+        import _thread
+        import threading
+
+        threading.Timer(0.001, _thread.interrupt_main, (_SIGNALLED[-1],)).start()
+        return
+    sys.__unraisablehook__(args)
 
 
 _WRITE_HINTS = {
@@ -592,8 +619,11 @@ def main(argv: Sequence[str] | None = None) -> Any:
     if sys.stdout is None:
         sys.stderr.write("posnet: standard output is closed; redirect it instead (>/dev/null)\n")
         _exit(2)
+    _SIGNALLED.clear()
+    sys.unraisablehook = _unraisable
     with suppress(ValueError):  # not in the main thread (tests calling main())
         signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGINT, _on_sigint)
     # joined below, whatever way the command ends; one core gains nothing from a child
     workers.LATER_ALLOWED = workers.default_jobs(0) > 1
     try:
@@ -643,6 +673,8 @@ def _main(argv: Sequence[str] | None) -> None:
         note(_environment_error(exc))
         _exit(1)
     except Exception as exc:
+        if _SIGNALLED:  # a signal, wrapped by a library on its way up: not a bug
+            _interrupted(Terminated() if _SIGNALLED[-1] == signal.SIGTERM else KeyboardInterrupt())
         if os.environ.get("POSNET_DEBUG"):
             raise
         note(f"posnet: internal error: {type(exc).__name__}: {exc}")

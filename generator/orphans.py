@@ -18,6 +18,9 @@ def die_with_parent(parent: int) -> None:
     """In a freshly started worker: be killed when `parent` dies, ignore Ctrl-C (the
     parent handles it and stops the workers)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # forked with SIGINT and SIGTERM held (workers.signals_held): the parent's are not
+    # its own, and a SIGTERM sent to a worker ends it
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

@@ -15,14 +15,45 @@ import os
 import pickle
 import select
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from typing import Any, Generic, NoReturn, TypeVar
 
 from generator.orphans import die_with_parent
 
 SMALL = 200  # fewer items than this: one process is faster than starting a pool
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends (then they are delivered).
+
+    Around a commit, and around every fork: the parent runs Python's after-fork hooks
+    (logging registers one), and a Ctrl-C raised inside a hook is printed as "Exception
+    ignored" with a traceback, then lost, the command running on to its end."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def fork_held() -> int:
+    """os.fork() with SIGINT and SIGTERM held (see signals_held): in this process until
+    the fork is done, in the child until it calls orphans.die_with_parent(), which
+    ignores SIGINT (a terminal's Ctrl-C reaches the whole process group) and lets them
+    through again."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        raise
+    if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return pid
 
 
 def default_jobs(jobs: int) -> int:
@@ -56,6 +87,8 @@ def in_workers(
         initargs=(os.getpid(),),
     )
     try:
+        with signals_held():  # the pool forks all its workers on the first task
+            pool.submit(int).result()
         for part in pool.map(fn, chunks):
             out.extend(part)
             advance(len(part))
@@ -132,7 +165,7 @@ class Forked(Generic[T]):
         if fork and hasattr(os, "fork"):
             r, w = os.pipe()
             parent = os.getpid()
-            pid = os.fork()
+            pid = fork_held()
             if pid == 0:  # the child: never returns
                 os.close(r)
                 die_with_parent(parent)
@@ -276,7 +309,7 @@ class TwoStep:
             for _ in range(min(jobs, len(bounds))):
                 res_r, res_w = os.pipe()
                 req_r, req_w = os.pipe()
-                pid = os.fork()
+                pid = fork_held()
                 if pid == 0:  # the child: never returns
                     for _pid, fd1, fd2 in self.children:
                         os.close(fd1)

@@ -268,3 +268,35 @@ def test_interrupt_exits_cleanly_and_keeps_the_tree(
     kept = "the build tree was left as it was" in err
     assert kept or "updated completely" in err, err
     assert _tree_is_one_fleet(fleets, out, fleets.a, fleets.b) == (current if kept else target)
+
+
+# ------------------------------------------------------------ a cold load's workers
+
+
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)]
+)
+def test_a_cold_validate_stopped_leaves_no_worker(
+    fleets: Fleets, tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    """A cold load runs its stores in forked workers that stay alive between two steps
+    (workers.TwoStep): a signal at any moment ends the command and every worker."""
+    env = dict(fleets.env, POSNET_CACHE_DIR=str(tmp_path / "cold"))
+    cold = Fleets(fleets.a, fleets.b, env)
+    started = time.monotonic()
+    assert _run(cold, "validate", fleets.a).returncode == 0
+    seconds = time.monotonic() - started
+    landed = 0
+    for i, fraction in enumerate((0.3, 0.5, 0.65, 0.8, 0.2, 0.1)):
+        mark = uuid.uuid4().hex
+        run = Fleets(fleets.a, fleets.b, dict(env, POSNET_CACHE_DIR=str(tmp_path / f"c{i}")))
+        proc = _start(run, "validate", fleets.a, mark=mark)
+        time.sleep(seconds * fraction)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        assert _gone(mark) == [], f"{sig.name} at {fraction}: processes left behind"
+        assert "Traceback" not in err
+        if proc.returncode != 0:
+            assert proc.returncode == code, err
+            landed += 1
+    assert landed >= 2  # the signal came mid-run, not only after the command ended
