@@ -95,18 +95,17 @@ analyze.analyze = analyzed
 }
 
 
+def _run(script: str, cache: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, POSNET_CACHE_DIR=cache)
+    argv = [sys.executable, "-c", script]
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
 @pytest.mark.parametrize("where", list(CASES))
 @pytest.mark.parametrize(("sig", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_signal_anywhere_exits_cleanly(where: str, sig: str, code: int) -> None:
     script = _PRELUDE.format(fleet=str(DEMO), sig=sig) + textwrap.dedent(CASES[where]) + _RUN
-    res = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=dict(os.environ, POSNET_CACHE_DIR="off"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    res = _run(script, "off")
     assert res.returncode == code, res.stderr
     assert "Traceback" not in res.stderr and "Exception ignored" not in res.stderr
     word = "interrupted" if sig == "SIGINT" else "terminated"
@@ -129,14 +128,7 @@ def test_a_signal_after_the_command_ended_changes_nothing() -> None:
         )
         + _RUN
     )
-    res = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=dict(os.environ, POSNET_CACHE_DIR="off"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    res = _run(script, "off")
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr and "interrupted" not in res.stderr
 
@@ -165,14 +157,7 @@ def test_a_ctrl_c_reaching_a_worker_as_it_is_forked_is_ignored_there(tmp_path: P
         )
         + _RUN
     )
-    res = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=dict(os.environ, POSNET_CACHE_DIR=str(tmp_path / "cache")),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = _run(script, str(tmp_path / "cache"))
     assert res.returncode == 0, res.stderr
     assert "interrupted" not in res.stderr and "Traceback" not in res.stderr
     assert "210 store(s) valid" in res.stderr
