@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from generator.pipeline import load_plans
@@ -303,3 +305,11 @@ def test_each_partner_brief_lists_only_its_own_integration(tmp_path: Path) -> No
     partner = section(handover.render(plan)[PATH], "What to tell each partner")
     for port in (18443, 18444):
         assert partner.count(f"Requests to port {port} are accepted only from") == 1, partner
+
+
+@given(st.text(alphabet=st.sampled_from([*"ab_9 \\`*[]<>|-.é"]), max_size=12))
+@settings(max_examples=500, deadline=None)
+def test_prose_escaping_skips_only_text_with_nothing_to_escape(value: str) -> None:
+    """text() returns a value untouched when no character could need escaping: the
+    same as running the substitution on it."""
+    assert handover.text(value) == handover._MD_SPECIAL.sub(r"\\\1", value)
