@@ -551,7 +551,7 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _unraisable(args: Any) -> None:
+def unraisable(args: Any) -> None:
     """A signal's exception raised where Python swallows exceptions (an import lock's
     weakref callback, an after-fork hook, a __del__) was printed as "Exception ignored"
     with a traceback, and lost: the command ran on. The signal is delivered again from a
@@ -620,7 +620,6 @@ def main(argv: Sequence[str] | None = None) -> Any:
         sys.stderr.write("posnet: standard output is closed; redirect it instead (>/dev/null)\n")
         _exit(2)
     _SIGNALLED.clear()
-    sys.unraisablehook = _unraisable
     with suppress(ValueError):  # not in the main thread (tests calling main())
         signal.signal(signal.SIGTERM, _on_sigterm)
         signal.signal(signal.SIGINT, _on_sigint)

@@ -50,8 +50,10 @@ def _quiet() -> None:
 def main() -> NoReturn:
     for sig in _EXIT:
         signal.signal(sig, _before_start)
-    from generator.cli import Terminated
+    from generator.cli import Terminated, unraisable
     from generator.cli import main as cli_main  # it sets its own handlers first thing
+
+    sys.unraisablehook = unraisable  # the process's own hook: not set by cli.main itself
 
     ended: SystemExit | None = None
     try:
