@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from generator import __version__, terminal, workers
+from generator.entry import EXIT
 from generator.errors import (
     FORMATTERS,
     Diagnostic,
@@ -541,14 +542,19 @@ class Terminated(KeyboardInterrupt):
 _SIGNALLED: list[int] = []
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _SIGNALLED.append(signum)
-    raise Terminated
+def signal_of(exc: KeyboardInterrupt) -> signal.Signals:
+    """The signal an interrupt stands for (see _on_signal)."""
+    return signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
 
 
-def _on_sigint(signum: int, frame: FrameType | None) -> None:
+def _raised_for(signum: int) -> KeyboardInterrupt:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """SIGINT raises KeyboardInterrupt, SIGTERM Terminated: one clean-up for both."""
     _SIGNALLED.append(signum)
-    raise KeyboardInterrupt
+    raise _raised_for(signum)
 
 
 def unraisable(args: Any) -> None:
@@ -608,9 +614,9 @@ def _interrupted(cause: KeyboardInterrupt) -> NoReturn:
         if build is not None and build.progress.tree_updated
         else "the build tree was left as it was"
     )
-    what = "terminated" if isinstance(cause, Terminated) else "interrupted"
+    code, what = EXIT[signal_of(cause)]
     note(f"posnet: {what}; {state}")
-    _exit(143 if isinstance(cause, Terminated) else 130)
+    _exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> Any:
@@ -621,8 +627,8 @@ def main(argv: Sequence[str] | None = None) -> Any:
         _exit(2)
     _SIGNALLED.clear()
     with suppress(ValueError):  # not in the main thread (tests calling main())
-        signal.signal(signal.SIGTERM, _on_sigterm)
-        signal.signal(signal.SIGINT, _on_sigint)
+        for sig in EXIT:
+            signal.signal(sig, _on_signal)
     # joined below, whatever way the command ends; one core gains nothing from a child
     workers.LATER_ALLOWED = workers.default_jobs(0) > 1
     try:
@@ -673,7 +679,7 @@ def _main(argv: Sequence[str] | None) -> None:
         _exit(1)
     except Exception as exc:
         if _SIGNALLED:  # a signal, wrapped by a library on its way up: not a bug
-            _interrupted(Terminated() if _SIGNALLED[-1] == signal.SIGTERM else KeyboardInterrupt())
+            _interrupted(_raised_for(_SIGNALLED[-1]))
         if os.environ.get("POSNET_DEBUG"):
             raise
         note(f"posnet: internal error: {type(exc).__name__}: {exc}")

@@ -9,9 +9,9 @@ moment to its last.
   signal then changes nothing. posnet ends the process itself (os._exit, after
   flushing its output) rather than through the interpreter's shutdown, where a late
   Ctrl-C printed "Exception ignored ... KeyboardInterrupt" with a traceback, and where
-  CPython turns a Ctrl-C that posnet handled into death by SIGINT (exit -2) if it
-  landed inside code run by exec() (a dataclass or model being built): the interpreter
-  remembers it as unhandled.
+  CPython once ended the process by SIGINT (exit -2) although posnet had handled the
+  Ctrl-C and printed its line (seen in random-moment interrupts; the interpreter's path
+  to it was not pinned down, and this exit bypasses it).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import sys
 from types import FrameType
 from typing import NoReturn
 
-_EXIT = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated")}
+# What each signal ends posnet with: its exit code and the word for it (cli.py too).
+EXIT = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated")}
 
 
 def _before_start(signum: int, frame: FrameType | None) -> NoReturn:
-    code, what = _EXIT[signal.Signals(signum)]
+    code, what = EXIT[signal.Signals(signum)]
     os.write(2, f"posnet: {what} before it started; nothing was changed\n".encode())
     os._exit(code)
 
@@ -43,15 +44,15 @@ def exit_code(exc: SystemExit) -> int:
 
 def _quiet() -> None:
     """The command has ended: a signal now changes nothing."""
-    for sig in _EXIT:
+    for sig in EXIT:
         signal.signal(sig, signal.SIG_IGN)
 
 
 def main() -> NoReturn:
-    for sig in _EXIT:
+    for sig in EXIT:
         signal.signal(sig, _before_start)
-    from generator.cli import Terminated, unraisable
     from generator.cli import main as cli_main  # it sets its own handlers first thing
+    from generator.cli import signal_of, unraisable
 
     sys.unraisablehook = unraisable  # the process's own hook: not set by cli.main itself
 
@@ -65,7 +66,7 @@ def main() -> NoReturn:
     except KeyboardInterrupt as exc:  # an instant cli.main does not cover (or a 2nd one)
         _quiet()
         if ended is None:
-            code, what = _EXIT[signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT]
+            code, what = EXIT[signal_of(exc)]
             os.write(2, f"posnet: {what}\n".encode())
             os._exit(code)
     code = exit_code(ended) if ended is not None else 0

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import gc
-import pickle
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from generator.fleet_view import FleetView
-from generator.lint import site_findings
 from generator.plan_list import Plans
-from generator.resolve import resolve
+from generator.spec.cache import PlanRecord, plan_record
 from generator.spec.fleet import SiteFacts
 from generator.spec.load import Fleet, load_fleet
 from generator.workers import shared_map
-from generator.yamlload import YamlPath
 
 
 @contextmanager
@@ -38,24 +34,15 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-# A store resolved after loading: its Plan pickled, its view, its site-rule findings.
-_Resolved = tuple[bytes, FleetView, list[tuple[str, YamlPath, str]]]
-
-
 def _resolve_range(
     job: tuple[Fleet, Mapping[str, SiteFacts], Sequence[int]], start: int, stop: int
-) -> list[_Resolved]:
-    """Resolve stores in a worker, which ships each Plan pickled as the site cache keeps
-    it and lints it there: the main process neither decodes nor pickles it again."""
+) -> list[PlanRecord]:
     fleet, targets, todo = job
-    sites = fleet.sites
-    out = []
-    for i in todo[start:stop]:
-        plan = resolve(sites[i].site, fleet.catalog, targets, fleet.name)
-        found = site_findings(plan, fleet.settings.lint.disable)
-        pickled = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
-        out.append((pickled, FleetView.of(plan), found))
-    return out
+    off = fleet.settings.lint.disable
+    return [
+        plan_record(fleet.sites[i].site, fleet.catalog, targets, fleet.name, off)
+        for i in todo[start:stop]
+    ]
 
 
 def plans(fleet: Fleet, jobs: int = 0) -> Plans:
@@ -71,11 +58,11 @@ def plans(fleet: Fleet, jobs: int = 0) -> Plans:
     cache = fleet.cache
     cached = [cache.plan(ls, fleet.name) if cache else None for ls in fleet.sites]
     todo = [i for i, hit in enumerate(cached) if hit is None]
-    fresh: list[_Resolved] = shared_map(_resolve_range, (fleet, targets, todo), len(todo), jobs)
+    fresh: list[PlanRecord] = shared_map(_resolve_range, (fleet, targets, todo), len(todo), jobs)
     made = dict(zip(todo, fresh, strict=True))
     if cache:
-        for i, (plan, view, found) in made.items():
-            cache.remember_plan(fleet.sites[i], fleet.name, plan, view, found)
+        for i, record in made.items():
+            cache.remember_plan(fleet.sites[i], fleet.name, record)
     items = [hit[0] if hit else made[i][0] for i, hit in enumerate(cached)]
     views = [hit[1] if hit else made[i][1] for i, hit in enumerate(cached)]
     return Plans(items, views, [ls.id for ls in fleet.sites])

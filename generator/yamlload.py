@@ -26,7 +26,7 @@ import stat
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
@@ -268,13 +268,17 @@ class _ValueBudget:
     def spend(self, mark: Any) -> None:
         self.left -= 1
         if self.left < 0:
-            raise _fail(
-                self.file,
-                mark.line + 1,
-                mark.column + 1,
-                "document holds too many values",
-                f"at most {NODE_BUDGET} values in one file",
-            )
+            self.refuse(mark)
+
+    def refuse(self, mark: Any) -> NoReturn:
+        """The value at `mark` is one too many (the caller counted it in `left`)."""
+        raise _fail(
+            self.file,
+            mark.line + 1,
+            mark.column + 1,
+            "document holds too many values",
+            f"at most {NODE_BUDGET} values in one file",
+        )
 
 
 def _check_events(text: str, file: str) -> None:
@@ -577,11 +581,6 @@ class _Composer:
         self.positions.values[()] = (1, 1)
         self.budget = _ValueBudget(file)
 
-    @staticmethod
-    def mark(ev: Any) -> Mark:
-        mark = ev.start_mark
-        return (mark.line + 1, mark.column + 1)
-
     def scalar(self, ev: Any) -> Any:
         if type(ev) is not _SCALAR or ev.anchor is not None or ev.tag is not None:
             raise _Slow
@@ -593,9 +592,9 @@ class _Composer:
         """One value and what it holds. The hot loop of a cold load (a third of a store's
         parsing): a scalar value is read in line, and marks and budget without calls."""
         budget = self.budget
-        budget.left -= 1
+        budget.left -= 1  # counted in line (budget.spend): past it, refused here
         if budget.left < 0:
-            budget.spend(ev.start_mark)  # past it: refused here, never parsed again
+            budget.refuse(ev.start_mark)
         kind = type(ev)
         if kind is _SCALAR:
             return self.scalar(ev)
@@ -620,7 +619,7 @@ class _Composer:
                 if type(vev) is _SCALAR:
                     budget.left -= 1
                     if budget.left < 0:
-                        budget.spend(mark)
+                        budget.refuse(mark)
                     out[key] = self.scalar(vev)
                 else:
                     out[key] = self.node(vev, sub)

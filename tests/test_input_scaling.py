@@ -228,8 +228,11 @@ def test_fleet_defaults_past_their_budget_are_refused(
 # ------------------------------------------------------------ a big store that is valid
 
 
-def _big_store(demo: str, n: int, replacements: list[tuple[str, str]]) -> str:
-    """A demo store renamed big-01, moved to a /16 LAN, with n more POS hosts p0..."""
+def _big_store(
+    demo: str, n: int, public_ip: str, pool: tuple[str, str], *more: tuple[str, str]
+) -> str:
+    """A demo store renamed big-01 (its public IP 203.0.113.99), moved to a /16 LAN
+    (its DHCP pool, from `pool`, 10.20.200.1-200), with n more POS hosts p0..."""
     text = (DEMO / "sites" / f"{demo}.yaml").read_text(encoding="utf-8")
     for old, new in [
         (f"id: {demo}", "id: big-01"),
@@ -238,7 +241,10 @@ def _big_store(demo: str, n: int, replacements: list[tuple[str, str]]) -> str:
         ('gateway: "198.51.100.129"', 'gateway: "10.20.255.254"'),
         ('ip: "198.51.100.140"', 'ip: "10.20.250.2"'),
         ('ip: "198.51.100.141"', 'ip: "10.20.250.3"'),
-        *replacements,
+        (public_ip, "203.0.113.99"),
+        (f'start: "{pool[0]}"', 'start: "10.20.200.1"'),
+        (f'end: "{pool[1]}"', 'end: "10.20.200.200"'),
+        *more,
     ]:
         assert old in text, old
         text = text.replace(old, new)
@@ -256,12 +262,9 @@ def _many_routes(n: int) -> str:
     text = _big_store(
         "brussels-03",
         n,
-        [
-            ("203.0.113.30", "203.0.113.99"),
-            ('start: "198.51.100.170"', 'start: "10.20.200.1"'),
-            ('end: "198.51.100.190"', 'end: "10.20.200.200"'),
-            ('ip: "198.51.100.130"', 'ip: "10.20.250.1"'),
-        ],
+        "203.0.113.30",
+        ("198.51.100.170", "198.51.100.190"),
+        ('ip: "198.51.100.130"', 'ip: "10.20.250.1"'),
     )
     routes = "".join(f"      - {{service: p{i}/api, path: /p{i}/}}\n" for i in range(n))
     return text.replace("    routes:\n", "    routes:\n" + routes)
@@ -269,15 +272,7 @@ def _many_routes(n: int) -> str:
 
 def _many_integrations(n: int) -> str:
     """gent-01 with n more POS hosts, each forwarded by a direct integration of its own."""
-    text = _big_store(
-        "gent-01",
-        n,
-        [
-            ("203.0.113.10", "203.0.113.99"),
-            ('start: "198.51.100.150"', 'start: "10.20.200.1"'),
-            ('end: "198.51.100.180"', 'end: "10.20.200.200"'),
-        ],
-    )
+    text = _big_store("gent-01", n, "203.0.113.10", ("198.51.100.150", "198.51.100.180"))
     integrations = "".join(
         f"  - partner: deliverect\n    pattern: direct\n    service: p{i}/api\n"
         f'    public_port: {20000 + i}\n    sources: ["198.51.100.0/28"]\n'

@@ -176,13 +176,13 @@ def test_a_changed_store_changes_its_view(tmp_path: Path, monkeypatch: pytest.Mo
         f"vault:{a.replace('-', '_')}_auth_secret",
     )
     made: list[str] = []
-    real_resolve = pipeline.resolve
+    real_plan_record = pipeline.plan_record
 
     def counted(site: Any, *args: Any) -> Any:
         made.append(site.id)
-        return real_resolve(site, *args)
+        return real_plan_record(site, *args)
 
-    monkeypatch.setattr(pipeline, "resolve", counted)
+    monkeypatch.setattr(pipeline, "plan_record", counted)
     again = analyze(fleet)
     shared = sorted(d.site for d in again.diagnostics if d.code == "PN202")
     assert shared == sorted([a, b])

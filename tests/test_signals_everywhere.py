@@ -18,6 +18,7 @@ interrupts cold validates at many moments.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -133,18 +134,25 @@ def test_a_signal_after_the_command_ended_changes_nothing() -> None:
     assert "Traceback" not in res.stderr and "interrupted" not in res.stderr
 
 
-def test_a_ctrl_c_reaching_a_worker_as_it_is_forked_is_ignored_there(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["validate", "render"])
+def test_a_ctrl_c_reaching_a_worker_as_it_is_forked_is_ignored_there(
+    tmp_path: Path, command: str
+) -> None:
     """A terminal's Ctrl-C goes to every process of the group, workers included. A
     worker is forked with the signals held until it ignores SIGINT (die_with_parent):
     otherwise it would raise KeyboardInterrupt in its copy of posnet and run posnet's
-    own clean-up and messages there. Here the signal reaches each worker (the loading
-    workers and the cache writer of a cold validate) before it ignores SIGINT."""
+    own clean-up and messages there. Here the signal reaches each worker before it
+    ignores SIGINT: the loading workers and the cache writer of a cold validate, and in
+    a render also the fleet-level child and the render pool's workers."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from fleet_bench import make_fleet
 
     make_fleet(tmp_path / "fleet", 210, 1)
+    out = tmp_path / "build"
+    argv = ["posnet", "render", str(tmp_path / "fleet"), "-o", str(out), "--jobs", "2"]
     script = (
         _PRELUDE.format(fleet=str(tmp_path / "fleet"), sig="SIGINT")
+        + (f"sys.argv = {argv!r}\n" if command == "render" else "")
         + textwrap.dedent(
             """
         import generator.workers as workers
@@ -160,4 +168,8 @@ def test_a_ctrl_c_reaching_a_worker_as_it_is_forked_is_ignored_there(tmp_path: P
     res = _run(script, str(tmp_path / "cache"))
     assert res.returncode == 0, res.stderr
     assert "interrupted" not in res.stderr and "Traceback" not in res.stderr
-    assert "210 store(s) valid" in res.stderr
+    if command == "validate":
+        assert "210 store(s) valid" in res.stderr
+    else:
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert len(manifest["sites"]) == 210

@@ -8,21 +8,23 @@ import os
 import pickle
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from generator.catalog import Catalog
 from generator.errors import Diagnostic, PosnetError
 from generator.fleet_view import FleetView
-from generator.plan import Plan
 from generator.spec.fleet import LoadedSite, SiteFacts, site_layers
 from generator.spec.locate import Layer
 from generator.workers import SMALL, later
 from generator.yamlload import Positions, YamlPath, read_file
+
+if TYPE_CHECKING:
+    from generator.spec.model import Site
 
 CACHE_FORMAT = "posnet-site-cache-8"
 CACHE_KEEP = 32  # fleets per cache folder; the least recently used go first
@@ -49,15 +51,60 @@ class _Record:
     lint: list[tuple[str, YamlPath, str]] | None = None  # site-rule findings for the plan
 
 
-# completes a record where its site was loaded (SiteCache.planner), its model included
-Finish = Callable[[LoadedSite, _Record], None]
+# A store's Plan as the site cache keeps it: pickled, its view, its site-rule findings.
+Finding = tuple[str, YamlPath, str]
+PlanRecord = tuple[bytes, FleetView, list[Finding]]
+
+
+def plan_record(
+    site: Site,
+    catalog: Catalog,
+    targets: Mapping[str, SiteFacts],
+    fleet_name: str,
+    lint_off: Sequence[str],
+) -> PlanRecord:
+    """Resolve a store where its model is at hand (a loading or resolving worker) and
+    give its Plan as the cache keeps it: the main process never decodes it."""
+    from generator.lint import site_findings
+    from generator.resolve import resolve
+
+    plan = resolve(site, catalog, targets, fleet_name)
+    return _dumps(plan), FleetView.of(plan), site_findings(plan, lint_off)
+
+
+@dataclass(frozen=True)
+class Planner:
+    """Fills a record's Plan, view and site-rule findings where the site was loaded: a
+    loading worker holds the model the main process would decode again, and ships the
+    Plan pickled, never to be decoded by a validate. At once only for a store that
+    routes to no other store: its Plan needs no other site and its digest is final
+    (load_fleet folds route targets into the others'). Such a record keeps no pickled
+    model (a seventh of a cold load's worker time); the others keep theirs (a later run
+    re-resolves them when a target changes), and their worker resolves them in a second
+    step (`resolve`, parallel_load) once every store's facts are known."""
+
+    catalog: Catalog
+    fleet_name: str
+    lint_off: tuple[str, ...]
+
+    def __call__(self, ls: LoadedSite, rec: _Record) -> None:
+        if ls.facts.routes:
+            rec.site = _dumps(ls.site)
+            return
+        made = self.resolve(ls, {})
+        keep_plan(rec, SiteCache.plan_key(ls, self.fleet_name), *made)
+        for _, path, _ in made[2]:  # placed here, where the layers are at hand
+            ls.locate(path)
+
+    def resolve(self, ls: LoadedSite, targets: Mapping[str, SiteFacts]) -> PlanRecord:
+        return plan_record(ls.site, self.catalog, targets, self.fleet_name, self.lint_off)
 
 
 def to_record(
     raw: bytes, loaded: LoadedSite | None, diags: list[Diagnostic], model: bool = True
 ) -> _Record:
     """What loading a site file gave, as the cache keeps it (and workers return it);
-    `model=False` leaves the pickled model to a Finish (SiteCache.planner)."""
+    `model=False` leaves the pickled model to a Planner."""
     sha = hashlib.sha256(raw).hexdigest()
     if loaded is None:
         return _Record(sha, b"", None, diags, "", b"", {})
@@ -67,17 +114,9 @@ def to_record(
     return _Record(sha, site, loaded.facts, diags, loaded.digest, _dumps(layer), loaded.found)
 
 
-def keep_plan(
-    rec: _Record,
-    key: str,
-    plan: Plan | bytes,
-    view: FleetView,
-    found: list[tuple[str, YamlPath, str]] | None = None,
-) -> None:
-    """Keep a store's Plan in its record: pickled (or as pickled by a worker), with its
-    fleet view and its site-rule findings when known (those of an older Plan go)."""
-    pickled = plan if isinstance(plan, bytes) else _dumps(plan)
-    rec.plan_key, rec.plan, rec.view, rec.lint = key, pickled, view, found
+def keep_plan(rec: _Record, key: str, plan: bytes, view: FleetView, found: list[Finding]) -> None:
+    """Keep a store's Plan in its record, as plan_record() gives it."""
+    rec.plan_key, rec.plan, rec.view, rec.lint = key, plan, view, found
 
 
 def from_record(
@@ -274,44 +313,11 @@ class SiteCache:
             return None
         return rec.plan, rec.view
 
-    def remember_plan(
-        self,
-        ls: LoadedSite,
-        fleet_name: str,
-        plan: Plan | bytes,
-        view: FleetView,
-        found: list[tuple[str, YamlPath, str]] | None = None,
-    ) -> None:
+    def remember_plan(self, ls: LoadedSite, fleet_name: str, made: PlanRecord) -> None:
         rec = self.records.get(ls.file)
         if rec is not None:
-            keep_plan(rec, self.plan_key(ls, fleet_name), plan, view, found)
+            keep_plan(rec, self.plan_key(ls, fleet_name), *made)
             self.dirty.add(_bucket(ls.file))
-
-    @classmethod
-    def planner(cls, catalog: Catalog, fleet_name: str, lint_off: Sequence[str]) -> Finish:
-        """What fills a record's Plan, view and site-rule findings where the site was
-        loaded: a loading worker holds the model the main process would decode again,
-        and ships the Plan pickled, never to be decoded by a validate. Only for a store
-        that routes to no other store: its Plan needs no other site and its digest is
-        final (load_fleet folds route targets into the others'). Such a record keeps no
-        pickled model (a seventh of a cold load's worker time); the others keep theirs
-        (a later run re-resolves them when a target changes), and their worker resolves
-        them in a second step (parallel_load)."""
-
-        def finish(ls: LoadedSite, rec: _Record) -> None:
-            from generator.lint import site_findings
-            from generator.resolve import resolve
-
-            if ls.facts.routes:
-                rec.site = _dumps(ls.site)
-                return
-            plan = resolve(ls.site, catalog, {}, fleet_name)
-            keep_plan(rec, cls.plan_key(ls, fleet_name), plan, FleetView.of(plan))
-            rec.lint = site_findings(plan, lint_off)
-            for _, path, _ in rec.lint:  # placed here, where the layers are at hand
-                ls.locate(path)
-
-        return finish
 
     def lint(self, ls: LoadedSite) -> list[tuple[str, YamlPath, str]] | None:
         """Site-rule findings (rule id, path, message) of the Plan cached with them."""

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from generator.catalog import BUILTIN, Catalog
 from generator.errors import Diagnostic, Location, PosnetError, unique_sorted
 from generator.snippet import remember_source
-from generator.spec.cache import SiteCache, _Record, from_record, to_record
+from generator.spec.cache import Planner, SiteCache, _Record, from_record, to_record
 from generator.spec.checks import check_site
 from generator.spec.diagnose import (
     data_path,
@@ -224,14 +224,11 @@ def load_fleet(path: Path, cached: bool = False, jobs: int = 0) -> Fleet:
     misses = [(p, raw) for p, raw in inputs if hits[str(p)] is None]
     planner = None
     if fleet.cache is not None:
-        planner = SiteCache.planner(catalog, fleet.name, settings.lint.disable)
+        planner = Planner(catalog, fleet.name, tuple(settings.lint.disable))
     fresh: dict[str, Outcome] = {}
-    loading = Loading(None, None)
+    loading = Loading()
     if root is not None:
-        planning = (catalog, fleet.name, settings.lint.disable)
-        fresh, loading = load_in_workers(
-            misses, load_one, groups, fleet_layer, planner, jobs, planning
-        )
+        fresh, loading = load_in_workers(misses, load_one, groups, fleet_layer, planner, jobs)
     with loading:
         _gather(fleet, inputs, hits, fresh, load_one, diags, failed)
         diags.extend(check_fleet(fleet, failed))
@@ -288,10 +285,10 @@ def _routers_resolved(fleet: Fleet, loading: Loading) -> None:
         return
     targets = {ls.id: ls.facts for ls in fleet.sites if ls.id in needed}
     by_file = {ls.file: ls for ls in fleet.sites}
-    for display, plan, view, found in loading.resolve_routers(targets):
+    for display, made in loading.resolve_routers(targets):
         ls = by_file.get(display)
         if ls is not None:
-            fleet.cache.remember_plan(ls, fleet.name, plan, view, found)
+            fleet.cache.remember_plan(ls, fleet.name, made)
 
 
 class _EveryGroup(frozenset[str]):

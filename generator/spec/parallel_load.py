@@ -9,39 +9,28 @@ load_fleet() reports them exactly as it reports sites loaded here.
 
 A store that routes to other stores needs their facts for its Plan, known only once
 every store is loaded: its worker keeps the model and, in a second step, resolves it
-with the facts the main process sends (`Loading.resolve_routers`), shipping the Plan
-pickled with its view and site-rule findings, as the site cache keeps them.
+with the facts the main process sends (`Loading.resolve_routers`, Planner.resolve).
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from generator.errors import Diagnostic, PosnetError
-from generator.spec.cache import Finish
+from generator.spec.cache import Planner, PlanRecord
 from generator.spec.fleet import SiteFacts
 from generator.spec.load import LoadedSite, _Record, from_record, to_record
 from generator.spec.locate import Layer
 from generator.workers import SMALL, TwoStep, default_jobs
-from generator.yamlload import YamlPath
 
 Loaded = tuple[LoadedSite | None, list[Diagnostic]]
 # a store's loaded site with its cache record, or the error that stopped its load
 Outcome = tuple[Loaded, _Record] | PosnetError
 _Shipped = tuple[_Record, None] | tuple[None, list[Diagnostic]]
-# Resolving a store's Plan in its worker: catalog, fleet name, fleet.yaml's lint.disable.
-Planning = tuple[Any, str, Sequence[str]]
 _Job = tuple[
-    Sequence[tuple[Path, bytes | None]],
-    Callable[[Path, bytes | None], Loaded],
-    Finish | None,
-    Planning | None,
+    Sequence[tuple[Path, bytes | None]], Callable[[Path, bytes | None], Loaded], Planner | None
 ]
-# a router resolved by its worker: site file, Plan pickled, view, site-rule findings
-Resolved = tuple[str, bytes, Any, list[tuple[str, YamlPath, str]]]
 
 # In a loading worker: the stores that route to others, by site file, kept for the
 # second step (a worker is a fork; this stays empty in the main process).
@@ -49,7 +38,7 @@ _ROUTERS: dict[str, LoadedSite] = {}
 
 
 def _load_range(job: _Job, start: int, stop: int) -> list[_Shipped]:
-    inputs, load_one, finish, planning = job
+    inputs, load_one, finish = job
     out: list[_Shipped] = []
     for spath, raw in inputs[start:stop]:
         try:
@@ -60,44 +49,35 @@ def _load_range(job: _Job, start: int, stop: int) -> list[_Shipped]:
         rec = to_record(raw or b"", loaded, diags, model=finish is None)
         if finish is not None and loaded is not None:
             finish(loaded, rec)
-            if planning is not None and loaded.facts.routes:
+            if loaded.facts.routes:
                 _ROUTERS[str(spath)] = loaded
         out.append((rec, None))
     return out
 
 
-def _resolve_routers(job: _Job, targets: Mapping[str, SiteFacts]) -> list[Resolved]:
+def _resolve_routers(job: _Job, targets: Mapping[str, SiteFacts]) -> list[tuple[str, PlanRecord]]:
     """The second step, in a worker: each kept store whose route targets all loaded."""
-    from generator.fleet_view import FleetView
-    from generator.lint import site_findings
-    from generator.resolve import resolve
-
-    planning = job[3]
-    assert planning is not None
-    catalog, fleet_name, lint_off = planning
-    out: list[Resolved] = []
-    for display, ls in _ROUTERS.items():
-        if all(target in targets for _, _, target, _ in ls.facts.routes):
-            plan = resolve(ls.site, catalog, targets, fleet_name)
-            pickled = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
-            out.append((display, pickled, FleetView.of(plan), site_findings(plan, lint_off)))
-    return out
+    planner = job[2]
+    assert planner is not None  # stores are kept only with one
+    return [
+        (display, planner.resolve(ls, targets))
+        for display, ls in _ROUTERS.items()
+        if all(target in targets for _, _, target, _ in ls.facts.routes)
+    ]
 
 
 class Loading:
     """The workers of one cold load, alive until load_fleet() has every store's facts
     (or closes them): a context manager, like the TwoStep it wraps."""
 
-    def __init__(self, pool: TwoStep | None, job: _Job | None) -> None:
+    def __init__(self, pool: TwoStep | None = None) -> None:
         self.pool = pool
-        self.job = job
 
-    def resolve_routers(self, targets: Mapping[str, SiteFacts]) -> list[Resolved]:
-        """Plans of the stores that route to others, resolved where they were loaded,
-        for those whose targets are all in `targets` (none without workers)."""
-        if self.pool is None or self.job is None or self.job[3] is None:
-            return []
-        return self.pool.second(targets)
+    def resolve_routers(self, targets: Mapping[str, SiteFacts]) -> list[tuple[str, PlanRecord]]:
+        """Plans of the stores that route to others, by site file, resolved where they
+        were loaded, for those whose targets are all in `targets` (none without workers
+        or without a Planner)."""
+        return [] if self.pool is None else self.pool.second(targets)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -115,19 +95,18 @@ def load_in_workers(
     load_one: Callable[[Path, bytes | None], Loaded],
     groups: dict[str, Layer],
     fleet_layer: Layer | None,
-    finish: Finish | None = None,
+    finish: Planner | None = None,
     jobs: int = 0,
-    planning: Planning | None = None,
 ) -> tuple[dict[str, Outcome], Loading]:
     """Site file (as displayed) -> its outcome (empty when too few to be worth workers:
     load_fleet then loads them itself), and the workers, kept for resolve_routers().
-    `finish` completes a record in the worker, which still holds the site's model
-    (SiteCache.planner); `planning` lets the workers resolve routing stores later."""
-    job: _Job = (inputs, load_one, finish, planning if finish is not None else None)
+    `finish` completes a record in the worker, which still holds the site's model, and
+    resolves the routing stores it kept in the second step."""
     if len(inputs) < SMALL or default_jobs(jobs) <= 1:
-        return {}, Loading(None, job)
+        return {}, Loading()
+    job: _Job = (inputs, load_one, finish)
     pool = TwoStep(_load_range, _resolve_routers, job, len(inputs), default_jobs(jobs))
-    loading = Loading(pool, job)
+    loading = Loading(pool)
     try:
         shipped: list[_Shipped] = pool.first()
     except BaseException:
