@@ -17,21 +17,14 @@ import pytest
 from generator import build
 from generator.analyze import Analysis, analyze
 from tests.conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import fleet_bench
+from tests.treeutil import rendered_bench_fleet
 
 STORES = 230  # above workers.SMALL: jobs=2 checks in worker processes
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("fast")
-    fleet_bench.make_fleet(base / "fleet", STORES, seed=7)
-    a = analyze(base / "fleet")
-    assert not a.failed()
-    build.render_tree(base / "build", a.fleet.name, a.plans, a.digests)
-    return base / "fleet", base / "build"
+    return rendered_bench_fleet(tmp_path_factory.mktemp("fast"), STORES, seed=7)
 
 
 @pytest.fixture()

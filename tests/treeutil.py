@@ -104,3 +104,19 @@ def render_demo(out: Path) -> Path:
     a = analyze(DEMO)
     build.render_tree(out, a.fleet.name, a.plans, a.digests)
     return out
+
+
+def rendered_bench_fleet(base: Path, stores: int, seed: int) -> tuple[Path, Path]:
+    """A synthetic fleet of benchmarks/fleet_bench.py in base/fleet, rendered to
+    base/build (with worker processes when it is big enough)."""
+    from generator import build
+    from generator.analyze import analyze
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import fleet_bench
+
+    fleet_bench.make_fleet(base / "fleet", stores, seed=seed)
+    a = analyze(base / "fleet")
+    assert not a.failed()
+    build.render_tree(base / "build", a.fleet.name, a.plans, a.digests)
+    return base / "fleet", base / "build"
