@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,79 @@ def test_interrupted_after_commit_point_is_finished(
     assert build.recover(out) == "finished an interrupted render"
     assert "18445" in (out / "sites/gent-01/firewall/nftables.nft").read_text()
     assert _check(fleet, out).ok
+
+
+def _crash_at(monkeypatch: pytest.MonkeyPatch, step: int) -> list[str]:
+    """Make the step-th move from staging into the tree raise after it is done;
+    returns the list every move tried is recorded in."""
+    moves: list[str] = []
+    real = os.replace
+
+    def replace(src: object, dst: object) -> None:
+        staged = f"/{build.STAGING}/" in str(src)
+        if staged:
+            moves.append(str(dst))  # tried, whether it succeeds or not
+        real(src, dst)  # type: ignore[arg-type]
+        if staged and len(moves) == step:
+            raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(build.os, "replace", replace)
+    return moves
+
+
+def test_a_commit_cut_at_any_move_is_finished_to_the_same_tree(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New stores' folders move in whole, changed files one by one: whichever move a
+    power cut follows (and one more in the recovery), recover() finishes the tree that
+    an uncut render makes."""
+    leuven = fleet / "sites" / "leuven-04.yaml"
+    spec = leuven.read_text()
+    leuven.unlink()
+    before = tmp_path / "before"
+    _render(fleet, before)
+    leuven.write_text(spec)  # a new store: its folder moves in whole
+    gent = fleet / "sites" / "gent-01.yaml"
+    gent.write_text(gent.read_text().replace("public_port: 18443", "public_port: 18445"))
+    want = tmp_path / "want"
+    _render(fleet, want)
+    step = 0
+    while True:
+        step += 1
+        out = tmp_path / f"cut-{step}"
+        shutil.copytree(before, out)
+        moves = _crash_at(monkeypatch, step)
+        try:
+            _render(fleet, out)
+        except KeyboardInterrupt:
+            monkeypatch.undo()
+            _crash_at(monkeypatch, 1)  # and the recovery cut too, after its first move
+            said = None
+            with suppress(KeyboardInterrupt):
+                said = build.recover(out)
+            monkeypatch.undo()
+            assert (said or build.recover(out)) == "finished an interrupted render"
+            assert _tree_digest(out) == _tree_digest(want), f"cut after move {step}"
+            continue
+        monkeypatch.undo()
+        assert _tree_digest(out) == _tree_digest(want)
+        break
+    assert any(m.endswith("/sites/leuven-04") for m in moves), moves
+    assert not any("/sites/leuven-04/" in m for m in moves), "its files came with it"
+    assert any(m.endswith("/sites/gent-01/firewall/nftables.nft") for m in moves), moves
+
+
+def test_a_first_render_moves_folders_not_files(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moves = _crash_at(monkeypatch, 0)
+    _render(fleet, tmp_path / "build")
+    assert sorted(m.rsplit("/", 1)[1] for m in moves) == [
+        ".gitignore",
+        "inventory",
+        "manifest.json",
+        "sites",
+    ]
 
 
 def test_secrets_never_in_tree(
