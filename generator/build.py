@@ -81,9 +81,10 @@ def render_all(plans: Sequence[Plan], jobs: int = 0) -> list[dict[str, str]]:
 
 
 # (a store's Plan, sha256 of its files as the manifest has them) -> (sha256 of each file
-# rendered now, the files staged because the tree does not hold them yet)
+# rendered now, the files staged because the tree does not hold them yet, with the
+# stamp each got when it was written: see _write_cache)
 _SiteJob = tuple[Plan, dict[str, str]]
-_SiteDone = tuple[dict[str, str], list[str]]
+_SiteDone = tuple[dict[str, str], dict[str, str]]
 
 
 def _render_range(
@@ -104,22 +105,22 @@ def _render_and_stage(root: str, jobs: Sequence[_SiteJob]) -> list[_SiteDone]:
         prefix = f"sites/{plan.site_id}/"
         files = render_plan(plan)
         hashes = {rel: sha256(text) for rel, text in files.items()}
-        staged = []
+        staged: dict[str, str] = {}
         for rel, text in files.items():
             if old_files.get(rel) != hashes[rel] or _disk_text(Path(root, prefix, rel)) != text:
-                _stage(root, prefix + rel, text, made)
-                staged.append(prefix + rel)
+                staged[prefix + rel] = _stage(root, prefix + rel, text, made)
         done.append((hashes, staged))
     return done
 
 
-def _stage(root: str, rel: str, text: str, made: set[str]) -> None:
+def _stage(root: str, rel: str, text: str, made: set[str]) -> str:
+    """Write a file into the staging area; returns its stamp."""
     path = os.path.join(root, STAGING, rel)
     folder = os.path.dirname(path)
     if folder not in made:
         os.makedirs(folder, exist_ok=True)
         made.add(folder)
-    _write_bytes(path, text.encode())
+    return stamp_of(_write_bytes(path, text.encode()))
 
 
 @dataclass
@@ -194,8 +195,10 @@ def recover(out: Path, force: bool = False) -> str | None:
     return None
 
 
-def _apply_ops(out: Path, writes: Sequence[str], deletes: Iterable[str]) -> None:
-    """Move staged files into place, then delete, pruning folders left empty.
+def _apply_ops(out: Path, writes: Sequence[str], deletes: Iterable[str]) -> set[str]:
+    """Move staged files into place, then delete, pruning folders left empty; returns
+    the files moved one by one (a rename changes a file's stamp, not those of the
+    files in a folder renamed).
 
     A staged folder whose destination does not exist yet (a new store, or a first
     render) moves in one rename rather than file by file. After an interruption the
@@ -205,6 +208,7 @@ def _apply_ops(out: Path, writes: Sequence[str], deletes: Iterable[str]) -> None
     # folder -> moved in whole by this call (all it held came with it), or False: it
     # was in the tree already, or is inside one moved in
     present: dict[str, bool] = {}
+    one_by_one: set[str] = set()
     for rel in writes:
         parts = rel.split("/")
         carried = False  # the file came in with a folder: 78,000 failing renames and
@@ -215,6 +219,7 @@ def _apply_ops(out: Path, writes: Sequence[str], deletes: Iterable[str]) -> None
                 moved = present[folder] = not carried and _move_in(staging, root, folder)
             carried = carried or moved
         if not carried:
+            one_by_one.add(rel)
             with suppress(FileNotFoundError):  # moved already, before an interruption
                 os.replace(staging + rel, root + rel)
     parents: set[Path] = set()
@@ -230,6 +235,7 @@ def _apply_ops(out: Path, writes: Sequence[str], deletes: Iterable[str]) -> None
         while here != out and here.is_dir() and not any(here.iterdir()):
             here.rmdir()
             here = here.parent
+    return one_by_one
 
 
 def _move_in(staging: str, root: str, folder: str) -> bool:
@@ -246,14 +252,15 @@ def _move_in(staging: str, root: str, folder: str) -> bool:
     return True
 
 
-def _write_bytes(path: str, data: bytes) -> None:
+def _write_bytes(path: str, data: bytes) -> os.stat_result:
     """What open(path, "w", encoding="utf-8", newline="") writes, at half the cost
-    (never through a symbolic link)."""
+    (never through a symbolic link); returns the file's status once written."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        return os.fstat(fd)
     except OSError as exc:  # a full disk: name the file, as every other OSError does
         raise OSError(exc.errno, exc.strerror, path) from None
     finally:
@@ -277,11 +284,12 @@ progress = _Progress()
 
 
 def commit(
-    out: Path, writes: Mapping[str, str], deletes: Sequence[str], staged: Sequence[str] = ()
-) -> None:
+    out: Path, writes: Mapping[str, str], deletes: Sequence[str], staged: Iterable[str] = ()
+) -> set[str]:
     """Stage, journal, apply. The journal's rename is the commit point.
 
-    `staged` files are in the staging folder already (the render workers wrote them)."""
+    `staged` files are in the staging folder already (the render workers wrote them).
+    Returns the files moved one by one (see _apply_ops)."""
     out.mkdir(parents=True, exist_ok=True)
     staging = out / STAGING
     if not staged:
@@ -296,10 +304,11 @@ def commit(
     with signals_held():  # Ctrl-C lands after the commit, never halfway through it
         os.replace(tmp, out / JOURNAL)
         _fsync_dir(out)
-        _apply_ops(out, order, sorted(deletes))
+        one_by_one = _apply_ops(out, order, sorted(deletes))
         (out / JOURNAL).unlink()
         progress.tree_updated = True
     shutil.rmtree(staging, ignore_errors=True)
+    return one_by_one
 
 
 # ----------------------------------------------------------------------- the tree
@@ -310,18 +319,26 @@ def _stamp(path: str) -> str:
 
 
 def _site_stamp(
-    root: str, site_id: str, rels: Iterable[str], scanned: Mapping[str, str] | None = None
+    root: str,
+    site_id: str,
+    rels: Iterable[str],
+    scanned: Mapping[str, str] | None = None,
+    taken: Mapping[str, str] | None = None,
 ) -> str | None:
-    """The stamps of a store's files: as the tree's scan took them, else stat'ed now."""
+    """The stamps of a store's files: as the tree's scan took them (all or none), else
+    stat'ed now unless `taken` has them."""
+    prefix = f"sites/{site_id}/"
     if scanned is not None:
-        prefix = f"sites/{site_id}/"
-        taken = [(rel, scanned.get(prefix + rel)) for rel in sorted(rels)]
-        if any(stamp is None for _, stamp in taken):
+        found = [(rel, scanned.get(prefix + rel)) for rel in sorted(rels)]
+        if any(stamp is None for _, stamp in found):
             return None  # a file missing
-        return "|".join(f"{rel}={stamp}" for rel, stamp in taken)
-    base = f"{root}/sites/{site_id}/"
+        return "|".join(f"{rel}={stamp}" for rel, stamp in found)
+    known = taken or {}
+    base = f"{root}/{prefix}"
     try:
-        return "|".join(f"{rel}={_stamp(base + rel)}" for rel in sorted(rels))
+        return "|".join(
+            f"{rel}={known.get(prefix + rel) or _stamp(base + rel)}" for rel in sorted(rels)
+        )
     except OSError:
         return None
 
@@ -579,7 +596,7 @@ def _render_sites(
     force: bool,
     jobs: int,
     state: dict[str, Any],
-    fleet_job: Forked[tuple[list[str], dict[str, str], dict[str, str], dict[str, str]]],
+    fleet_job: Forked[_FleetLevel],
     manifest: dict[str, Any],
     listing: set[str],
     stamps: Mapping[str, str],
@@ -608,14 +625,14 @@ def _render_sites(
         else:
             todo.append(i)
     writes: dict[str, str] = {}
-    staged: list[str] = []
+    staged: dict[str, str] = {}  # file -> its stamp when staged
     deletes: list[str] = []
     new_sites: dict[str, dict[str, Any]] = dict(old_sites)
     olds = [dict(old_sites.get(ids[i], {}).get("files", {})) for i in todo]
     done: list[_SiteDone] = shared_map(_render_range, (root, plans, todo, olds), len(todo), jobs)
     for i, (hashes, site_staged) in zip(todo, done, strict=True):
         change.rendered_sites.append(ids[i])
-        staged.extend(site_staged)
+        staged.update(site_staged)
         new_sites[ids[i]] = {"input": site_key(digests[ids[i]]), "files": hashes}
     if not only:
         for gone in set(old_sites) - set(ids):
@@ -631,7 +648,7 @@ def _render_sites(
     else:
         deletes = list(listing - keep)
     inventory_staged, vars_keys, known, made_hashes = fleet_job.result()
-    staged.extend(inventory_staged)
+    staged.update(inventory_staged)
     new_manifest = manifest_text(
         fleet, new_sites, _inventory_hashes(root, manifest, ids, digests, made_hashes)
     )
@@ -639,15 +656,16 @@ def _render_sites(
         if _disk_text(out / rel) != text:
             writes[rel] = text
     deletes = sorted(set(deletes) - set(writes) - set(staged))
-    if writes or deletes or staged:
-        commit(out, writes, deletes, staged)
+    one_by_one = commit(out, writes, deletes, staged) if writes or deletes or staged else set()
     change.written = sorted({*writes, *staged})
     change.deleted = deletes
+    # what was staged keeps the stamp it was written with unless it was renamed itself
+    taken = {rel: stamp for rel, stamp in staged.items() if rel not in one_by_one}
     for rel, key in vars_keys.items():
         with suppress(OSError):
-            known[rel] = f"{_stamp(os.path.join(root, rel))} {key}"
+            known[rel] = f"{taken.get(rel) or _stamp(os.path.join(root, rel))} {key}"
     manifest_digest = hashlib.sha256(new_manifest.encode()).hexdigest()
-    _write_cache(out, new_sites, cache, change.rendered_sites, known, manifest_digest)
+    _write_cache(out, new_sites, cache, change.rendered_sites, known, manifest_digest, taken)
     return change
 
 
@@ -685,6 +703,11 @@ def _vars_key(digest: str, fleet: str) -> str:
     return sha256(f"{site_key(digest)}\0{fleet}")
 
 
+# _fleet_level's result: inventory files staged (with their stamps), the key of each file
+# made now, the files known current (with their cache entries), the hash of each made
+_FleetLevel = tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, str]]
+
+
 def _fleet_level(
     root: str,
     fleet: str,
@@ -693,16 +716,16 @@ def _fleet_level(
     state: Mapping[str, str],
     force: bool,
     scanned: Mapping[str, str],
-) -> tuple[list[str], dict[str, str], dict[str, str], dict[str, str]]:
+) -> _FleetLevel:
     """Stage the inventory files that differ from the tree, skipping those still as
     written from the same content.
 
     host_vars follow from their store's Plan; hosts.yml from the inventory model, which
     often stays the same when a store changes (hashing it is 5x cheaper than emitting).
-    Returns the files staged, the key of every file made now (staged or not), the
-    files known to be current without making them (with their cache entries), and the
-    hash of every file made now."""
-    staged: list[str] = []
+    Returns the files staged (with their stamps), the key of every file made now
+    (staged or not), the files known to be current without making them (with their
+    cache entries), and the hash of every file made now."""
+    staged: dict[str, str] = {}
     keys: dict[str, str] = {}
     known: dict[str, str] = {}
     hashes: dict[str, str] = {}
@@ -722,8 +745,7 @@ def _fleet_level(
     def put(rel: str, text: str) -> None:
         hashes[rel] = sha256(text)
         if _disk_text(Path(root, rel)) != text:
-            _stage(root, rel, text, made)
-            staged.append(rel)
+            staged[rel] = _stage(root, rel, text, made)
 
     model = inventory(plans)
     if not current(HOSTS, sha256(json.dumps(model, default=str))):
@@ -758,15 +780,22 @@ def _write_cache(
     refreshed: Sequence[str],
     fleet_level: Mapping[str, str],
     manifest_digest: str,
+    taken: Mapping[str, str],
 ) -> None:
     """Stamps of site files, and of inventory files with the key they were made for,
-    valid only next to the manifest they were taken with."""
+    valid only next to the manifest they were taken with.
+
+    `taken`: stamps of files as they were written (by the render workers, in parallel:
+    stat'ing 78,000 files here cost 0.2 s of a first render), for those whose stamp
+    their move into the tree did not change. Should a file system change them anyway,
+    the next render finds the stamps differ and renders the store again: never wrong,
+    only slower."""
     fs = {k: v for k, v in cache.items() if k in sites and k not in refreshed}
     root = os.fspath(out)
     for site_id in refreshed:
         files = sites[site_id].get("files", {})
         assert isinstance(files, dict)
-        stamp = _site_stamp(root, site_id, files)
+        stamp = _site_stamp(root, site_id, files, taken=taken)
         if stamp is not None:
             fs[site_id] = stamp
     doc = {"fs": fs, "fleet": dict(fleet_level), "manifest": manifest_digest}

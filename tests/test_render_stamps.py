@@ -1,0 +1,74 @@
+"""The stamps a render records (.posnet-cache.json) are those the files have on disk,
+whether the render workers took them as they wrote (a file that moved in with its
+folder) or the main process after the commit (a file renamed on its own, whose change
+time the rename moves). A wrong stamp would make the next render redo every store, or
+worse, trust a file it should not: the next render here must redo nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from generator import build
+from generator.analyze import analyze
+from generator.tree_guard import stamp_of
+from tests.treeutil import rendered_bench_fleet
+
+STORES = 230  # above workers.SMALL and the fleet-level fork's 200: jobs=2 forks both
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return rendered_bench_fleet(tmp_path_factory.mktemp("stamps"), STORES, seed=5)[0]
+
+
+def _render(fleet: Path, out: Path, jobs: int) -> build.Change:
+    a = analyze(fleet)
+    return build.render_tree(out, a.fleet.name, a.plans, a.digests, jobs=jobs)
+
+
+def _inputs(out: Path) -> dict[str, str]:
+    sites = json.loads((out / build.MANIFEST).read_text())["sites"]
+    return {site_id: entry["input"] for site_id, entry in sites.items()}
+
+
+def _assert_stamps_true(out: Path) -> None:
+    doc = json.loads((out / build.CACHE).read_text())
+    manifest = json.loads((out / build.MANIFEST).read_text())
+    assert set(doc["fs"]) == set(manifest["sites"])
+    for site_id, recorded in doc["fs"].items():
+        files = sorted(manifest["sites"][site_id]["files"])
+        now = "|".join(f"{r}={stamp_of(os.stat(out / 'sites' / site_id / r))}" for r in files)
+        assert recorded == now, site_id
+    assert len(doc["fleet"]) == len(manifest["inventory"])
+    for rel, entry in doc["fleet"].items():
+        assert entry.split(" ")[0] == stamp_of(os.stat(out / rel)), rel
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_recorded_stamps_are_the_files_stamps(spec: Path, tmp_path: Path, jobs: int) -> None:
+    fleet = tmp_path / "fleet"
+    shutil.copytree(spec, fleet)
+    sites = sorted((fleet / "sites").iterdir())
+    held_back = sites[100].read_bytes()
+    sites[100].unlink()
+    out = tmp_path / "build"
+    _render(fleet, out, jobs)  # a first render: every folder moves in whole
+    _assert_stamps_true(out)
+
+    sites[100].write_bytes(held_back)  # a new store: its folder moves in whole ...
+    text = sites[7].read_text()  # ... a changed one: its files are renamed one by one
+    sites[7].write_text(text.replace("\nname: ", "\nname: Renamed ", 1))
+    inputs = _inputs(out)
+    change = _render(fleet, out, jobs)
+    assert {sites[100].stem, sites[7].stem} <= set(change.rendered_sites)
+    new_inputs = _inputs(out)  # and the stores that route to those, nothing else
+    assert set(change.rendered_sites) == {s for s in new_inputs if inputs.get(s) != new_inputs[s]}
+    _assert_stamps_true(out)
+
+    again = _render(fleet, out, jobs)
+    assert again.rendered_sites == [] and not again.changed
