@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from generator import __version__, yamlemit
+from generator import __version__, jsontext, yamlemit
 from generator.inventory import edge_name, host_vars, inventory
 from generator.plan import Plan
 from generator.plan_list import site_ids
@@ -347,7 +347,6 @@ def site_key(digest: str) -> str:
     return sha256(digest + generator_digest())
 
 
-_json_str = json.encoder.encode_basestring_ascii  # what json.dumps does for a str key or value
 HOSTS = "inventory/hosts.yml"
 GITIGNORE = f"# {HEADER}\n/{CACHE}\n/{STAGING}/\n/{JOURNAL}\n/{LOCK}\n"
 
@@ -377,29 +376,7 @@ def manifest_text(
         "inventory": dict(sorted(inventory.items())),
         "sites": dict(sorted(sites.items())),
     }
-    out: list[str] = []
-    _json_lines(doc, "", out)
-    return "".join(out) + "\n"
-
-
-def _json_lines(value: object, pad: str, out: list[str]) -> None:
-    """Exactly `json.dumps(value, indent=1, sort_keys=True)` for the manifest (mappings
-    with text keys), without the pure-Python encoder that `indent` selects: a third of a
-    no-op render of 10,000 stores."""
-    if isinstance(value, dict) and value:
-        inner = pad + " "
-        if all(isinstance(v, str) for v in value.values()):
-            items = (f"{inner}{_json_str(k)}: {_json_str(value[k])}" for k in sorted(value))
-            out.append("{\n" + ",\n".join(items) + f"\n{pad}}}")
-            return
-        sep = "{\n"
-        for key in sorted(value):
-            out.append(f"{sep}{inner}{_json_str(key)}: ")
-            _json_lines(value[key], inner, out)
-            sep = ",\n"
-        out.append(f"\n{pad}}}")
-    else:
-        out.append(json.dumps(value, indent=1, sort_keys=True).replace("\n", "\n" + pad))
+    return jsontext.dumps(doc, indent=1) + "\n"
 
 
 @dataclass

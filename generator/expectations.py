@@ -6,9 +6,9 @@ partner's or a stranger's vantage point).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from generator import jsontext
 from generator.plan import Plan
 
 
@@ -55,4 +55,4 @@ def expectations(plan: Plan) -> dict[str, Any]:
 
 
 def render(plan: Plan) -> dict[str, str]:
-    return {"expectations.json": json.dumps(expectations(plan), indent=2, sort_keys=True) + "\n"}
+    return {"expectations.json": jsontext.dumps(expectations(plan), indent=2) + "\n"}
