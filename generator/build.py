@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -226,7 +227,8 @@ def _apply_ops(out: Path, writes: Sequence[str], deletes: Iterable[str]) -> set[
     for rel in deletes:
         target = out / rel
         with suppress(FileNotFoundError):
-            target.unlink()
+            if not stat.S_ISDIR(target.lstat().st_mode):  # a folder now: the stray file
+                target.unlink()  # stood where the new tree has one (see _move_in)
         parents.add(target.parent)
     # Once per folder, deepest first: listing a 10,000-file folder per deleted file
     # would make pruning many stores quadratic.
@@ -240,10 +242,18 @@ def _apply_ops(out: Path, writes: Sequence[str], deletes: Iterable[str]) -> set[
 
 def _move_in(staging: str, root: str, folder: str) -> bool:
     """Make `folder` exist in the tree: moved in whole from staging when the tree has
-    none (True), else made empty or found there (False)."""
+    none (True), else made empty or found there (False).
+
+    A file in its place is a stray (the new tree has a folder there) and goes first: a
+    crafted commit swapping a store's folder for a file made every render fail right
+    after its commit point, --force and recovery included."""
     dest = root + folder
-    if os.path.isdir(dest):
-        return False
+    try:
+        if stat.S_ISDIR(os.lstat(dest).st_mode):
+            return False
+        os.unlink(dest)  # a file, or anything but a folder: never followed
+    except FileNotFoundError:
+        pass
     try:
         os.replace(staging + folder, dest)
     except FileNotFoundError:

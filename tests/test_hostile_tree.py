@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -316,6 +317,103 @@ def test_plain_render_repairs_what_check_calls_stray(world: World, stray: str) -
     assert not path.exists()
     assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
     world.untouched()
+
+
+def _file_for_folder(world: World, rel: str) -> None:
+    shutil.rmtree(world.out / rel)
+    (world.out / rel).write_text("a file where a folder belongs\n")
+
+
+def _folder_for_file(world: World, rel: str) -> None:
+    (world.out / rel).unlink()
+    (world.out / rel / "deep").mkdir(parents=True)
+    (world.out / rel / "deep" / "x.conf").write_text("a folder where a file belongs\n")
+
+
+@pytest.mark.parametrize(
+    ("rel", "checked"),
+    [
+        ("sites/gent-01/firewall", "sites/gent-01/firewall: stray"),
+        ("sites/gent-01", "sites/gent-01: stray"),
+        ("inventory/host_vars", "inventory/host_vars: stray"),
+        ("sites", "sites/gent-01/HANDOVER.md: missing"),  # only sites/ and inventory/
+    ],  # are listed for strays
+)
+def test_a_file_in_a_folders_place_is_a_stray_the_render_removes(
+    world: World, rel: str, checked: str
+) -> None:
+    """A crafted commit swaps a folder of the tree for a file: the render used to
+    commit its journal, then fail to move the store's files in, and so every render
+    after it, --force included ("Not a directory ... pick another -o")."""
+    want = _content(world.out)
+    _file_for_folder(world, rel)
+    res = posnet("render", world.fleet, "-o", world.out, "--check")
+    assert res.returncode == 1 and f"{world.out}/{checked}" in res.stdout
+    res = posnet("render", world.fleet, "-o", world.out)
+    assert res.returncode == 0, res.stderr
+    assert not (world.out / build.JOURNAL).exists()
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+    assert _content(world.out) == want
+    world.untouched()
+
+
+def test_a_tree_wedged_by_a_file_in_a_folders_place_recovers(world: World) -> None:
+    """A journal committed with such a file in the way (what the previous version
+    left behind) is finished by the next command."""
+    gent = world.fleet / "sites" / "gent-01.yaml"
+    gent.write_text(gent.read_text().replace("name: ", "name: X ", 1))
+    rel = "sites/gent-01/firewall"
+    _file_for_folder(world, rel)
+    real = build._move_in
+    build._move_in = lambda staging, root, folder: (  # type: ignore[assignment]
+        _fail_like_before(root + folder) or real(staging, root, folder)
+    )
+    try:
+        assert posnet("render", world.fleet, "-o", world.out).returncode == 1
+    finally:
+        build._move_in = real  # type: ignore[assignment]
+    assert (world.out / build.JOURNAL).exists()
+    res = posnet("render", world.fleet, "-o", world.out)
+    assert res.returncode == 0, res.stderr
+    assert "finished an interrupted render" in res.stderr
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+    world.untouched()
+
+
+def _fail_like_before(dest: str) -> bool:
+    if os.path.isfile(dest):
+        raise NotADirectoryError(20, "Not a directory", dest)
+    return False
+
+
+@pytest.mark.parametrize(
+    "rel", ["sites/gent-01/HANDOVER.md", "inventory/hosts.yml", "manifest.json"]
+)
+def test_a_folder_in_a_files_place_is_refused_before_anything_is_written(
+    world: World, rel: str
+) -> None:
+    """Like a link or a FIFO there: named, exit 1, no journal, the tree as it was."""
+    _folder_for_file(world, rel)
+    before = snapshot(world.out)
+    for args in (("--check",), ()):
+        res = posnet("render", world.fleet, "-o", world.out, *args)
+        assert res.returncode == 1
+        assert f"{world.out / rel}: not a regular file in the build tree" in res.stderr
+    after = snapshot(world.out)
+    assert {k: v for k, v in after.items() if not k.startswith(".posnet")} == {
+        k: v for k, v in before.items() if not k.startswith(".posnet")
+    }
+    assert not (world.out / build.JOURNAL).exists()
+    world.untouched()
+
+
+def _content(tree: Path) -> dict[str, object]:
+    """What the tree holds (folders, and files by content), posnet's own state aside."""
+    return {
+        rel: entry[0] if entry[0] == "dir" else entry[3]
+        for rel, entry in snapshot(tree).items()
+        if not rel.startswith(".posnet")
+    }
 
 
 def test_edit_that_keeps_size_and_mtime_is_repaired(world: World) -> None:
