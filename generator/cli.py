@@ -579,7 +579,7 @@ _WRITE_HINTS = {
     errno.EACCES: "you may not write there: fix its permissions or pick another folder",
     errno.EPERM: "you may not write there: fix its permissions or pick another folder",
     errno.ENOTDIR: "a part of this path is a file, not a folder: pick another -o",
-    errno.EISDIR: "a folder stands where posnet writes a file: remove it or use --force",
+    errno.EISDIR: "a folder stands where posnet writes a file: remove it",
     errno.ENAMETOOLONG: "the path is too long: pick a shorter -o",
 }
 

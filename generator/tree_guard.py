@@ -25,6 +25,15 @@ from generator.nofollow import NotRegular, TooLarge, read_regular
 
 MAX_TREE_FILE = 64 * 1024 * 1024  # a manifest of 10,000 stores is about 8 MiB
 
+# posnet's own state at the top of the tree (gitignored, never reviewed)
+CACHE = ".posnet-cache.json"  # stat fingerprints: local speed-up only
+JOURNAL = ".posnet-journal.json"
+LOCK = ".posnet-lock"
+STAGING = ".posnet-staging"  # a folder: whatever stands there is discarded (recover)
+# each a regular file or absent: a folder there stopped a render only halfway, after
+# its commit point for the cache's
+OWN_FILES = frozenset({CACHE, f"{CACHE}.tmp", JOURNAL, f"{JOURNAL}.tmp", LOCK})
+
 
 class TreeError(UserError):
     """The build tree cannot be trusted or used as it is: exit 1, naming the path."""
@@ -114,6 +123,8 @@ def _walk(out: Path, stamps: dict[str, str] | None) -> set[str]:
                     "or render into a fresh folder"
                 )
             if entry.is_dir(follow_symlinks=False):
+                if rel in OWN_FILES:
+                    raise TreeError(own_file_taken(entry.path))
                 stack.append(rel)
             elif entry.is_file(follow_symlinks=False):
                 if rel.startswith(("sites/", "inventory/")):
@@ -126,6 +137,13 @@ def _walk(out: Path, stamps: dict[str, str] | None) -> set[str]:
                     "in the build tree: remove it, or render into a fresh folder"
                 )
     return found
+
+
+def own_file_taken(path: str) -> str:
+    return (
+        f"{safe_text(path)}: not a regular file in the build tree; posnet keeps its own "
+        "state there: remove it"
+    )
 
 
 def read_tree_file(path: Path | str) -> bytes | None:

@@ -17,9 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from generator.errors import safe_text
-from generator.tree_guard import TreeError, check_root
-
-LOCK = ".posnet-lock"
+from generator.tree_guard import LOCK, TreeError, check_root, own_file_taken
 
 
 def _holder(fd: int) -> str:
@@ -35,6 +33,8 @@ def _open(out: Path) -> int:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise TreeError(f"{safe_text(str(path))}: symbolic link in the build tree") from None
+        if exc.errno == errno.EISDIR:
+            raise TreeError(own_file_taken(str(path))) from None
         raise
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)

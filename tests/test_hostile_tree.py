@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from generator import build
+from generator import build, tree_guard
 from tests.treeutil import copy_demo, posnet, snapshot
 
 
@@ -414,6 +414,45 @@ def _content(tree: Path) -> dict[str, object]:
         for rel, entry in snapshot(tree).items()
         if not rel.startswith(".posnet")
     }
+
+
+def _change_a_store(world: World) -> None:
+    gent = world.fleet / "sites" / "gent-01.yaml"
+    gent.write_text(gent.read_text().replace("name: ", "name: Changed ", 1))
+
+
+@pytest.mark.parametrize("name", sorted(tree_guard.OWN_FILES))
+def test_a_folder_where_posnet_keeps_its_state_is_refused_up_front(world: World, name: str) -> None:
+    """A folder at the cache's, journal's or lock's name (or their temporary files')
+    stopped a render halfway, the cache's after the commit point, with advice to use
+    --force that did not help. Now every command names it before touching anything."""
+    _change_a_store(world)
+    path = world.out / name
+    if path.exists():
+        path.unlink()
+    (path / "inner").mkdir(parents=True)
+    before = _content(world.out)
+    for args in ((), ("--force",), ("--check",)):
+        res = posnet("render", world.fleet, "-o", world.out, *args)
+        assert res.returncode == 1, args
+        assert f"{path}: not a regular file in the build tree" in res.stderr, res.stderr
+        assert "posnet keeps its own state there: remove it" in res.stderr
+    assert _content(world.out) == before
+    assert not (world.out / build.STAGING).exists()
+    world.untouched()
+
+
+def test_a_file_where_posnet_stages_is_discarded(world: World) -> None:
+    """The staging area is posnet's scratch: a file there is discarded like what an
+    interrupted render left, where it used to stop every render that stages."""
+    _change_a_store(world)
+    (world.out / build.STAGING).write_text("not a folder\n")
+    res = posnet("render", world.fleet, "-o", world.out)
+    assert res.returncode == 0, res.stderr
+    assert "discarded an interrupted render" in res.stderr
+    assert not (world.out / build.STAGING).exists()
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+    world.untouched()
 
 
 def test_edit_that_keeps_size_and_mtime_is_repaired(world: World) -> None:
