@@ -29,9 +29,11 @@ from generator.tree_guard import (
     JOURNAL,
     LOCK,
     STAGING,
+    OversizedTreeFile,
     TreeError,
     TreeScan,
     check_root,
+    differs,
     read_tree_file,
     scan_stamped,
     scan_tree,
@@ -404,10 +406,11 @@ class CheckResult:
 
 
 def _disk_text(path: Path) -> str | None:
-    """A tree file's text (None: absent or not UTF-8), never through a link or a FIFO."""
+    """A tree file's text (None: absent, not UTF-8 or larger than posnet writes: what a
+    render replaces), never through a link or a FIFO."""
     try:
         raw = read_tree_file(path)
-    except OSError:
+    except (OSError, OversizedTreeFile):
         return None
     if raw is None:
         return None
@@ -480,10 +483,10 @@ def _check_tree(
     expected = expected_tree(fleet, plans, digests, jobs)
     res = CheckResult()
     for rel, text in sorted(expected.items()):
-        disk = _disk_text(out / rel)
-        if disk is None:
+        how = differs(out / rel, text.encode())  # as the fast check and apply judge it
+        if how == "missing":
             res.missing.append(rel)
-        elif disk != text:
+        elif how == "changed":
             res.stale.append(rel)
     res.stray = sorted(listed(out, listing) - set(expected))
     return res

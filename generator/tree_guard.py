@@ -39,6 +39,12 @@ class TreeError(UserError):
     """The build tree cannot be trusted or used as it is: exit 1, naming the path."""
 
 
+class OversizedTreeFile(TreeError):
+    """A tree file larger than posnet ever writes: a damaged manifest, journal or cache,
+    but only a stale file where posnet writes a store's or the inventory's (it differs
+    from anything posnet renders, and a render replaces it)."""
+
+
 def _rel_ok(rel: object) -> bool:
     """A relative path below the output folder: no root, no `.`/`..`, no empty part."""
     if not isinstance(rel, str) or not rel or len(rel) > 4096 or "\0" in rel or "\\" in rel:
@@ -156,7 +162,7 @@ def read_tree_file(path: Path | str) -> bytes | None:
         what = "symbolic link" if exc.st is None else "not a regular file"
         raise TreeError(f"{safe_text(str(path))}: {what} in the build tree") from None
     except TooLarge:
-        raise TreeError(f"{safe_text(str(path))}: larger than posnet ever writes") from None
+        raise OversizedTreeFile(f"{safe_text(str(path))}: larger than posnet ever writes") from None
 
 
 def differs(path: Path | str, want: bytes | str) -> Literal["missing", "changed"] | None:
@@ -167,6 +173,8 @@ def differs(path: Path | str, want: bytes | str) -> Literal["missing", "changed"
         raw = read_tree_file(path)
     except OSError:  # unreadable (a TreeError, link or special file, is no OSError)
         raw = None
+    except OversizedTreeFile:
+        return "changed"
     if raw is None:
         return "missing"
     got = raw if isinstance(want, bytes) else hashlib.sha256(raw).hexdigest()

@@ -455,6 +455,38 @@ def test_a_file_where_posnet_stages_is_discarded(world: World) -> None:
     world.untouched()
 
 
+def _oversized(path: Path) -> None:
+    with path.open("r+b") as fh:  # sparse: nothing is written, every reader sees its size
+        fh.truncate(tree_guard.MAX_TREE_FILE + 1)
+
+
+def _not_utf8(path: Path) -> None:
+    path.write_bytes(b"\xff\xfe not text\n")
+
+
+@pytest.mark.parametrize("spoil", [_oversized, _not_utf8])
+@pytest.mark.parametrize(
+    "rel", ["sites/gent-01/HANDOVER.md", "inventory/host_vars/gent-01-edge.yml"]
+)
+def test_a_store_file_posnet_could_not_have_written_is_stale_and_repaired(
+    world: World, rel: str, spoil: Callable[[Path], None]
+) -> None:
+    """Larger than posnet ever writes, or not UTF-8: the render used to stop at an
+    oversized one every time, and --check --full called a non-UTF-8 one missing."""
+    path = world.out / rel
+    want = path.read_bytes()
+    spoil(path)
+    for args in (("--check",), ("--check", "--full")):
+        res = posnet("render", world.fleet, "-o", world.out, *args)
+        assert res.returncode == 1, res.stderr
+        assert f"{path}: stale" in res.stdout, (args, res.stdout[-300:], res.stderr)
+    res = posnet("render", world.fleet, "-o", world.out)
+    assert res.returncode == 0, res.stderr
+    assert path.read_bytes() == want
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+    world.untouched()
+
+
 def test_edit_that_keeps_size_and_mtime_is_repaired(world: World) -> None:
     """An in-place edit with the same size, its mtime set back: still re-rendered."""
     path = world.out / "sites" / "gent-01" / "HANDOVER.md"
