@@ -212,3 +212,67 @@ def test_hostile_manifest_reads_as_nothing_rendered(tmp_path: Path) -> None:
     assert read_manifest(build) == {}
     (build / "manifest.json").write_text('{"sites": {"gent-01": {"input": "x"}}}')
     assert read_manifest(build) == {"gent-01": {"input": "x"}}
+
+
+def _report_of(build: Path, fleet: Path, out: Path) -> dict[str, str]:
+    """Each store's build status as the report's store pages give it."""
+    proc = posnet("report", str(build), "-o", str(out), "--fleet", str(fleet))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = {}
+    for page in sorted((out / "stores").glob("*.html")):
+        m = re.search(r"build (current|stale|missing)", page.read_text())
+        assert m, page
+        found[page.stem] = m.group(1)
+    return found
+
+
+def test_a_tampered_store_folder_is_not_current(tmp_path: Path) -> None:
+    """ "Whether BUILD is current" read the manifest's input keys only: a hand-edited,
+    deleted or stray file of a store was reported current, where `render --check`
+    fails. Each makes its store stale now, and only its store."""
+    fleet = tmp_path / "fleet"
+    shutil.copytree(DEMO, fleet)
+    build = tmp_path / "build"
+    assert posnet("render", str(fleet), "-o", str(build)).returncode == 0
+    assert set(_report_of(build, fleet, tmp_path / "r0").values()) == {"current"}
+    (build / "sites/gent-01/HANDOVER.md").write_text("hand edit\n")
+    (build / "sites/bruges-06/expectations.json").unlink()
+    (build / "sites/antwerp-02/stray.conf").write_text("x\n")
+    got = _report_of(build, fleet, tmp_path / "r1")
+    assert {s for s, v in got.items() if v != "current"} == {"gent-01", "bruges-06", "antwerp-02"}
+    assert "3 not current in the build tree" in (tmp_path / "r1" / "index.html").read_text()
+
+
+def test_a_linked_store_folder_or_a_manifest_naming_outside_reads_nothing_there(
+    tmp_path: Path,
+) -> None:
+    """A store folder swapped for a link to an identical copy outside the tree, and a
+    manifest entry naming ../ with the right hash of a file outside: following either
+    would call a store current; no store is."""
+    import json
+
+    fleet = tmp_path / "fleet"
+    shutil.copytree(DEMO, fleet)
+    build = tmp_path / "build"
+    assert posnet("render", str(fleet), "-o", str(build)).returncode == 0
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copytree(build / "sites" / "leuven-04", outside / "leuven-04")
+    shutil.rmtree(build / "sites" / "leuven-04")
+    (build / "sites" / "leuven-04").symlink_to(outside / "leuven-04")
+    assert set(_report_of(build, fleet, tmp_path / "r0").values()) == {"stale"}
+
+    (build / "sites" / "leuven-04").unlink()
+    shutil.copytree(outside / "leuven-04", build / "sites" / "leuven-04")
+    manifest = json.loads((build / "manifest.json").read_text())
+    files = manifest["sites"]["gent-01"]["files"]
+    secret = outside / "secret.txt"
+    secret.write_text("outside\n")
+    import hashlib
+
+    files.clear()
+    files["../../../outside/secret.txt"] = hashlib.sha256(secret.read_bytes()).hexdigest()
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    got = _report_of(build, fleet, tmp_path / "r1")
+    assert got["gent-01"] == "stale"
+    assert {v for s, v in got.items() if s != "gent-01"} == {"current"}

@@ -5,9 +5,11 @@ in plain JavaScript) and one page per store (summary, network diagram, lint find
 handover sheet, rendered files). No CDN, no inline script or style (a strict
 Content-Security-Policy), no timestamp: the same fleet and tree give the same bytes.
 
-The build tree is untrusted input: only its manifest is read, as plain data, to tell
-which stores are rendered and current; every page is made from the fleet's Plans with
-the same functions that render the tree.
+The build tree is untrusted input: its manifest is read as plain data, and the files
+it names only after a scan of the tree that refuses links and special files (as
+`render --check` does), to tell which stores are rendered and current: same input,
+every file as the manifest has it, no stray. Every page is made from the fleet's Plans
+with the same functions that render the tree.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def statuses(
     from generator.build import site_key
 
     sites = read_manifest(build)
+    on_disk = _store_files(build)
     out = {p.site_id: StoreStatus() for p in plans}
     for d in diags:
         if d.site in out:
@@ -79,11 +82,44 @@ def statuses(
         if not isinstance(entry, dict):
             continue
         want = site_key(digests[site_id])  # what render writes for this input and posnet
-        st.build = "current" if entry.get("input") == want else "stale"
         files = entry.get("files")
         if isinstance(files, dict):
             st.files = sorted((str(k), str(v)) for k, v in files.items())
+        same = entry.get("input") == want and isinstance(files, dict)
+        st.build = "current" if same and _as_listed(build, site_id, st.files, on_disk) else "stale"
     return out
+
+
+def _store_files(build: Path) -> dict[str, set[str]] | None:
+    """Each store folder's files (relative to it), by a scan that refuses links and
+    special files; None when the tree holds one (then no store is current)."""
+    from generator.tree_guard import TreeError, scan_tree
+
+    try:
+        listing = scan_tree(build)
+    except (TreeError, OSError):
+        return None
+    found: dict[str, set[str]] = {}
+    for rel in listing:
+        parts = rel.split("/", 2)
+        if parts[0] == "sites" and len(parts) == 3:
+            found.setdefault(parts[1], set()).add(parts[2])
+    return found
+
+
+def _as_listed(
+    build: Path, site_id: str, files: list[tuple[str, str]], on_disk: dict[str, set[str]] | None
+) -> bool:
+    """The store's folder holds exactly the manifest's files, each with its hash. Only
+    files the scan found are read, so a manifest naming `../x` reads nothing."""
+    from generator.tree_guard import TreeError, differs
+
+    if on_disk is None or on_disk.get(site_id, set()) != {rel for rel, _ in files}:
+        return False
+    try:
+        return all(differs(build / "sites" / site_id / rel, sha) is None for rel, sha in files)
+    except TreeError:  # swapped for a link or a FIFO since the scan
+        return False
 
 
 def fleet_of(build: Path, fleet: Path | None) -> Path:
