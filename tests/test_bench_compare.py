@@ -76,3 +76,40 @@ def test_ansible_check_catches_a_different_file(
     (tmp_path / "gent-01.nft").write_text(expected["gent-01"].replace("accept", "drop", 1))
     with pytest.raises(SystemExit, match="differs"):
         compare.check_ansible_output(tmp_path, expected)
+
+
+def _result(**seconds: float) -> dict[str, object]:
+    """A fleet_bench result with the figures the verdicts read."""
+    secs = {"check": 2.0, "validate": 3.9, "one": 0.4, "cold": 10.0, **seconds}
+    return {
+        "stores": 10_000,
+        "seconds": secs,
+        "ms_per_store": {k: v * 1000 / 10_000 for k, v in secs.items()},
+        "copy_tree_seconds": 5.0,
+        "peak_rss_main_mib": 400,
+        "peak_rss_workers_mib": 600,
+        "tools": {
+            "aerleon": {"stores": 300, "seconds": 1.5},  # 5 ms a policy: 5x of 1 ms
+            "ansible": {"stores": 40, "seconds": 8.0},  # 200 ms a store: 200x of 1 ms
+        },
+    }
+
+
+def test_bench_verdicts_follow_the_aims_at_their_bounds() -> None:
+    """What `make bench` prints as met or NOT met (and the README copies): each aim at
+    its exact bound, and just past it."""
+    import fleet_bench
+
+    at_bounds = dict(line.split(": ", 1) for line in fleet_bench.aims(_result()))
+    assert at_bounds == {
+        "- render --check (s)": "2.00 (aim 3): met",
+        "- cold validate (s)": "3.90 (aim 4): met",
+        "- one store changed (s)": "0.40 (aim 0.5): met",
+        "- cold render / cp -r floor": "2.00 (aim 1.5): NOT met",
+        "- peak RSS per process (MiB)": "600.00 (aim 600): met",
+        "- Aerleon / posnet per store": "5.00 (aim 5): met",
+        "- Ansible / posnet per store": "200.00 (aim 200): met",
+    }
+    past = _result(check=3.0, validate=4.0, one=0.5, cold=10.1)
+    verdicts = [line.rsplit(": ", 1)[1] for line in fleet_bench.aims(past)]
+    assert verdicts == ["NOT met"] * 4 + ["met", "NOT met", "NOT met"]
