@@ -13,10 +13,10 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ from generator.plan import Plan
 from generator.plan_list import site_ids
 from generator.tree_guard import (
     CACHE,
+    CACHE_TMP,
     JOURNAL,
+    JOURNAL_TMP,
     LOCK,
     STAGING,
     OversizedTreeFile,
@@ -192,13 +194,15 @@ def recover(out: Path, force: bool = False) -> str | None:
         journal.unlink()
         shutil.rmtree(staging, ignore_errors=True)
         return "finished an interrupted render"
-    if os.path.lexists(staging):
-        if stat.S_ISDIR(os.lstat(staging).st_mode):
-            shutil.rmtree(staging, ignore_errors=True)
-        else:  # a file there (the scan refused a link): it would stop every staging
-            staging.unlink()
-        return "discarded an interrupted render"
-    return None
+    try:
+        is_folder = stat.S_ISDIR(os.lstat(staging).st_mode)
+    except FileNotFoundError:
+        return None
+    if is_folder:
+        shutil.rmtree(staging, ignore_errors=True)
+    else:  # a file there (the scan refused a link): it would stop every staging
+        staging.unlink()
+    return "discarded an interrupted render"
 
 
 def _apply_ops(out: Path, writes: Sequence[str], deletes: Iterable[str]) -> set[str]:
@@ -314,7 +318,7 @@ def commit(
     for rel in sorted(writes):
         _stage(root, rel, writes[rel], made)
     order = sorted({*writes, *staged})
-    tmp = out / (JOURNAL + ".tmp")
+    tmp = out / JOURNAL_TMP
     _write_bytes(os.fspath(tmp), json.dumps({"write": order, "delete": sorted(deletes)}).encode())
     with signals_held():  # Ctrl-C lands after the commit, never halfway through it
         os.replace(tmp, out / JOURNAL)
@@ -333,29 +337,28 @@ def _stamp(path: str) -> str:
     return stamp_of(os.stat(path))
 
 
-def _site_stamp(
-    root: str,
-    site_id: str,
-    rels: Iterable[str],
-    scanned: Mapping[str, str] | None = None,
-    taken: Mapping[str, str] | None = None,
-) -> str | None:
-    """The stamps of a store's files: as the tree's scan took them (all or none), else
-    stat'ed now unless `taken` has them."""
-    prefix = f"sites/{site_id}/"
-    if scanned is not None:
-        found = [(rel, scanned.get(prefix + rel)) for rel in sorted(rels)]
-        if any(stamp is None for _, stamp in found):
-            return None  # a file missing
-        return "|".join(f"{rel}={stamp}" for rel, stamp in found)
-    known = taken or {}
-    base = f"{root}/{prefix}"
+def _stamp_now(root: str, taken: Mapping[str, str], rel: str) -> str | None:
+    """A tree file's stamp as it was taken when written, else stat'ed now (None: gone)."""
+    if rel in taken:
+        return taken[rel]
     try:
-        return "|".join(
-            f"{rel}={known.get(prefix + rel) or _stamp(base + rel)}" for rel in sorted(rels)
-        )
+        return _stamp(os.path.join(root, rel))
     except OSError:
         return None
+
+
+def _site_stamp(
+    site_id: str, rels: Iterable[str], stamp: Callable[[str], str | None]
+) -> str | None:
+    """A store's stamp: each of its files' (by tree path, None: missing), in one line."""
+    prefix = f"sites/{site_id}/"
+    parts = []
+    for rel in sorted(rels):
+        found = stamp(prefix + rel)
+        if found is None:
+            return None
+        parts.append(f"{rel}={found}")
+    return "|".join(parts)
 
 
 def site_key(digest: str) -> str:
@@ -655,8 +658,9 @@ def _render_sites(
     # what was staged keeps the stamp it was written with unless it was renamed itself
     taken = {rel: stamp for rel, stamp in staged.items() if rel not in one_by_one}
     for rel, key in vars_keys.items():
-        with suppress(OSError):
-            known[rel] = f"{taken.get(rel) or _stamp(os.path.join(root, rel))} {key}"
+        stamp = _stamp_now(root, taken, rel)
+        if stamp is not None:
+            known[rel] = f"{stamp} {key}"
     manifest_digest = hashlib.sha256(new_manifest.encode()).hexdigest()
     _write_cache(out, new_sites, cache, change.rendered_sites, known, manifest_digest, taken)
     return change
@@ -763,7 +767,7 @@ def _untouched(
     files = old.get("files")
     if not isinstance(stamp, str) or not isinstance(files, dict):
         return False
-    return _site_stamp(root, site_id, files, scanned) == stamp
+    return _site_stamp(site_id, files, scanned.get) == stamp
 
 
 def _write_cache(
@@ -788,10 +792,10 @@ def _write_cache(
     for site_id in refreshed:
         files = sites[site_id].get("files", {})
         assert isinstance(files, dict)
-        stamp = _site_stamp(root, site_id, files, taken=taken)
+        stamp = _site_stamp(site_id, files, partial(_stamp_now, root, taken))
         if stamp is not None:
             fs[site_id] = stamp
     doc = {"fs": fs, "fleet": dict(fleet_level), "manifest": manifest_digest}
-    tmp = out / (CACHE + ".tmp")
+    tmp = out / CACHE_TMP
     _write_bytes(os.fspath(tmp), json.dumps(doc, sort_keys=True).encode())
     os.replace(tmp, out / CACHE)

@@ -28,11 +28,12 @@ MAX_TREE_FILE = 64 * 1024 * 1024  # a manifest of 10,000 stores is about 8 MiB
 # posnet's own state at the top of the tree (gitignored, never reviewed)
 CACHE = ".posnet-cache.json"  # stat fingerprints: local speed-up only
 JOURNAL = ".posnet-journal.json"
+CACHE_TMP, JOURNAL_TMP = f"{CACHE}.tmp", f"{JOURNAL}.tmp"  # written, then renamed over
 LOCK = ".posnet-lock"
 STAGING = ".posnet-staging"  # a folder: whatever stands there is discarded (recover)
 # each a regular file or absent: a folder there stopped a render only halfway, after
 # its commit point for the cache's
-OWN_FILES = frozenset({CACHE, f"{CACHE}.tmp", JOURNAL, f"{JOURNAL}.tmp", LOCK})
+OWN_FILES = frozenset({CACHE, CACHE_TMP, JOURNAL, JOURNAL_TMP, LOCK})
 
 
 class TreeError(UserError):

@@ -15,6 +15,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -523,7 +524,8 @@ def test_cache_written_next_to_another_manifest_is_ignored(world: World) -> None
     path = world.out / "sites" / "gent-01" / "HANDOVER.md"
     text = path.read_text()
     path.write_text(text.replace("e", "E", 1))
-    doc["fs"]["gent-01"] = build._site_stamp(str(world.out), "gent-01", doc_files(world))
+    stat_now = partial(build._stamp_now, str(world.out), {})
+    doc["fs"]["gent-01"] = build._site_stamp("gent-01", doc_files(world), stat_now)
     cache.write_text(json.dumps(doc))  # stamps that match the edited files
     assert posnet("render", world.fleet, "-o", world.out).returncode == 0
     assert path.read_text() == text

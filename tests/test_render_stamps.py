@@ -72,3 +72,25 @@ def test_recorded_stamps_are_the_files_stamps(spec: Path, tmp_path: Path, jobs: 
 
     again = _render(fleet, out, jobs)
     assert again.rendered_sites == [] and not again.changed
+
+
+def test_a_wrong_recorded_stamp_costs_a_render_never_a_missed_edit(
+    spec: Path, tmp_path: Path
+) -> None:
+    """_write_cache's promise for a file system that moves stamps anyway: a recorded
+    stamp that no longer matches its files makes the next render do that store again
+    (writing nothing, as its files are right), and records the true stamps."""
+    fleet = tmp_path / "fleet"
+    shutil.copytree(spec, fleet)
+    out = tmp_path / "build"
+    _render(fleet, out, 2)
+    doc = json.loads((out / build.CACHE).read_text())
+    store = sorted(doc["fs"])[3]
+    doc["fs"][store] = doc["fs"][store].replace(":", ":1", 1)  # another size
+    (out / build.CACHE).write_text(json.dumps(doc))
+    change = _render(fleet, out, 2)
+    assert change.rendered_sites == [store] and not change.changed
+    _assert_stamps_true(out)
+    handover = out / "sites" / store / "HANDOVER.md"
+    handover.write_text(handover.read_text() + "hand edit\n")  # and a real edit still shows
+    assert _render(fleet, out, 2).written == [f"sites/{store}/HANDOVER.md"]
