@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +11,7 @@ from generator import lint
 from generator.errors import Diagnostic, Location, unique_sorted
 from generator.pipeline import paused_gc
 from generator.pipeline import plans as make_plans
-from generator.plan_list import Plans, views_of
+from generator.plan_list import Plans, views_key, views_of
 from generator.spec.load import Fleet, load_fleet
 from generator.spec.locate import locate
 
@@ -60,7 +62,8 @@ def _unknown_rule_ids(fleet: Fleet) -> list[Diagnostic]:
 def _lint(fleet: Fleet, plans: Plans) -> list[lint.RuleFinding]:
     """lint.run() over the fleet, except that a store's own findings (site rules) come
     from the cache while its Plan does (they follow from the Plan alone), and the fleet
-    rules read each store's view, never its whole Plan."""
+    rules read each store's view, never its whole Plan; their findings come from the
+    cache's memo while no view changed (a display name edit changes none)."""
     if fleet.cache is None:
         ctx = lint.LintContext(tunnel_limit=fleet.settings.tunnel_rollout_limit)
         return lint.run(plans, fleet.settings.lint.disable, ctx)
@@ -75,12 +78,31 @@ def _lint(fleet: Fleet, plans: Plans) -> list[lint.RuleFinding]:
             fleet.cache.remember_lint(ls, found)
         out.extend(lint.RuleFinding(site_rules[r], lint.Finding(ls.id, p, m)) for r, p, m in found)
     ctx = lint.LintContext(tunnel_limit=fleet.settings.tunnel_rollout_limit)
-    views = views_of(plans)
-    for rule in rules:
-        if rule.fleet_check is not None:
-            enabled = [v for v in views if rule.id not in v.lint_disable]
-            out.extend(lint.RuleFinding(rule, f) for f in rule.fleet_check(enabled, ctx))
+    checks = {r.id: r.fleet_check for r in rules if r.fleet_check is not None}
+    # The fleet rules follow from the views, the rules enabled and the context alone
+    key = hashlib.sha256(f"{views_key(plans)}\0{sorted(checks)}\0{ctx!r}".encode()).hexdigest()
+    kept = fleet.cache.recall("fleet-rules", key)
+    if not _findings_of(kept, checks):
+        views = views_of(plans)
+        kept = [
+            (rid, f)
+            for rid, check in checks.items()
+            for f in check([v for v in views if rid not in v.lint_disable], ctx)
+        ]
+        fleet.cache.keep("fleet-rules", key, kept)
+    assert isinstance(kept, list)
+    by_id = {r.id: r for r in rules}
+    out.extend(lint.RuleFinding(by_id[rid], f) for rid, f in kept)
     return out
+
+
+def _findings_of(kept: object, rules: Mapping[str, object]) -> bool:
+    """Whether the memo's fleet-rule findings have their shape (a damaged one is
+    recomputed)."""
+    return isinstance(kept, list) and all(
+        isinstance(k, tuple) and len(k) == 2 and k[0] in rules and isinstance(k[1], lint.Finding)
+        for k in kept
+    )
 
 
 def enclosing_fleet(path: Path) -> Path | None:

@@ -23,7 +23,7 @@ from typing import Any
 from generator import __version__, jsontext, yamlemit
 from generator.inventory import edge_name, host_vars, inventory
 from generator.plan import Plan
-from generator.plan_list import site_ids
+from generator.plan_list import site_ids, views_key
 from generator.tree_guard import (
     CACHE,
     CACHE_TMP,
@@ -717,8 +717,8 @@ def _fleet_level(
     """Stage the inventory files that differ from the tree, skipping those still as
     written from the same content.
 
-    host_vars follow from their store's Plan; hosts.yml from the inventory model, which
-    often stays the same when a store changes (hashing it is 5x cheaper than emitting).
+    host_vars follow from their store's Plan; hosts.yml from the stores' views, which
+    often stay the same when a store changes (then none is decoded).
     Returns the files staged (with their stamps), the key of every file made now
     (staged or not), the files known to be current without making them (with their
     cache entries), and the hash of every file made now."""
@@ -744,9 +744,9 @@ def _fleet_level(
         if _disk_text(Path(root, rel)) != text:
             staged[rel] = _stage(root, rel, text, made)
 
-    model = inventory(plans)
-    if not current(HOSTS, sha256(json.dumps(model, default=str))):
-        put(HOSTS, yamlemit.dumps(model, HEADER))
+    # hosts.yml follows from the stores' views alone (and posnet, which writes it)
+    if not current(HOSTS, sha256(f"{views_key(plans)}\0{generator_digest()}")):
+        put(HOSTS, yamlemit.dumps(inventory(plans), HEADER))
     for i, site_id in enumerate(site_ids(plans)):
         rel = host_vars_file(site_id)
         if not current(rel, _vars_key(digests[site_id], fleet)):

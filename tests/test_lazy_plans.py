@@ -7,6 +7,9 @@ beside them (generator/fleet_view.py): what the README's speed section promises.
   store's.
 - A view is never stale: a changed store's view follows its Plan (hosts.yml and the
   fleet rules see the change while every other store's view comes from the cache).
+- The fleet rules' findings and hosts.yml are kept for the views they follow from: an
+  edit that changes no view decodes none, and each edit that changes one gives the
+  findings of an uncached run; a damaged memo is made again.
 - A record holding its store's final Plan keeps no pickled model; a run that needs the
   model (a route to that store changed) validates it again, equal to a fresh load's.
 """
@@ -74,7 +77,7 @@ def test_workers_fill_plans_views_and_findings_as_here(
         assert loaded.cache.plan(ls, loaded.name) is not None  # key of the final digest
         plan = pickle.loads(rec.plan)
         assert plan == resolve(ls.site, loaded.catalog, targets, loaded.name)
-        assert rec.view == FleetView.of(plan)
+        assert rec.view is not None and pickle.loads(rec.view) == FleetView.of(plan)
         assert rec.lint == lint.site_findings(plan, loaded.settings.lint.disable)
     assert filled > 100 and 10 < routers < filled
     cached = analyze(fleet)  # the workers' records, the route stores resolved after them
@@ -144,6 +147,8 @@ def test_one_changed_store_decodes_only_its_plan(
     change = build.render_tree(out, again.fleet.name, again.plans, again.digests, jobs=1)
     assert change.rendered_sites == [quiet]
     assert again.plans.decoded() == 1  # the fresh Plan of the changed store, no other
+    # a display name is in no view: the fleet rules' findings and hosts.yml are kept
+    assert again.plans.views_decoded() == 0
     assert any("Renamed" in f.read_text() for f in (out / "sites" / quiet).rglob("*.md"))
     check = build.check_tree(out, again.fleet.name, again.plans, again.digests, jobs=1)
     assert check.ok and again.plans.decoded() == 1
@@ -198,6 +203,82 @@ def test_a_changed_store_changes_its_view(tmp_path: Path, monkeypatch: pytest.Mo
     assert not last.failed()
     build.render_tree(out, last.fleet.name, last.plans, last.digests, jobs=1)
     assert f"{b}-edge" in _members(out, f"fleet_group_{other}")
+
+
+def test_fleet_rule_findings_follow_every_view_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache keeps the fleet rules' findings for the views they were made from:
+    each edit below changes one view, and the findings are those of an uncached run,
+    whether they appear, move or go away."""
+    fleet = _fleet(tmp_path / "fleet", 40)
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(tmp_path / "cache"))
+    first = analyze(fleet)
+    users = sorted(v.site_id for v in (first.plans.view(i) for i in range(40)) if v.auth_secrets)
+    a, b, c = users[:3]
+
+    def secret(site: str) -> str:
+        return f"vault:{site.replace('-', '_')}_auth_secret"
+
+    def same_as_uncached() -> list[str]:
+        warm = analyze(fleet)
+        monkeypatch.setenv("POSNET_CACHE_DIR", "off")
+        plain = analyze(fleet)
+        monkeypatch.setenv("POSNET_CACHE_DIR", str(tmp_path / "cache"))
+        assert [d.as_dict() for d in warm.diagnostics] == [d.as_dict() for d in plain.diagnostics]
+        return sorted(d.site for d in warm.diagnostics if d.code == "PN202")
+
+    assert same_as_uncached() == []
+    _edit(fleet / "sites" / f"{b}.yaml", secret(b), secret(a))
+    assert same_as_uncached() == sorted([a, b])
+    _edit(fleet / "sites" / f"{c}.yaml", secret(c), secret(a))
+    assert same_as_uncached() == sorted([a, b, c])
+    _edit(fleet / "sites" / f"{b}.yaml", secret(a), secret(b))
+    assert same_as_uncached() == sorted([a, c])
+    _edit(fleet / "sites" / f"{c}.yaml", secret(a), secret(c))
+    assert same_as_uncached() == []
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        None,
+        "not a list",
+        [("PN999", "an unknown rule")],
+        [("PN202",)],
+        [("PN202", "not a Finding")],
+        [("PN202", lint.Finding("x", (), "m")), 42],
+    ],
+)
+def test_a_damaged_fleet_memo_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: object
+) -> None:
+    """Whatever the memo gives back, only a list of (fleet rule, Finding) is used;
+    anything else is recomputed, never shown and never a crash."""
+    fleet = _fleet(tmp_path / "fleet", 12)
+    monkeypatch.setenv("POSNET_CACHE_DIR", "off")
+    plain = [d.as_dict() for d in analyze(fleet).diagnostics]
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(tmp_path / "cache"))
+    analyze(fleet)
+    monkeypatch.setattr(SiteCache, "recall", lambda self, name, key: kept)
+    assert [d.as_dict() for d in analyze(fleet).diagnostics] == plain
+
+
+@pytest.mark.parametrize(
+    "memo",
+    [
+        ["a list"],
+        {1: ("key", b"")},
+        {"fleet-rules": ("key", b"", "extra")},
+        {"fleet-rules": (b"key", b"")},
+        {"fleet-rules": ("key", "text")},
+    ],
+)
+def test_a_malformed_memo_in_the_cache_file_is_dropped(memo: object) -> None:
+    from generator.spec.cache import _valid_memo
+
+    assert _valid_memo(memo) == {}
+    assert _valid_memo({"fleet-rules": ("key", b"x")}) == {"fleet-rules": ("key", b"x")}
 
 
 def _cli(env: dict[str, str], *args: object) -> subprocess.CompletedProcess[str]:

@@ -4,8 +4,10 @@ A rule has a stable id, a severity, a title and a one-line why (shown with every
 finding, like Ruff's rule docs), and its documentation in generator/lint/docs/<ID>.md:
 an explanation, a bad and a good example (`posnet rules --explain ID`). Its pass/fail
 fixtures live in tests/lint_fixtures/<ID>.yaml. Site rules see one Plan; fleet rules
-see all of them. Rules match typed Plan fields (device file kind, LAN flow kind,
-secret kind, owning integration), never ids or wording built elsewhere.
+see every store's view and the context, and nothing else: the site cache keeps their
+findings for the views and context they were made from (analyze._lint). Rules match
+typed Plan fields (device file kind, LAN flow kind, secret kind, owning integration),
+never ids or wording built elsewhere.
 """
 
 from __future__ import annotations
