@@ -6,11 +6,14 @@ turns a missing variable into a render error instead of an empty string in a con
 
 from __future__ import annotations
 
+import shutil
+from contextlib import suppress
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.bccache
 
 
 def templates_dir() -> Path:
@@ -21,10 +24,45 @@ def templates_dir() -> Path:
     raise FileNotFoundError("posnet templates folder not found")
 
 
+class _Compiled(jinja2.FileSystemBytecodeCache):
+    """Compiled templates in the user's cache folder, so a command that renders a few
+    stores does not compile its templates again (0.07 s for all of them). A file that
+    does not load is compiled again, one that cannot be written is skipped: the cache
+    never fails a render."""
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # a damaged file: jinja2 lets pickle's errors through
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _compiled() -> _Compiled | None:
+    """Keyed by posnet's digest (its templates and this environment's options, which
+    jinja2's own key of name and source does not hold); other digests' folders go."""
+    from generator.build import generator_digest
+    from generator.user_cache import private_folder
+
+    here = private_folder("templates")
+    if here is None:
+        return None
+    digest = generator_digest()[:32]
+    for old in here.iterdir():
+        if old.name != digest and old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+    folder = private_folder("templates", digest)
+    return None if folder is None else _Compiled(str(folder), "%s.bytecode")
+
+
 @cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
+        bytecode_cache=_compiled(),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -21,6 +21,7 @@ from generator.errors import Diagnostic, PosnetError
 from generator.fleet_view import FleetView
 from generator.spec.fleet import LoadedSite, SiteFacts, site_layers
 from generator.spec.locate import Layer
+from generator.user_cache import private_folder
 from generator.workers import SMALL, later
 from generator.yamlload import Positions, YamlPath, read_file
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 CACHE_FORMAT = "posnet-site-cache-9"
 CACHE_KEEP = 32  # fleets per cache folder; the least recently used go first
 BUCKETS = 64  # sites are pickled in buckets: one change re-pickles 1/64 of the fleet
-_OFF = ("", "0", "off", "none", "no")
 
 
 @dataclass
@@ -140,28 +140,6 @@ def from_record(
     return site, rec.diags
 
 
-def cache_dir() -> Path | None:
-    """POSNET_CACHE_DIR (`off` disables the cache), else the user's cache folder."""
-    env = os.environ.get("POSNET_CACHE_DIR")
-    if env is not None:
-        return None if env.strip().lower() in _OFF else Path(env)
-    try:
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    except RuntimeError:  # no home folder
-        return None
-    return Path(base) / "posnet"
-
-
-def _private(folder: Path) -> bool:
-    """Only a folder of this user that nobody else can write: its pickles are trusted."""
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = folder.stat()
-    except OSError:
-        return False
-    return st.st_uid == os.getuid() and not st.st_mode & 0o022
-
-
 def _context(root: Path, inputs: Sequence[Path]) -> str:
     """Everything besides the site file that a cached site depends on."""
     import pydantic
@@ -268,8 +246,8 @@ class SiteCache:
 
     @classmethod
     def open(cls, root: Path, inputs: Sequence[Path]) -> SiteCache | None:
-        folder = cache_dir()
-        if folder is None or not _private(folder):
+        folder = private_folder()
+        if folder is None:
             return None
         try:
             context = _context(root, inputs)
