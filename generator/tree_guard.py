@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,16 +188,18 @@ def _damaged(path: Path, what: str) -> TreeError:
     )
 
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-def _hexes(value: object) -> bool:
-    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
+def _all_hexes(values: list[object]) -> bool:
+    """Every value a SHA-256 hex digest: lengths one by one, the digits all at once (a
+    regular expression per value took 0.06 s of a manifest's 80,000)."""
+    if not all(type(v) is str and len(v) == 64 for v in values):
+        return False
+    digits = "".join(values)  # type: ignore[arg-type]  # each a str, checked above
+    return digits.isascii() and not digits.encode().translate(None, b"0123456789abcdef")
 
 
 def _files_ok(files: dict[Any, Any]) -> bool:
-    """Relative paths to SHA-256 hex digests (a manifest holds 80,000 of them)."""
-    return all(map(_rel_ok, files)) and all(map(_hexes, files.values()))
+    """Relative paths to SHA-256 hex digests."""
+    return all(map(_rel_ok, files)) and _all_hexes(list(files.values()))
 
 
 def valid_manifest(path: Path, raw: bytes) -> dict[str, Any]:
@@ -221,18 +222,24 @@ def valid_manifest(path: Path, raw: bytes) -> dict[str, Any]:
         and all(r.startswith("inventory/") for r in doc.get("inventory", {}))
     )
     if ok:
+        # 10,000 stores name the same few files: each distinct name is checked once,
+        # every hash in one pass
+        names: set[str] = set()
+        hashes: list[object] = []
         for site, entry in doc["sites"].items():
             ok = (
                 _rel_ok(site)
                 and "/" not in site
                 and isinstance(entry, dict)
                 and set(entry) == {"input", "files"}
-                and _hexes(entry["input"])
                 and isinstance(entry["files"], dict)
-                and _files_ok(entry["files"])
             )
             if not ok:
                 break
+            names.update(entry["files"])
+            hashes.append(entry["input"])
+            hashes.extend(entry["files"].values())
+        ok = ok and all(map(_rel_ok, names)) and _all_hexes(hashes)
     if not ok:
         raise _damaged(path, "manifest (it names a path outside its store, or is malformed)")
     return doc  # type: ignore[no-any-return]
