@@ -9,6 +9,9 @@ A consumer can read only what is here; mypy keeps that honest.
 
 from __future__ import annotations
 
+import io
+import pickle
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,3 +56,18 @@ class FleetView:
             ddns=plan.ddns is not None,
             proxy_hosts=proxy_hosts(plan) if plan.proxies else {},
         )
+
+
+def packed(view: FleetView) -> bytes:
+    """The view pickled without pickle's memo: equal views give equal bytes however
+    their objects happen to be shared (a loading worker's pickle and a later run's
+    differed for 172 of 300 stores), so a digest of the bytes can key what follows
+    from the views (plan_list.Plans.views_key). Should a Python drop the memo switch,
+    the bytes are pickle's usual ones: then an unchanged view may cost a recomputation,
+    never a wrong result."""
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
+    with suppress(AttributeError):
+        pickler.fast = True  # views hold no cycle, the one thing the memo is needed for
+    pickler.dump(view)
+    return buf.getvalue()

@@ -7,7 +7,7 @@ import pickle
 from collections.abc import Sequence
 from typing import overload
 
-from generator.fleet_view import FleetView
+from generator.fleet_view import FleetView, packed
 from generator.plan import Plan
 
 
@@ -71,13 +71,12 @@ class Plans(Sequence[Plan]):
         return len(self._decoded)
 
     def views_key(self) -> str:
-        """A digest of every store's view, in fleet order, decoding none: the pickles'
-        bytes (equal bytes, equal views; equal views pickled apart may differ, which
-        costs a recomputation, never a wrong result)."""
+        """A digest of every store's view, in fleet order, decoding none: of the bytes
+        fleet_view.packed() gives (equal bytes, equal views)."""
         if self._views_key is None:
             h = hashlib.sha256()
             for i, view in enumerate(self._views):
-                blob = view if isinstance(view, bytes) else _pickled(self.view(i))
+                blob = view if isinstance(view, bytes) else packed(self.view(i))
                 h.update(len(blob).to_bytes(8, "big"))
                 h.update(blob)
             self._views_key = h.hexdigest()
@@ -87,10 +86,6 @@ class Plans(Sequence[Plan]):
 def site_ids(plans: Sequence[Plan]) -> list[str]:
     """The stores' ids in order, without decoding a Plan that is still pickled."""
     return list(plans.ids) if isinstance(plans, Plans) else [p.site_id for p in plans]
-
-
-def _pickled(view: FleetView) -> bytes:
-    return pickle.dumps(view, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def views_key(plans: Sequence[Plan]) -> str:

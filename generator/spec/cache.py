@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from generator.catalog import Catalog
 from generator.errors import Diagnostic, PosnetError
-from generator.fleet_view import FleetView
+from generator.fleet_view import FleetView, packed
 from generator.spec.fleet import LoadedSite, SiteFacts, site_layers
 from generator.spec.locate import Layer
 from generator.user_cache import private_folder
@@ -73,7 +73,7 @@ def plan_record(
     from generator.resolve import resolve
 
     plan = resolve(site, catalog, targets, fleet_name)
-    return _dumps(plan), _dumps(FleetView.of(plan)), site_findings(plan, lint_off)
+    return _dumps(plan), packed(FleetView.of(plan)), site_findings(plan, lint_off)
 
 
 @dataclass(frozen=True)
