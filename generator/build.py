@@ -424,9 +424,16 @@ def _disk_text(path: Path) -> str | None:
 
 
 def listed(out: Path, listing: set[str]) -> set[str]:
+    """What `render --check` may call stray: the scan's files under sites/ and
+    inventory/, the top-level files posnet writes, and anything but a folder where
+    sites/ or inventory/ belongs (a render removes it, see _move_in)."""
     found = set(listing)
-    for top in (MANIFEST, ".gitignore"):
-        if os.path.lexists(out / top):
+    for top in (MANIFEST, ".gitignore", "sites", "inventory"):
+        try:
+            st = os.lstat(out / top)
+        except FileNotFoundError:
+            continue
+        if top in (MANIFEST, ".gitignore") or not stat.S_ISDIR(st.st_mode):
             found.add(top)
     return found
 
