@@ -95,12 +95,12 @@ def test_invalid_store_is_an_error_not_a_gap(tmp_path: Path) -> None:
 
 def test_text_from_a_plan_is_escaped(demo_plans: dict[str, Plan]) -> None:
     from generator.report import StoreStatus
-    from generator.report.pages import index_page, store_page
+    from generator.report.pages import index_page, index_row, store_page
 
     plan = dataclasses.replace(demo_plans["gent-01"], site_name='<script>x</script>" a="')
     for page in (
         store_page(plan, StoreStatus()),
-        index_page("f", [plan], {"gent-01": StoreStatus()}),
+        index_page("f", [index_row(plan, StoreStatus())]),
     ):
         assert "<script>x" not in page and '" a="' not in page
         assert "&lt;script&gt;x" in page
@@ -218,6 +218,10 @@ def _report_of(build: Path, fleet: Path, out: Path) -> dict[str, str]:
     """Each store's build status as the report's store pages give it."""
     proc = posnet("report", str(build), "-o", str(out), "--fleet", str(fleet))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return _statuses_in(out)
+
+
+def _statuses_in(out: Path) -> dict[str, str]:
     found = {}
     for page in sorted((out / "stores").glob("*.html")):
         m = re.search(r"build (current|stale|missing)", page.read_text())
@@ -241,6 +245,39 @@ def test_a_tampered_store_folder_is_not_current(tmp_path: Path) -> None:
     got = _report_of(build, fleet, tmp_path / "r1")
     assert {s for s, v in got.items() if v != "current"} == {"gent-01", "bruges-06", "antwerp-02"}
     assert "3 not current in the build tree" in (tmp_path / "r1" / "index.html").read_text()
+
+
+def test_pages_made_by_workers_are_those_made_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store pages, their index rows and each store's folder check are made in
+    forked workers for a big fleet: the same bytes as in one process, tampered stores
+    stale in both (the status a worker finds must reach the index)."""
+    from generator import workers
+
+    fleet = tmp_path / "fleet"
+    shutil.copytree(DEMO, fleet)
+    build = tmp_path / "build"
+    assert posnet("render", str(fleet), "-o", str(build)).returncode == 0
+    (build / "sites/gent-01/HANDOVER.md").write_text("hand edit\n")
+    (build / "sites/antwerp-02/stray.conf").write_text("x\n")
+    write_report(build, fleet, tmp_path / "here")
+    forked: list[int] = []
+    real_map = workers.in_workers
+
+    def spy(*args: object, **kwargs: object) -> object:
+        forked.append(1)
+        return real_map(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workers, "SMALL", 2)
+    monkeypatch.setattr(workers, "default_jobs", lambda jobs: 2)
+    monkeypatch.setattr(workers, "in_workers", spy)
+    write_report(build, fleet, tmp_path / "workers")
+    assert forked
+    assert _pages(tmp_path / "workers") == _pages(tmp_path / "here")
+    got = _statuses_in(tmp_path / "workers")
+    assert {s for s, v in got.items() if v != "current"} == {"gent-01", "antwerp-02"}
+    assert "2 not current in the build tree" in (tmp_path / "workers" / "index.html").read_text()
 
 
 def test_a_linked_store_folder_or_a_manifest_naming_outside_reads_nothing_there(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 
 from markdown_it import MarkdownIt
@@ -63,48 +64,61 @@ def _options(name: str, values: list[str]) -> str:
     return f"{head}{opts}</select>"
 
 
-def index_page(fleet: str, plans: list[Plan], status: dict[str, StoreStatus]) -> str:
-    rows = []
-    for p in plans:
-        st = status[p.site_id]
-        pats, parts = patterns(p), partners(p)
-        exposures = ", ".join(f"{e.public_port}/{e.protocol}" for e in p.exposures) or "-"
-        words = [
-            p.site_id,
-            p.site_name,
-            p.group or "",
-            *pats,
-            *parts,
-            p.wan.fqdn or "",
-            p.wan.public_ip or "",
-            st.lint,
-            st.build,
-        ]
-        rows.append(
-            f'<tr data-text="{_e(" ".join(words).lower())}" data-patterns="{_e(" ".join(pats))}" '
-            f'data-partners="{_e(" ".join(parts))}" data-lint="{_e(st.lint)}">'
-            f'<td><a href="stores/{_e(p.site_id)}.html">{_e(p.site_id)}</a></td>'
-            f"<td>{_e(p.site_name)}</td><td>{_e(p.group or '-')}</td>"
-            f"<td>{_e(', '.join(pats) or '-')}</td><td>{_e(', '.join(parts) or '-')}</td>"
-            f"<td>{_e(exposures)}</td><td>{_lint_badge(st)}</td>"
-            f"<td>{_badge(st.build, st.build)}</td></tr>"
-        )
-    all_patterns = sorted({x for p in plans for x in patterns(p)})
-    all_partners = sorted({x for p in plans for x in partners(p)})
-    stale = sum(1 for s in status.values() if s.build != "current")
+@dataclass(frozen=True)
+class IndexRow:
+    """A store's row of the index, made where its Plan is at hand (a worker)."""
+
+    html: str
+    patterns: list[str]
+    partners: list[str]
+    build: str
+
+
+def index_row(p: Plan, st: StoreStatus) -> IndexRow:
+    pats, parts = patterns(p), partners(p)
+    exposures = ", ".join(f"{e.public_port}/{e.protocol}" for e in p.exposures) or "-"
+    words = [
+        p.site_id,
+        p.site_name,
+        p.group or "",
+        *pats,
+        *parts,
+        p.wan.fqdn or "",
+        p.wan.public_ip or "",
+        st.lint,
+        st.build,
+    ]
+    html = (
+        f'<tr data-text="{_e(" ".join(words).lower())}" data-patterns="{_e(" ".join(pats))}" '
+        f'data-partners="{_e(" ".join(parts))}" data-lint="{_e(st.lint)}">'
+        f'<td><a href="stores/{_e(p.site_id)}.html">{_e(p.site_id)}</a></td>'
+        f"<td>{_e(p.site_name)}</td><td>{_e(p.group or '-')}</td>"
+        f"<td>{_e(', '.join(pats) or '-')}</td><td>{_e(', '.join(parts) or '-')}</td>"
+        f"<td>{_e(exposures)}</td><td>{_lint_badge(st)}</td>"
+        f"<td>{_badge(st.build, st.build)}</td></tr>"
+    )
+    return IndexRow(html, pats, parts, st.build)
+
+
+def index_page(fleet: str, rows: list[IndexRow]) -> str:
+    all_patterns = sorted({x for r in rows for x in r.patterns})
+    all_partners = sorted({x for r in rows for x in r.partners})
+    stale = sum(1 for r in rows if r.build != "current")
     lint_levels = ["error", "warning", "info", "ok"]
     body = (
         f"<header><h1>Fleet {_e(fleet)}</h1>"
-        f"<p>{len(plans)} stores; {stale} not current in the build tree.</p></header>\n"
+        f"<p>{len(rows)} stores; {stale} not current in the build tree.</p></header>\n"
         '<main>\n<div class="controls">'
         '<input id="q" type="search" placeholder="Search id, name, partner, address…" '
         'aria-label="search">'
         f"{_options('pattern', all_patterns)}{_options('partner', all_partners)}"
         f"{_options('lint', lint_levels)}"
-        f'<span id="count">{len(plans)} of {len(plans)} stores</span></div>\n'
+        f'<span id="count">{len(rows)} of {len(rows)} stores</span></div>\n'
         '<table id="stores"><thead><tr><th>store</th><th>name</th><th>group</th>'
         "<th>patterns</th><th>partners</th><th>exposures</th><th>lint</th><th>build</th>"
-        "</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table>\n</main>\n"
+        "</tr></thead>\n<tbody>\n"
+        + "\n".join(r.html for r in rows)
+        + "\n</tbody></table>\n</main>\n"
     )
     return _page(f"posnet fleet {fleet}", body)
 
