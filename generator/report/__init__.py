@@ -157,32 +157,35 @@ def fleet_of(build: Path, fleet: Path | None) -> Path:
 
 @dataclass(frozen=True)
 class _Pages:
-    """What the workers making the pages read (inherited by fork, never sent)."""
+    """What the workers making the pages read (inherited by fork, never sent), and the
+    output folder they write through (its stores/ descriptor opened before the fork)."""
 
     plans: Sequence[Plan]
     order: list[int]  # the stores by id
     status: dict[str, StoreStatus]
     build: Path
     on_disk: dict[str, set[str]] | None
+    folder: OutDir
 
 
-def _pages_range(job: _Pages, start: int, stop: int) -> list[tuple[IndexRow, str]]:
-    """The index rows and pages of stores order[start:stop], in a worker that decodes
-    their Plans, reads their folders and renders their handover sheets (markdown-it:
-    most of a report's time, 3 ms a store)."""
+def _pages_range(job: _Pages, start: int, stop: int) -> list[IndexRow]:
+    """Stores order[start:stop], in a worker that decodes their Plans, checks their
+    folders, renders their handover sheets (markdown-it: most of a report's time, 3 ms
+    a store) and writes their pages: only the index rows come back."""
     from generator.report.pages import index_row, store_page
 
-    out = []
+    rows = []
     for k in range(start, stop):
         plan = job.plans[job.order[k]]
         st = confirmed(job.build, plan.site_id, job.status[plan.site_id], job.on_disk)
-        out.append((index_row(plan, st), store_page(plan, st)))
-    return out
+        job.folder.write(f"stores/{plan.site_id}.html", store_page(plan, st))
+        rows.append(index_row(plan, st))
+    return rows
 
 
 def write_report(build: Path, fleet: Path, out: Path) -> list[Path]:
     """Analyse FLEET, compare with BUILD's manifest, write the report into OUT; the
-    pages are made in worker processes."""
+    store pages are made and written by worker processes."""
     from generator.analyze import analyze
     from generator.plan_list import site_ids
     from generator.report.pages import index_page
@@ -200,29 +203,30 @@ def write_report(build: Path, fleet: Path, out: Path) -> list[Path]:
         raise PosnetError(invalid)
     ids = site_ids(result.plans)
     order = sorted(range(len(ids)), key=ids.__getitem__)
-    job = _Pages(
-        result.plans,
-        order,
-        statuses(ids, result.diagnostics, result.digests, build),
-        build,
-        _store_files(build),
-    )
-    with progress(len(order), "report"):
-        made: list[tuple[IndexRow, str]] = shared_map(_pages_range, job, len(order), 0)
-    pages: dict[str, str] = {"index.html": index_page(result.fleet.name, [r for r, _ in made])}
-    for i, (_, page) in zip(order, made, strict=True):
-        pages[f"stores/{ids[i]}.html"] = page
-    for asset in sorted(ASSETS.iterdir()):
-        pages[asset.name] = asset.read_text()
+    stores = [f"stores/{ids[i]}.html" for i in order]
+    assets = {asset.name: asset.read_text() for asset in sorted(ASSETS.iterdir())}
+    written = ["index.html", *stores, *assets]
     with OutDir(out, "posnet report", "pass a fresh folder with -o") as folder:
         for rel in ["", "stores"]:
             folder.check(rel, "folder")
-        for rel in pages:  # every path refused or accepted before anything is written
+        for rel in written:  # every path refused or accepted before anything is written
             folder.check(rel)
-        for rel, text in pages.items():
-            folder.write(rel, text)
-        folder.prune("stores", {rel[7:] for rel in pages if rel.startswith("stores/")}, ".html")
-    return [out / rel for rel in pages]
+        folder.folder("stores")  # made and opened here, so every worker writes through it
+        job = _Pages(
+            result.plans,
+            order,
+            statuses(ids, result.diagnostics, result.digests, build),
+            build,
+            _store_files(build),
+            folder,
+        )
+        with progress(len(order), "report"):
+            rows: list[IndexRow] = shared_map(_pages_range, job, len(order), 0)
+        folder.write("index.html", index_page(result.fleet.name, rows))
+        for name, text in assets.items():
+            folder.write(name, text)
+        folder.prune("stores", {rel[7:] for rel in stores}, ".html")
+    return [out / rel for rel in written]
 
 
 REPORT_NAMES = ("index.html", "stores", *(p.name for p in ASSETS.iterdir()))
