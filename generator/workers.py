@@ -140,7 +140,11 @@ def shared_map(
     In forked workers when there are many items: they inherit `context` rather than
     receive it pickled (a fleet's Plans would cost more to send than to check)."""
     if default_jobs(jobs) <= 1 or count < SMALL or not hasattr(os, "fork"):
-        return fn(context, 0, count)
+        from generator.terminal import advance  # as in_workers does, for a progress bar
+
+        done = fn(context, 0, count)
+        advance(count)
+        return done
     bounds = guided_bounds(count, default_jobs(jobs))
     _SHARED.update(fn=fn, context=context)
     try:

@@ -92,6 +92,21 @@ def test_progress_bar_on_a_terminal_not_in_a_pipe(tmp_path: Path) -> None:
     assert code == 0 and "report" in out and "/210" in out, out
 
 
+def test_the_bar_moves_when_one_process_does_the_work(tmp_path: Path) -> None:
+    """Fewer stores than are worth worker processes (here 60) are rendered and
+    reported in this process: the bar still counts them, it does not sit at 0."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from fleet_bench import make_fleet
+
+    fleet = make_fleet(tmp_path / "fleet", 60, seed=5).root
+    env = {"POSNET_CACHE_DIR": "off"}
+    code, out = _on_tty("render", str(fleet), "-o", str(tmp_path / "b"), env=env)
+    assert code == 0 and "60/60" in out, out[-3000:]
+    args = ("report", str(tmp_path / "b"), "--fleet", str(fleet), "-o", str(tmp_path / "r"))
+    code, out = _on_tty(*args, env=env)
+    assert code == 0 and "60/60" in out, out[-3000:]
+
+
 def test_quiet_report_and_init(tmp_path: Path) -> None:
     init = posnet("-q", "init", str(tmp_path / "f"))
     assert init.returncode == 0 and init.stderr == ""
