@@ -803,6 +803,10 @@ def _write_cache(
         if stamp is not None:
             fs[site_id] = stamp
     doc = {"fs": fs, "fleet": dict(fleet_level), "manifest": manifest_digest}
+    data = json.dumps(doc, sort_keys=True).encode()
+    with suppress(TreeError, OSError):  # unreadable, a link, too big: written anew
+        if read_tree_file(out / CACHE) == data:
+            return  # a render that changed nothing leaves the tree as it found it
     tmp = out / CACHE_TMP
-    _write_bytes(os.fspath(tmp), json.dumps(doc, sort_keys=True).encode())
+    _write_bytes(os.fspath(tmp), data)
     os.replace(tmp, out / CACHE)

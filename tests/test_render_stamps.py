@@ -15,7 +15,7 @@ import pytest
 
 from generator import build
 from generator.analyze import analyze
-from generator.tree_guard import stamp_of
+from generator.tree_guard import TreeError, stamp_of
 from tests.treeutil import rendered_bench_fleet
 
 STORES = 230  # above workers.SMALL and the fleet-level fork's 200: jobs=2 forks both
@@ -94,3 +94,38 @@ def test_a_wrong_recorded_stamp_costs_a_render_never_a_missed_edit(
     handover = out / "sites" / store / "HANDOVER.md"
     handover.write_text(handover.read_text() + "hand edit\n")  # and a real edit still shows
     assert _render(fleet, out, 2).written == [f"sites/{store}/HANDOVER.md"]
+
+
+def _states(out: Path) -> dict[str, tuple[int, int, int]]:
+    return {
+        p.relative_to(out).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size)
+        for p in out.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_a_render_that_changes_nothing_writes_nothing_but_its_lock(
+    spec: Path, tmp_path: Path
+) -> None:
+    """Not even the stamps file: it was rewritten, with the same bytes, on every no-op
+    render. A change still rewrites it; a link planted there is refused up front."""
+    fleet = tmp_path / "fleet"
+    shutil.copytree(spec, fleet)
+    out = tmp_path / "build"
+    _render(fleet, out, 2)
+    before = _states(out)
+    again = _render(fleet, out, 2)
+    assert not again.changed
+    after = _states(out)
+    assert {k for k in set(before) | set(after) if before.get(k) != after.get(k)} <= {build.LOCK}
+    site = sorted((fleet / "sites").iterdir())[5]
+    site.write_text(site.read_text().replace("\nname: ", "\nname: Renamed ", 1))
+    _render(fleet, out, 2)
+    assert _states(out)[build.CACHE] != after[build.CACHE]
+    _assert_stamps_true(out)
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_bytes((out / build.CACHE).read_bytes())
+    (out / build.CACHE).unlink()
+    (out / build.CACHE).symlink_to(elsewhere)
+    with pytest.raises(TreeError):  # the tree scan refuses a link before anything
+        _render(fleet, out, 2)
