@@ -64,21 +64,19 @@ def _lint(fleet: Fleet, plans: Plans) -> list[lint.RuleFinding]:
     from the cache while its Plan does (they follow from the Plan alone), and the fleet
     rules read each store's view, never its whole Plan; their findings come from the
     cache's memo while no view changed (a display name edit changes none)."""
+    ctx = lint.LintContext(tunnel_limit=fleet.settings.tunnel_rollout_limit)
     if fleet.cache is None:
-        ctx = lint.LintContext(tunnel_limit=fleet.settings.tunnel_rollout_limit)
         return lint.run(plans, fleet.settings.lint.disable, ctx)
     off = set(fleet.settings.lint.disable)
-    rules = [r for r in lint.all_rules() if r.id not in off]
-    site_rules = {r.id: r for r in rules if r.check is not None}
+    rules = {r.id: r for r in lint.all_rules() if r.id not in off}
     out: list[lint.RuleFinding] = []
     for i, ls in enumerate(fleet.sites):
         found = fleet.cache.lint(ls)
         if found is None:
             found = lint.site_findings(plans[i], off)
             fleet.cache.remember_lint(ls, found)
-        out.extend(lint.RuleFinding(site_rules[r], lint.Finding(ls.id, p, m)) for r, p, m in found)
-    ctx = lint.LintContext(tunnel_limit=fleet.settings.tunnel_rollout_limit)
-    checks = {r.id: r.fleet_check for r in rules if r.fleet_check is not None}
+        out.extend(lint.RuleFinding(rules[r], lint.Finding(ls.id, p, m)) for r, p, m in found)
+    checks = {r.id: r.fleet_check for r in rules.values() if r.fleet_check is not None}
     # The fleet rules follow from the views, the rules enabled and the context alone
     key = hashlib.sha256(f"{views_key(plans)}\0{sorted(checks)}\0{ctx!r}".encode()).hexdigest()
     kept = fleet.cache.recall("fleet-rules", key)
@@ -91,8 +89,7 @@ def _lint(fleet: Fleet, plans: Plans) -> list[lint.RuleFinding]:
         ]
         fleet.cache.keep("fleet-rules", key, kept)
     assert isinstance(kept, list)
-    by_id = {r.id: r for r in rules}
-    out.extend(lint.RuleFinding(by_id[rid], f) for rid, f in kept)
+    out.extend(lint.RuleFinding(rules[rid], f) for rid, f in kept)
     return out
 
 

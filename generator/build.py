@@ -669,7 +669,7 @@ def _render_sites(
         if stamp is not None:
             known[rel] = f"{stamp} {key}"
     manifest_digest = hashlib.sha256(new_manifest.encode()).hexdigest()
-    _write_cache(out, new_sites, cache, change.rendered_sites, known, manifest_digest, taken)
+    _write_cache(out, new_sites, state, change.rendered_sites, known, manifest_digest, taken)
     return change
 
 
@@ -780,21 +780,22 @@ def _untouched(
 def _write_cache(
     out: Path,
     sites: Mapping[str, Mapping[str, object]],
-    cache: Mapping[str, str],
+    was: Mapping[str, Any],
     refreshed: Sequence[str],
     fleet_level: Mapping[str, str],
     manifest_digest: str,
     taken: Mapping[str, str],
 ) -> None:
     """Stamps of site files, and of inventory files with the key they were made for,
-    valid only next to the manifest they were taken with.
+    valid only next to the manifest they were taken with. `was`: the cache as this
+    render read it (valid_cache); the same again is not written.
 
     `taken`: stamps of files as they were written (by the render workers, in parallel:
     stat'ing 78,000 files here cost 0.2 s of a first render), for those whose stamp
     their move into the tree did not change. Should a file system change them anyway,
     the next render finds the stamps differ and renders the store again: never wrong,
     only slower."""
-    fs = {k: v for k, v in cache.items() if k in sites and k not in refreshed}
+    fs = {k: v for k, v in was.get("fs", {}).items() if k in sites and k not in refreshed}
     root = os.fspath(out)
     for site_id in refreshed:
         files = sites[site_id].get("files", {})
@@ -803,10 +804,8 @@ def _write_cache(
         if stamp is not None:
             fs[site_id] = stamp
     doc = {"fs": fs, "fleet": dict(fleet_level), "manifest": manifest_digest}
-    data = json.dumps(doc, sort_keys=True).encode()
-    with suppress(TreeError, OSError):  # unreadable, a link, too big: written anew
-        if read_tree_file(out / CACHE) == data:
-            return  # a render that changed nothing leaves the tree as it found it
+    if doc == was:
+        return  # a render that changed nothing leaves the tree as it found it
     tmp = out / CACHE_TMP
-    _write_bytes(os.fspath(tmp), data)
+    _write_bytes(os.fspath(tmp), json.dumps(doc, sort_keys=True).encode())
     os.replace(tmp, out / CACHE)

@@ -45,7 +45,7 @@ def _compiled() -> _Compiled | None:
     """Keyed by posnet's digest (its templates and this environment's options, which
     jinja2's own key of name and source does not hold); other digests' folders go."""
     from generator.build import generator_digest
-    from generator.user_cache import private_folder
+    from generator.user_cache import private, private_folder
 
     here = private_folder("templates")
     if here is None:
@@ -54,8 +54,7 @@ def _compiled() -> _Compiled | None:
     for old in here.iterdir():
         if old.name != digest and old.is_dir() and not old.is_symlink():
             shutil.rmtree(old, ignore_errors=True)
-    folder = private_folder("templates", digest)
-    return None if folder is None else _Compiled(str(folder), "%s.bytecode")
+    return _Compiled(str(here / digest), "%s.bytecode") if private(here / digest) else None
 
 
 @cache

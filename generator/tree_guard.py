@@ -281,4 +281,4 @@ def valid_cache(raw: bytes | None, manifest_digest: str) -> dict[str, Any]:
         return {}
     if not all(_in_tree(k) and isinstance(v, str) for k, v in fleet.items()):
         return {}
-    return {"fs": fs, "fleet": fleet}
+    return {"fs": fs, "fleet": fleet, "manifest": manifest_digest}

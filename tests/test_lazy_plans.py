@@ -231,6 +231,30 @@ def test_views_made_by_loading_workers_key_the_next_run_alike(
     assert build.check_tree(out, again.fleet.name, again.plans, again.digests, jobs=1).ok
 
 
+def test_packed_views_without_the_memo_switch_are_still_views(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fleet_view.packed() on a Python whose Pickler has no `fast`: pickle's usual
+    bytes, which decode to the same view (a miss may cost a recomputation, no more)."""
+    from generator.fleet_view import packed
+
+    fleet = _fleet(tmp_path / "fleet", 3)
+    monkeypatch.setenv("POSNET_CACHE_DIR", "off")
+    view = FleetView.of(analyze(fleet).plans[0])
+    fast = packed(view)
+
+    def refuse(_self: object, _value: object) -> None:
+        raise AttributeError("fast")
+
+    class NoFast(pickle.Pickler):
+        fast = property(lambda _self: False, refuse)  # type: ignore[assignment]
+
+    monkeypatch.setattr(pickle, "Pickler", NoFast)
+    usual = packed(view)
+    assert usual == pickle.dumps(view, protocol=pickle.HIGHEST_PROTOCOL)
+    assert pickle.loads(usual) == view == pickle.loads(fast)
+
+
 def test_fleet_rule_findings_follow_every_view_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,6 +1,6 @@
 """The site cache: per-site results of earlier runs (loaded site, diagnostics, located
 paths, plan, site-rule findings) and the last fleet-wide results made from them (see
-SiteCache.memo), kept in the user's cache folder."""
+SiteCache.recall), kept in the user's cache folder."""
 
 from __future__ import annotations
 
