@@ -6,6 +6,7 @@ worker processes and the forked fleet-level child (both start at 200 stores).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -156,8 +157,8 @@ def test_wait_waits_for_the_holder(tmp_path: Path) -> None:
 
 
 def _until_locked(out: Path, proc: subprocess.Popen[str], limit: float = 120.0) -> None:
-    """Wait until `proc` holds the tree's lock (a loaded machine may take longer than
-    0.3 s just to start Python), so that "started 0.3 s apart" means what it says."""
+    """Wait until `proc` holds the tree's lock (a loaded machine may take longer than a
+    second just to start Python)."""
     lock = out / LOCK
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and proc.poll() is None:
@@ -174,16 +175,28 @@ def _until_locked(out: Path, proc: subprocess.Popen[str], limit: float = 120.0) 
     raise AssertionError(f"{proc.args} never took the lock on {out}")
 
 
+@contextlib.contextmanager
+def _paused(proc: subprocess.Popen[str]) -> Iterator[None]:
+    """`proc` stopped (SIGSTOP) for the block, and always continued after it."""
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGCONT)
+
+
 def test_two_fleets_into_one_folder(fleets: Fleets, tmp_path: Path) -> None:
-    """Started 0.3 s apart: the second stops (exit 1, naming the first); the tree is the
-    first fleet's, as `render --check` confirms. With --wait, the second renders after."""
+    """The second starts while the first holds the lock: it stops (exit 1, naming the
+    first); the tree is the first fleet's, as `render --check` confirms. With --wait, the
+    second renders after. The first is paused (SIGSTOP) while it holds the lock, so how
+    fast it renders never decides the race."""
     out = tmp_path / "build"
     second = _start_warm(fleets, "render", fleets.b, "-o", out)
     first = _start(fleets, "render", fleets.a, "-o", out)
     _until_locked(out, first)
-    time.sleep(0.3)
-    _go(second)
-    _, err_second = second.communicate(timeout=300)
+    with _paused(first):
+        _go(second)
+        _, err_second = second.communicate(timeout=300)
     _, err_first = first.communicate(timeout=300)
     assert first.returncode == 0, err_first
     assert second.returncode == 1, err_second
@@ -194,8 +207,10 @@ def test_two_fleets_into_one_folder(fleets: Fleets, tmp_path: Path) -> None:
     second = _start_warm(fleets, "render", fleets.b, "-o", out, "--wait", "300")
     first = _start(fleets, "render", fleets.a, "-o", out, "--force")
     _until_locked(out, first)
-    time.sleep(0.3)
-    _go(second)
+    with _paused(first):
+        _go(second)
+        time.sleep(0.5)
+        assert second.poll() is None, "--wait did not wait for the holder"
     _, err_second = second.communicate(timeout=300)
     _, err_first = first.communicate(timeout=300)
     assert first.returncode == 0 and second.returncode == 0, (err_first, err_second)
