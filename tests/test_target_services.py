@@ -265,7 +265,8 @@ def dhcp_offer(iface: str, mac: str, timeout: float = 5.0) -> dict[str, str] | N
         while time.monotonic() < deadline:
             try:
                 reply = parse_dhcp_reply(s.recv(4096), xid)
-            except TimeoutError:
+            except TimeoutError:  # as a DHCP client does: dnsmasq may not listen yet
+                s.send(dhcp_discover_frame(mac, xid))
                 continue
             if reply and reply.get("type") == "2":  # DHCPOFFER
                 return reply
