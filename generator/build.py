@@ -517,53 +517,57 @@ def render_tree(
     from generator.pipeline import paused_gc
 
     with paused_gc():
-        return _render_tree(out, fleet, plans, digests, only, force, jobs, scan)
+        return _render_tree(_Render(out, fleet, plans, digests, only, force, jobs), scan)
 
 
-def _render_tree(
-    out: Path,
-    fleet: str,
-    plans: Sequence[Plan],
-    digests: Mapping[str, str],
-    only: Sequence[str],
-    force: bool,
-    jobs: int,
-    scan: Forked[TreeScan] | None,
-) -> Change:
+@dataclass(frozen=True)
+class _Render:
+    """What a render was asked to do."""
+
+    out: Path
+    fleet: str
+    plans: Sequence[Plan]
+    digests: Mapping[str, str]
+    only: Sequence[str]
+    force: bool
+    jobs: int
+
+
+@dataclass(frozen=True)
+class _Found:
+    """The tree as the render found it, under its lock."""
+
+    listing: set[str]  # every file, relative to the tree
+    stamps: Mapping[str, str]  # file -> stamp, taken by the scan
+    manifest: dict[str, Any]  # checked (valid_manifest), or {} for none
+    state: dict[str, Any]  # the stamps file, if valid next to that manifest (valid_cache)
+
+
+def _render_tree(job: _Render, scan: Forked[TreeScan] | None) -> Change:
+    out = job.out
     listing, stamps = scan.result() if scan is not None else open_stamped(out, create=True)
-    recovered = recover(out, force)
+    recovered = recover(out, job.force)
     if recovered:
         listing, stamps = scan_stamped(out)
     raw_manifest = read_tree_file(out / MANIFEST)
     # the stamps are valid next to the manifest they were taken with (a damaged one
     # stops the render below, unless --force, which reads no stamps)
     manifest_digest = hashlib.sha256(raw_manifest).hexdigest() if raw_manifest else ""
-    state = {} if force else valid_cache(read_tree_file(out / CACHE), manifest_digest)
+    state = {} if job.force else valid_cache(read_tree_file(out / CACHE), manifest_digest)
     root = os.fspath(out)
     vars_state: dict[str, str] = dict(state.get("fleet", {}))
     # Inventory and host_vars need every Plan but no site file: build them in a forked
     # process while this one checks, renders and stages the sites (and first reads the
     # manifest: 0.15 s for 10,000 stores).
     fleet_job = Forked(
-        lambda: _fleet_level(root, fleet, plans, digests, vars_state, force, stamps),
-        fork=len(plans) >= 200 and default_jobs(jobs) > 1,
+        lambda: _fleet_level(
+            root, job.fleet, job.plans, job.digests, vars_state, job.force, stamps
+        ),
+        fork=len(job.plans) >= 200 and default_jobs(job.jobs) > 1,
     )
     try:
-        manifest = _parse_manifest(out, raw_manifest, force)
-        change = _render_sites(
-            out,
-            fleet,
-            plans,
-            digests,
-            only,
-            force,
-            jobs,
-            state,
-            fleet_job,
-            manifest,
-            listing,
-            stamps,
-        )
+        manifest = _parse_manifest(out, raw_manifest, job.force)
+        change = _render_sites(job, _Found(listing, stamps, manifest, state), fleet_job)
         change.recovered = recovered
         return change
     except BaseException:
@@ -590,49 +594,46 @@ def _parse_manifest(out: Path, raw: bytes | None, force: bool) -> dict[str, Any]
         return {}
 
 
-def _render_sites(
-    out: Path,
-    fleet: str,
-    plans: Sequence[Plan],
-    digests: Mapping[str, str],
-    only: Sequence[str],
-    force: bool,
-    jobs: int,
-    state: dict[str, Any],
-    fleet_job: Forked[_FleetLevel],
-    manifest: dict[str, Any],
-    listing: set[str],
-    stamps: Mapping[str, str],
-) -> Change:
+def _stale_sites(job: _Render, found: _Found, old_sites: Mapping[str, Any]) -> list[int]:
+    """The Plans to render (indexes): in scope, and not still as written for the same
+    input (by the stamps the scan took)."""
+    cache: dict[str, str] = dict(found.state.get("fs", {}))
+    root = os.fspath(job.out)
+    todo: list[int] = []
+    for i, site_id in enumerate(site_ids(job.plans)):
+        if job.only and site_id not in job.only:
+            continue
+        old = old_sites.get(site_id)
+        fresh = (
+            not job.force
+            and isinstance(old, dict)
+            and old.get("input") == site_key(job.digests[site_id])
+            and _untouched(root, site_id, old, cache, found.stamps)
+        )
+        if not fresh:
+            todo.append(i)
+    return todo
+
+
+def _render_sites(job: _Render, found: _Found, fleet_job: Forked[_FleetLevel]) -> Change:
+    out, fleet, plans, digests, only = job.out, job.fleet, job.plans, job.digests, job.only
+    manifest = found.manifest
     old_sites: dict[str, dict[str, Any]] = dict(manifest.get("sites", {}))
     if manifest and manifest.get("fleet") != fleet:
         old_sites = {}
-    cache: dict[str, str] = dict(state.get("fs", {}))
     root = os.fspath(out)
     change = Change()
     ids = site_ids(plans)
-    todo: list[int] = []  # only these Plans are decoded (plan_list.Plans), by workers
-    for i, site_id in enumerate(ids):
-        if only and site_id not in only:
-            continue
-        old = old_sites.get(site_id)
-        key = site_key(digests[site_id])
-        fresh = (
-            not force
-            and isinstance(old, dict)
-            and old.get("input") == key
-            and _untouched(root, site_id, old, cache, stamps)
-        )
-        if fresh:
-            change.skipped_sites += 1
-        else:
-            todo.append(i)
+    todo = _stale_sites(job, found, old_sites)  # only these Plans are decoded, by workers
+    change.skipped_sites = sum(1 for i in ids if not only or i in only) - len(todo)
     writes: dict[str, str] = {}
     staged: dict[str, str] = {}  # file -> its stamp when staged
     deletes: list[str] = []
     new_sites: dict[str, dict[str, Any]] = dict(old_sites)
     olds = [dict(old_sites.get(ids[i], {}).get("files", {})) for i in todo]
-    done: list[_SiteDone] = shared_map(_render_range, (root, plans, todo, olds), len(todo), jobs)
+    done: list[_SiteDone] = shared_map(
+        _render_range, (root, plans, todo, olds), len(todo), job.jobs
+    )
     for i, (hashes, site_staged) in zip(todo, done, strict=True):
         change.rendered_sites.append(ids[i])
         staged.update(site_staged)
@@ -645,6 +646,7 @@ def _render_sites(
     # So a render always repairs what `render --check` would call stray.
     keep = {f"sites/{sid}/{rel}" for sid, entry in new_sites.items() for rel in entry["files"]}
     keep |= {HOSTS, *(host_vars_file(site_id) for site_id in ids)}
+    listing = found.listing
     if only:
         scope = tuple(f"sites/{sid}/" for sid in only)
         deletes = [rel for rel in listing - keep if rel.startswith(scope)]
@@ -669,7 +671,7 @@ def _render_sites(
         if stamp is not None:
             known[rel] = f"{stamp} {key}"
     manifest_digest = hashlib.sha256(new_manifest.encode()).hexdigest()
-    _write_cache(out, new_sites, state, change.rendered_sites, known, manifest_digest, taken)
+    _write_cache(out, new_sites, found.state, change.rendered_sites, known, manifest_digest, taken)
     return change
 
 
