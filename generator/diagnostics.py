@@ -208,8 +208,10 @@ _CODES = (
         "Port already taken on the host",
         "A proxy would listen on a host's port that a service of that host or another "
         "proxy already listens on: only one of them can bind it, and the other fails to "
-        "start. nginx proxies of one host may share a port (one server, one socket); an "
-        "Apache proxy and anything else may not.",
+        "start. nginx proxies of one host may share a port (one server, one socket) when "
+        "each answers for names of its own: nginx ignores the second server of a name, so "
+        "its routes, certificate and allow-list would never apply. An Apache proxy and "
+        "anything else may not share a port.",
         "hosts:\n  - name: pos1\n    services: [{name: api, port: 8443}]\n"
         "integrations:\n  - {pattern: reverse_proxy, proxy_host: pos1, listen_port: 8443, ...}",
         "hosts:\n  - name: pos1\n    services: [{name: api, port: 8443}]\n"

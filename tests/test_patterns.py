@@ -240,6 +240,49 @@ def test_nginx_proxies_share_a_port(tmp_path: Path) -> None:
     assert errors(root) == []
 
 
+def test_nginx_proxies_sharing_a_port_need_names_of_their_own(tmp_path: Path) -> None:
+    """nginx keeps the first server of a name on a socket and ignores the other
+    ("conflicting server name"): the second proxy's routes, certificate and allow-list
+    would never apply. Names compare without case, as DNS does."""
+    root, text = _bruges_with_proxy(tmp_path, "nginx", 8443)
+    site = root / "sites/bruges-06.yaml"
+    clash = text.replace(
+        b"    software: nginx\n",
+        b"    software: nginx\n    server_name: WS.bruges-06.pos.example.com\n",
+    )
+    site.write_bytes(clash)
+    e = only_error(root, "E214")
+    assert e.path == "integrations[2].server_name"
+    assert (e.location.line, e.location.col) == pos(clash, "WS.bruges-06.pos.example.com")
+    assert e.message == (
+        "port 8443 on host integrator already answers for ws.bruges-06.pos.example.com in "
+        "integrations[1] (powerepos auth_websocket, nginx): integrations[2] (deliverect "
+        "reverse_proxy, nginx) would never be served"
+    )
+    assert e.expected == "a server_name of its own (or another listen_port)"
+    site.write_bytes(clash.replace(b"WS.bruges-06", b"api.bruges-06"))
+    assert errors(root) == []
+
+
+def test_two_proxies_named_after_the_store_on_one_port_are_refused(tmp_path: Path) -> None:
+    """Without server_name a proxy answers for the store's public name: two of them on
+    one host and port are one server to nginx (found by trying a fleet from outside)."""
+    root, text = _bruges_with_proxy(tmp_path, "nginx", 9443)
+    fleet = root / "fleet.yaml"
+    fleet.write_text(
+        fleet.read_text().replace(
+            "partners:\n",
+            "partners:\n  kv: {title: KV, patterns: [reverse_proxy], sources: [192.0.2.0/27]}\n",
+        )
+    )
+    second = BRUGES_PROXY.format(software="nginx", port=9443).replace("deliverect", "kv")
+    site = root / "sites/bruges-06.yaml"
+    site.write_text(text.decode() + second.replace("ca3.pem", "ca4.pem"))
+    e = only_error(root, "E214")
+    assert e.path == "integrations[3].listen_port"
+    assert "already answers for bruges-06.pos.example.com in integrations[2]" in e.message
+
+
 def test_a_proxy_on_the_port_of_a_service_of_its_host_is_refused(tmp_path: Path) -> None:
     root, text = make_fleet(
         tmp_path, "sites/brussels-03.yaml", sub("proxy_host: proxy", "proxy_host: pos1")

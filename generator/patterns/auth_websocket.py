@@ -85,8 +85,9 @@ def outputs(i: AuthWebsocketIntegration) -> tuple[Output, ...]:
     )
 
 
-def listeners(i: AuthWebsocketIntegration) -> tuple[Listener, ...]:
-    return (Listener(i.proxy_host, LISTEN_PORT, "nginx", ("proxy_host",)),)
+def listeners(site: Site, i: AuthWebsocketIntegration) -> tuple[Listener, ...]:
+    where = ("server_name",)
+    return (Listener(i.proxy_host, LISTEN_PORT, "nginx", ("proxy_host",), (i.server_name,), where),)
 
 
 def check(site: Site, i: AuthWebsocketIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:

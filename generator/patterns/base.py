@@ -50,9 +50,13 @@ class Listener:
     port: int
     server: str  # the software: "nginx", "apache"
     key: tuple[str | int, ...]  # where, inside the integration, the port comes from
+    # the host names it answers to: nginx picks a file's server by name, so two proxies
+    # sharing a port need names of their own (nginx ignores the second of two)
+    names: tuple[str, ...] = ()
+    names_key: tuple[str | int, ...] = ()  # where the names come from (else `key`)
 
 
-def _no_listeners(integ: Any) -> tuple[Listener, ...]:
+def _no_listeners(site: Site, integ: Any) -> tuple[Listener, ...]:
     return ()
 
 
@@ -79,4 +83,4 @@ class Pattern(Generic[I]):
     #: The ports the servers the integration configures listen on (a proxy's listen
     #: port): one host:port taken by two of them, or by one and a service of the host,
     #: cannot be bound by both, so the checks refuse that (E214).
-    listeners: Callable[[I], tuple[Listener, ...]] = _no_listeners
+    listeners: Callable[[Site, I], tuple[Listener, ...]] = _no_listeners

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from generator.patterns.base import Listener, Output, Pattern
-from generator.patterns.context import TLS_DIR, Context, host_cidrs
+from generator.patterns.context import TLS_DIR, Context, host_cidrs, public_name
 from generator.plan import EgressFlow, ProxyPlan, ProxyRoutePlan
 from generator.spec.parts import Model, ProxyAuth, ProxyRoute, TlsSpec
 from generator.spec.types import (
@@ -68,8 +68,14 @@ def outputs(i: ReverseProxyIntegration) -> tuple[Output, ...]:
     )
 
 
-def listeners(i: ReverseProxyIntegration) -> tuple[Listener, ...]:
-    return (Listener(i.proxy_host, i.listen_port, i.software, ("listen_port",)),)
+def listeners(site: Site, i: ReverseProxyIntegration) -> tuple[Listener, ...]:
+    server_name = i.server_name or public_name(site)
+    names = [server_name]
+    if i.routing == "subdomain":
+        names += [f"{r.subdomain}.{server_name}" for r in i.routes if r.subdomain]
+    where = ("server_name",) if i.server_name else ("listen_port",)
+    lis = Listener(i.proxy_host, i.listen_port, i.software, ("listen_port",), tuple(names), where)
+    return (lis,)
 
 
 def check(site: Site, i: ReverseProxyIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from generator import netparse
 from generator.catalog import Catalog
@@ -19,6 +20,9 @@ from generator.spec.model import (
     Site,
 )
 from generator.yamlload import YamlPath
+
+if TYPE_CHECKING:
+    from generator.patterns.base import Listener
 
 
 @dataclass(frozen=True)
@@ -405,6 +409,7 @@ def _check_listeners(site: Site) -> Iterator[Problem]:
     from generator.patterns import pattern_of
 
     bound: dict[tuple[str, int], tuple[str, str]] = {}  # -> (server, who)
+    named: dict[tuple[str, int, str], str] = {}  # (host, port, name) -> who answers it
     for i, host in enumerate(site.hosts):
         for j, svc in enumerate(host.services):
             if svc.protocol == "tcp":
@@ -413,14 +418,16 @@ def _check_listeners(site: Site) -> Iterator[Problem]:
                     ("", f"its service {svc.name} (hosts[{i}].services[{j}])"),
                 )
     for i, integ in enumerate(site.integrations):
-        for lis in pattern_of(integ).listeners(integ):
+        for lis in pattern_of(integ).listeners(site, integ):
             taken = bound.get((lis.host, lis.port))
             who = f"integrations[{i}] ({integ.partner} {integ.pattern}, {lis.server})"
             if taken is None:
                 bound[(lis.host, lis.port)] = (lis.server, who)
+                named.update({(lis.host, lis.port, n.lower()): who for n in lis.names})
                 continue
             server, other = taken
             if server == lis.server and server in _SHARES_PORTS:
+                yield from _shared_names(lis, i, who, named)
                 continue
             if lis.key == ("listen_port",):
                 expected = f"a listen_port no service or other proxy on host {lis.host} uses"
@@ -435,6 +442,26 @@ def _check_listeners(site: Site) -> Iterator[Problem]:
                 f"{who} cannot listen there too",
                 expected,
             )
+
+
+def _shared_names(
+    lis: Listener, i: int, who: str, named: dict[tuple[str, int, str], str]
+) -> Iterator[Problem]:
+    """Proxies sharing a port are told apart by host name: nginx keeps the first server
+    of a name and ignores the other ("conflicting server name"), whose routes,
+    certificate and allow-list would then never apply."""
+    for name in lis.names:
+        other = named.setdefault((lis.host, lis.port, name.lower()), who)
+        if other != who:
+            yield Problem(
+                "E214",
+                ("integrations", i, *(lis.names_key or lis.key)),
+                f"port {lis.port} on host {lis.host} already answers for {name} in "
+                f"{other}: {who} would never be served",
+                "a server_name of its own"
+                + (" (or another listen_port)" if lis.key == ("listen_port",) else ""),
+            )
+            return
 
 
 def _check_integrations(site: Site, catalog: Catalog) -> Iterator[Problem]:
