@@ -89,6 +89,7 @@ def schema(kind: str, used: set[str] | None = None) -> dict[str, Any]:
         doc["required"] = ["id"]
     if kind in ("fleet", "group"):
         props, defs = _partial_site(used)
+        props.pop("group", None)  # a store names its group in its own file (load.py)
         doc.setdefault("$defs", {}).update(defs)
         described = doc["properties"]["defaults"]["description"]
         doc["properties"]["defaults"] = {

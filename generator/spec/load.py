@@ -80,6 +80,29 @@ def _too_many_defaults(defaults: Any, doc: Document) -> Diagnostic | None:
     )
 
 
+def _without_group(
+    defaults: dict[str, Any], doc: Document, diags: list[Diagnostic]
+) -> dict[str, Any]:
+    """Shared defaults less a `group`, which is reported: a store's layers are chosen
+    by the group its own file names, so a default group would be shown in the handover
+    and the inventory while its settings never applied."""
+    if "group" not in defaults:
+        return defaults
+    path = ("defaults", "group")
+    loc = doc.positions.key(path) or doc.positions.nearest(path)
+    assert loc is not None
+    diags.append(
+        Diagnostic(
+            loc,
+            "E100",
+            "a group cannot be a default: each store names its group in its own file",
+            path="defaults.group",
+            expected="group: <name> in the site files of the group's stores",
+        )
+    )
+    return {k: v for k, v in defaults.items() if k != "group"}
+
+
 def _rel(path: Path, root: Path | None) -> str:
     """The path as the user would type it: under the folder they named, not resolved."""
     if root is None:
@@ -186,7 +209,8 @@ def load_fleet(path: Path, cached: bool = False, jobs: int = 0) -> Fleet:
         too_many = _too_many_defaults(settings.defaults, fleet_doc)
         if too_many is not None:
             raise PosnetError([too_many])
-        fleet_layer = Layer(settings.defaults, fleet_doc.positions, ("defaults",), fleet_doc.file)
+        shared = _without_group(settings.defaults, fleet_doc, diags)
+        fleet_layer = Layer(shared, fleet_doc.positions, ("defaults",), fleet_doc.file)
         settings_layer = flayers[0]
     catalog, catalog_digest = _load_catalog(fleet_doc, fleet_data)
     fleet = Fleet(
@@ -378,7 +402,8 @@ def _load_groups(
                     expected=f"group: {gpath.stem}",
                 )
             )
-        groups[g.group] = Layer(g.defaults, gdoc.positions, ("defaults",), gdoc.file)
+        shared = _without_group(g.defaults, gdoc, diags)
+        groups[g.group] = Layer(shared, gdoc.positions, ("defaults",), gdoc.file)
     return groups, frozenset(broken), diags
 
 

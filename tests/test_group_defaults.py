@@ -1,0 +1,52 @@
+"""A store's group comes from its own file: `group` among shared defaults is an error.
+
+The store's layers (its file, its group's defaults, the fleet's) are chosen by the group
+its own file names, before anything is merged. A `group` under fleet.yaml's or a group
+file's `defaults` used to validate: the handover and the inventory showed the group while
+none of its settings applied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from generator.pipeline import load_plans
+from tests.test_bad_input import diagnostics, errors, make_fleet, pos, sub
+
+
+def test_a_default_group_in_fleet_yaml_is_an_error_at_its_line(tmp_path: Path) -> None:
+    root, text = make_fleet(
+        tmp_path, "fleet.yaml", sub("defaults:\n  edge:", "defaults:\n  group: coast\n  edge:")
+    )
+    errs = errors(root)
+    assert [(e.code, e.path) for e in errs] == [("E100", "defaults.group")], errs
+    e = errs[0]
+    assert e.location.file.endswith("fleet.yaml")
+    assert (e.location.line, e.location.col) == pos(text, "group: coast")
+    assert "each store names its group in its own file" in e.message
+
+
+def test_a_default_group_in_a_group_file_is_an_error_and_not_applied(tmp_path: Path) -> None:
+    root, text = make_fleet(
+        tmp_path,
+        "groups/coast.yaml",
+        sub("defaults:\n  wan:", "defaults:\n  group: inland\n  wan:"),
+    )
+    (root / "groups" / "inland.yaml").write_text(
+        "group: inland\ndefaults:\n  edge: {egress: restricted}\n"
+    )
+    errs = errors(root)
+    assert [(e.code, e.path) for e in errs] == [("E100", "defaults.group")], errs
+    assert errs[0].location.file.endswith("groups/coast.yaml")
+    assert (errs[0].location.line, errs[0].location.col) == pos(text, "group: inland")
+
+
+def test_the_groups_a_store_names_itself_still_apply(tmp_path: Path) -> None:
+    """The guard above takes nothing from a store's own `group:` (bruges-06 and
+    ostend-05 are in coast, whose default ISP they get)."""
+    root, _ = make_fleet(tmp_path, "groups/coast.yaml", sub("isp: Telenet", "isp: Proximus"))
+    assert [d for d in diagnostics(root) if d.severity == "error"] == []
+    _, plans = load_plans(root)
+    by_id = {p.site_id: p for p in plans}
+    assert by_id["bruges-06"].group == "coast"
+    assert by_id["bruges-06"].wan.isp == "Proximus"
