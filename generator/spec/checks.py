@@ -524,14 +524,20 @@ def _basic_auth_problems(integ: ReverseProxyIntegration, ap: YamlPath) -> Iterat
     """Basic auth takes users with password references (hashed at apply) or, as before,
     a ready htpasswd file reference: exactly one of the two."""
     auth = integ.auth
-    if auth.type != "basic":
-        if auth.users is not None:
+    # each setting of one auth type is never read under another: it would mislead
+    for name, value, kind in (
+        ("users", auth.users, "basic"),
+        ("htpasswd", auth.htpasswd, "basic"),
+        ("client_ca", auth.client_ca, "client_cert"),
+    ):
+        if value is not None and auth.type != kind:
             yield Problem(
                 "E210",
-                (*ap, "users"),
-                f"auth.users is for basic auth, not {auth.type}",
-                "no users, or type: basic",
+                (*ap, name),
+                f"auth.{name} is for {kind} auth, not {auth.type}",
+                f"no {name}, or type: {kind}",
             )
+    if auth.type != "basic":
         return
     if auth.users is None and auth.htpasswd is None:
         yield Problem(
@@ -600,6 +606,22 @@ def check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> I
             )
         if route.service is not None:
             yield from service_problem(site, (*rp, "service"), route.service)
+        if route.site is not None and route.site == site.id:
+            yield Problem(
+                "E210",
+                (*rp, "site"),
+                "a route to this store itself would go out to its own public name, where "
+                "nothing forwards to the service",
+                "service: host/service (a service of this store, reached on its LAN)",
+            )
+        unused = "path" if integ.routing == "subdomain" else "subdomain"
+        if getattr(route, unused) is not None:
+            yield Problem(
+                "E211",
+                (*rp, unused),
+                f"{unused} has no effect with routing: {integ.routing}",
+                f"no {unused}, or routing: {unused}",
+            )
         if route.upstream_ca is not None and route.upstream_certificate is not None:
             yield Problem(
                 "E210",
