@@ -101,7 +101,9 @@ _CODES = (
         "E202",
         "Address does not fit the LAN",
         "A gateway, DHCP pool bound or host address is not a usable host address of "
-        "lan.subnet (or is the gateway itself), or the subnet itself is unusable: smaller "
+        "lan.subnet (or is the gateway itself), a DNS server or upstream could not answer "
+        "(the edge itself, the LAN's network or broadcast address, not unicast), or the "
+        "subnet itself is unusable: smaller "
         "than /30, larger than /16 (surely a typo: the firewall gives the whole subnet the "
         "LAN's rights), or not unicast (0/8, loopback, link-local, multicast, 240/4). RFC "
         "1918, 100.64.0.0/10 and public space routed to the store are all fine.",

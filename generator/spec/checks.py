@@ -16,6 +16,7 @@ from generator.catalog import Catalog
 from generator.diagnostics import require_registered
 from generator.memo import last_object
 from generator.spec.model import (
+    Lan,
     ReverseProxyIntegration,
     Site,
 )
@@ -280,6 +281,45 @@ def _check_lan(site: Site) -> Iterator[Problem]:
             "has no effect: with lan.dns.servers the edge does not serve DNS to the LAN",
             "either upstreams (the edge resolves) or servers (other resolvers)",
         )
+    yield from _dns_address_problems(site.lan, net, gw)
+
+
+# Ranges where no resolver can answer a LAN client or the edge (link-local stays
+# allowed: some networks serve DNS there). The edge's dnsmasq never listens on loopback
+# (except-interface=lo), so it may forward to a resolver there; a client may not be
+# sent to its own loopback.
+_NO_RESOLVER = {
+    "servers": ("'this network'", "loopback", "multicast", "reserved"),
+    "upstreams": ("'this network'", "multicast", "reserved"),
+}
+
+
+def _dns_address_problems(
+    lan: Lan, net: ipaddress.IPv4Network, gw: ipaddress.IPv4Address
+) -> Iterator[Problem]:
+    """DNS addresses that cannot answer: DHCP would hand clients a resolver that is not
+    there, or the edge's resolver would forward to itself."""
+    lists = (
+        ("servers", lan.dns.servers, "other resolvers' addresses, or none (the edge answers)"),
+        ("upstreams", lan.dns.upstreams, "the resolvers the edge forwards to"),
+    )
+    for key, values, expected in lists:
+        for j, value in enumerate(values):
+            ip = _addr(value)
+            special = netparse.not_unicast(ipaddress.IPv4Network(ip))
+            if special is not None and special[1] in _NO_RESOLVER[key]:
+                why = f"in the {special[1]} range {special[0]}: no resolver answers there"
+            elif ip == gw:
+                why = (
+                    "the edge itself, which serves no DNS when lan.dns.servers is set"
+                    if key == "servers"
+                    else "the edge itself: its resolver would forward to itself"
+                )
+            elif ip in (net.network_address, net.broadcast_address):
+                why = f"not a host address of the LAN {net}"
+            else:
+                continue
+            yield Problem("E202", ("lan", "dns", key, j), f"{ip} is {why}", expected)
 
 
 def _check_hosts(site: Site) -> Iterator[Problem]:
