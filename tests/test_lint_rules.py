@@ -21,6 +21,7 @@ from generator.cli import cli
 from generator.lint import LintContext, all_rules
 from generator.pipeline import load_plans
 from tests.conftest import DEMO
+from tests.test_bad_input import diagnostics, make_fleet, sub
 
 FIXTURES = Path(__file__).parent / "lint_fixtures"
 RULE_IDS = [r.id for r in all_rules()]
@@ -119,3 +120,25 @@ def test_rules_explain_prints_the_docs() -> None:
     bad = runner.invoke(cli, ["rules", "--explain", "PN999"])
     assert bad.exit_code == 1
     assert "no code 'PN999'" in bad.stderr and "PN101" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("service", "shown"),
+    [
+        ("{name: api, port: 8080, tls: false}", "plain HTTP"),
+        ("{name: api, port: 8080, tls: false, http: false}", "plain TCP"),
+        ("{name: api, port: 8080, tls: false, http: false, protocol: udp}", "plain UDP"),
+    ],
+)
+def test_pn106_names_the_protocol_it_forwards(tmp_path: Path, service: str, shown: str) -> None:
+    """A UDP service was called 'plain TCP' (the firewall rules were right)."""
+    root, _ = make_fleet(
+        tmp_path,
+        "sites/antwerp-02.yaml",
+        sub("{name: api, port: 8080, tls: false}", service),
+    )
+    found = [d for d in diagnostics(root) if d.code == "PN106"]
+    assert [d.message for d in found] == [
+        f"public port 28080 forwards to {shown} on till1:8080; traffic crosses the internet "
+        "unencrypted"
+    ]

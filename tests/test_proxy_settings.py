@@ -29,6 +29,21 @@ CASES: list[tuple[str, str, Callable[[bytes], bytes], str, str, str, str]] = [
         "a route to this store itself",
     ),
     (
+        "another resolver under restricted egress",
+        HQ,
+        lambda raw: sub("lan:\n", "edge: {egress: restricted}\nlan:\n")(
+            sub(
+                "    routing: path\n",
+                "    routing: path\n    resolvers: [192.0.2.129, 192.0.2.53]\n",
+            )(raw)
+        ),
+        "192.0.2.53]",
+        "E210",
+        "integrations[0].resolvers[1]",
+        "under egress: restricted the proxy reaches other stores only at addresses the "
+        "edge's resolver answered; 192.0.2.53 is not the edge",
+    ),
+    (
         "subdomain under path routing",
         BRUSSELS,
         sub("{service: pos1/api, path: /pos1/}", "{service: pos1/api, path: /pos1/, subdomain: a}"),
@@ -95,3 +110,17 @@ def test_a_proxy_setting_that_cannot_apply_is_an_error(
     assert e.location.file.endswith(rel)
     assert (e.location.line, e.location.col) == pos(text, at)
     assert message in e.message
+
+
+def test_the_edge_as_resolver_under_restricted_egress_passes(tmp_path: Path) -> None:
+    """The default (no resolvers: the gateway) and the gateway named: the edge's dnsmasq
+    answers, and fills the set that admits the proxy to each store."""
+    root, _ = make_fleet(tmp_path, HQ, sub("lan:\n", "edge: {egress: restricted}\nlan:\n"))
+    assert errors(root) == []
+    site = root / HQ
+    site.write_text(
+        site.read_text().replace(
+            "    routing: path\n", "    routing: path\n    resolvers: [192.0.2.129]\n"
+        )
+    )
+    assert errors(root) == []

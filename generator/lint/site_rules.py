@@ -66,7 +66,8 @@ def plain_http_exposed(plan: Plan) -> Out:
             yield (
                 _at(e.integration),
                 (
-                    f"public port {e.public_port} forwards to plain {'HTTP' if e.http else 'TCP'} "
+                    f"public port {e.public_port} forwards to plain "
+                    f"{'HTTP' if e.http else e.protocol.upper()} "
                     f"on {e.target_host}:{e.target_port}; traffic crosses the internet unencrypted"
                 ),
             )
@@ -128,6 +129,18 @@ def domains_not_enforced(plan: Plan) -> Out:
                 ("lan", "dns", "servers"),
                 f"egress {f.id} needs domains but the LAN's clients are not told to use the "
                 "edge's DNS: it is limited by port only, to any address",
+            )
+
+
+def stapling_without_egress(plan: Plan) -> Out:
+    if plan.egress_policy != "restricted":
+        return
+    for p in plan.proxies:
+        if p.tls.stapling:
+            yield (
+                (*_at(p.integration), "tls"),
+                f"{p.id} staples OCSP answers, but egress is restricted: it can never "
+                "reach its CA's OCSP responder; set tls.ocsp_stapling: false",
             )
 
 
@@ -242,5 +255,13 @@ SITE_RULES = (
         "A DDNS client that reads a private WAN address publishes an address partners "
         "cannot reach; behind NAT only a check-ip server sees the public one.",
         check=ddns_reads_private_address,
+    ),
+    Rule(
+        "PN115",
+        "warning",
+        "ocsp-stapling-without-egress",
+        "A proxy fetches the OCSP answers it staples from its CA over HTTP; restricted "
+        "egress admits no such flow, so nginx and Apache log the failure and staple nothing.",
+        check=stapling_without_egress,
     ),
 )

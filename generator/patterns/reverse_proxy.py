@@ -83,6 +83,18 @@ def check(site: Site, i: ReverseProxyIntegration, p: Partner, base: YamlPath) ->
 
     yield from host_problem(site, (*base, "proxy_host"), i.proxy_host)
     yield from check_proxy(site, i, base)
+    if site.edge.egress == "restricted" and any(r.site for r in i.routes):
+        # the edge admits the proxy only to store addresses its own resolver answered
+        # (dnsmasq fills the flow's set): another resolver's answers are never allowed
+        for k, addr in enumerate(i.resolvers or ()):
+            if addr != site.lan.gateway:
+                yield Problem(
+                    "E210",
+                    (*base, "resolvers", k),
+                    f"under egress: restricted the proxy reaches other stores only at "
+                    f"addresses the edge's resolver answered; {addr} is not the edge",
+                    f"no resolvers (the edge, {site.lan.gateway}), or egress: open",
+                )
     tls = {f"{h.name}/{s.name}": s.tls for h in site.hosts for s in h.services}
     for j, r in enumerate(i.routes):
         trust = "upstream_ca" if r.upstream_ca else "upstream_certificate"
