@@ -49,7 +49,7 @@ def resolve(
             client=d.client,
             provider=d.provider,
             hostname=d.hostname or wan.fqdn or "",
-            username=d.username,
+            username=d.username or "",  # none for duckdns and cloudflare
             password=r.need(d.password, "DDNS account password", "ddns-password"),
             zone=d.zone,
             interface=wan.interface,

@@ -40,7 +40,8 @@ DOCS: dict[str, str] = {
     "Ddns.provider": "DDNS service provider",
     "CheckIp.path": "URL path on the check-ip server",
     "Ddns.client": "DDNS client program on the edge: inadyn or ddclient",
-    "Ddns.username": "Account name at the DDNS provider",
+    "Ddns.username": "Account name at the provider (noip, dyndns, freedns; duckdns and "
+    "cloudflare take none: a token, and for cloudflare the zone)",
     "Ddns.password": "Secret reference (env:NAME, vault:name, file:path), never a value",
     "Lan.subnet": "LAN network in CIDR notation",
     "Lan.gateway": "The edge's LAN address (default gateway of the hosts)",

@@ -16,6 +16,7 @@ from generator.catalog import Catalog
 from generator.diagnostics import require_registered
 from generator.memo import last_object
 from generator.spec.model import (
+    Ddns,
     Lan,
     ReverseProxyIntegration,
     Site,
@@ -145,10 +146,13 @@ def _check_wan(site: Site) -> Iterator[Problem]:
             "cloudflare DDNS needs wan.ddns.zone",
             "zone: <the Cloudflare zone holding the name>, e.g. example.com",
         )
+    if wan.ddns is not None:
+        yield from _ddns_login_problems(wan.ddns)
     if (
         wan.ddns is not None
         and wan.ddns.client == "ddclient"
-        and wan.ddns.provider not in ("duckdns", "cloudflare")  # these send no login
+        and wan.ddns.username is not None
+        and wan.ddns.provider in LOGIN_PROVIDERS
         and any(ch == "#" or ch.isspace() for ch in wan.ddns.username)
     ):
         # ddclient reads '#' as a comment even inside quotes and collapses whitespace.
@@ -441,6 +445,29 @@ def host_problem(site: Site, path: YamlPath, name: str, role: str = "") -> Itera
 # merges every `listen` of a port (each posnet file names its own catch-all and logs).
 # Apache's files each say `Listen <port>`, and Apache refuses a second one.
 _SHARES_PORTS = frozenset({"nginx"})
+
+
+# Providers that take an account name; duckdns authenticates with its token alone, and
+# cloudflare with an API token for the zone (inadyn and ddclient send no login for them).
+LOGIN_PROVIDERS = ("noip", "dyndns", "freedns")
+
+
+def _ddns_login_problems(ddns: Ddns) -> Iterator[Problem]:
+    if ddns.provider in LOGIN_PROVIDERS and ddns.username is None:
+        yield Problem(
+            "E206",
+            ("wan", "ddns"),
+            f"{ddns.provider} DDNS needs wan.ddns.username",
+            f"username: <the account name at {ddns.provider}>",
+        )
+    elif ddns.provider not in LOGIN_PROVIDERS and ddns.username is not None:
+        how = "its token" if ddns.provider == "duckdns" else "an API token for wan.ddns.zone"
+        yield Problem(
+            "E211",
+            ("wan", "ddns", "username"),
+            f"has no effect: {ddns.provider} authenticates with {how} (the password) alone",
+            "no username",
+        )
 
 
 def _check_listeners(site: Site) -> Iterator[Problem]:

@@ -106,7 +106,7 @@ class Ddns(Model):
     provider: Literal["noip", "dyndns", "duckdns", "freedns", "cloudflare"]
     client: Literal["inadyn", "ddclient"] = "inadyn"
     hostname: Fqdn | None = Field(None, description="Defaults to wan.fqdn")
-    username: Text
+    username: Text | None = None
     password: SecretRef
     zone: Fqdn | None = Field(None, description="Cloudflare zone (cloudflare only)")
     detect: Literal["interface", "web"] = Field(

@@ -140,11 +140,12 @@ def store_table(plan: Plan) -> str:
         d = plan.ddns
         # Behind NAT the interface's address is not the public one: say who reports it.
         src = f"asking {code(d.checkip.url)}" if d.checkip else f"on {code(d.interface)}"
+        account = f" account {code(d.username)}," if d.username else ""  # duckdns: none
         rows.append(
             (
                 "DDNS",
-                f"{d.provider} via {d.client} {src}: hostname {code(d.hostname)},"
-                f" account {code(d.username)}, password from {code(d.password.ref)}",
+                f"{d.provider} via {d.client} {src}: hostname {code(d.hostname)},{account}"
+                f" password from {code(d.password.ref)}",
             )
         )
     rows += [
