@@ -66,6 +66,34 @@ def _value_end(line: str, start: int) -> int:
     return i
 
 
+def _flow_values(line: str, start: int) -> list[tuple[int, int]]:
+    """Every scalar of a flow collection from `start` on, keys and punctuation kept: a
+    caret under one value of `{name: pos1, port: 70000}` stays under that value. A key is
+    only read where a key can start; what follows it up to the next ',', '}' or ']' is
+    its value, masked whole (`{token: a: b}` shows no part of `a: b`)."""
+    spans: list[tuple[int, int]] = []
+    i = start
+    while i < len(line):
+        c = line[i]
+        if c in " \t,{}[]":
+            i += 1
+            continue
+        if c == "#" and line[i - 1 : i] in (" ", "\t"):  # a comment: the rest of the line
+            spans.append((i, len(line)))
+            break
+        key = _KEY.match(line, i)
+        if key is not None:
+            i = key.end()
+            while i < len(line) and line[i] in " \t":
+                i += 1
+            if i == len(line) or line[i] in "{[,}]":
+                continue  # a collection (walked into) or no value
+        end = max(_value_end(line, i), i + 1)
+        spans.append((i, end))
+        i = end
+    return spans
+
+
 def _secret_spans(line: str, keys_only: bool) -> list[tuple[int, int]]:
     """The parts of `line` to mask, sorted and not overlapping."""
     if keys_only:
@@ -74,6 +102,10 @@ def _secret_spans(line: str, keys_only: bool) -> list[tuple[int, int]]:
         if not line[keep:].strip():
             return []
         start = keep + (1 if line[keep : keep + 1] in (" ", "\t") else 0)
+        opened = line[:keep].count("{") + line[:keep].count("[")
+        closed = line[:keep].count("}") + line[:keep].count("]")
+        if opened > closed or line[start:].lstrip()[:1] in ("{", "["):
+            return _flow_values(line, start)
         return [(start, len(line))]
     spans: list[tuple[int, int]] = []
     for m in _KEY.finditer(line):

@@ -1195,3 +1195,22 @@ def test_reserved_host_name_edge(tmp_path: Path) -> None:
     hits = [d for d in a.diagnostics if "reserved" in d.message]
     assert hits and hits[0].path == "hosts[1].name"
     assert hits[0].location.file.endswith("gent-01.yaml") and hits[0].location.line > 1
+
+
+@pytest.mark.parametrize("written", ["id: Brussels-03", "id: brussels-03"])
+def test_a_file_name_in_capitals_is_named_as_the_cause(tmp_path: Path, written: str) -> None:
+    """Ids are read in lower case, so sites/Brussels-03.yaml can match no id: E101 used
+    to say 'differs from its file name' and expect 'id: Brussels-03', which the file
+    already said."""
+    root, _ = make_fleet(tmp_path, B, sub("id: brussels-03", written))
+    src = root / B
+    dest = src.with_name("Brussels-03.yaml")
+    src.rename(dest)
+    found = [e for e in errors(root) if e.location.file == str(dest)]
+    assert [(e.code, e.message, e.expected) for e in found] == [
+        (
+            "E101",
+            "site id 'brussels-03' is lower case, its file name Brussels-03.yaml is not",
+            "the file renamed to brussels-03.yaml",
+        )
+    ], errors(root)

@@ -281,6 +281,33 @@ def test_masking_keeps_other_values_and_moves_the_caret() -> None:
     assert text == "    password: ***" and col == 6
 
 
+@pytest.mark.parametrize(
+    ("line", "value", "masked", "before"),
+    [
+        (
+            '  - {name: pos1, ip: "10.9.0.10", services: [{name: api, port: 70000}]}',
+            "70000",
+            "  - {name: ***, ip: ***, services: [{name: ***, port: ***}]}",
+            3,
+        ),
+        ("hosts: [{name: 'a, b', port: x}]  # why", "x", "hosts: [{name: ***, port: ***}]  ***", 1),
+        ("ports: [1, 2, 70000]", "70000", "ports: [***, ***, ***]", 2),
+        # a broken line (E001 shows keys only too): after a key, all up to ',' is value
+        ("  x: {token: s3cret: x, port: 0}", "0}", "  x: {token: ***, port: ***}", 1),
+    ],
+)
+def test_keys_only_masks_each_flow_value_and_keeps_the_caret_under_it(
+    line: str, value: str, masked: str, before: int
+) -> None:
+    """A wrong value inside a flow mapping (E100 shows keys only) had its caret placed at
+    the first value of the line: the whole rest of the line was one mask."""
+    shown = masked_line(line, keys_only=True)
+    assert shown.text == masked
+    col = shown.column(line.index(value))
+    assert shown.text[col:].startswith("***")
+    assert shown.text[:col].count("***") == before  # under that value's mask
+
+
 def test_snippet_escapes_control_characters_and_forged_file_names(tmp_path: Path) -> None:
     name = tmp_path / "store\n::error file=x::forged.yaml"
     name.write_text('id: x\nname: "a\x1b[31mred\x07\u202e"\nwan: {}\n')

@@ -604,16 +604,14 @@ def _load_site(
         return None, diags
     if site.id != spath.stem and root is not None:
         loc, shown = locate(layers, ("id",))
-        diags.append(
-            Diagnostic(
-                loc,
-                "E101",
-                f"site id '{site.id}' differs from its file name",
-                path=shown,
-                expected=f"id: {spath.stem}",
-                site=site.id,
-            )
-        )
+        if site.id == spath.stem.lower():
+            # ids are DNS labels, read in lower case: this file name can match no id
+            message = f"site id '{site.id}' is lower case, its file name {spath.name} is not"
+            expected = f"the file renamed to {site.id}{spath.suffix}"
+        else:
+            message = f"site id '{site.id}' differs from its file name"
+            expected = f"id: {spath.stem}"
+        diags.append(Diagnostic(loc, "E101", message, path=shown, expected=expected, site=site.id))
     diags.extend(problem_diagnostics(check_site(site, catalog), layers, site.id))
     if any(d.severity == "error" for d in diags) or in_broken:
         return None, diags  # a broken group's error is reported at its own file
