@@ -173,6 +173,7 @@ class ProxyRoutePlan:
     trust: Literal["public", "ca", "pinned"] = "public"
     trust_ref: str | None = None
     trust_path: str | None = None
+    route: int = -1  # index in its integration's routes (locates findings); -1: none
 
 
 @dataclass(frozen=True)

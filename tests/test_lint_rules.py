@@ -142,3 +142,33 @@ def test_pn106_names_the_protocol_it_forwards(tmp_path: Path, service: str, show
         f"public port 28080 forwards to {shown} on till1:8080; traffic crosses the internet "
         "unencrypted"
     ]
+
+
+def test_pn109_points_at_the_integration_with_the_devices(tmp_path: Path) -> None:
+    """It pointed at `integrations`, the whole list, not at the one to fix."""
+    root, text = make_fleet(
+        tmp_path, "sites/bruges-06.yaml", sub("    local_fallback_port: 9100\n", "")
+    )
+    (found,) = [d for d in diagnostics(root) if d.code == "PN109"]
+    index = [line.strip() for line in text.decode().splitlines() if "- partner:" in line].index(
+        "- partner: ppaas"
+    )
+    assert found.path == f"integrations[{index}]"
+    assert found.location.line == text.decode().splitlines().index("  - partner: ppaas") + 1
+
+
+def test_pn203_points_at_the_route_it_names(tmp_path: Path) -> None:
+    """It pointed at `integrations`, the whole list: the route is the line to look at
+    (routes[0] of mechelen-hq's proxy goes to gent-01, which stops admitting it)."""
+    root, _ = make_fleet(
+        tmp_path,
+        "sites/gent-01.yaml",
+        sub('sources: ["198.51.100.0/28", "203.0.113.20"]', 'sources: ["198.51.100.0/28"]'),
+    )
+    (found,) = [d for d in diagnostics(root) if d.code == "PN203"]
+    assert found.path == "integrations[0].routes[0]"
+    hq = (root / "sites/mechelen-hq.yaml").read_text().splitlines()
+    assert (
+        found.location.line
+        == hq.index("      - {site: gent-01, site_service: pos1/api, path: /gent-01/}") + 1
+    )

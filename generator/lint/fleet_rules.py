@@ -7,8 +7,10 @@ from collections.abc import Iterator, Sequence
 
 from generator import netparse
 from generator.lint import Finding, FleetView, LintContext, Rule
+from generator.plan import ProxyPlan, ProxyRoutePlan
 from generator.targets.proxy_layout import is_upstream_name
 from generator.targets.tls_policy import is_lan_upstream
+from generator.yamlload import YamlPath
 
 
 def tunnel_rollout(plans: Sequence[FleetView], ctx: LintContext) -> Iterator[Finding]:
@@ -52,6 +54,13 @@ def shared_auth_secret(plans: Sequence[FleetView], ctx: LintContext) -> Iterator
                 )
 
 
+def _at_route(proxy: ProxyPlan, route: ProxyRoutePlan) -> YamlPath:
+    """The route in the site spec, else its integration (a route the pattern made)."""
+    if route.route < 0:
+        return ("integrations", proxy.integration)
+    return ("integrations", proxy.integration, "routes", route.route)
+
+
 def central_proxy_reach(plans: Sequence[FleetView], ctx: LintContext) -> Iterator[Finding]:
     by_name: dict[str, FleetView] = {}
     for p in plans:
@@ -71,7 +80,7 @@ def central_proxy_reach(plans: Sequence[FleetView], ctx: LintContext) -> Iterato
                 if not exp:
                     yield Finding(
                         p.site_id,
-                        ("integrations",),
+                        _at_route(proxy, route),
                         (
                             f"route {route.value} -> {route.label}: {other.site_id} exposes no "
                             f"public port {route.upstream_port}"
@@ -82,7 +91,7 @@ def central_proxy_reach(plans: Sequence[FleetView], ctx: LintContext) -> Iterato
                 if e.sources and not any(me in netparse.ipv4_network(s) for s in e.sources):
                     yield Finding(
                         p.site_id,
-                        ("integrations",),
+                        _at_route(proxy, route),
                         (
                             f"route {route.value} -> {route.label}: {other.site_id} does not "
                             f"admit this proxy's IP {me} on port {e.public_port}"
@@ -91,7 +100,7 @@ def central_proxy_reach(plans: Sequence[FleetView], ctx: LintContext) -> Iterato
                 if e.tls != (route.upstream_scheme == "https"):
                     yield Finding(
                         p.site_id,
-                        ("integrations",),
+                        _at_route(proxy, route),
                         (
                             f"route {route.value} -> {route.label}: scheme "
                             f"{route.upstream_scheme} does not match the store's service"
@@ -122,7 +131,7 @@ def proxy_egress_blocked(plans: Sequence[FleetView], ctx: LintContext) -> Iterat
                 if not _route_allowed(p, proxy.host_ip, route.upstream_host, route.upstream_port):
                     yield Finding(
                         p.site_id,
-                        ("integrations", proxy.integration),
+                        _at_route(proxy, route),
                         (
                             f"route {route.value} -> {route.label}: egress is restricted and "
                             f"nothing lets {proxy.host} reach {route.upstream_host}:"
@@ -145,7 +154,7 @@ def proxy_plain_http_hop(plans: Sequence[FleetView], ctx: LintContext) -> Iterat
                 ):
                     yield Finding(
                         p.site_id,
-                        ("integrations", proxy.integration),
+                        _at_route(proxy, route),
                         (
                             f"route {route.value} -> {route.label}: plain HTTP to "
                             f"{route.upstream_host}:{route.upstream_port} crosses the internet "

@@ -95,11 +95,14 @@ def public_proxy_without_auth(plan: Plan) -> Out:
 
 
 def no_local_fallback(plan: Plan) -> Out:
-    partners = {d.partner for d in plan.devices if d.kind == "payment-device"}
     fallback = {f.partner for f in plan.lan_flows if f.kind == "device-fallback"}
-    for partner in sorted(partners - fallback):
+    first: dict[str, int] = {}  # partner -> its first integration with payment devices
+    for d in plan.devices:
+        if d.kind == "payment-device" and d.partner not in fallback:
+            first.setdefault(d.partner, d.integration)
+    for partner in sorted(first):
         yield (
-            ("integrations",),
+            _at(first[partner]),
             (f"{partner}: payment devices have no local fallback when the cloud is unreachable"),
         )
 

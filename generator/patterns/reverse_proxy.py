@@ -112,7 +112,7 @@ def _routes(
 ) -> tuple[list[ProxyRoutePlan], list[str]]:
     routes: list[ProxyRoutePlan] = []
     names = [server_name]
-    for r in i.routes:
+    for j, r in enumerate(i.routes):
         if r.service is not None:
             host, svc = ctx.service(r.service)
             up_host, up_port, up_tls, label = host.ip, svc.port, svc.tls, r.service
@@ -148,6 +148,7 @@ def _routes(
                 trust="ca" if r.upstream_ca else "pinned" if r.upstream_certificate else "public",
                 trust_ref=trust_ref,
                 trust_path=trust_path,
+                route=j,
             )
         )
     return routes, names
