@@ -21,6 +21,12 @@ class Analysis:
     fleet: Fleet
     plans: Plans
     diagnostics: list[Diagnostic]
+    checked: int = -1  # stores the user asked about; -1: every site file of the fleet
+
+    @property
+    def stores(self) -> int:
+        """How many stores were checked (valid or not), as the summary counts them."""
+        return self.fleet.checked if self.checked < 0 else self.checked
 
     @property
     def digests(self) -> dict[str, str]:
@@ -130,7 +136,7 @@ def _analyze(path: Path, jobs: int) -> Analysis:
             or d.site in site_ids
             or not d.location.file.startswith(str(root / "sites") + "/")
         ]
-        return Analysis(whole.fleet, whole.plans, keep)
+        return Analysis(whole.fleet, whole.plans, keep, checked=1)
     fleet = load_fleet(path, cached=True, jobs=jobs)
     diags = list(fleet.diagnostics) + _unknown_rule_ids(fleet)
     plans = make_plans(fleet, jobs) if fleet.sites else Plans([], [], [])

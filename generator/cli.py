@@ -198,7 +198,7 @@ def validate(path: Path, fmt: str, strict: bool) -> None:
     per_rule = terminal.rule_summary(result.diagnostics)
     if per_rule is not None and fmt == "text":
         summary(per_rule)
-    sites = len(result.fleet.sites)
+    sites = result.stores
     if result.failed(strict):
         note(f"posnet: {sites} store(s) checked, not valid; {_summary(result.diagnostics)}")
         sys.exit(1)

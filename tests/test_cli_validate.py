@@ -228,3 +228,31 @@ def test_rules_lists_pn101() -> None:
     assert re.search(r"^PN101\s+warning\s+\S+", proc.stdout, re.M)
     js = json.loads(posnet("rules", "--format", "json").stdout)
     assert any(r["id"] == "PN101" and r["why"] for r in js)
+
+
+@pytest.mark.parametrize(
+    ("rel", "message"),
+    [
+        ("fleet.yaml", "fleet.yaml holds the fleet's settings, not a store"),
+        ("groups/coast.yaml", "coast.yaml holds a group's defaults, not a store"),
+    ],
+)
+def test_a_fleet_or_group_file_given_as_a_store_says_what_it_is(rel: str, message: str) -> None:
+    """They were read as site files: 'unknown key fleet', 'missing required key id'."""
+    proc = posnet("validate", f"{DEMO}/{rel}")
+    assert proc.returncode == 1
+    assert f"{DEMO}/{rel}: error[E003] {message}" in proc.stdout, proc.stdout
+    assert f"expected: the fleet folder ({DEMO}) or one of its sites/*.yaml" in proc.stdout
+
+
+def test_the_summary_counts_the_stores_asked_about_valid_or_not(tmp_path: Path) -> None:
+    """One site file of a fleet was '7 store(s) valid' (its fleet's), and a fleet whose
+    only store failed said '0 store(s) checked'."""
+    assert "posnet: 1 store(s) valid;" in posnet("validate", f"{DEMO}/sites/gent-01.yaml").stderr
+    fleet = tmp_path / "fleet"
+    shutil.copytree(ROOT / DEMO, fleet)
+    site = fleet / "sites" / "gent-01.yaml"
+    site.write_text(site.read_text().replace("id: gent-01", "id: gent-01\nbogus: 1"))
+    proc = posnet("validate", str(fleet))
+    assert proc.returncode == 1
+    assert "posnet: 7 store(s) checked, not valid;" in proc.stderr, proc.stderr

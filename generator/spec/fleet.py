@@ -167,6 +167,7 @@ class Fleet:
     # fleet.yaml as written (None for a lone site file): places a problem of its own
     # settings, such as an unknown id in its lint.disable, at the line that wrote it.
     layer: Layer | None = None
+    checked: int = 0  # site files read, valid or not (`sites` holds the valid ones)
 
     @property
     def ok(self) -> bool:

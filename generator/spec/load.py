@@ -103,6 +103,28 @@ def _without_group(
     return {k: v for k, v in defaults.items() if k != "group"}
 
 
+def _not_a_fleet_part(path: Path) -> None:
+    """A fleet's own files given as a site file would only get "unknown key" errors:
+    say what they are and what to pass instead."""
+    folder = path.parent
+    if path.name in ("fleet.yaml", "fleet.yml"):
+        what, fleet = "the fleet's settings", folder
+    elif folder.name == "groups" and (folder.parent / "fleet.yaml").is_file():
+        what, fleet = "a group's defaults", folder.parent
+    else:
+        return
+    raise PosnetError(
+        [
+            Diagnostic(
+                _loc(str(path)),
+                "E003",
+                f"{path.name} holds {what}, not a store",
+                expected=f"the fleet folder ({fleet}) or one of its sites/*.yaml",
+            )
+        ]
+    )
+
+
 def _rel(path: Path, root: Path | None) -> str:
     """The path as the user would type it: under the folder they named, not resolved."""
     if root is None:
@@ -145,6 +167,7 @@ def load_fleet(path: Path, cached: bool = False, jobs: int = 0) -> Fleet:
     diags: list[Diagnostic] = []
     groups_problem: Diagnostic | None = None  # groups/ present but unusable
     if path.exists() and not path.is_dir():  # a site file (or a FIFO, a device: refused)
+        _not_a_fleet_part(path)
         root = None
         fleet_doc = None
         site_files = [path]
@@ -223,6 +246,7 @@ def load_fleet(path: Path, cached: bool = False, jobs: int = 0) -> Fleet:
     diags.extend(gdiags)
 
     failed: set[str] = {p.stem for p in site_files if p.suffix == ".dup"}
+    fleet.checked = len({p.stem for p in site_files})
     with ThreadPoolExecutor(1) as opener:
         # The cache file (83 MB at 10,000 stores) is read and hashed while the site
         # files are: both wait on the kernel or hash without the GIL (0.09 s less).
