@@ -34,10 +34,9 @@ def expectations(plan: Plan) -> dict[str, Any]:
         for e in plan.exposures
     ]
     exposed = {e.public_port for e in plan.exposures}
-    blocked = sorted(
-        {p for h in plan.hosts for s in h.services for p in (s.port,) if p not in exposed}
-        | {3389, 445, 23}
-    )
+    # the management port is probed as itself (probe reads firewall.management_port)
+    taken = exposed | {plan.management.port}
+    blocked = sorted(({s.port for h in plan.hosts for s in h.services} | {3389, 445, 23}) - taken)
     return {
         "site": plan.site_id,
         "firewall": {
