@@ -178,6 +178,29 @@ def _check_wan(site: Site) -> Iterator[Problem]:
             )
 
 
+# Providers that take an account name; duckdns authenticates with its token alone, and
+# cloudflare with an API token for the zone (inadyn and ddclient send no login for them).
+LOGIN_PROVIDERS = ("noip", "dyndns", "freedns")
+
+
+def _ddns_login_problems(ddns: Ddns) -> Iterator[Problem]:
+    if ddns.provider in LOGIN_PROVIDERS and ddns.username is None:
+        yield Problem(
+            "E206",
+            ("wan", "ddns"),
+            f"{ddns.provider} DDNS needs wan.ddns.username",
+            f"username: <the account name at {ddns.provider}>",
+        )
+    elif ddns.provider not in LOGIN_PROVIDERS and ddns.username is not None:
+        how = "its token" if ddns.provider == "duckdns" else "an API token for wan.ddns.zone"
+        yield Problem(
+            "E211",
+            ("wan", "ddns", "username"),
+            f"has no effect: {ddns.provider} authenticates with {how} (the password) alone",
+            "no username",
+        )
+
+
 def _is_documentation(ip: ipaddress.IPv4Address) -> bool:
     return any(ip in n for n in netparse.DOCUMENTATION)
 
@@ -445,29 +468,6 @@ def host_problem(site: Site, path: YamlPath, name: str, role: str = "") -> Itera
 # merges every `listen` of a port (each posnet file names its own catch-all and logs).
 # Apache's files each say `Listen <port>`, and Apache refuses a second one.
 _SHARES_PORTS = frozenset({"nginx"})
-
-
-# Providers that take an account name; duckdns authenticates with its token alone, and
-# cloudflare with an API token for the zone (inadyn and ddclient send no login for them).
-LOGIN_PROVIDERS = ("noip", "dyndns", "freedns")
-
-
-def _ddns_login_problems(ddns: Ddns) -> Iterator[Problem]:
-    if ddns.provider in LOGIN_PROVIDERS and ddns.username is None:
-        yield Problem(
-            "E206",
-            ("wan", "ddns"),
-            f"{ddns.provider} DDNS needs wan.ddns.username",
-            f"username: <the account name at {ddns.provider}>",
-        )
-    elif ddns.provider not in LOGIN_PROVIDERS and ddns.username is not None:
-        how = "its token" if ddns.provider == "duckdns" else "an API token for wan.ddns.zone"
-        yield Problem(
-            "E211",
-            ("wan", "ddns", "username"),
-            f"has no effect: {ddns.provider} authenticates with {how} (the password) alone",
-            "no username",
-        )
 
 
 def _check_listeners(site: Site) -> Iterator[Problem]:
