@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from generator import __version__, jsontext, yamlemit
+from generator.errors import safe_text
 from generator.inventory import edge_name, host_vars, inventory
 from generator.plan import Plan
 from generator.plan_list import site_ids, views_key
@@ -550,6 +551,8 @@ def _render_tree(job: _Render, scan: Forked[TreeScan] | None) -> Change:
     if recovered:
         listing, stamps = scan_stamped(out)
     raw_manifest = read_tree_file(out / MANIFEST)
+    if raw_manifest is None and not job.force:
+        _refuse_foreign(out, listing)
     # the stamps are valid next to the manifest they were taken with (a damaged one
     # stops the render below, unless --force, which reads no stamps)
     manifest_digest = hashlib.sha256(raw_manifest).hexdigest() if raw_manifest else ""
@@ -579,6 +582,25 @@ def _render_tree(job: _Render, scan: Forked[TreeScan] | None) -> Change:
         raise
     finally:
         fleet_job.close()
+
+
+def _refuse_foreign(out: Path, listing: set[str]) -> None:
+    """A folder without a manifest holding files where posnet writes is not a tree
+    posnet rendered (an Ansible repository's inventory/, say): a render would delete
+    them as strays, so it stops unless --force."""
+    found = sorted(listed(out, listing) - {".gitignore"})
+    ignore = out / ".gitignore"
+    if os.path.lexists(ignore) and _disk_text(ignore) != GITIGNORE:
+        found.insert(0, ".gitignore")  # posnet writes its own
+    if not found:
+        return
+    shown = ", ".join(safe_text(rel) for rel in found[:3])
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    raise TreeError(
+        f"{safe_text(str(out))} holds files posnet did not write ({shown}{more}) and no "
+        f"{MANIFEST}: a render would replace or delete them. Move them away, pick another "
+        "-o, or add --force to replace them"
+    )
 
 
 def _parse_manifest(out: Path, raw: bytes | None, force: bool) -> dict[str, Any]:
