@@ -118,6 +118,28 @@ def test_exit_codes(repo: Path) -> None:
     assert posnet("diff", "--", "--upload-pack=x..HEAD", fleet, cwd=repo).returncode == 1
 
 
+@pytest.mark.parametrize(
+    ("args", "where", "message"),
+    [
+        (("HEAD~1..HEAD", "fleets/dmeo"), "fleets/dmeo", "no such folder"),
+        (("HEAD~1..HEAD", "fleets/demo/sites"), "fleets/demo/sites",
+         "no fleet.yaml here in HEAD~1 nor in HEAD"),
+        (("HEAD", "fleets/demo/sites"), "fleets/demo/sites", "no fleet.yaml in this folder"),
+        (("fleets", "fleets/demo"), "fleets", "no fleet.yaml in this folder"),
+        (("fleets/demo", "fleets/demo/groups"), "fleets/demo/groups",
+         "no fleet.yaml in this folder"),
+    ],
+)  # fmt: skip
+def test_a_path_that_is_no_fleet_is_an_error_not_no_changes(
+    repo: Path, args: tuple[str, ...], where: str, message: str
+) -> None:
+    """A mistyped fleet path was diffed as a fleet without stores: "No changes", exit 0
+    under --exit-code, so a CI job passed whatever the pull request changed."""
+    res = posnet("diff", *args, "--exit-code", cwd=repo)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert f"{where}: error[E002] {message}" in res.stdout, res.stdout
+
+
 def test_revision_against_working_folder_and_two_folders(repo: Path, tmp_path: Path) -> None:
     fleet = repo / "fleets" / "demo"
     edit(fleet / "sites" / "bruges-06.yaml", "name: ", "name: Renamed ")

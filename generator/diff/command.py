@@ -43,6 +43,29 @@ def _git_root(path: Path) -> tuple[Path, str]:
     return Path(top.strip()), prefix.strip()
 
 
+def _not_a_fleet(where: str, what: str) -> PosnetError:
+    """A mistyped fleet path must not read as a fleet with no stores: "no changes" (exit
+    0 under --exit-code) would pass CI."""
+    return PosnetError(
+        [
+            Diagnostic(
+                Location(where),
+                "E002",
+                what,
+                expected="a fleet folder (fleet.yaml, sites/*.yaml) or a Git revision",
+            )
+        ]
+    )
+
+
+def _fleet_folder(path: Path) -> Path:
+    if not path.is_dir():
+        raise _not_a_fleet(str(path), "no such folder")
+    if not (path / "fleet.yaml").is_file():
+        raise _not_a_fleet(str(path), "no fleet.yaml in this folder")
+    return path
+
+
 def sides(spec: str, other: Path | None) -> tuple[Side, Side]:
     """OLD NEW folders, or REV1..REV2 [FLEET] / REV [FLEET] (REV against the folder)."""
     from generator.diff.sources import FolderSide, GitSide
@@ -51,9 +74,9 @@ def sides(spec: str, other: Path | None) -> tuple[Side, Side]:
     if first.is_dir():
         if other is None:
             raise click.UsageError("two fleet folders are needed: posnet diff OLD NEW")
-        if not other.is_dir():
-            raise click.UsageError(f"{other}: not a fleet folder")
-        return FolderSide(first), FolderSide(other)
+        return FolderSide(_fleet_folder(first)), FolderSide(_fleet_folder(other))
+    if other is not None and not other.is_dir():
+        raise _not_a_fleet(str(other), "no such folder")
     fleet = other or Path(".")
     repo, prefix = _git_root(fleet)
     old, dots, new = spec.partition("..")
@@ -62,8 +85,12 @@ def sides(spec: str, other: Path | None) -> tuple[Side, Side]:
     if not old:
         raise click.UsageError("REV1..REV2: the old revision is missing")
     if dots and new:
-        return GitSide(repo, old, prefix), GitSide(repo, new, prefix)
-    return GitSide(repo, old, prefix), FolderSide(fleet)
+        pair: tuple[Side, Side] = (GitSide(repo, old, prefix), GitSide(repo, new, prefix))
+        if not any("fleet.yaml" in side.listing() for side in pair):
+            # a fleet may be added (or removed) between the two, never absent from both
+            raise _not_a_fleet(str(fleet), f"no fleet.yaml here in {old} nor in {new}")
+        return pair
+    return GitSide(repo, old, prefix), FolderSide(_fleet_folder(fleet))
 
 
 @click.command("diff")
