@@ -556,7 +556,7 @@ def _render_tree(job: _Render, scan: Forked[TreeScan] | None) -> Change:
     # the stamps are valid next to the manifest they were taken with (a damaged one
     # stops the render below, unless --force, which reads no stamps)
     manifest_digest = hashlib.sha256(raw_manifest).hexdigest() if raw_manifest else ""
-    state = {} if job.force else valid_cache(read_tree_file(out / CACHE), manifest_digest)
+    state = {} if job.force else valid_cache(_stamps_file(out), manifest_digest)
     root = os.fspath(out)
     vars_state: dict[str, str] = dict(state.get("fleet", {}))
     # Inventory and host_vars need every Plan but no site file: build them in a forked
@@ -582,6 +582,16 @@ def _render_tree(job: _Render, scan: Forked[TreeScan] | None) -> Change:
         raise
     finally:
         fleet_job.close()
+
+
+def _stamps_file(out: Path) -> bytes | None:
+    """The stamps file's bytes; one larger than posnet writes is as good as none (any
+    doubt about the stamps means checking the files themselves), while a link or a
+    special file there still stops the render."""
+    try:
+        return read_tree_file(out / CACHE)
+    except OversizedTreeFile:
+        return None
 
 
 def _refuse_foreign(out: Path, listing: set[str]) -> None:

@@ -131,19 +131,40 @@ def tree_diagnostics(out: Path, res: Any, fleet: Path) -> list[Diagnostic]:
     from generator.errors import Location
 
     found = []
+    remedy = check_remedy(out, res, fleet)
     for label, files in (("stale", res.stale), ("missing", res.missing), ("stray", res.stray)):
         code, why = TREE_CODES[label]
         title = CODES[code].title
         for f in files:
             found.append(
-                Diagnostic(
-                    Location(str(out / f)),
-                    code,
-                    f"{title.lower()}: {why}",
-                    expected=f"run `posnet render {fleet} -o {out}`",
-                )
+                Diagnostic(Location(str(out / f)), code, f"{title.lower()}: {why}", expected=remedy)
             )
     return found
+
+
+def check_remedy(out: Path, res: Any, fleet: Path) -> str:
+    """What repairs a tree `render --check` found out of date: a render, with --force
+    when the manifest is damaged (a plain render stops at it)."""
+    from generator.build import MANIFEST
+
+    if MANIFEST in res.stale and _damaged_manifest(out):
+        return f"run `posnet render {fleet} -o {out} --force` (the manifest is damaged)"
+    return f"run `posnet render {fleet} -o {out}`"
+
+
+def _damaged_manifest(out: Path) -> bool:
+    """A manifest a render refuses (it stops, naming --force)."""
+    from generator.build import MANIFEST
+    from generator.tree_guard import TreeError, read_tree_file, valid_manifest
+
+    path = out / MANIFEST
+    try:
+        raw = read_tree_file(path)
+        if raw is not None:
+            valid_manifest(path, raw)
+    except (TreeError, OSError):
+        return True
+    return False
 
 
 def _fail(diags: Sequence[Diagnostic], fmt: str) -> NoReturn:
@@ -360,7 +381,7 @@ def _render_with(
             note(
                 f"posnet: build tree {out} is out of date "
                 f"({len(res.stale)} stale, {len(res.missing)} missing, {len(res.stray)} stray); "
-                f"run `posnet render {path} -o {out}`"
+                f"{check_remedy(out, res, path)}"
             )
             sys.exit(1)
         summary(f"posnet: build tree {out} is up to date ({chosen} store(s))")

@@ -121,6 +121,11 @@ def test_crafted_manifest_is_refused(
         world.untouched()
     res = posnet("render", world.fleet, "-o", world.out, "--check")
     assert res.returncode == 1 and f"{manifest}: stale" in res.stdout
+    # the check's advice is what repairs it: a plain render stops at this manifest
+    remedy = f"run `posnet render {world.fleet} -o {world.out} --force` (the manifest is damaged)"
+    assert res.stderr.rstrip().endswith(remedy), res.stderr
+    res = posnet("render", world.fleet, "-o", world.out, "--check", "--format", "json")
+    assert [d["expected"] for d in json.loads(res.stdout) if d["code"] == "E401"] == [remedy]
     # --force discards the damaged manifest and repairs the tree
     assert posnet("render", world.fleet, "-o", world.out, "--force").returncode == 0
     assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
@@ -487,6 +492,22 @@ def test_a_store_file_posnet_could_not_have_written_is_stale_and_repaired(
     res = posnet("render", world.fleet, "-o", world.out)
     assert res.returncode == 0, res.stderr
     assert path.read_bytes() == want
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+    world.untouched()
+
+
+def test_an_oversized_stamps_file_is_ignored_not_fatal(world: World) -> None:
+    """The stamps file is an optimisation: one larger than posnet writes stopped every
+    render ("larger than posnet ever writes", no remedy named) while --check passed. It
+    now counts as no stamps: the files themselves are checked, an edit is repaired."""
+    path = world.out / "sites" / "gent-01" / "HANDOVER.md"
+    want = path.read_bytes()
+    path.write_bytes(want + b"edited\n")
+    _oversized(world.out / build.CACHE)
+    res = posnet("render", world.fleet, "-o", world.out)
+    assert res.returncode == 0, res.stderr
+    assert path.read_bytes() == want
+    assert (world.out / build.CACHE).stat().st_size < tree_guard.MAX_TREE_FILE
     assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
     world.untouched()
 
