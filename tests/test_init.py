@@ -37,7 +37,7 @@ def fleet(tmp_path: Path) -> Path:
 
 def test_init_validates_renders_and_matches_its_schemas(fleet: Path) -> None:
     specs = fleet / "fleet"
-    assert "fleet: acme-fleet" in (specs / "fleet.yaml").read_text()
+    assert 'fleet: "acme-fleet"' in (specs / "fleet.yaml").read_text()
     assert posnet("validate", str(specs), "--strict").returncode == 0
     check = posnet("render", str(specs), "-o", str(fleet / "build"), "--check")
     assert check.returncode == 0, check.stdout + check.stderr
@@ -49,6 +49,28 @@ def test_init_validates_renders_and_matches_its_schemas(fleet: Path) -> None:
         kind = SCHEMA_OF[path.relative_to(specs).parts[0]]
         assert target == (fleet / "schema" / f"{kind}.schema.json").resolve(), path
         assert target.is_file()
+
+
+@pytest.mark.parametrize("name", ["123", "1e5", "0x1f", "true", "null", "0o17"])
+def test_a_name_yaml_would_read_as_a_number_or_a_constant_stays_text(
+    tmp_path: Path, name: str
+) -> None:
+    """fleet.yaml said `fleet: 123` unquoted, so init failed its own validation
+    (E100 fleet: must be written as text) with a name its --name check allowed."""
+    root = tmp_path / "f"
+    proc = posnet("init", str(root), "--name", name)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert posnet("validate", str(root / "fleet")).returncode == 0
+
+
+def test_printed_paths_cannot_forge_lines_or_drive_the_terminal(tmp_path: Path) -> None:
+    root = tmp_path / "fake\nposnet: error\x1b]0;pwned\x07"
+    proc = posnet("init", str(root))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "\x1b" not in proc.stdout + proc.stderr and "\x07" not in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert all(line.startswith(str(tmp_path)) for line in lines), lines
+    assert "\\nposnet: error\\x1b]0;pwned\\x07/fleet/fleet.yaml" in proc.stdout
 
 
 def test_init_never_overwrites(tmp_path: Path) -> None:

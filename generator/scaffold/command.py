@@ -32,7 +32,7 @@ def init(folder: Path, name: str | None) -> None:
 
     written = init_fleet(folder, name or fleet_name(folder))
     for path in written:
-        click.echo(str(path))
-    click.echo(str(folder / "build") + "/")
+        click.echo(safe_text(str(path)))  # a folder name may hold controls or newlines
+    click.echo(safe_text(str(folder / "build")) + "/")
     if not terminal.QUIET:
         click.echo(f"posnet: fleet repository ready in {safe_text(str(folder))}", err=True)
