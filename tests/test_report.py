@@ -247,6 +247,35 @@ def test_a_tampered_store_folder_is_not_current(tmp_path: Path) -> None:
     assert "3 not current in the build tree" in (tmp_path / "r1" / "index.html").read_text()
 
 
+def test_the_inventory_counts_and_tree_level_problems_are_named(tmp_path: Path) -> None:
+    """A store was "current" while `render --check` called its host_vars (what Ansible
+    applies to its edge) stale; an edited hosts.yml, a stray inventory file and store
+    folders of another fleet were not mentioned at all."""
+    fleet = tmp_path / "fleet"
+    shutil.copytree(DEMO, fleet)
+    build = tmp_path / "build"
+    assert posnet("render", str(fleet), "-o", str(build)).returncode == 0
+    assert set(_report_of(build, fleet, tmp_path / "r0").values()) == {"current"}
+    assert "Build tree:" not in (tmp_path / "r0/index.html").read_text()
+    with (build / "inventory/host_vars/gent-01-edge.yml").open("a") as fh:
+        fh.write("ansible_host: 192.0.2.66\n")
+    with (build / "inventory/hosts.yml").open("a") as fh:
+        fh.write("# edited\n")
+    (build / "inventory/stray.yml").write_text("x: 1\n")
+    (build / "sites/store-99").mkdir()
+    (build / "sites/store-99/HANDOVER.md").write_text("other fleet\n")
+    got = _report_of(build, fleet, tmp_path / "r1")
+    assert {s for s, v in got.items() if v != "current"} == {"gent-01"}
+    text = (tmp_path / "r1/index.html").read_text()
+    assert "Build tree: inventory/hosts.yml is not as the manifest has it." in text
+    assert "Build tree: 1 inventory file the fleet does not render: inventory/stray.yml." in text
+    assert "Build tree: 1 store folder of no store in the fleet: store-99." in text
+    check = posnet("render", str(fleet), "-o", str(build), "--check")
+    assert check.returncode == 1  # the same tree, as the check sees it
+    for rel in ("host_vars/gent-01-edge.yml: stale", "hosts.yml: stale", "stray.yml: stray"):
+        assert rel in check.stdout, check.stdout
+
+
 def test_pages_made_by_workers_are_those_made_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -39,6 +39,7 @@ class StoreStatus:
     findings: list[Diagnostic] = field(default_factory=list)
     build: str = "missing"  # current | stale | missing
     files: list[tuple[str, str]] = field(default_factory=list)  # (path, sha256)
+    vars_hash: str | None = None  # the manifest's hash of its host_vars file
 
     @property
     def lint(self) -> str:
@@ -52,9 +53,9 @@ class StoreStatus:
 MANIFEST_LIMIT = 512 * 1024 * 1024
 
 
-def read_manifest(build: Path) -> dict[str, Any]:
-    """manifest.json as data; anything unexpected reads as "no store rendered". Only a
-    regular file is read (a FIFO would block, a link could point anywhere)."""
+def _manifest_doc(build: Path) -> dict[str, Any]:
+    """manifest.json as data, {} for anything unexpected. Only a regular file is read
+    (a FIFO would block, a link could point anywhere)."""
     path = build / "manifest.json"
     try:
         st = os.lstat(path)
@@ -65,8 +66,21 @@ def read_manifest(build: Path) -> dict[str, Any]:
             data = parse_untrusted(fh.read(MANIFEST_LIMIT + 1))
     except (OSError, ValueError):
         return {}
-    sites = data.get("sites") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def read_manifest(build: Path) -> dict[str, Any]:
+    """The manifest's stores; anything unexpected reads as "no store rendered"."""
+    sites = _manifest_doc(build).get("sites")
     return sites if isinstance(sites, dict) else {}
+
+
+def read_inventory_hashes(build: Path) -> dict[str, str]:
+    """The manifest's inventory file -> sha256 (hosts.yml, each store's host_vars)."""
+    found = _manifest_doc(build).get("inventory")
+    if not isinstance(found, dict):
+        return {}
+    return {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def statuses(
@@ -74,9 +88,10 @@ def statuses(
 ) -> dict[str, StoreStatus]:
     """Each store's findings and what the manifest says of it: "current" here means
     listed for this input only, until confirmed() looks at its folder."""
-    from generator.build import site_key
+    from generator.build import host_vars_file, site_key
 
     sites = read_manifest(build)
+    inventory = read_inventory_hashes(build)
     out = {site_id: StoreStatus() for site_id in ids}
     for d in diags:
         if d.site in out:
@@ -89,6 +104,7 @@ def statuses(
         files = entry.get("files")
         if isinstance(files, dict):
             st.files = sorted((str(k), str(v)) for k, v in files.items())
+        st.vars_hash = inventory.get(host_vars_file(site_id))
         same = entry.get("input") == want and isinstance(files, dict)
         st.build = "current" if same else "stale"
     return out
@@ -97,21 +113,81 @@ def statuses(
 def confirmed(
     build: Path, site_id: str, st: StoreStatus, on_disk: dict[str, set[str]] | None
 ) -> StoreStatus:
-    """The status once the store's folder is looked at: current only if it holds
-    exactly the manifest's files, each with its hash."""
-    if st.build == "current" and not _as_listed(build, site_id, st.files, on_disk):
+    """The status once the store's folder and host_vars are looked at: current only if
+    the folder holds exactly the manifest's files and the host_vars file (what Ansible
+    applies to the edge) is as the manifest has it, each with its hash."""
+    if st.build == "current" and not (
+        _as_listed(build, site_id, st.files, on_disk) and _vars_as_listed(build, site_id, st)
+    ):
         return replace(st, build="stale")
     return st
 
 
-def _store_files(build: Path) -> dict[str, set[str]] | None:
-    """Each store folder's files (relative to it), by a scan that refuses links and
-    special files; None when the tree holds one (then no store is current)."""
+def _vars_as_listed(build: Path, site_id: str, st: StoreStatus) -> bool:
+    from generator.build import host_vars_file
+    from generator.tree_guard import TreeError, differs
+
+    if st.vars_hash is None:  # a manifest from before posnet hashed the inventory
+        return False
+    try:
+        return differs(build / host_vars_file(site_id), st.vars_hash) is None
+    except TreeError:  # a link or a FIFO
+        return False
+
+
+def _scan(build: Path) -> set[str] | None:
+    """The tree's files, by a scan that refuses links and special files; None when the
+    tree holds one (then no store is current)."""
     from generator.tree_guard import TreeError, scan_tree
 
     try:
-        listing = scan_tree(build)
+        return set(scan_tree(build))
     except (TreeError, OSError):
+        return None
+
+
+def tree_notes(build: Path, ids: Sequence[str], listing: set[str] | None) -> list[str]:
+    """What is wrong with the tree beyond any one store: the inventory's hosts.yml not
+    as the manifest has it, inventory files and store folders the fleet does not
+    render (what `render --check` calls stale or stray)."""
+    from generator.build import HOSTS, host_vars_file
+    from generator.tree_guard import TreeError, differs
+
+    if listing is None:
+        return ["the build tree holds a link or a special file: no store is current"]
+    notes = []
+    want = read_inventory_hashes(build).get(HOSTS)
+    try:
+        hosts_ok = want is not None and differs(build / HOSTS, want) is None
+    except TreeError:
+        hosts_ok = False
+    if not hosts_ok:
+        notes.append(f"{HOSTS} is not as the manifest has it")
+    expected = {HOSTS, *(host_vars_file(i) for i in ids)}
+    stray = sorted(r for r in listing if r.startswith("inventory/") and r not in expected)
+    known = set(ids)
+    foreign = sorted(
+        {r.split("/")[1] for r in listing if r.startswith("sites/") and r.count("/") >= 2} - known
+    )
+    if stray:
+        notes.append(f"{_count(stray, 'inventory file')} the fleet does not render: {_few(stray)}")
+    if foreign:
+        notes.append(f"{_count(foreign, 'store folder')} of no store in the fleet: {_few(foreign)}")
+    return notes
+
+
+def _count(items: Sequence[str], what: str) -> str:
+    return f"{len(items)} {what}{'' if len(items) == 1 else 's'}"
+
+
+def _few(items: Sequence[str], shown: int = 5) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
+def _store_files(listing: set[str] | None) -> dict[str, set[str]] | None:
+    """Each store folder's files (relative to it), from the scan."""
+    if listing is None:
         return None
     found: dict[str, set[str]] = {}
     for rel in listing:
@@ -212,17 +288,19 @@ def write_report(build: Path, fleet: Path, out: Path) -> list[Path]:
         for rel in written:  # every path refused or accepted before anything is written
             folder.check(rel)
         folder.folder("stores")  # made and opened here, so every worker writes through it
+        listing = _scan(build)
         job = _Pages(
             result.plans,
             order,
             statuses(ids, result.diagnostics, result.digests, build),
             build,
-            _store_files(build),
+            _store_files(listing),
             folder,
         )
         with progress(len(order), "report"):
             rows: list[IndexRow] = shared_map(_pages_range, job, len(order), 0)
-        folder.write("index.html", index_page(result.fleet.name, rows))
+        notes = tree_notes(build, ids, listing)
+        folder.write("index.html", index_page(result.fleet.name, rows, notes))
         for name, text in assets.items():
             folder.write(name, text)
         folder.prune("stores", {rel[7:] for rel in stores}, ".html")

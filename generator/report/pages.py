@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -100,14 +101,16 @@ def index_row(p: Plan, st: StoreStatus) -> IndexRow:
     return IndexRow(html, pats, parts, st.build)
 
 
-def index_page(fleet: str, rows: list[IndexRow]) -> str:
+def index_page(fleet: str, rows: list[IndexRow], notes: Sequence[str] = ()) -> str:
+    """`notes`: what is wrong with the tree beyond any one store (report.tree_notes)."""
     all_patterns = sorted({x for r in rows for x in r.patterns})
     all_partners = sorted({x for r in rows for x in r.partners})
     stale = sum(1 for r in rows if r.build != "current")
     lint_levels = ["error", "warning", "info", "ok"]
+    tree = "".join(f'<p class="tree-note">Build tree: {_e(n)}.</p>' for n in notes)
     body = (
         f"<header><h1>Fleet {_e(fleet)}</h1>"
-        f"<p>{len(rows)} stores; {stale} not current in the build tree.</p></header>\n"
+        f"<p>{len(rows)} stores; {stale} not current in the build tree.</p>{tree}</header>\n"
         '<main>\n<div class="controls">'
         '<input id="q" type="search" placeholder="Search id, name, partner, address…" '
         'aria-label="search">'
