@@ -41,10 +41,12 @@ from generator.tree_guard import (
     scan_stamped,
     scan_tree,
     stamp_of,
+    stamps_bytes,
     valid_cache,
     valid_journal,
     valid_manifest,
 )
+from generator.user_cache import stamp_key
 from generator.workers import Forked, default_jobs, shared_map, signals_held
 from generator.workers import in_workers as _in_workers
 
@@ -556,7 +558,7 @@ def _render_tree(job: _Render, scan: Forked[TreeScan] | None) -> Change:
     # the stamps are valid next to the manifest they were taken with (a damaged one
     # stops the render below, unless --force, which reads no stamps)
     manifest_digest = hashlib.sha256(raw_manifest).hexdigest() if raw_manifest else ""
-    state = {} if job.force else valid_cache(_stamps_file(out), manifest_digest)
+    state = {} if job.force else valid_cache(_stamps_file(out), manifest_digest, stamp_key())
     root = os.fspath(out)
     vars_state: dict[str, str] = dict(state.get("fleet", {}))
     # Inventory and host_vars need every Plan but no site file: build them in a forked
@@ -841,5 +843,5 @@ def _write_cache(
     if doc == was:
         return  # a render that changed nothing leaves the tree as it found it
     tmp = out / CACHE_TMP
-    _write_bytes(os.fspath(tmp), json.dumps(doc, sort_keys=True).encode())
+    _write_bytes(os.fspath(tmp), stamps_bytes(doc, stamp_key()))
     os.replace(tmp, out / CACHE)

@@ -12,6 +12,8 @@ path posnet derives from the tree can leave it.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import os
 import stat
 from dataclasses import dataclass
@@ -264,12 +266,28 @@ def valid_journal(path: Path, raw: bytes) -> Journal:
     return Journal(list(doc["write"]), list(doc["delete"]))
 
 
-def valid_cache(raw: bytes | None, manifest_digest: str) -> dict[str, Any]:
-    """The local speed-up cache, or nothing: any doubt means render from scratch."""
-    if raw is None:
+STAMPS_HEAD = b"posnet-stamps-2 "  # then the body's HMAC-SHA256 (hex), a newline, the body
+
+
+def stamps_bytes(doc: dict[str, Any], key: bytes) -> bytes:
+    """The stamps file: its JSON body signed with this user's key (user_cache)."""
+    body = json.dumps(doc, sort_keys=True).encode()
+    mac = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+    return STAMPS_HEAD + mac + b"\n" + body
+
+
+def valid_cache(raw: bytes | None, manifest_digest: str, key: bytes) -> dict[str, Any]:
+    """The local speed-up cache, or nothing: any doubt means render from scratch. Only
+    stamps signed with this user's key count: a stamps file from anywhere else (a
+    commit, a copy, a hand edit) could vouch for a file that was changed."""
+    if raw is None or not raw.startswith(STAMPS_HEAD):
+        return {}
+    mac, _, body = raw[len(STAMPS_HEAD) :].partition(b"\n")
+    want = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+    if not hmac.compare_digest(mac, want):
         return {}
     try:
-        doc = parse_untrusted(raw)
+        doc = parse_untrusted(body)
     except ValueError:
         return {}
     if not isinstance(doc, dict) or doc.get("manifest") != manifest_digest:

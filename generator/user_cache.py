@@ -3,7 +3,11 @@ cache's pickles, compiled templates), and only if nobody else can write there.""
 
 from __future__ import annotations
 
+import functools
 import os
+import secrets
+import stat
+from contextlib import suppress
 from pathlib import Path
 
 _OFF = ("", "0", "off", "none", "no")
@@ -42,3 +46,52 @@ def private_folder(*parts: str) -> Path | None:
         if not private(folder):
             return None
     return folder
+
+
+STAMP_KEY = "stamps.key"
+
+
+def stamp_key() -> bytes:
+    """This user's key for build trees' stamps files (build._write_cache): a render
+    trusts only stamps it can verify, so a stamps file written anywhere else (copied,
+    committed, forged) cannot make it skip an edited file. b"" without a private cache
+    folder: the stamps are then only checksummed."""
+    folder = private_folder()
+    return b"" if folder is None else _key_in(folder)
+
+
+@functools.cache
+def _key_in(folder: Path) -> bytes:
+    path = folder / STAMP_KEY
+    key = _read_key(path)
+    if key is not None:
+        return key
+    tmp = folder / f"{STAMP_KEY}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+        if os.path.lexists(path):
+            os.replace(tmp, path)  # a damaged key: a new one (old stamps are re-checked)
+        else:
+            with suppress(FileExistsError):  # another process made one meanwhile: theirs
+                os.link(tmp, path)
+    except OSError:
+        return b""
+    finally:
+        with suppress(OSError):
+            tmp.unlink()
+    return _read_key(path) or b""
+
+
+def _read_key(path: Path) -> bytes | None:
+    """The key if the file is this user's, regular, 0600 and 32 bytes; else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        ok = stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and st.st_size == 32
+        data = fh.read(33) if ok and not st.st_mode & 0o077 else b""
+    return data if len(data) == 32 else None

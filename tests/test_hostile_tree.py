@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from generator import build, tree_guard
-from tests.treeutil import copy_demo, posnet, snapshot
+from tests.treeutil import copy_demo, posnet, posnet_process, read_stamps, snapshot, write_stamps
 
 
 @dataclass
@@ -167,15 +167,43 @@ def test_crafted_or_damaged_journal_is_refused(world: World, ops: object) -> Non
 
 
 def test_crafted_cache_is_ignored(world: World) -> None:
-    """The stat cache is a local speed-up: a committed, crafted one changes nothing."""
-    cache = world.out / ".posnet-cache.json"
-    doc = json.loads(cache.read_text())
+    """The stat cache is a local speed-up: a committed, crafted one changes nothing,
+    even signed with the key the run uses (posnet() runs with the cache off: b"")."""
+    doc = read_stamps(world.out)
     doc["fleet"]["../outside/keep.txt"] = "1:1:1 x"
     doc["fs"]["../outside"] = "keep.txt=1:1:1"
-    cache.write_text(json.dumps(doc))
+    write_stamps(world.out, doc, key=b"")
     (world.out / "sites" / "gent-01" / "HANDOVER.md").write_text("edited\n")
     assert posnet("render", world.fleet, "-o", world.out).returncode == 0
     assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+    world.untouched()
+
+
+def test_stamps_that_vouch_for_an_edited_file_are_trusted_only_if_signed_here(
+    world: World, tmp_path: Path
+) -> None:
+    """A stamps file forged (or committed) to carry an edited file's new stamp made
+    every render skip the file that `render --check` called stale. Only stamps signed
+    with this user's key (in the private cache folder) count now."""
+    cache = tmp_path / "user-cache"
+    env = {"POSNET_CACHE_DIR": str(cache)}
+    assert (
+        posnet_process("render", world.fleet, "-o", world.out, "--force", env=env).returncode == 0
+    )
+    path = world.out / "sites" / "gent-01" / "firewall" / "nftables.nft"
+    want = path.read_bytes()
+    with path.open("ab") as fh:
+        fh.write(b"# evil\n")
+    doc = read_stamps(world.out)
+    rel = "firewall/nftables.nft="
+    parts = doc["fs"]["gent-01"].split("|")
+    doc["fs"]["gent-01"] = "|".join(
+        rel + tree_guard.stamp_of(path.stat()) if p.startswith(rel) else p for p in parts
+    )
+    write_stamps(world.out, doc, key=b"forger's guess")
+    assert posnet_process("render", world.fleet, "-o", world.out, env=env).returncode == 0
+    assert path.read_bytes() == want
+    assert (cache / "stamps.key").stat().st_mode & 0o777 == 0o600
     world.untouched()
 
 
@@ -541,16 +569,14 @@ def test_inventory_edit_that_keeps_size_and_mtime_is_repaired(world: World) -> N
 def test_cache_written_next_to_another_manifest_is_ignored(world: World) -> None:
     """The stat cache holds the digest of the manifest it was written with; next to any
     other manifest (another render, a checkout) it is ignored."""
-    cache = world.out / ".posnet-cache.json"
-    doc = json.loads(cache.read_text())
+    doc = read_stamps(world.out)
     doc["manifest"] = "0" * 64
-    cache.write_text(json.dumps(doc))
     path = world.out / "sites" / "gent-01" / "HANDOVER.md"
     text = path.read_text()
     path.write_text(text.replace("e", "E", 1))
     stat_now = partial(build._stamp_now, str(world.out), {})
     doc["fs"]["gent-01"] = build._site_stamp("gent-01", doc_files(world), stat_now)
-    cache.write_text(json.dumps(doc))  # stamps that match the edited files
+    write_stamps(world.out, doc, key=b"")  # matching the edited files, signed as posnet()
     assert posnet("render", world.fleet, "-o", world.out).returncode == 0
     assert path.read_text() == text
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from generator.cli import main
 from tests.conftest import DEMO, ROOT
@@ -54,14 +56,14 @@ def posnet(*args: str | Path, timeout: int = 60) -> subprocess.CompletedProcess[
 
 
 def posnet_process(
-    *args: str | Path, timeout: float = 120, **kw: object
+    *args: str | Path, timeout: float = 120, env: dict[str, str] | None = None, **kw: object
 ) -> subprocess.CompletedProcess[str]:
-    """posnet in a fresh process (a FIFO read would hang it: the timeout fails the test)."""
-    env = dict(os.environ, POSNET_CACHE_DIR="off", COLUMNS="200")
+    """posnet in a fresh process (a FIFO read would hang it: the timeout fails the test);
+    `env`: variables on top of the cache being off."""
     return subprocess.run(  # type: ignore[call-overload,no-any-return]
         [sys.executable, "-m", "generator", *map(str, args)],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, "POSNET_CACHE_DIR": "off", "COLUMNS": "200", **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -120,3 +122,22 @@ def rendered_bench_fleet(base: Path, stores: int, seed: int) -> tuple[Path, Path
     assert not a.failed()
     build.render_tree(base / "build", a.fleet.name, a.plans, a.digests)
     return base / "fleet", base / "build"
+
+
+def read_stamps(out: Path) -> dict[str, Any]:
+    """The body of OUT's stamps file (build._write_cache), whatever its signature."""
+    from generator.build import CACHE
+
+    _, _, body = (out / CACHE).read_bytes().partition(b"\n")
+    doc: dict[str, Any] = json.loads(body)
+    return doc
+
+
+def write_stamps(out: Path, doc: dict[str, Any], key: bytes | None = None) -> None:
+    """A stamps file signed with `key` (default: this process's, as render_tree called
+    here signs it; posnet() runs with the cache off, whose key is b"")."""
+    from generator.build import CACHE
+    from generator.tree_guard import stamps_bytes
+    from generator.user_cache import stamp_key
+
+    (out / CACHE).write_bytes(stamps_bytes(doc, stamp_key() if key is None else key))
