@@ -112,6 +112,54 @@ def test_each_nft_tampering_is_named(tree: Path, tamper: str, expected: str) -> 
 
 
 @needs_root
+def test_a_dormant_table_is_drift(tree: Path) -> None:
+    """`flags dormant` switches every chain off: nothing is filtered, yet the sets,
+    chains and rules listed as before, so verify, drift and apply called it in sync."""
+    live = _nft(tree, "nft add table inet posnet '{ flags dormant; }'")
+    (found,) = [f["detail"] for f in ps.compare_nft(live, _nft(tree))]
+    assert found.startswith("table inet posnet: flags "), found  # nft 1.0.6: "ipv4_addr"
+    assert found.endswith(", expected none (dormant: filters nothing)"), found
+
+
+@needs_root
+def test_tables_beside_posnets_that_hook_packets_are_drift(tree: Path) -> None:
+    """Another table's base chain sees every packet too (it can drop or redirect what
+    posnet's rules admit); one without a hook does nothing and is not named."""
+    require_tool("nft")
+    text = (tree / "sites/gent-01/firewall/nftables.nft").read_text()
+    tamper = (
+        "nft add table inet evil && nft add chain inet evil evilfwd "
+        "'{ type filter hook forward priority -10 ; policy accept ; }' && "
+        "nft add table ip quiet && nft add chain ip quiet plain"
+    )
+    res = ps._scratch(f'nft -f "$1" && {tamper} && nft -j list ruleset', text)
+    assert res.returncode == 0, res.stderr
+    found = [f["detail"] for f in ps.foreign_tables(json.loads(res.stdout))]
+    assert found == ["table inet evil beside posnet's hooks evilfwd (forward)"]
+
+
+def test_legacy_iptables_rules_beside_nftables_are_drift(monkeypatch: pytest.MonkeyPatch) -> None:
+    """x_tables rules are not in `nft list`: a legacy ACCEPT or DNAT ran unseen."""
+    saved = {
+        "iptables-legacy-save": "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n"
+        "-A INPUT -j ACCEPT\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n",
+        "ip6tables-legacy-save": "",
+    }
+    monkeypatch.setattr(ps.shutil, "which", lambda tool: f"/usr/sbin/{tool}")
+    monkeypatch.setattr(
+        ps,
+        "_run",
+        lambda argv: subprocess.CompletedProcess(argv, 0, saved[argv[0]], ""),
+    )
+    assert [f["detail"] for f in ps.legacy_rules()] == [
+        "iptables-legacy table filter: 1 rule(s) beside posnet's nftables, "
+        "policy not ACCEPT in FORWARD"
+    ]
+    saved["iptables-legacy-save"] = "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"
+    assert ps.legacy_rules() == []
+
+
+@needs_root
 def test_dns_set_members_added_by_dnsmasq_are_not_drift(tree: Path) -> None:
     """The bad state an audit found: on a restricted-egress store, dnsmasq adds every
     answered address to the flow's dns_ set, so verify and drift called every such store

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -76,8 +77,13 @@ def normalise_nft(doc: dict[str, Any]) -> dict[str, Any]:
     sets: dict[str, Any] = {}
     chains: dict[str, dict[str, Any]] = {}
     rules: dict[str, list[dict[str, Any]]] = {}
+    flags: list[str] = []
     for item in doc.get("nftables", []):
-        if "set" in item:
+        if "table" in item:
+            # `flags dormant` switches every chain of the table off: nothing is filtered
+            found = item["table"].get("flags", [])
+            flags = sorted([found] if isinstance(found, str) else found)
+        elif "set" in item:
             s = clean(item["set"])
             sets[s["name"]] = s
         elif "chain" in item:
@@ -89,7 +95,7 @@ def normalise_nft(doc: dict[str, Any]) -> dict[str, Any]:
             rules.setdefault(r["chain"], []).append(
                 {"expr": r.get("expr", []), "comment": r.get("comment")}
             )
-    return {"sets": sets, "chains": chains, "rules": rules}
+    return {"sets": sets, "chains": chains, "rules": rules, "flags": flags}
 
 
 def _operand(v: Any) -> str:
@@ -162,6 +168,12 @@ def compare_nft(live: dict[str, Any] | None, want: dict[str, Any]) -> list[Findi
     if live is None:
         return [{"what": "firewall", "detail": "table inet posnet is not loaded"}]
     out: list[Finding] = []
+    if live.get("flags", []) != want.get("flags", []):
+        # nft 1.0.6 names the dormant flag wrongly in JSON ("ipv4_addr"): say what it does
+        shown = " ".join(live.get("flags", [])) or "none"
+        expected = " ".join(want.get("flags", [])) or "none"
+        detail = f"table inet posnet: flags {shown}, expected {expected} (dormant: filters nothing)"
+        out.append({"what": "firewall", "detail": detail})
     for name in sorted(set(want["sets"]) | set(live["sets"])):
         w, lv = want["sets"].get(name), live["sets"].get(name)
         if filled_at_run_time(name, w) and isinstance(lv, dict):
@@ -191,6 +203,50 @@ def compare_nft(live: dict[str, Any] | None, want: dict[str, Any]) -> list[Findi
     return out
 
 
+def foreign_tables(doc: dict[str, Any]) -> list[Finding]:
+    """Tables beside posnet's that hook into packet processing (a base chain): they see
+    every packet too, and can drop, redirect or mark what posnet's rules judge. posnet
+    never removes them (another tool may own them); they are drift to look at."""
+    hooks: dict[tuple[str, str], list[str]] = {}
+    for item in doc.get("nftables", []):
+        chain = item.get("chain")
+        if not isinstance(chain, dict) or not chain.get("hook"):
+            continue
+        table = (str(chain.get("family")), str(chain.get("table")))
+        if table != TABLE:
+            hooks.setdefault(table, []).append(f"{chain.get('name')} ({chain.get('hook')})")
+    return [
+        {
+            "what": "firewall",
+            "detail": f"table {family} {name} beside posnet's hooks {', '.join(sorted(chains))}",
+        }
+        for (family, name), chains in sorted(hooks.items())
+    ]
+
+
+def legacy_rules() -> list[Finding]:
+    """iptables rules in the legacy (x_tables) backend run beside nftables, unseen by
+    `nft list`: any rule or a policy other than ACCEPT is drift."""
+    out: list[Finding] = []
+    for tool in ("iptables-legacy-save", "ip6tables-legacy-save"):
+        res = _run([tool]) if shutil.which(tool) else None
+        if res is None or res.returncode != 0:
+            continue
+        for table, parsed in parse_iptables_save(res.stdout).items():
+            policies = [c for c, p in parsed["policy"].items() if p not in ("ACCEPT", "-")]
+            rules = sum(len(r) for r in parsed["rules"].values())
+            if rules or policies:
+                out.append(
+                    {
+                        "what": "firewall",
+                        "detail": f"{tool.removesuffix('-save')} table {table}: {rules} "
+                        f"rule(s) beside posnet's nftables"
+                        + (f", policy not ACCEPT in {', '.join(policies)}" if policies else ""),
+                    }
+                )
+    return out
+
+
 def nft_findings(intended: str) -> list[Finding]:
     listing = "nft -j list table " + " ".join(TABLE)
     scratch = _scratch(f'nft -f "$1" && {listing}', intended)
@@ -200,6 +256,14 @@ def nft_findings(intended: str) -> list[Finding]:
     res = _run(listing.split())
     live = normalise_nft(json.loads(res.stdout)) if res.returncode == 0 else None
     return compare_nft(live, want)
+
+
+def beside_nft() -> list[Finding]:
+    """What runs beside posnet's nftables table (not part of apply's decision: apply
+    reloads only its own table, so these would make it reload on every run)."""
+    everything = _run(["nft", "-j", "list", "ruleset"])
+    others = foreign_tables(json.loads(everything.stdout)) if everything.returncode == 0 else []
+    return others + legacy_rules()
 
 
 # ----------------------------------------------------------------------------- iptables
@@ -414,6 +478,8 @@ def check(args: dict[str, Any]) -> list[Finding]:
         )
     if args.get("only") == "firewall":
         return findings
+    if kind == "nftables" and fw:
+        findings += beside_nft()
     findings += file_findings(files)
     findings += service_findings(files, args.get("daemons") or {})
     findings += sysctl_findings(args.get("sysctl") or {})

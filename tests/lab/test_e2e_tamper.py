@@ -132,6 +132,13 @@ FLUSHED_TABLE: Tamper = (
     True,
     ACTIVATE,
 )
+# One command switches the whole table off: sets, chains and rules list as before.
+DORMANT: Tamper = (
+    "nft add table inet posnet '{ flags dormant; }'",
+    ["table inet posnet: flags "],
+    True,
+    ACTIVATE,
+)
 STOPPED_DNSMASQ: Tamper = (
     'kill "$(cat /run/posnet-dnsmasq.pid)"',
     ["dnsmasq: not running (/run/posnet-dnsmasq.pid)"],
@@ -153,6 +160,7 @@ BATCHES = {
     "accept-all on top of input and forward, extra dnat, deleted rule, stopped dnsmasq, "
     "ip_forward off": [ACCEPT_ALL, EXTRA_DNAT, DELETED_RULE, STOPPED_DNSMASQ, IP_FORWARD_OFF],
     "flushed table": [FLUSHED_TABLE],
+    "dormant table": [DORMANT],
 }
 
 
@@ -193,6 +201,36 @@ def test_tampering_is_caught_and_undone(lab: Lab, tree: Path, overlay: Path, bat
     undone = changed_tasks(fixed.stdout, HOST)
     for _, _, _, task in tampers:
         assert task in undone, (task, undone)
+
+
+def test_rules_beside_posnets_table_are_named_and_left_to_the_admin(
+    lab: Lab, tree: Path, overlay: Path
+) -> None:
+    """Another nft table with a hooked chain, and legacy iptables rules, run beside
+    posnet's table: verify and drift passed while they dropped a partner's traffic or
+    accepted everything unseen. They are named now; apply leaves them (another tool may
+    own them) and says nothing changed, so the admin removes them."""
+    tamper = (
+        "nft add table inet evil && nft add chain inet evil evilfwd "
+        "'{ type filter hook forward priority -10; policy accept; }' && "
+        "nft add rule inet evil evilfwd tcp dport 8443 drop && "
+        "iptables-legacy -I FORWARD -j ACCEPT"
+    )
+    assert lab.edge_exec(tamper, timeout=10).returncode == 0
+    try:
+        named = [
+            "table inet evil beside posnet's hooks evilfwd (forward)",
+            "iptables-legacy table filter: 1 rule(s) beside posnet's nftables",
+        ]
+        v = verify(lab, tree, overlay)
+        d = drift(lab, tree, overlay)
+        assert v.returncode == 1 and d.returncode == 5, v.stdout[-3000:] + d.stdout
+        for text in named:
+            assert text in v.stdout and text in d.stdout, (text, d.stdout)
+    finally:
+        undo = "nft delete table inet evil; iptables-legacy -D FORWARD -j ACCEPT"
+        lab.edge_exec(undo, timeout=10)
+    assert drift(lab, tree, overlay).returncode == 0
 
 
 def test_second_apply_changes_nothing_and_drift_is_back_in_sync(
