@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,34 @@ def _tree(build: Path) -> Path:
             click.echo(safe_text(line), err=True)  # a stray's name is anyone's text
         raise click.ClickException(f"{build} differs from its manifest; re-render before applying")
     return build.resolve()
+
+
+# How long the testinfra suite may take: a host that stops answering mid-run (its ssh
+# connection kept open by a ControlMaster) used to hold verify forever.
+SUITE_SECONDS, HOST_SECONDS = 120, 60
+
+
+def _suite(cmd: list[str], env: dict[str, str], limit: float) -> int:
+    """Run the testinfra suite in its own session; past `limit` seconds, stop it and
+    every process it started, and fail."""
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    try:
+        return proc.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        click.echo(
+            f"posnet: the testinfra checks did not finish in {limit:.0f} s (a host stopped "
+            "answering?); stopped them",
+            err=True,
+        )
+        return 1
+    except BaseException:  # Ctrl-C: no check left running behind
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
 
 
 def _ansible_env(tmp: str) -> dict[str, str]:
@@ -385,9 +415,9 @@ def verify(
             f"--ansible-inventory={inv}",
         ]
         report = os.path.join(tmp, "report.xml")
-        cmd += [f"--junitxml={junit or report}"]
+        cmd += [f"--junitxml={junit or report}", "--tb=line"]  # one line a failure
         env = _ansible_env(tmp)
-        rc = subprocess.call(cmd, env=env)
+        rc = _suite(cmd, env, SUITE_SECONDS + HOST_SECONDS * len(states))
         results = [
             {
                 "check": f"live_state[{st.host}]",

@@ -10,8 +10,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -25,7 +27,7 @@ from generator.plan import Plan
 from generator.probe import probe_exposure, probe_not_exposed, tcp_state
 from generator.runtime import drift, probe
 from generator.targets import playbook_kinds, targets
-from generator.targets.base import Daemon, alive
+from generator.targets.base import Daemon, alive, runs_as_started
 from generator.verify.state import (
     EXIT_DRIFT,
     EXIT_IN_SYNC,
@@ -248,12 +250,82 @@ def test_services_not_running_and_stale(tmp_path: Path) -> None:
     (tmp_path / "pid").write_text(str(os.getpid()))
     assert ps.service_findings(
         files, {"dnsmasq": {**DAEMONS["dnsmasq"], "pid": str(tmp_path / "pid")}}
-    )[0]["detail"].endswith("is not dnsmasq")
-    as_python = {"dnsmasq": {**DAEMONS["dnsmasq"], "name": "python", "pid": str(tmp_path / "pid")}}
+    )[0]["detail"].endswith(f"is not dnsmasq (it runs {os.readlink('/proc/self/exe')})")
+    me = os.path.basename(os.readlink("/proc/self/exe"))  # this process as the daemon
+    as_python = {
+        "dnsmasq": {**DAEMONS["dnsmasq"], "name": me, "pid": str(tmp_path / "pid"), "start": ""}
+    }
     os.utime(conf, (1, 1))  # written long before the process started
     assert ps.service_findings(files, as_python) == []
     os.utime(conf, (2**31, 2**31))  # written after the process started
     assert "runs a configuration older than" in ps.service_findings(files, as_python)[0]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "start", "found"),
+    [
+        # an impostor under the daemon's name (`exec -a dnsmasq sleep 30`)
+        (["bash", "-c", "exec -a dnsmasq sleep 30"], "", "is not dnsmasq (it runs "),
+        # the daemon restarted by hand with options of its own
+        (["sleep", "31"], "sleep 30", "runs `sleep 31`, not posnet's `sleep 30`"),
+    ],
+)
+def test_a_process_that_is_not_the_daemon_posnet_starts_is_drift(
+    tmp_path: Path, argv: list[str], start: str, found: str
+) -> None:
+    """The pid file's process had only to hold the name in its command line: a renamed
+    `sleep`, or dnsmasq restarted with a rogue DNS server and router, passed verify,
+    drift and apply. Its program and, where posnet gives it, its command must match."""
+    conf = tmp_path / "dnsmasq.conf"
+    conf.write_text("port=0\n")
+    os.utime(conf, (1, 1))
+    proc = subprocess.Popen(argv)
+    try:
+        pidfile = tmp_path / "pid"
+        pidfile.write_text(f"{proc.pid}\n")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # bash has exec'd sleep
+            if os.path.basename(os.readlink(f"/proc/{proc.pid}/exe")) == "sleep":
+                break
+            time.sleep(0.01)
+        name = "dnsmasq" if not start else "sleep"
+        daemons = {
+            "dnsmasq": {"name": name, "component": "dhcp", "pid": str(pidfile), "start": start}
+        }
+        spec = [{"dest": str(conf), "component": "dhcp", "server": "dnsmasq"}]
+        details = [f["detail"] for f in ps.service_findings(spec, daemons)]
+        assert len(details) == 1 and found in details[0], details
+        if start:  # the same command exactly is the daemon
+            daemons["dnsmasq"]["start"] = "sleep 31"
+            assert ps.service_findings(spec, daemons) == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_apply_restarts_what_is_not_the_daemon_as_posnet_started_it(tmp_path: Path) -> None:
+    """apply's own test (playbooks/dhcp.yml) accepted any live pid: an impostor under
+    the daemon's name, or the daemon run with other options, stayed, DHCP with it."""
+    pidfile = tmp_path / "pid"
+
+    def runs(name: str, command: str) -> bool:
+        test = runs_as_started(str(pidfile), name, command)
+        return subprocess.run(["sh", "-c", test]).returncode == 0
+
+    for argv, name, command, expected in [
+        (["sleep", "30"], "sleep", "sleep 30", True),
+        (["sleep", "31"], "sleep", "sleep 30", False),
+        (["bash", "-c", "exec -a dnsmasq sleep 30"], "dnsmasq", "dnsmasq 30", False),
+    ]:
+        proc = subprocess.Popen(argv)
+        try:
+            pidfile.write_text(f"{proc.pid}\n")
+            time.sleep(0.2)  # bash has exec'd sleep
+            assert runs(name, command) is expected, (argv, name, command)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert not runs("sleep", "sleep 30")  # and a pid gone
 
 
 def _zombie(tmp_path: Path) -> tuple[int, Path]:
@@ -333,6 +405,7 @@ def test_a_start_command_must_use_its_own_pid_file_and_config() -> None:
         "pid": "/run/toyd.pid",
         "start": "toyd -c /etc/toy -p /run/toyd.pid",
         "config": "/etc/toy",
+        "own_unit": False,
     }
     with pytest.raises(ValueError, match=r"toyd: start command lacks \{pidfile\}"):
         Daemon("toyd", "toy", "/run/toyd.pid", "toyd -p /run/other.pid")
@@ -450,3 +523,47 @@ def test_a_stranger_reaching_an_exposure_fails_open_or_closed() -> None:
     (closed,) = probe_exposure(exposure, "stranger", None, 2.0)
     assert not opened.ok and opened.detail.startswith("open"), opened
     assert not closed.ok and closed.detail.startswith("closed"), closed
+
+
+def test_a_suite_that_hangs_is_stopped_with_everything_it_started(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """verify waited forever on a host that stopped answering mid-run (its ssh kept open
+    by a ControlMaster): the suite now has a time limit, and its whole session goes."""
+    from generator import runtime
+
+    child = f"600.{os.getpid()}"  # a sleep of its own, to find it by
+    script = f"import subprocess, time; subprocess.Popen(['sleep', '{child}']); time.sleep(60)"
+    started = time.monotonic()
+    rc = runtime._suite([sys.executable, "-c", script], dict(os.environ), 1.0)
+    assert rc == 1 and time.monotonic() - started < 10
+    assert "did not finish in 1 s" in capsys.readouterr().err
+    time.sleep(0.2)
+    for pattern in (re.escape(f"sleep {child}"), re.escape(script)):
+        left = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+        assert left.stdout.strip() == "", (pattern, left.stdout)
+
+
+def test_under_systemd_only_posnets_own_units_are_held_to_its_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """systemd runs inadyn and ddclient as the Debian services, with their own
+    arguments: only the program is checked there. dnsmasq runs under posnet's own unit,
+    whose ExecStart is posnet's command, so it is held to it everywhere."""
+    conf = tmp_path / "conf"
+    conf.write_text("x\n")
+    os.utime(conf, (1, 1))
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(ps.os.path, "isdir", lambda p: p == "/run/systemd/system" or real_isdir(p))
+    proc = subprocess.Popen(["sleep", "31"])
+    try:
+        pidfile = tmp_path / "pid"
+        pidfile.write_text(f"{proc.pid}\n")
+        spec = [{"dest": str(conf), "component": "ddns", "server": "toy"}]
+        for own_unit, drifted in ((False, False), (True, True)):
+            daemon = {"name": "sleep", "component": "ddns", "pid": str(pidfile)}
+            daemons = {"toy": {**daemon, "start": "sleep 30", "own_unit": own_unit}}
+            assert bool(ps.service_findings(spec, daemons)) is drifted, own_unit
+    finally:
+        proc.kill()
+        proc.wait()

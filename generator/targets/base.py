@@ -9,6 +9,7 @@ keeps a second list of vendors.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol, runtime_checkable
@@ -98,6 +99,9 @@ class Daemon:
     pidfile: str
     start: str = ""
     config: str = ""
+    # posnet's own systemd unit runs `start` too (else systemd runs the Debian service,
+    # with its own arguments, and only the program is checked on such a host)
+    own_unit: bool = False
 
     def __post_init__(self) -> None:
         wanted = ["{pidfile}"] + (["{config}"] if self.config else [])
@@ -196,6 +200,20 @@ class FirewallBackend:
 
     activation: FirewallActivation
     supports: frozenset[Feature] = field(default_factory=lambda: ALL_FEATURES)
+
+
+def runs_as_started(pidfile: str, name: str, command: str) -> str:
+    """Shell test: the pid file names a running `name` started with exactly `command`
+    (its program's name and every argument): a process renamed with `exec -a`, or the
+    daemon restarted by hand with options of its own, is not posnet's, and apply starts
+    posnet's again (verify names both: posnet_state.py)."""
+    pid = f'"$(cat {pidfile})"'
+    want = shlex.quote(" ".join(shlex.split(command)) + " ")
+    return (
+        f"{alive(pidfile)} && "
+        f"test \"$(tr '\\000' ' ' < /proc/{pid}/cmdline)\" = {want} && "
+        f'test "$(basename "$(readlink /proc/{pid}/exe)")" = {shlex.quote(name)}'
+    )
 
 
 def alive(pidfile: str) -> str:

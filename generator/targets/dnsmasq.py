@@ -115,6 +115,11 @@ def _artifacts(plan: Plan) -> tuple[Artifact, ...]:
 
 
 DAEMON = Daemon(
-    "dnsmasq", "dhcp", "/run/posnet-dnsmasq.pid", "dnsmasq -C {config} --pid-file={pidfile}", DEST
+    "dnsmasq",
+    "dhcp",
+    "/run/posnet-dnsmasq.pid",
+    "dnsmasq -C {config} --pid-file={pidfile}",
+    DEST,
+    own_unit=True,  # playbooks/dhcp.yml: posnet-dnsmasq.service
 )
 TARGET = Declared(NAME, "edge", needed, render, _artifacts, SECRET_STYLE, daemon=DAEMON)

@@ -22,6 +22,18 @@ def posnet_alive(pidfile: str) -> str:
     return alive(str(pidfile))
 
 
+def posnet_runs_as_started(pidfile: str, name: str, command: str) -> str:
+    """`pidfile | posnet_runs_as_started(name, command)`: alive, and that very daemon."""
+    try:
+        from generator.targets.base import runs_as_started
+    except ImportError as exc:
+        raise AnsibleFilterError(
+            "posnet_runs_as_started: posnet is not importable here; run the playbooks with "
+            "`posnet apply`"
+        ) from exc
+    return runs_as_started(str(pidfile), str(name), str(command))
+
+
 class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
-        return {"posnet_alive": posnet_alive}
+        return {"posnet_alive": posnet_alive, "posnet_runs_as_started": posnet_runs_as_started}

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -410,28 +411,35 @@ def service_findings(
     """Each daemon a target declares (generator.targets, through the `posnet_kinds`
     lookup) runs, and (re)started after its config was written."""
     out: list[Finding] = []
-    wanted: dict[str, tuple[str, str, list[str]]] = {}
+    wanted: dict[str, tuple[str, str, str, list[str]]] = {}
     for spec in files:
         key = _daemon_of(spec, daemons)
         if key is not None:
-            name, pidfile = daemons[key]["name"], daemons[key]["pid"]
-            wanted.setdefault(key, (name, pidfile, []))[2].append(spec["dest"])
+            d = daemons[key]
+            # the exact command where posnet's command starts it: no systemd (the
+            # playbook runs it), or posnet's own unit; else the Debian service's
+            exact = d.get("own_unit") or not os.path.isdir("/run/systemd/system")
+            start = (d.get("start") or "") if exact else ""
+            entry = wanted.setdefault(key, (d["name"], d["pid"], start, []))
+            entry[3].append(spec["dest"])
     if not wanted:
         return out
     procs, btime = _start_times()
-    for name, pidfile, configs in wanted.values():
+    for name, pidfile, start, configs in wanted.values():
         try:
             with open(pidfile) as fh:
                 pid = int(fh.read().split()[0])
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+                argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+            exe = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
             if _zombie(pid):  # killed, not yet reaped: it serves nothing
                 raise ProcessLookupError(pid)
         except (OSError, ValueError, IndexError):
             out.append({"what": "service", "detail": f"{name}: not running ({pidfile})"})
             continue
-        if name not in cmdline:
-            out.append({"what": "service", "detail": f"{name}: pid {pid} is not {name}"})
+        wrong = _not_as_started(name, argv, exe, start)
+        if wrong:
+            out.append({"what": "service", "detail": f"{name}: pid {pid} {wrong}"})
             continue
         family = [pid] + [p for p, (pp, _) in procs.items() if pp == pid]
         started = btime + max(procs[p][1] for p in family if p in procs)
@@ -445,6 +453,18 @@ def service_findings(
                     {"what": "service", "detail": f"{name}: runs a configuration older than {conf}"}
                 )
     return out
+
+
+def _not_as_started(name: str, argv: list[str], exe: str, start: str) -> str:
+    """Why the process is not the daemon posnet starts, or "": its program must be
+    `name` (a process renamed with `exec -a` is not) and, when posnet gives the command,
+    its arguments exactly those (options added on a restart by hand are drift)."""
+    if os.path.basename(exe) != name:
+        return f"is not {name} (it runs {exe})"
+    want = shlex.split(start)
+    if want and (not argv or argv[1:] != want[1:] or os.path.basename(argv[0]) != want[0]):
+        return f"runs `{' '.join(argv)}`, not posnet's `{start}`"
+    return ""
 
 
 def sysctl_findings(expected: dict[str, str]) -> list[Finding]:
