@@ -211,6 +211,10 @@ def test_markdown_and_text_keep_user_text_inert(demo_plans: dict[str, Plan]) -> 
     assert row.count(" | ") == 5 - 1  # no extra cell from the user's pipes
     text = format_text(diff_plans([base], [_renamed(base, evil)]))
     assert "\n| injected |" not in text
+    # a mention would notify people where the comment is posted
+    mention = format_markdown(diff_plans([base], [_renamed(base, "ask @everyone or @org/team")]))
+    assert "@&#8203;everyone" in mention and "@&#8203;org/team" in mention
+    assert not re.search(r"@(?!&#8203;)", mention)
 
 
 def test_diff_formats_listed_in_cli_match_formatters() -> None:

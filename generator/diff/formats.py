@@ -136,8 +136,10 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#!~])")
 
 
 def md(text: str) -> str:
-    """Text from a spec as inert Markdown: no markup, links, HTML or table breaks."""
-    return _MD_SPECIAL.sub(r"\\\1", _one_line(text))
+    """Text from a spec as inert Markdown: no markup, links, HTML or table breaks, and no
+    mention (`@team` notifies a whole team where the comment is posted): a zero-width
+    space after every @, as Renovate writes them."""
+    return _MD_SPECIAL.sub(r"\\\1", _one_line(text)).replace("@", "@&#8203;")
 
 
 def _md_rows(s: StoreDiff) -> list[str]:
