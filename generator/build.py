@@ -37,6 +37,7 @@ from generator.tree_guard import (
     TreeScan,
     check_root,
     differs,
+    odd_mode,
     read_tree_file,
     scan_stamped,
     scan_tree,
@@ -418,7 +419,7 @@ def _disk_text(path: Path) -> str | None:
         raw = read_tree_file(path)
     except (OSError, OversizedTreeFile):
         return None
-    if raw is None:
+    if raw is None or odd_mode(path):  # a mode posnet does not leave: written again
         return None
     try:
         return raw.decode("utf-8")

@@ -167,6 +167,16 @@ def read_tree_file(path: Path | str) -> bytes | None:
         raise OversizedTreeFile(f"{safe_text(str(path))}: larger than posnet ever writes") from None
 
 
+def odd_mode(path: Path | str) -> bool:
+    """A tree file posnet did not leave so: executable (a mode change Git records) or
+    unreadable by its owner. posnet writes files as open() does (0666 less the umask)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False  # absent: the reader says so
+    return bool(mode & 0o111) or not mode & 0o400
+
+
 def differs(path: Path | str, want: bytes | str) -> Literal["missing", "changed"] | None:
     """How the tree file at `path` differs from `want` (its bytes, or as a str their
     SHA-256 hex): "missing" (also unreadable), "changed", or None when it matches. A
@@ -180,7 +190,7 @@ def differs(path: Path | str, want: bytes | str) -> Literal["missing", "changed"
     if raw is None:
         return "missing"
     got = raw if isinstance(want, bytes) else hashlib.sha256(raw).hexdigest()
-    return None if got == want else "changed"
+    return None if got == want and not odd_mode(path) else "changed"
 
 
 def _damaged(path: Path, what: str) -> TreeError:

@@ -524,6 +524,26 @@ def test_a_store_file_posnet_could_not_have_written_is_stale_and_repaired(
     world.untouched()
 
 
+def test_a_mode_posnet_does_not_leave_is_stale_and_repaired(world: World) -> None:
+    """`chmod +x` on a rendered file (a mode change Git records) and a file its owner
+    may not read passed `--check` and stayed after a render."""
+    exe = world.out / "sites" / "gent-01" / "firewall" / "nftables.nft"
+    locked = world.out / "inventory" / "host_vars" / "gent-01-edge.yml"
+    exe.chmod(0o755)
+    locked.chmod(0o000)
+    for args in (("--check",), ("--check", "--full")):
+        res = posnet("render", world.fleet, "-o", world.out, *args)
+        assert res.returncode == 1, res.stderr
+        for path in (exe, locked):
+            assert f"{path}: stale" in res.stdout, (args, res.stdout[-500:])
+    assert posnet("render", world.fleet, "-o", world.out).returncode == 0
+    for path in (exe, locked):
+        mode = path.stat().st_mode
+        assert not mode & 0o111 and mode & 0o400, (path, oct(mode))
+    assert posnet("render", world.fleet, "-o", world.out, "--check").returncode == 0
+    world.untouched()
+
+
 def test_an_oversized_stamps_file_is_ignored_not_fatal(world: World) -> None:
     """The stamps file is an optimisation: one larger than posnet writes stopped every
     render ("larger than posnet ever writes", no remedy named) while --check passed. It
