@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from generator import __version__, jsontext, yamlemit
-from generator.errors import safe_text
+from generator.errors import few, safe_text
 from generator.inventory import edge_name, host_vars, inventory
 from generator.plan import Plan
 from generator.plan_list import site_ids, views_key
@@ -601,16 +601,15 @@ def _refuse_foreign(out: Path, listing: set[str]) -> None:
     """A folder without a manifest holding files where posnet writes is not a tree
     posnet rendered (an Ansible repository's inventory/, say): a render would delete
     them as strays, so it stops unless --force."""
-    found = sorted(listed(out, listing) - {".gitignore"})
+    found = listed(out, listing) - {".gitignore"}
     ignore = out / ".gitignore"
     if os.path.lexists(ignore) and _disk_text(ignore) != GITIGNORE:
-        found.insert(0, ".gitignore")  # posnet writes its own
+        found.add(".gitignore")  # posnet writes its own
     if not found:
         return
-    shown = ", ".join(safe_text(rel) for rel in found[:3])
-    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    shown = few((safe_text(rel) for rel in found), 3)
     raise TreeError(
-        f"{safe_text(str(out))} holds files posnet did not write ({shown}{more}) and no "
+        f"{safe_text(str(out))} holds files posnet did not write ({shown}) and no "
         f"{MANIFEST}: a render would replace or delete them. Move them away, pick another "
         "-o, or add --force to replace them"
     )

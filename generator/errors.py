@@ -91,6 +91,19 @@ def safe_text(text: str) -> str:
     return UNSAFE_CHARS.sub(_escape_char, text)
 
 
+SHOWN = 5  # names in one message; the rest are counted
+
+
+def few(items: Iterable[str], limit: int = SHOWN) -> str:
+    """`a, b, c` or `a, b, c, d, e and 329 more`, sorted: a message about hundreds of
+    stores or files names a few and counts the rest (334 stores repeated in every
+    finding made 2.6 MB of output)."""
+    names = sorted(items)
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
+
+
 def valid_text(text: str) -> str:
     """Text any UTF-8 output can hold (JSON, SARIF, GitLab): only bytes of a file name
     that are not UTF-8 escaped, as safe_text escapes them; JSON escapes the rest."""

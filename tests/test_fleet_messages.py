@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from generator import lint
-from generator.lint.fleet_rules import SHOWN, few
+from generator.errors import SHOWN, few
 from generator.plan import Plan, SecretNeed
 
 

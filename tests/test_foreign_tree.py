@@ -41,6 +41,18 @@ def test_files_where_posnet_writes_and_no_manifest_stop_the_render(
     assert posnet("render", fleet, "-o", out, "--check").returncode == 0
 
 
+def test_many_such_files_are_named_three_and_counted(tmp_path: Path) -> None:
+    fleet = copy_demo(tmp_path / "fleet")
+    out = tmp_path / "out"
+    (out / "inventory").mkdir(parents=True)
+    for n in range(5):
+        (out / "inventory" / f"f{n}.yml").write_text("x\n")
+    res = posnet("render", fleet, "-o", out)
+    assert res.returncode == 1
+    names = "inventory/f0.yml, inventory/f1.yml, inventory/f2.yml and 2 more"
+    assert f"holds files posnet did not write ({names}) and no {MANIFEST}" in res.stderr
+
+
 def test_a_tree_whose_manifest_was_removed_is_refused_then_forced(tmp_path: Path) -> None:
     fleet = copy_demo(tmp_path / "fleet")
     out = tmp_path / "out"

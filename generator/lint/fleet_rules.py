@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
 from generator import netparse
+from generator.errors import few
 from generator.lint import Finding, FleetView, LintContext, Rule
 from generator.plan import ProxyPlan, ProxyRoutePlan
 from generator.targets.proxy_layout import is_upstream_name
@@ -25,18 +26,6 @@ def tunnel_rollout(plans: Sequence[FleetView], ctx: LintContext) -> Iterator[Fin
                     "move them to a direct connection or a reverse proxy"
                 ),
             )
-
-
-SHOWN = 5  # stores named in one message; the rest are counted
-
-
-def few(sites: Sequence[str], limit: int = SHOWN) -> str:
-    """`a, b, c` or `a, b, c, d, e and 329 more`: one finding per store of a group of
-    hundreds must not repeat the whole group (334 stores made 2.6 MB of output)."""
-    names = sorted(sites)
-    if len(names) <= limit:
-        return ", ".join(names)
-    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
 
 
 def shared_auth_secret(plans: Sequence[FleetView], ctx: LintContext) -> Iterator[Finding]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from generator.errors import Diagnostic, Location, PosnetError, safe_text
+from generator.errors import Diagnostic, Location, PosnetError, few, safe_text
 from generator.jsondata import parse_untrusted
 from generator.outdir import OutDir, OutputOverlap
 from generator.plan import Plan
@@ -170,19 +170,14 @@ def tree_notes(build: Path, ids: Sequence[str], listing: set[str] | None) -> lis
         {r.split("/")[1] for r in listing if r.startswith("sites/") and r.count("/") >= 2} - known
     )
     if stray:
-        notes.append(f"{_count(stray, 'inventory file')} the fleet does not render: {_few(stray)}")
+        notes.append(f"{_count(stray, 'inventory file')} the fleet does not render: {few(stray)}")
     if foreign:
-        notes.append(f"{_count(foreign, 'store folder')} of no store in the fleet: {_few(foreign)}")
+        notes.append(f"{_count(foreign, 'store folder')} of no store in the fleet: {few(foreign)}")
     return notes
 
 
 def _count(items: Sequence[str], what: str) -> str:
     return f"{len(items)} {what}{'' if len(items) == 1 else 's'}"
-
-
-def _few(items: Sequence[str], shown: int = 5) -> str:
-    more = f" and {len(items) - shown} more" if len(items) > shown else ""
-    return ", ".join(items[:shown]) + more
 
 
 def _store_files(listing: set[str] | None) -> dict[str, set[str]] | None:
