@@ -63,6 +63,7 @@ def stamp_key() -> bytes:
 @functools.cache
 def _key_in(folder: Path) -> bytes:
     path = folder / STAMP_KEY
+    damaged = os.path.lexists(path)  # seen before reading: a key made meanwhile is kept
     key = _read_key(path)
     if key is not None:
         return key
@@ -71,7 +72,7 @@ def _key_in(folder: Path) -> bytes:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(secrets.token_bytes(32))
-        if os.path.lexists(path):
+        if damaged:
             os.replace(tmp, path)  # a damaged key: a new one (old stamps are re-checked)
         else:
             with suppress(FileExistsError):  # another process made one meanwhile: theirs

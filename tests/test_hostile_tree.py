@@ -207,6 +207,33 @@ def test_stamps_that_vouch_for_an_edited_file_are_trusted_only_if_signed_here(
     world.untouched()
 
 
+def _key_after(folder: str, start: Any, keys: Any) -> None:
+    from generator import user_cache
+
+    start.wait()
+    keys.put(user_cache._key_in(Path(folder)))
+
+
+def test_renders_that_make_the_stamps_key_at_once_all_keep_one_key(tmp_path: Path) -> None:
+    """Two first renders at once must not each keep their own key: the later one's
+    replace made the earlier one's stamps unverifiable (every file re-checked)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(5):
+        folder = tmp_path / f"cache-{attempt}"
+        folder.mkdir(mode=0o700)
+        start, keys = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_key_after, args=(str(folder), start, keys)) for _ in range(6)]
+        for proc in procs:
+            proc.start()
+        got = {keys.get(timeout=30) for _ in procs}
+        for proc in procs:
+            proc.join(30)
+        assert got == {(folder / "stamps.key").read_bytes()}
+        assert sorted(p.name for p in folder.iterdir()) == ["stamps.key"]  # no temp left
+
+
 DEEP = {
     "deep-array": "[" * 100_000 + "]" * 100_000,
     "deep-object": '{"a":' * 100_000 + "1" + "}" * 100_000,
