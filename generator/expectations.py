@@ -12,6 +12,20 @@ from generator import jsontext
 from generator.plan import Plan
 
 
+def _auth_check(plan: Plan, exposure_id: str) -> dict[str, str] | None:
+    """Where a partner without credentials must be refused, for an exposure in front
+    of a proxy that requires them: the first route of its first virtual server (a
+    route, not `/`: nginx answers an unrouted path with 404 before it asks for a
+    password). None without such a proxy."""
+    from generator.targets.proxy_layout import layout
+
+    proxy = next((p for p in plan.proxies if p.id == exposure_id), None)
+    if proxy is None or proxy.auth == "none":
+        return None
+    server = layout(proxy, plan.lan.subnet)[0]
+    return {"kind": proxy.auth, "host": server.name, "path": server.routes[0].path}
+
+
 def expectations(plan: Plan) -> dict[str, Any]:
     from generator.targets import firewall_backend
 
@@ -30,6 +44,7 @@ def expectations(plan: Plan) -> dict[str, Any]:
             "tls": e.tls,
             "http": e.http,
             "path": e.health_path,
+            "auth": _auth_check(plan, e.id),
         }
         for e in plan.exposures
     ]

@@ -6,7 +6,9 @@ answer at all: dropped) or *unreachable* (an ICMP error: rejected, or no route).
 On a default-drop edge everything that is not an exposure for this vantage point must
 be *filtered*, the management port included: a *closed* answer means a rule let the
 packet in. A partner additionally expects every exposure open, with a TLS handshake
-when the service speaks TLS and an HTTP answer when it is HTTP. A stranger expects
+when the service speaks TLS and an HTTP answer when it is HTTP, and, in front of a
+proxy that requires basic auth or a client certificate, a refusal of a request that
+brings neither (a proxy whose auth was switched off answers it). A stranger expects
 every exposure filtered too. Only addresses named in the build tree are contacted.
 """
 
@@ -87,6 +89,9 @@ def _tls(
 
 
 def _http(sock: socket.socket, host: str, path: str, timeout: float) -> tuple[int | None, str]:
+    """The status of GET `path` (no credentials); None with why when there is none. A
+    TLS alert instead of an answer (a client certificate required under TLS 1.3) reads
+    "TLS alert: ..."."""
     sock.settimeout(timeout)
     req = (
         f"GET {path} HTTP/1.1\r\nHost: {host}\r\n"
@@ -95,6 +100,8 @@ def _http(sock: socket.socket, host: str, path: str, timeout: float) -> tuple[in
     try:
         sock.sendall(req.encode())
         data = sock.recv(4096)
+    except ssl.SSLError as exc:
+        return None, f"TLS alert: {exc}"
     except OSError as exc:
         return None, f"no HTTP answer ({exc})"
     line = data.split(b"\r\n", 1)[0].decode("latin-1", "replace")
@@ -123,6 +130,7 @@ def probe_exposure(
     if sock is None:
         return [ProbeResult(f"{name} tcp", target, False, why)]
     results = [ProbeResult(f"{name} tcp", target, True, why)]
+    auth = exposure.get("auth") if isinstance(exposure.get("auth"), dict) else None
     stream: socket.socket = sock
     try:
         if exposure.get("tls"):
@@ -134,13 +142,59 @@ def probe_exposure(
             if tls is None:
                 return results
             stream = tls
-        if exposure.get("http"):
-            status, detail = _http(stream, host, str(exposure.get("path") or "/"), timeout)
+        # A proxy that requires a client certificate answers nothing without one: its
+        # refusal is the check (below).
+        if exposure.get("http") and not (auth and auth["kind"] == "client_cert"):
+            # the Host a partner sends: the public name, also when probing an address
+            server = str(exposure["public_host"])
+            status, detail = _http(stream, server, str(exposure.get("path") or "/"), timeout)
             ok = status is not None and status < 500
             results.append(ProbeResult(f"{name} http", target, ok, detail))
     finally:
         stream.close()
+    if auth is not None and results[-1].ok:
+        results.append(_refused(name, host, port, auth, timeout, verify_tls, ca))
     return results
+
+
+# Answers that refuse a request without a client certificate: nginx's 400 ("No required
+# SSL certificate was sent") and 495/496, a 403 from an access rule.
+_NO_CERT_REFUSALS = {400, 403, 495, 496}
+
+
+def _refused(
+    name: str,
+    host: str,
+    port: int,
+    auth: dict[str, Any],
+    timeout: float,
+    verify_tls: bool,
+    ca: str | None,
+) -> ProbeResult:
+    """A request to a route that brings no credentials must be refused: 401 for basic
+    auth; for a client certificate, a failed handshake, a TLS alert or a refusal."""
+    kind, server, path = str(auth["kind"]), str(auth["host"]), str(auth["path"])
+    check, target = f"{name} auth {kind}", f"{host}:{port}"
+    sock, why = _connect(host, port, timeout)
+    if sock is None:
+        return ProbeResult(check, target, False, why)
+    tls, detail = _tls(sock, server, verify_tls, ca)
+    if tls is None:
+        sock.close()
+        refused = kind == "client_cert" and "TLS failed" in detail
+        return ProbeResult(check, target, refused, f"https://{server}{path}: {detail}")
+    try:
+        status, line = _http(tls, server, path, timeout)
+    finally:
+        tls.close()
+    shown = f"https://{server}{path} without credentials: {line}"
+    if kind == "basic":
+        ok = status == 401
+    else:
+        ok = status in _NO_CERT_REFUSALS or (status is None and line.startswith("TLS alert"))
+    if not ok and status is not None:
+        shown += f" ({kind} auth is not enforced)"
+    return ProbeResult(check, target, ok, shown)
 
 
 def probe_not_exposed(

@@ -586,7 +586,10 @@ def _probe_site(
     type=click.Choice(["partner", "stranger"]),
     default="partner",
     show_default=True,
-    help="partner: exposures open, the rest filtered; stranger: every port filtered.",
+    help=(
+        "partner: exposures open, the rest filtered, and a proxy's routes refused "
+        "without credentials; stranger: every port filtered."
+    ),
 )
 @click.option("--host", "host", default=None, help="Probe this address instead of the public one.")
 @click.option("--timeout", type=click.FloatRange(0.1, 60), default=3.0, show_default=True)

@@ -8,63 +8,20 @@ partners use."""
 
 from __future__ import annotations
 
-import socket
-import ssl
-import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from generator.probe import probe_exposure
-from tests.conftest import require_tool
-
-
-def _cert(tmp: Path, name: str, san: str) -> tuple[Path, Path]:
-    key, cert = tmp / f"{name}.key", tmp / f"{name}.pem"
-    subprocess.run(
-        [require_tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}", "-addext",
-         f"subjectAltName={san}"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
+from tests.tls_server import make_cert, serve_tls
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     """A TLS server on 127.0.0.1 whose certificate names localhost and 127.0.0.1,
     answering each connection with an HTTP 200."""
-    cert, key = _cert(tmp_path, "localhost", "DNS:localhost,IP:127.0.0.1")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            try:
-                with ctx.wrap_socket(conn, server_side=True) as tls:
-                    tls.settimeout(2)
-                    tls.recv(4096)
-                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            except (OSError, ssl.SSLError):
-                conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1], cert
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
+    yield from serve_tls(tmp_path, lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 
 
 def _exposure(public_host: str, port: int) -> dict[str, object]:
@@ -94,7 +51,7 @@ def test_an_untrusted_or_wrong_name_certificate_fails_without_crashing(
     server: tuple[int, Path], tmp_path: Path
 ) -> None:
     port, ca = server
-    other, _ = _cert(tmp_path, "other", "DNS:other.example")
+    other, _ = make_cert(tmp_path, "other", "DNS:other.example")
     untrusted = _verdicts("localhost", port, other)  # a CA that did not sign it
     assert "x-api tls=FAIL" in untrusted[1] and "certificate verify failed" in untrusted[1]
     wrong = _verdicts("pos.example.com", port, ca, "127.0.0.1")  # not the cert's name
