@@ -9,21 +9,32 @@ from __future__ import annotations
 from typing import Any
 
 from generator import jsontext
-from generator.plan import Plan
+from generator.plan import Plan, ProxyPlan
 
 
-def _auth_check(plan: Plan, exposure_id: str) -> dict[str, str] | None:
-    """Where a partner without credentials must be refused, for an exposure in front
-    of a proxy that requires them: the first route of its first virtual server (a
-    route, not `/`: nginx answers an unrouted path with 404 before it asks for a
-    password). None without such a proxy."""
-    from generator.targets.proxy_layout import layout
+def _front(plan: Plan, exposure_id: str) -> tuple[ProxyPlan, str, str] | None:
+    """The proxy behind an exposure, with the server name partners use and a route."""
+    from generator.targets.proxy_layout import front_door
 
     proxy = next((p for p in plan.proxies if p.id == exposure_id), None)
-    if proxy is None or proxy.auth == "none":
+    return None if proxy is None else (proxy, *front_door(proxy, plan.lan.subnet))
+
+
+def _auth_check(front: tuple[ProxyPlan, str, str] | None) -> dict[str, str] | None:
+    """Where a partner without credentials must be refused, in front of a proxy that
+    requires them (a route: an unrouted path is a 404 before any password is asked)."""
+    if front is None or front[0].auth == "none":
         return None
-    server = layout(proxy, plan.lan.subnet)[0]
-    return {"kind": proxy.auth, "host": server.name, "path": server.routes[0].path}
+    proxy, name, path = front
+    return {"kind": proxy.auth, "host": name, "path": path}
+
+
+def server_names(plan: Plan) -> dict[str, str]:
+    """The name partners send (SNI, Host) and the certificate carries, per exposure: a
+    proxy's server name, else the store's public name (its address without one)."""
+    public = plan.wan.fqdn or plan.wan.public_ip or "PUBLIC-IP"
+    fronts = {e.id: _front(plan, e.id) for e in plan.exposures}
+    return {i: f[1] if f else public for i, f in fronts.items()}
 
 
 def expectations(plan: Plan) -> dict[str, Any]:
@@ -32,11 +43,14 @@ def expectations(plan: Plan) -> dict[str, Any]:
     target, backend = firewall_backend(plan.firewall)
     ruleset_file = target.artifacts(plan)[0].destination
     public = plan.wan.public_ip or plan.wan.fqdn
+    fronts = {e.id: _front(plan, e.id) for e in plan.exposures}
+    names = server_names(plan)
     exposures = [
         {
             "id": e.id,
             "partner": e.partner,
             "public_host": public,
+            "server_name": names[e.id],
             "public_port": e.public_port,
             "protocol": e.protocol,
             "target": f"{e.target_ip}:{e.target_port}",
@@ -44,7 +58,7 @@ def expectations(plan: Plan) -> dict[str, Any]:
             "tls": e.tls,
             "http": e.http,
             "path": e.health_path,
-            "auth": _auth_check(plan, e.id),
+            "auth": _auth_check(fronts[e.id]),
         }
         for e in plan.exposures
     ]

@@ -9,7 +9,8 @@ packet in. A partner additionally expects every exposure open, with a TLS handsh
 when the service speaks TLS and an HTTP answer when it is HTTP, and, in front of a
 proxy that requires basic auth or a client certificate, a refusal of a request that
 brings neither (a proxy whose auth was switched off answers it). A stranger expects
-every exposure filtered too. Only addresses named in the build tree are contacted.
+every exposure filtered too, but one without an allow-list open (anyone may connect).
+Only addresses named in the build tree are contacted.
 """
 
 from __future__ import annotations
@@ -125,7 +126,11 @@ def probe_exposure(
     name = str(exposure["id"])
     if role == "stranger":
         state, why = tcp_state(host, port, timeout)
+        if exposure.get("sources", ...) == []:  # no allow-list: open to anyone (PN103)
+            return [ProbeResult(f"{name} open to anyone", target, state == "open", why)]
         return [ProbeResult(f"{name} filtered", target, state == "filtered", f"{state}: {why}")]
+    # the name partners use (SNI, certificate, Host), also when probing another address
+    server = str(exposure.get("server_name") or exposure["public_host"])
     sock, why = _connect(host, port, timeout)
     if sock is None:
         return [ProbeResult(f"{name} tcp", target, False, why)]
@@ -134,10 +139,9 @@ def probe_exposure(
     stream: socket.socket = sock
     try:
         if exposure.get("tls"):
-            # The name partners use, also when probing another address (--host): its
-            # certificate is checked for that name (an IP is matched against IP SANs,
-            # and sent as no SNI), which is what a partner's client does.
-            tls, detail = _tls(sock, str(exposure["public_host"]), verify_tls, ca)
+            # The certificate is checked for that name (an IP is matched against IP
+            # SANs, and sent as no SNI), which is what a partner's client does.
+            tls, detail = _tls(sock, server, verify_tls, ca)
             results.append(ProbeResult(f"{name} tls", target, tls is not None, detail))
             if tls is None:
                 return results
@@ -145,8 +149,6 @@ def probe_exposure(
         # A proxy that requires a client certificate answers nothing without one: its
         # refusal is the check (below).
         if exposure.get("http") and not (auth and auth["kind"] == "client_cert"):
-            # the Host a partner sends: the public name, also when probing an address
-            server = str(exposure["public_host"])
             status, detail = _http(stream, server, str(exposure.get("path") or "/"), timeout)
             ok = status is not None and status < 500
             results.append(ProbeResult(f"{name} http", target, ok, detail))

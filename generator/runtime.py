@@ -588,7 +588,7 @@ def _probe_site(
     show_default=True,
     help=(
         "partner: exposures open, the rest filtered, and a proxy's routes refused "
-        "without credentials; stranger: every port filtered."
+        "without credentials; stranger: every port filtered but exposures open to anyone."
     ),
 )
 @click.option("--host", "host", default=None, help="Probe this address instead of the public one.")

@@ -51,7 +51,6 @@ def serve(tmp_path: Path) -> Iterator[Callable[[Answer, bool], int]]:
     def start(answer: Answer, require_cert: bool = False) -> int:
         ca = make_cert(tmp_path, f"client-ca-{len(gens)}", "DNS:ca.example")[0]
         gen = serve_tls(tmp_path / str(len(gens)), answer, ca if require_cert else None)
-        (tmp_path / str(len(gens))).mkdir()
         gens.append(gen)
         return next(gen)[0]
 

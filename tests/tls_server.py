@@ -27,11 +27,15 @@ def make_cert(tmp: Path, name: str, san: str) -> tuple[Path, Path]:
 
 
 def serve_tls(
-    tmp: Path, answer: Answer, client_ca: Path | None = None
+    tmp: Path,
+    answer: Answer,
+    client_ca: Path | None = None,
+    cert_and_key: tuple[Path, Path] | None = None,
 ) -> Iterator[tuple[int, Path]]:
     """Serve until the generator is closed; yields the port and the server's certificate
-    (names localhost and 127.0.0.1)."""
-    cert, key = make_cert(tmp, "localhost", "DNS:localhost,IP:127.0.0.1")
+    (by default one that names localhost and 127.0.0.1)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    cert, key = cert_and_key or make_cert(tmp, "localhost", "DNS:localhost,IP:127.0.0.1")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     if client_ca is not None:
@@ -40,7 +44,6 @@ def serve_tls(
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     stop = threading.Event()
-    seen: list[bytes] = []
 
     def serve() -> None:
         while not stop.is_set():
@@ -52,7 +55,6 @@ def serve_tls(
                 with ctx.wrap_socket(conn, server_side=True) as tls:
                     tls.settimeout(2)
                     request = tls.recv(4096)
-                    seen.append(request)
                     tls.sendall(answer(request))
             except (OSError, ssl.SSLError):
                 conn.close()

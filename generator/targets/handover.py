@@ -564,20 +564,21 @@ class ExposureCheck:
 
 
 def exposure_checks(plan: Plan) -> list[ExposureCheck]:
+    from generator.expectations import server_names
+
     public = plan.wan.public_ip or plan.wan.fqdn or "PUBLIC-IP"
-    name = plan.wan.fqdn or public
+    names = server_names(plan)  # a proxy's server name (its certificate's), else the store's
     out = []
     for e in plan.exposures:
         scheme = "https" if e.tls else "http"
         mtls = _needs_client_cert(plan, e)
+        url = f"{scheme}://{names[e.id]}:{e.public_port}{e.health_path}"
         out.append(
             ExposureCheck(
                 e=e,
                 probe=code(f"posnet probe build --site {plan.site_id} --as partner"),
                 nmap=code(f"nmap -Pn -p {e.public_port} {public}"),
-                curl=code(f"curl -sSI {mtls}{scheme}://{name}:{e.public_port}{e.health_path}")
-                if e.http
-                else None,
+                curl=code(f"curl -sSI {mtls}{url}") if e.http else None,
                 sources=", ".join(e.sources) if e.sources else "anywhere",
             )
         )

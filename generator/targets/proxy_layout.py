@@ -193,3 +193,11 @@ def layout(proxy: ProxyPlan, lan_subnet: str) -> tuple[VirtualServer, ...]:
         paths.add((main, path))
         by_name.setdefault(main, []).append(_route(kind, path, r, lan_subnet))
     return tuple(VirtualServer(name, _order(rs)) for name, rs in by_name.items())
+
+
+def front_door(proxy: ProxyPlan, lan_subnet: str) -> tuple[str, str]:
+    """The server name and path a check from outside asks for: the first route of the
+    first virtual server. A name with no route, or `/` under path routing, only reaches
+    the catch-all's 404 (and nginx answers that before it asks for a password)."""
+    server = layout(proxy, lan_subnet)[0]
+    return server.name, server.routes[0].path
