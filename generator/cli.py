@@ -89,13 +89,18 @@ def output_folder(raw: str, fleet: Path) -> Path:
     """-o as given, refused when empty or overlapping the fleet folder (exit 2)."""
     if not raw.strip():
         raise click.UsageError("-o: empty path; name a folder for the build tree, e.g. -o build")
+    from generator.analyze import enclosing_fleet
+
     out = Path(raw)
-    spec = fleet if fleet.is_dir() else fleet.parent
+    if not fleet.exists():
+        return out  # nothing to overlap: the render stops at E002 before writing
+    # a site file is rendered with its fleet: the whole fleet folder is off limits
+    spec = fleet if fleet.is_dir() else enclosing_fleet(fleet) or fleet.parent
     try:
         o, f = out.resolve(), spec.resolve()
     except (OSError, RuntimeError):
         return out
-    if o == f or f in o.parents or (fleet.is_dir() and o in f.parents):
+    if o == f or f in o.parents or o in f.parents:
         raise click.UsageError(
             f"-o {safe_text(raw)}: the build tree would overlap the fleet folder "
             f"{safe_text(str(fleet))} (render would overwrite or prune its files); "
@@ -291,7 +296,8 @@ def render(
     out = output_folder(out_arg, path)
     # The lock comes first: of two renders started together, the first one started
     # holds the tree, and the other waits (--wait) or stops, before validating anything.
-    if check:
+    # A PATH that does not exist creates nothing: the render stops at E002.
+    if check or not os.path.lexists(path):
         check_root(out, create=False)
         lock = tree_lock(out, wait, optional=True) if out.is_dir() else nullcontext()
     else:

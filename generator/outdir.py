@@ -243,3 +243,37 @@ class OutDir:
         for name in sorted(names):
             with suppress(FileNotFoundError):
                 os.unlink(name, dir_fd=fd)
+
+
+def check_output_file(path: Path, option: str, *reads: Path) -> None:
+    """A file option (`drift -o`, `verify --json/--junit`): refused inside a folder
+    posnet reads (the build tree: its manifest overwritten made every check fail), or
+    where a link or special file stands (it would be written through)."""
+    try:
+        target = path.resolve()
+        inside = [r for r in reads if r.resolve() == target or r.resolve() in target.parents]
+    except (OSError, RuntimeError):
+        inside = []
+    if inside:
+        raise OutputOverlap(
+            f"{option} {safe_text(str(path))}: inside {safe_text(str(inside[0]))}, which "
+            "posnet reads; write the report outside it"
+        )
+    st = _lstat(os.fspath(path), None)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+        raise OutputError(f"{safe_text(str(path))}: {what}; posnet never writes through one")
+
+
+def write_output_file(path: Path, text: str, option: str, *reads: Path) -> None:
+    """Write `text` to a file option's path, checked as `check_output_file` says; a link
+    planted after the check is met by O_NOFOLLOW and refused, not followed."""
+    check_output_file(path, option, *reads)
+    try:
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+        )
+    except OSError as exc:
+        raise OutputError(f"{safe_text(str(path))}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)

@@ -377,7 +377,12 @@ def verify(
     Run `posnet probe` from a partner's and a stranger's vantage point for the network
     view.
     """
+    from generator.outdir import check_output_file, write_output_file
+
     tree = _tree(build)
+    for option, value in (("--junit", junit), ("--json", json_out)):
+        if value:
+            check_output_file(Path(value), option, tree)
     states = live_state(tree, inventories, limit, None)
     for st in states:
         mark = "ok  " if st.verdict == "in sync" else "FAIL"
@@ -429,7 +434,7 @@ def verify(
         ]
         results += _junit_to_json(junit or report)
         if json_out:
-            Path(json_out).write_text(json.dumps(results, indent=2) + "\n")
+            write_output_file(Path(json_out), json.dumps(results, indent=2) + "\n", "--json", tree)
     if rc != 0 or any(st.verdict != "in sync" for st in states):
         sys.exit(1)
     if not any(r["status"] == "passed" for r in results):
@@ -475,11 +480,15 @@ def drift(
       4  no drift found, but at least one host could not be checked
       1  invalid build tree or Ansible could not run
     """
+    from generator.outdir import check_output_file, write_output_file
+
     tree = _tree(build)
+    if output:
+        check_output_file(Path(output), "-o", tree)  # before any host is contacted
     states = live_state(tree, inventories, limit, forks)
     text = render(states, fmt)
     if output:
-        Path(output).write_text(text + "\n")
+        write_output_file(Path(output), text + "\n", "-o", tree)
     else:
         click.echo(text)
     code = exit_code(states)

@@ -145,6 +145,35 @@ def test_bad_output_folder(
     assert not (ROOT / "manifest.json").exists()
 
 
+@pytest.mark.parametrize(
+    "make_out",
+    [lambda f: f, lambda f: f / "build", lambda f: f / "sites", lambda f: f.parent],
+    ids=["fleet", "inside-fleet", "sites", "parent"],
+)
+def test_a_site_file_rendered_over_its_own_fleet_is_refused(
+    tmp_path: Path, make_out: Callable[[Path], Path]
+) -> None:
+    """`render fleet/sites/gent-01.yaml -o fleet --force` replaced every store spec by
+    build folders: -o was compared with sites/ only. The whole fleet is off limits."""
+    fleet = copy_demo(tmp_path / "fleet")
+    before = snapshot(tmp_path)
+    site = fleet / "sites" / "gent-01.yaml"
+    res = posnet("render", site, "-o", make_out(fleet), "--force")
+    assert res.returncode == 2, res.stderr
+    assert "would overlap the fleet folder" in res.stderr, res.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_a_mistyped_fleet_path_is_e002_and_creates_nothing(tmp_path: Path) -> None:
+    """A PATH that does not exist was taken for a file, its parent for the fleet: the
+    answer was a false "overlap" (exit 2), and a render elsewhere created -o."""
+    for target in (tmp_path / "build", tmp_path / "new" / "out"):
+        res = posnet("render", tmp_path / "flet", "-o", target)
+        assert res.returncode == 1 and "E002" in res.stdout, res.stdout + res.stderr
+        assert "overlap" not in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def _touch(p: Path) -> Path:
     p.touch()
     return p

@@ -253,3 +253,71 @@ def test_a_link_planted_after_the_check_is_replaced_not_followed(
     assert victim.read_text() == ORIG
     assert not (tmp_path / "out" / "index.html").is_symlink()
     assert (tmp_path / "out" / "index.html").read_text() == "new\n"
+
+
+def test_report_refuses_an_empty_o_and_a_folder_holding_the_fleet(
+    repo: Path, tmp_path: Path
+) -> None:
+    """`-o ""` wrote into the working folder and `-o /` into the root: a folder that holds
+    the build tree or the fleet (anywhere below) is refused like render's -o."""
+    empty = run("report", str(repo / "build"), "-o", "")
+    assert empty.returncode == 2 and "-o: empty path" in empty.stderr, empty.stderr
+    before = listing(repo)
+    parent = run("report", str(repo / "build"), "-o", str(repo.parent))
+    assert parent.returncode == 2 and "would overlap" in parent.stderr, parent.stderr
+    assert listing(repo) == before and not (repo.parent / "index.html").exists()
+
+
+def test_report_leaves_a_folder_of_someone_elses_pages_alone(repo: Path, tmp_path: Path) -> None:
+    """A folder holding an index.html or stores/*.html that posnet did not write: the
+    report replaced the one and deleted the others. Its own earlier report is updated
+    (a removed store's page pruned)."""
+    site = tmp_path / "site"
+    (site / "stores").mkdir(parents=True)
+    (site / "stores" / "old.html").write_text(ORIG)
+    (site / "index.html").write_text(ORIG)
+    before = listing(site)
+    proc = run("report", str(repo / "build"), "-o", str(site))
+    assert proc.returncode == 1, proc.stderr
+    assert "index.html" in proc.stderr and "did not write" in proc.stderr, proc.stderr
+    assert listing(site) == before and (site / "index.html").read_text() == ORIG
+    (site / "index.html").unlink()
+    proc = run("report", str(repo / "build"), "-o", str(site))
+    assert proc.returncode == 1 and "stores/old.html" in proc.stderr, proc.stderr
+    own = tmp_path / "own"
+    assert run("report", str(repo / "build"), "-o", str(own)).returncode == 0
+    (own / "stores" / "gone.html").write_text(ORIG)  # a page of a store since removed
+    again = run("report", str(repo / "build"), "-o", str(own))
+    assert again.returncode == 0, again.stderr
+    assert not (own / "stores" / "gone.html").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["drift", "{build}", "-o", "{build}/manifest.json"],
+        ["verify", "{build}", "--json", "{build}/manifest.json"],
+        ["verify", "{build}", "--junit", "{build}/inventory/report.xml"],
+    ],
+    ids=["drift-o", "verify-json", "verify-junit"],
+)
+def test_report_files_are_refused_inside_the_build_tree(repo: Path, argv: list[str]) -> None:
+    """`drift -o build/manifest.json` overwrote the manifest (every later check failed)."""
+    build = repo / "build"
+    before = listing(build), (build / "manifest.json").read_bytes()
+    proc = run(*(a.format(build=build) for a in argv))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "which posnet reads" in proc.stderr, proc.stderr
+    assert (listing(build), (build / "manifest.json").read_bytes()) == before
+
+
+def test_drift_and_verify_never_write_through_a_link(repo: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text(ORIG)
+    link = tmp_path / "out.json"
+    link.symlink_to(victim)
+    for argv in (["drift", "-o"], ["verify", "--json"], ["verify", "--junit"]):
+        proc = run(argv[0], str(repo / "build"), argv[1], str(link))
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert f"{link}: a symbolic link" in proc.stderr, proc.stderr
+        assert victim.read_text() == ORIG

@@ -17,13 +17,14 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generator.errors import Diagnostic, Location, PosnetError, few, safe_text
 from generator.jsondata import parse_untrusted
-from generator.outdir import OutDir, OutputOverlap
+from generator.outdir import OutDir, OutputError, OutputOverlap
 from generator.plan import Plan
 
 if TYPE_CHECKING:
@@ -280,7 +281,7 @@ def write_report(build: Path, fleet: Path, out: Path) -> list[Path]:
     with OutDir(out, "posnet report", "pass a fresh folder with -o") as folder:
         for rel in ["", "stores"]:
             folder.check(rel, "folder")
-        for rel in written:  # every path refused or accepted before anything is written
+        for rel in [*written, REPORT_MARK]:  # each refused or accepted before any write
             folder.check(rel)
         folder.folder("stores")  # made and opened here, so every worker writes through it
         listing = _scan(build)
@@ -299,9 +300,12 @@ def write_report(build: Path, fleet: Path, out: Path) -> list[Path]:
         for name, text in assets.items():
             folder.write(name, text)
         folder.prune("stores", {rel[7:] for rel in stores}, ".html")
+        folder.write(REPORT_MARK, "posnet report: this folder is rewritten by `posnet report`\n")
     return [out / rel for rel in written]
 
 
+# A report leaves this file: its folder is posnet's to rewrite and prune.
+REPORT_MARK = ".posnet-report"
 REPORT_NAMES = ("index.html", "stores", *(p.name for p in ASSETS.iterdir()))
 
 
@@ -316,8 +320,7 @@ def check_output(out: Path, build: Path, fleet: Path) -> None:
             o, t = out.resolve(), other.resolve()
         except (OSError, RuntimeError):
             continue
-        inside = o == t or t in o.parents
-        if inside or (o in t.parents and t.relative_to(o).parts[0] in REPORT_NAMES):
+        if o == t or t in o.parents or o in t.parents:
             raise OutputOverlap(
                 f"-o {safe_text(str(out))}: the report would overlap {what} "
                 f"{safe_text(str(other))} (its pages would be mixed with, or replace, its "
@@ -329,3 +332,28 @@ def check_output(out: Path, build: Path, fleet: Path) -> None:
                 f"-o {safe_text(str(out))}: holds {name}, so it is {what}, not a report "
                 "folder; pick a folder outside it, e.g. a sibling `report/`"
             )
+    foreign = _not_a_report(out)
+    if foreign:
+        raise OutputError(
+            f"-o {safe_text(str(out))}: holds {few(map(safe_text, foreign), 3)} that posnet "
+            "did not write, which the report would replace or delete; pick a fresh folder"
+        )
+
+
+def _not_a_report(out: Path) -> list[str]:
+    """What a report would replace or prune in a folder without REPORT_MARK (the file a
+    report leaves): regular files at index.html, the assets and stores/*.html. A link
+    or special file there is left to OutDir, which names it."""
+    if os.path.lexists(out / REPORT_MARK):
+        return []
+
+    def regular(path: Path) -> bool:
+        with suppress(OSError):
+            return stat.S_ISREG(os.lstat(path).st_mode)
+        return False
+
+    found = [name for name in REPORT_NAMES if name != "stores" and regular(out / name)]
+    with suppress(OSError), os.scandir(out / "stores") as it:
+        pages = [e.name for e in it if e.name.endswith(".html")]
+        found += sorted(f"stores/{n}" for n in pages if regular(out / "stores" / n))
+    return found

@@ -9,6 +9,12 @@ import click
 from generator.errors import safe_text
 
 
+def _named(value: Path) -> Path:
+    if not str(value).strip() or str(value) == ".":
+        raise click.UsageError("-o: empty path; name a folder for the report, e.g. -o report")
+    return value
+
+
 @click.command("report")
 @click.argument("build", type=click.Path(path_type=Path), metavar="BUILD")
 @click.option(
@@ -16,7 +22,8 @@ from generator.errors import safe_text
     "--output",
     "out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("report"),
+    callback=lambda ctx, param, value: _named(value),
+    default="report",
     show_default=True,
     help="Folder of the HTML report.",
 )
