@@ -1101,6 +1101,14 @@ def test_a_group_that_is_a_list_or_mapping_is_a_type_error(tmp_path: Path, value
 # ------------------------------------------------------------------------ secrets
 
 
+FLOW_DDNS = """  ddns:
+    provider: dyndns
+    client: ddclient
+    username: msp-leuven
+    password: vault:leuven_04_ddns
+"""
+FLOW_DDNS_WITH = "  ddns: {{provider: dyndns, client: ddclient, username: msp-leuven, {}}}\n"
+
 SECRET_CASES = {
     "tls-key": (B, sub("key: vault:brussels_03_tls_key", f"key: {HUNTER}")),
     "ddns-password": (L, sub("password: vault:leuven_04_ddns", f'password: "{HUNTER}"')),
@@ -1112,6 +1120,9 @@ SECRET_CASES = {
     "misspelled-key": (L, sub("password: vault:leuven_04_ddns", f"pasword: {HUNTER}")),
     "unclosed-quote": (L, sub("password: vault:leuven_04_ddns", f'password: "{HUNTER}')),
     "secret-as-ip": (B, sub('public_ip: "203.0.113.30"', f'public_ip: "{HUNTER}"')),
+    # a missing space in a flow mapping: the name and the value are one unknown key
+    "secret-run-into-key": (L, sub(FLOW_DDNS, FLOW_DDNS_WITH.format(f"password:{HUNTER}"))),
+    "secret-run-into-key-eq": (L, sub(FLOW_DDNS, FLOW_DDNS_WITH.format(f"token = {HUNTER}"))),
 }
 
 
@@ -1127,7 +1138,7 @@ def test_literal_secret_never_printed(tmp_path: Path, name: str) -> None:
     assert HUNTER not in repr(diags)
     # The CLI adds its own summary and SARIF rule texts: check it end to end (two cases
     # are enough; the formatters are shared).
-    if name in ("tls-key", "duplicate-password"):
+    if name in ("tls-key", "duplicate-password", "secret-run-into-key"):
         for fmt in ("text", "json", "sarif", "github"):
             proc = run_cli("validate", str(root), "--format", fmt)
             assert proc.returncode == 1

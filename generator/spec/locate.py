@@ -43,14 +43,23 @@ def holds(data: Any, path: YamlPath) -> bool:
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
+# A secret field's name and its value run together into one key (`password:s3cret` in
+# a flow mapping, a missing space): only the name is shown.
+_KEY_AND_VALUE = re.compile(r"\s*([^:=\s]+)\s*([:=]|\s)\s*\S")
+
+
 def key_text(key: str) -> str:
     """A mapping key as shown in messages: odd keys are JSON-quoted and cut short, so a
-    key holding a newline or a page of text cannot forge or flood diagnostic lines."""
-    return (
-        key
-        if _PLAIN_KEY.fullmatch(key)
-        else json.dumps(key[:40] + ("..." if len(key) > 40 else ""))
-    )
+    key holding a newline or a page of text cannot forge or flood diagnostic lines; a
+    secret field's name with its value run into the key shows the name only."""
+    from generator.snippet import secret_like
+
+    if _PLAIN_KEY.fullmatch(key):
+        return key
+    joined = _KEY_AND_VALUE.match(key)
+    if joined and secret_like(joined.group(1)):
+        return json.dumps(f"{joined.group(1)}{joined.group(2).strip() or ' '}<hidden>")
+    return json.dumps(key[:40] + ("..." if len(key) > 40 else ""))
 
 
 def format_path(path: YamlPath) -> str:
