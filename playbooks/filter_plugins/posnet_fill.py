@@ -31,7 +31,9 @@ def _escape(value: str, style: str, ref: str) -> str:
     if style == "confuse":
         return value.replace("\\", "\\\\").replace('"', '\\"')
     if style == "ddclient":
-        return value.replace("\\", "\\\\").replace("'", "\\'")
+        # `password='...'` alone on its line: ddclient takes everything between the
+        # first and the last quote, unescaped (an escape would become part of it)
+        return value
     if style == "json":
         return json.dumps(value)[1:-1]
     if style == "json-in-dq":

@@ -54,7 +54,15 @@ class LookupModule(LookupBase):
                 vault = self._templar.template(variables.get("posnet_vault", {}))
                 if not isinstance(vault, dict) or locator not in vault:
                     raise AnsibleError(f"posnet secret {term}: not in the posnet_vault mapping")
-                value = str(vault[locator])
+                entry = vault[locator]
+                # an entry left empty is None, `yes` a bool, `0755` an int: never a
+                # password "None", "True" or "493"
+                if entry is None or isinstance(entry, (bool, int, float, list, dict)):
+                    raise AnsibleError(
+                        f"posnet secret {term}: not a text in the posnet_vault mapping "
+                        f"({'empty' if entry is None else type(entry).__name__}); quote it"
+                    )
+                value = str(entry)
             elif scheme == "file":
                 base = os.path.realpath(str(variables.get("posnet_secrets_dir") or os.getcwd()))
                 path = os.path.realpath(os.path.join(base, locator))
@@ -67,11 +75,17 @@ class LookupModule(LookupBase):
                     raise AnsibleError(
                         f"posnet secret {term}: cannot read ({exc.strerror})"
                     ) from None
+                except UnicodeDecodeError:  # its message quotes a byte of the secret
+                    raise AnsibleError(
+                        f"posnet secret {term}: not UTF-8 text (a PEM file, a password)"
+                    ) from None
             else:
                 raise AnsibleError(f"posnet secret {term}: unknown scheme")
             # The filters that put a value into a line refuse line breaks too, but they run
             # in no_log tasks whose errors Ansible hides: this pre-flight (check=True, not
             # no_log) reports the problem first, naming the reference, never the value.
+            if not value.strip():  # an unset password, an empty key file
+                raise AnsibleError(f"posnet secret {term}: empty, refused")
             if kwargs.get("one_line") and any(c in value.rstrip("\n") for c in "\r\n\0"):
                 raise AnsibleError(f"posnet secret {term}: holds a line break, refused")
             if kwargs.get("check"):
