@@ -131,3 +131,15 @@ def test_unknown_environment_says_where_to_add_one(tmp_path: Path) -> None:
         )
     )
     assert errors(root) == []
+
+
+def test_an_allow_list_is_suggested_only_for_partners_that_connect_in() -> None:
+    """`catalog` told the user to set partners.openpos.sources, for a partner that
+    needs no inbound access (sources would allow nothing)."""
+    by_id = {str(p["id"]): p for p in catalog_json()}
+    assert by_id["deliverect"]["inbound"] is True and by_id["openpos"]["inbound"] is False
+    assert by_id["ppaas"]["inbound"] is False
+    text = run_cli("catalog").stdout
+    blocks = {b.split()[0]: b for b in text.split("\n\n")}
+    assert "sources:" in blocks["deliverect"]
+    assert "sources:" not in blocks["openpos"] and "sources:" not in blocks["ppaas"]

@@ -118,7 +118,7 @@ SECOND_WS = """  - partner: powerepos
 SECOND_BINDING = """  - partner: swiftpos-netpos
     pattern: windows_https
     host: backoffice
-    port: 10102
+    port: 10101
     thumbprint: "00000000000012d9cd34315bb56d78c08da59000"
     clients: [touch1]
     maintenance_window: Monday
@@ -148,13 +148,13 @@ SECOND_BINDING = """  - partner: swiftpos-netpos
         (
             "sites/ostend-05.yaml",
             SECOND_BINDING,
-            "backoffice\n    port: 10102",
+            "backoffice\n    port: 10101",
             "integrations[3].host",
             "windows binding swiftpos-netpos-backoffice",
             "one windows_https per partner and host",
         ),
     ],
-    ids=["reverse-proxy-two-hosts", "auth-websocket-twice", "windows-https-two-ports"],
+    ids=["reverse-proxy-two-hosts", "auth-websocket-twice", "windows-https-twice"],
 )
 def test_two_integrations_writing_the_same_files_are_refused(
     tmp_path: Path, rel: str, extra: str, needle: str, path: str, names: str, expected: str

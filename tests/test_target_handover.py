@@ -313,3 +313,17 @@ def test_prose_escaping_skips_only_text_with_nothing_to_escape(value: str) -> No
     """text() returns a value untouched when no character could need escaping: the
     same as running the substitution on it."""
     assert handover.text(value) == handover._MD_SPECIAL.sub(r"\\\1", value)
+
+
+def test_the_pos_is_not_told_to_connect_where_the_devices_register(
+    demo_plans: dict[str, Plan],
+) -> None:
+    """The POS step listed the device-listener among the POS's own endpoints (seed 001:
+    the device connects to device-listener, the POS to pos-listener)."""
+    steps = section(
+        handover.render(demo_plans["bruges-06"])["HANDOVER.md"], "Cloud connector steps"
+    )
+    pos_step = steps.split("\n2. ", 1)[1].split("\n3. ", 1)[0]
+    device_step = steps.split("\n3. ", 1)[1].split("\n4. ", 1)[0]
+    assert "pos-listener" in pos_step and "device-listener" not in pos_step, pos_step
+    assert "device-listener" in device_step and "pos-listener" not in device_step, device_step

@@ -44,7 +44,9 @@ def test_without_a_name_the_sheet_says_so(tmp_path: Path) -> None:
     assert plan.windows[0].name is None
     steps, sheet = windows_text(plan)
     assert "No host name is set" in steps and "clients cannot use" in steps
-    assert f"from a client, `https://{IP}:10101/` answers" in sheet
+    assert f"from a client, `https://{IP}:10101/` answers" not in sheet
+    assert "`https://NAME:10101/`, NAME being the host name the certificate carries" in sheet
+    assert f"`https://{IP}:10101/` fails its name check" in sheet
 
 
 def test_lan_domain_gives_the_default(tmp_path: Path) -> None:
@@ -59,7 +61,12 @@ def test_lan_domain_gives_the_default(tmp_path: Path) -> None:
 
 
 def test_other_port_is_named(tmp_path: Path) -> None:
-    plan = ostend(tmp_path, NAME_LINE, NAME_LINE + "    port: 10200\n")
+    root, _ = make_fleet(tmp_path, OS, sub(NAME_LINE, NAME_LINE + "    port: 10200\n"))
+    text = (root / OS).read_text().replace("port: 10101, tls: true", "port: 10200, tls: true")
+    (root / OS).write_text(text)
+    fleet, plans = load_plans(root)
+    assert fleet.ok, fleet.diagnostics
+    plan = next(p for p in plans if p.site_id == "ostend-05")
     steps, _ = windows_text(plan)
     assert "its own port 10200" in steps and "change\nits port setting to 10200" in steps
 
@@ -90,3 +97,17 @@ def test_a_default_name_longer_than_dns_allows_is_refused(tmp_path: Path) -> Non
         "longer than the 253 characters DNS allows"
     )
     assert e.expected.startswith("name: the (shorter) name the certificate carries")
+
+
+def test_a_binding_on_a_port_the_service_does_not_use_is_refused(tmp_path: Path) -> None:
+    """The service declared on 10102 and no `port:`: the scripts bound 10101, so the
+    service stayed on plain HTTP (seed: "replace 10101 with the port number of
+    NetPOS.Net if you don't run it on the default port number")."""
+    root, _ = make_fleet(tmp_path, OS, sub("port: 10101, tls: true", "port: 10102, tls: true"))
+    (e,) = errors(root)
+    assert (e.code, e.path) == ("E210", "integrations[2].host"), e
+    assert "binding is for port 10101, but backoffice's services listen on 10102" in e.message
+    assert e.expected == "port: the port of backoffice's service (10102)"
+    root2, _ = make_fleet(tmp_path / "b", OS, sub(NAME_LINE, NAME_LINE + "    port: 8000\n"))
+    (e2,) = errors(root2)
+    assert (e2.code, e2.path) == ("E210", "integrations[2].port"), e2

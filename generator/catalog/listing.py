@@ -50,6 +50,15 @@ def ports(p: Partner) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def inbound(p: Partner) -> bool:
+    """Whether any of the partner's patterns lets it connect in (only then do its
+    `sources`, the allow-list, mean anything)."""
+    from generator.patterns import patterns
+
+    known = patterns()
+    return any(known[name].inbound for name in p.patterns if name in known)
+
+
 def describe(catalog: Catalog, pid: str, where: str) -> dict[str, Any]:
     p = catalog.partners[pid]
     envs = p.cloud_connector.environments if p.cloud_connector else {}
@@ -62,6 +71,7 @@ def describe(catalog: Catalog, pid: str, where: str) -> dict[str, Any]:
         "domains": domains(p),
         "ports": ports(p),
         "sources": list(p.sources),
+        "inbound": inbound(p),
         "notes": list(p.notes),
         "pattern_notes": {k: list(v) for k, v in sorted(p.pattern_notes.items())},
         "catalog": p.model_dump(mode="json", exclude_none=True),
@@ -99,8 +109,9 @@ def text(items: list[dict[str, Any]]) -> str:
             lines.append(f"  domains:      {', '.join(it['domains'])}")
         if it["ports"]:
             lines.append(f"  ports:        {'; '.join(it['ports'])}")
-        src = ", ".join(it["sources"]) or f"none set (partners.{it['id']}.sources in fleet.yaml)"
-        lines.append(f"  sources:      {src}")
+        if it["inbound"]:
+            none = f"none set (partners.{it['id']}.sources in fleet.yaml)"
+            lines.append(f"  sources:      {', '.join(it['sources']) or none}")
         lines += [f"  note:         {n}" for n in it["notes"]]
         for pattern, notes in it["pattern_notes"].items():
             lines += [f"  note ({pattern}): {n}" for n in notes]

@@ -109,6 +109,17 @@ def check(site: Site, i: WindowsHttpsIntegration, p: Partner, base: YamlPath) ->
             "no port given and the partner has no default",
             "port: the HTTPS port the partner's service listens on",
         )
+    port = i.port or params.default_port
+    declared = sorted({s.port for h in site.hosts if h.name == i.host for s in h.services})
+    if port is not None and declared and port not in declared:
+        shown = ", ".join(map(str, declared))
+        yield Problem(
+            "E210",
+            (*base, "port") if i.port is not None else (*base, "host"),
+            f"the HTTPS binding is for port {port}, but {i.host}'s services listen on "
+            f"{shown}: the service would stay on plain HTTP",
+            f"port: the port of {i.host}'s service ({shown})",
+        )
     if i.appid is None and params.appid is None:
         yield Problem(
             "E204",

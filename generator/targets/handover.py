@@ -484,7 +484,8 @@ class DeviceRow:
 class ConnectorSection:
     title: str
     partner: str
-    endpoints: tuple[str, ...]
+    endpoints: tuple[str, ...]  # the POS's (token, pos-listener)
+    device_endpoints: tuple[str, ...]  # where the devices register (their ep_register_url)
     devices: tuple[DeviceRow, ...]
     cert: tuple[str, ...]
     fallback: tuple[str, ...]
@@ -541,10 +542,12 @@ def _connector(plan: Plan, partner: str) -> ConnectorSection:
         for f in plan.lan_flows
         if f.partner == partner and f.kind == "device-fallback"
     )
+    registers = sorted({v for d in devices for k, v in d.properties if k == "ep_register_url"})
     return ConnectorSection(
         title=text(brief.title),
         partner=partner,
-        endpoints=tuple(code(e) for e in brief.endpoints),
+        endpoints=tuple(code(e) for e in brief.endpoints if e not in registers),
+        device_endpoints=tuple(code(e) for e in registers),
         devices=tuple(_device_row(plan, d) for d in devices),
         cert=tuple(certs),
         fallback=fallback,
