@@ -25,8 +25,12 @@ FIREBASE = "pos-lab.firebaseio.com"  # under the catalog's *.firebaseio.com
 PPAAS_API = "api.qa.ppaas.tech"
 PPAAS_AUTH = "auth.qa.ppaas.tech"
 UNLISTED = "tracker.example.org"  # on no partner's list
+BELOW_DEVICES = f"cdn.{DEVICES}"  # a name below an exact catalog name
+FIREBASE_APEX = "firebaseio.com"  # the catalog's *.firebaseio.com without a label
 CLOUD_ADDRS = {
     DEVICES: "192.0.2.131",
+    BELOW_DEVICES: "192.0.2.136",
+    FIREBASE_APEX: "192.0.2.137",
     FIREBASE: "192.0.2.132",
     PPAAS_API: "192.0.2.133",
     PPAAS_AUTH: "192.0.2.133",

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from .cloud_support import (
+    BELOW_DEVICES,
     CLOUD_ADDRS,
     DEVICES,
     FIREBASE,
+    FIREBASE_APEX,
     POS1_MAC,
     RAW_IP,
     UNLISTED,
@@ -44,6 +46,13 @@ def test_restricted_store_reaches_only_its_domains(
     assert lease == {"ip": "198.51.100.140", "router": EDGE_LAN_IP, "dns": EDGE_LAN_IP}
 
     for name in (DEVICES, FIREBASE):
+        assert lookup(lab, "pos1", name, EDGE_LAN_IP) == [CLOUD_ADDRS[name]]
+        assert https(lab, "pos1", name, CLOUD_ADDRS[name]) == 200, name
+
+    # An exact name admits the names below it too (dnsmasq's nftset/ipset match a
+    # domain and its subdomains), and `*.x` admits x itself: the handover says both.
+    for name in (BELOW_DEVICES, FIREBASE_APEX):
+        assert https(lab, "pos1", name, CLOUD_ADDRS[name]) == 0, name
         assert lookup(lab, "pos1", name, EDGE_LAN_IP) == [CLOUD_ADDRS[name]]
         assert https(lab, "pos1", name, CLOUD_ADDRS[name]) == 200, name
 
