@@ -279,6 +279,9 @@ def render(
 ) -> None:
     """Validate PATH, then render its stores into the build tree OUT.
 
+    PATH is a fleet folder, or one store's file in its sites/: that store alone, as
+    `--site ID` renders it (the whole fleet is validated either way).
+
     Output is byte-for-byte deterministic. Only stores whose input changed are
     rendered again; files of removed stores are pruned; writes are journaled so an
     interrupted render never leaves a half-updated tree. Secrets never enter the tree:
@@ -288,11 +291,15 @@ def render(
     symbolic link, a special file, or a manifest or journal naming a path outside it
     is refused. --force also discards a damaged manifest or journal.
     """
+    from generator.analyze import enclosing_fleet
     from generator.tree_guard import check_root
     from generator.tree_lock import tree_lock
 
     if full and not check:
         raise click.UsageError("--full goes with --check")
+    root = enclosing_fleet(path)
+    if root is not None:  # a store's file: that store of its fleet, as --site ID does
+        path, sites = root, (*sites, path.stem)
     out = output_folder(out_arg, path)
     # The lock comes first: of two renders started together, the first one started
     # holds the tree, and the other waits (--wait) or stops, before validating anything.

@@ -164,6 +164,25 @@ def test_a_site_file_rendered_over_its_own_fleet_is_refused(
     assert snapshot(tmp_path) == before
 
 
+def test_a_store_file_renders_that_store_with_its_whole_fleet_validated(tmp_path: Path) -> None:
+    """`render sites/gent-01.yaml` rendered all seven stores but showed one store's
+    diagnostics: another store's error went unseen, and that store's folder was pruned
+    from the tree. It is `render FLEET --site gent-01` now."""
+    fleet = copy_demo(tmp_path / "fleet")
+    out = tmp_path / "out"
+    res = posnet("render", fleet / "sites" / "gent-01.yaml", "-o", out)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert sorted(p.name for p in (out / "sites").iterdir()) == ["gent-01"]
+    assert posnet("render", fleet, "-o", out).returncode == 0
+    other = fleet / "sites" / "ostend-05.yaml"
+    other.write_text(other.read_text().replace("ip_mode: static", "ip_mode: sideways", 1))
+    before = {k: v for k, v in snapshot(out).items() if k != ".posnet-lock"}
+    res = posnet("render", fleet / "sites" / "gent-01.yaml", "-o", out)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "ostend-05.yaml" in res.stdout and "nothing rendered" in res.stderr
+    assert {k: v for k, v in snapshot(out).items() if k != ".posnet-lock"} == before
+
+
 def test_a_mistyped_fleet_path_is_e002_and_creates_nothing(tmp_path: Path) -> None:
     """A PATH that does not exist was taken for a file, its parent for the fleet: the
     answer was a false "overlap" (exit 2), and a render elsewhere created -o."""

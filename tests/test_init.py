@@ -311,3 +311,15 @@ def test_a_failed_init_also_removes_the_parents_it_made(
     assert _listing(tmp_path / "kept") == {"b": "/", "b/theirs.txt": "written meanwhile\n"}
     monkeypatch.undo()
     assert init_fleet(tmp_path / "new" / "deeper" / "shop", "shop")
+
+
+def test_an_empty_folder_or_name_is_a_usage_error(tmp_path: Path) -> None:
+    """`init ""` set up a repository in the working folder; `--name ""` was ignored."""
+    for argv in (["init", ""], ["init", str(tmp_path / "r"), "--name", ""]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "generator", *argv],
+            capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 2, proc.stderr
+        assert "empty" in proc.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -10,9 +10,9 @@ from generator.errors import safe_text
 
 
 @click.command("init")
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), metavar="DIR")
+@click.argument("raw_folder", type=click.Path(file_okay=False), metavar="DIR")
 @click.option("--name", default=None, help="Fleet name (default: from DIR's name).")
-def init(folder: Path, name: str | None) -> None:
+def init(raw_folder: str, name: str | None) -> None:
     """Create a fleet repository in DIR that validates and renders as it is.
 
     \b
@@ -30,6 +30,11 @@ def init(folder: Path, name: str | None) -> None:
     from generator import terminal
     from generator.scaffold import fleet_name, init_fleet
 
+    if not raw_folder.strip():  # Path("") is the working folder: say so with "."
+        raise click.UsageError("DIR: empty path; name a folder, or . for this one")
+    if name is not None and not name.strip():
+        raise click.UsageError("--name: empty; leave it out to take DIR's name")
+    folder = Path(raw_folder)
     written = init_fleet(folder, name or fleet_name(folder))
     for path in written:
         click.echo(safe_text(str(path)))  # a folder name may hold controls or newlines
