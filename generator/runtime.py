@@ -314,6 +314,10 @@ def _apply_summary(rc: int, recap: dict[str, dict[str, int]]) -> None:
         sys.exit(1)
 
 
+# What ansible-playbook prints when the inventory and --limit leave no host.
+NO_HOSTS = "leaves us with no hosts to target"
+
+
 def live_state(
     tree: Path, inventories: tuple[str, ...], limit: str | None, forks: int | None
 ) -> list[HostState]:
@@ -334,6 +338,8 @@ def live_state(
         env["ANSIBLE_FORCE_COLOR"] = "0"
         rc, output = run_playbook(cmd, env, echo=False)
         recap = parse_recap(output)
+        if rc != 0 and not recap and NO_HOSTS in " ".join(output.split()):
+            return []  # --limit matched no host: the callers say so
         if rc not in (0, 2, 4) and not recap:
             click.echo(output[-3000:], err=True)
             raise click.ClickException(

@@ -23,7 +23,7 @@ import pytest
 from generator import build
 from generator.cli import Terminated
 from tests.conftest import ROOT
-from tests.treeutil import copy_demo, posnet, snapshot
+from tests.treeutil import copy_demo, posnet, posnet_process, snapshot
 
 PY = shlex.quote(sys.executable)
 
@@ -320,3 +320,14 @@ def test_an_interrupt_after_the_work_is_done_still_exits_cleanly(
     assert f"posnet: {word}; the build tree was updated completely" in res.stderr
     monkeypatch.undo()
     assert posnet("render", fleet, "-o", tmp_path / "build", "--check").returncode == 0
+
+
+def test_drift_with_a_limit_that_matches_no_host_says_so(tmp_path: Path) -> None:
+    """ansible-playbook refuses a --limit that leaves no host: drift said "could not
+    run" (exit 1) where its help promises "no host matched" (exit 4)."""
+    fleet = copy_demo(tmp_path / "fleet")
+    assert posnet("render", fleet, "-o", tmp_path / "build").returncode == 0
+    res = posnet_process("drift", tmp_path / "build", "--limit", "no-such-host")
+    assert res.returncode == 4, res.stdout + res.stderr
+    assert "posnet drift: no host matched no-such-host" in res.stderr
+    assert "could not run" not in res.stderr
