@@ -182,6 +182,13 @@ def test_invalid_side_is_an_error_naming_the_revision(repo: Path) -> None:
     proc = posnet("diff", "HEAD~1..HEAD", "fleets/demo", cwd=repo)
     assert proc.returncode == 1
     assert re.search(r"HEAD/sites/gent-01\.yaml:\d+:\d+: error", proc.stdout + proc.stderr)
+    # --format json: the problems as a JSON document on stdout (it was empty)
+    as_json = posnet("diff", "HEAD~1..HEAD", "fleets/demo", "--format", "json", cwd=repo)
+    assert as_json.returncode == 1
+    problems = [d for d in json.loads(as_json.stdout) if d["severity"] == "error"]
+    assert problems and all(
+        d["location"]["file"].endswith("HEAD/sites/gent-01.yaml") for d in problems
+    ), problems
 
 
 def _renamed(plan: Plan, name: str) -> Plan:

@@ -133,8 +133,17 @@ def diff(spec: str, fleet: Path | None, fmt: str, exit_code: bool) -> None:
     from generator.diff.compare import diff_plans
     from generator.diff.sources import load_pair
 
-    old, new = sides(spec, fleet)
-    pa, pb, skipped = load_pair(old, new)
+    try:
+        old, new = sides(spec, fleet)
+        pa, pb, skipped = load_pair(old, new)
+    except PosnetError as exc:
+        if fmt != "json":
+            raise
+        from generator.errors import FORMATTERS, unique_sorted
+
+        # a JSON reader gets a JSON document on stdout: the problems, as validate gives
+        click.echo(FORMATTERS["json"](unique_sorted(exc.diagnostics)))
+        sys.exit(1)
     result = diff_plans(pa, pb, old.label, new.label, unchanged=skipped)
     click.echo(formats.FORMATS[fmt](result), nl=False)
     if exit_code and result.changed:
