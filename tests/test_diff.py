@@ -186,9 +186,8 @@ def test_invalid_side_is_an_error_naming_the_revision(repo: Path) -> None:
     as_json = posnet("diff", "HEAD~1..HEAD", "fleets/demo", "--format", "json", cwd=repo)
     assert as_json.returncode == 1
     problems = [d for d in json.loads(as_json.stdout) if d["severity"] == "error"]
-    assert problems and all(
-        d["location"]["file"].endswith("HEAD/sites/gent-01.yaml") for d in problems
-    ), problems
+    files = {d["location"]["file"] for d in problems}
+    assert "HEAD/sites/gent-01.yaml" in files and all(f.startswith("HEAD/") for f in files)
 
 
 def _renamed(plan: Plan, name: str) -> Plan:
