@@ -629,8 +629,11 @@ def probe(
     A port is open (SYN answered), closed (RST: the packet got through to a host) or
     filtered (no answer). On a default-drop edge, a stranger must see every port
     filtered: each exposure, each port that must stay closed, and the management port;
-    a closed answer fails. A partner must see its exposures open (TLS and HTTP checked)
-    and the rest filtered. Stores without exposures are probed at their edge's address.
+    a closed answer fails; an exposure without an allow-list must be open. A partner
+    must see its exposures open (TLS and HTTP checked, by the name partners use) and
+    the rest filtered; in front of a proxy with basic auth or client certificates, a
+    route asked without credentials must be refused (the probe holds none). Stores
+    without exposures are probed at their edge's address.
     Run it from a real vantage point, never against addresses you do not own.
     Exit 1 on any mismatch.
     """

@@ -193,6 +193,17 @@ def partner_get(lab: Lab, path: str, *auth: str) -> tuple[int, str]:
     return res.http_code, res.body
 
 
+def partner_probe(lab: Lab, tree: Path) -> dict[str, tuple[bool, str]]:
+    """`posnet probe --as partner` from the partner namespace: check -> (ok, detail)."""
+    res = lab.run(
+        "partner", sys.executable, "-m", "generator", "probe", str(tree), "--site", SITE,
+        "--as", "partner", "--host", EDGE_WAN_IP, "--timeout", "2", "--json", timeout=60,
+    )  # fmt: skip
+    found = {r["check"]: (r["ok"], r["detail"]) for r in json.loads(res.stdout)}
+    assert res.returncode == (0 if all(ok for ok, _ in found.values()) else 1), res.stderr
+    return found
+
+
 def creds(s: Secrets) -> tuple[str, str]:
     return ("-u", f"{USER}:{s.password}")
 
@@ -379,8 +390,16 @@ def test_hand_edited_proxy_config_is_caught_and_undone(
 ) -> None:
     """Someone drops basic auth on the proxy by hand and reloads nginx: verify and drift
     name the file, apply puts the build's file back and reloads, the next apply is quiet."""
+    probed = partner_probe(lab, tree)
+    assert probed["deliverect-proxy auth basic"][0], probed
+    assert all(ok for ok, _ in probed.values()), probed
     edit = f"sed -i 's/auth_basic_user_file/# auth_basic_user_file/' {CONF_DEST} && nginx -s reload"
     assert lab.host_exec("proxy", edit, timeout=10).returncode == 0
+    # From outside, only the auth check can tell: TCP, TLS and HTTP answer as before.
+    open_door = partner_probe(lab, tree)
+    ok, detail = open_door["deliverect-proxy auth basic"]
+    assert not ok and "basic auth is not enforced" in detail, open_door
+    assert [c for c, (ok, _) in open_door.items() if not ok] == ["deliverect-proxy auth basic"]
     named = f"file: {CONF_DEST}: content differs from the build"
     v = posnet(lab, "verify", str(tree), "-i", str(overlay), "--limit", "site_lab_proxy")
     assert v.returncode == 1 and named in v.stdout, v.stdout[-3000:]
@@ -390,6 +409,7 @@ def test_hand_edited_proxy_config_is_caught_and_undone(
     assert fixed.returncode == 0 and recap(fixed.stdout, PROXY)["changed"] > 0, fixed.stdout[-3000:]
     assert on_proxy(lab, f"cat {CONF_DEST}") == (tree / "sites" / SITE / CONF_REL).read_text()
     assert partner_get(lab, "/pos1/")[0] == 401
+    assert all(ok for ok, _ in partner_probe(lab, tree).values())
     again = apply(lab, tree, overlay, store_secrets)
     assert recap(again.stdout, PROXY)["changed"] == 0 and recap(again.stdout, EDGE)["changed"] == 0
     ok = posnet(lab, "drift", str(tree), "-i", str(overlay), "--limit", "site_lab_proxy")
