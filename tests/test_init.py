@@ -3,8 +3,10 @@ hooks and runs its CI steps as it is; a two-store change gives the expected diff
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -227,6 +229,70 @@ def test_gitlab_ci_runs_locally(repo: Path) -> None:
     assert job["artifacts"]["paths"] == ["posnet-diff.md"]
     assert job["artifacts"]["reports"]["codequality"] == "gl-code-quality.json"
     assert json.loads((repo / "gl-code-quality.json").read_text()) == []  # a clean fleet
+
+
+def _step_fails(repo: Path, script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", script],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_ci_refuses_a_rendered_file_forged_together_with_its_manifest_hash(repo: Path) -> None:
+    """A pull request that opens a port by editing the rendered firewall and swapping its
+    hash in build/manifest.json passed the generated CI (render --check trusts the
+    manifest's hashes): both pipelines compare byte for byte now."""
+    nft = repo / "build" / "sites" / "store-01" / "firewall" / "nftables.nft"
+    old = hashlib.sha256(nft.read_bytes()).hexdigest()
+    text = nft.read_text()
+    assert "ip saddr @src_" in text
+    nft.write_text(re.sub(r"ip saddr @src_\S+ ", "", text))
+    new = hashlib.sha256(nft.read_bytes()).hexdigest()
+    manifest = repo / "build" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace(old, new))
+    weak = posnet("render", str(repo / "fleet"), "-o", str(repo / "build"), "--check")
+    assert weak.returncode == 0  # the documented limit of --check alone
+    gh = yaml.safe_load((repo / ".github" / "workflows" / "posnet.yml").read_text())
+    (gh_check,) = [s["run"] for s in gh["jobs"]["posnet"]["steps"] if "--check" in s.get("run", "")]
+    gl = yaml.safe_load((repo / ".gitlab-ci.yml").read_text())
+    (gl_check,) = [line for line in gl["posnet"]["script"] if "--check" in line]
+    for script in (gh_check, gl_check):
+        proc = _step_fails(repo, script, _env())
+        assert proc.returncode == 1, (script, proc.stdout, proc.stderr)
+        assert "nftables.nft" in proc.stdout + proc.stderr
+
+
+def test_gitlab_plan_holds_only_the_merge_requests_changes(repo: Path) -> None:
+    """The plan compared the target branch's tip with the branch: a commit made on main
+    after the fork was shown as this merge request's change."""
+    git(repo, "branch", "feature", "HEAD")
+    git(repo, "checkout", "-q", "-b", "later-main", "HEAD~1")
+    edit(repo / "fleet" / "sites" / "store-02.yaml", "public_port: 18443", "public_port: 18460")
+    assert posnet("render", str(repo / "fleet"), "-o", str(repo / "build")).returncode == 0
+    git(repo, "commit", "-qam", "main moves on")
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+    git(repo, "checkout", "-q", "feature")
+    job = yaml.safe_load((repo / ".gitlab-ci.yml").read_text())["posnet"]
+    (plan_step,) = [line for line in job["script"] if "posnet diff" in line]
+    env = _env(CI_PIPELINE_SOURCE="merge_request_event", CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main")
+    assert _step_fails(repo, plan_step, env).returncode == 0
+    plan = (repo / "posnet-diff.md").read_text()
+    assert "18443/tcp | 18444/tcp" in plan  # the merge request's own change
+    assert "18460" not in plan, plan
+
+
+def test_every_hook_runs_on_every_commit() -> None:
+    """A commit that only deletes a store or group file was skipped by hooks limited to
+    `files:` (pre-commit leaves deleted paths out)."""
+    from generator.scaffold import skeleton_files
+
+    for doc in (
+        yaml.safe_load(skeleton_files()[".pre-commit-config.yaml"]),
+        {"repos": [{"hooks": yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}]},
+    ):
+        hooks = [h for r in doc["repos"] for h in r["hooks"]]
+        assert len(hooks) == 3
+        assert all(h.get("always_run") is True and "files" not in h for h in hooks), hooks
 
 
 def _listing(root: Path) -> dict[str, str]:
