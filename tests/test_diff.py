@@ -311,3 +311,56 @@ def test_store_file_named_in_bad_bytes_is_refused_on_both_side_kinds(
     proc = posnet("diff", "HEAD~1..HEAD", "fleets/demo", "--exit-code", cwd=repo)
     assert proc.returncode == 1
     assert "HEAD/sites/\\xff\\xfe.yaml: error[E002]" in proc.stdout, proc.stdout
+
+
+def test_a_group_file_named_yml_is_diffed_like_yaml(repo: Path) -> None:
+    """validate and render read groups/*.yml, diff did not: a change there was "No
+    changes" (exit 0 under --exit-code), and fleet.yaml changed with it gave a false
+    unknown group."""
+    groups = repo / "fleets" / "demo" / "groups"
+    (group,) = [g for g in groups.iterdir() if g.name == "coast.yaml"]
+    git(repo, "mv", str(group), str(groups / "coast.yml"))
+    git(repo, "commit", "-qm", "yml")
+    edit(groups / "coast.yml", "isp: ", "isp: Other ")
+    git(repo, "commit", "-qam", "isp")
+    proc = posnet("diff", "HEAD~1..HEAD", "fleets/demo", "--exit-code", cwd=repo)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "No changes" not in proc.stdout
+
+
+def test_a_revision_without_fleet_yaml_is_an_error_not_every_store_removed(repo: Path) -> None:
+    git(repo, "rm", "-q", "fleets/demo/fleet.yaml")
+    git(repo, "commit", "-qm", "lost fleet.yaml")
+    proc = posnet("diff", "HEAD~1..HEAD", "fleets/demo", "--exit-code", cwd=repo)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "E002" in proc.stdout and "no fleet.yaml" in proc.stdout
+    assert "removed" not in proc.stdout
+
+
+def test_a_huge_store_table_does_not_hide_the_stores_after_it(
+    demo_plans: dict[str, Plan],
+) -> None:
+    """The first table too big for the comment ended it: a one-line port change after
+    it was not shown, nor named."""
+    base = demo_plans["gent-01"]
+    big = dataclasses.replace(base, site_id="a-big")
+    (e, *others) = big.exposures
+    wide = tuple(f"198.51.{i // 250}.{i % 250}/32" for i in range(400))
+    big_new = dataclasses.replace(big, exposures=(dataclasses.replace(e, sources=wide), *others))
+    small = dataclasses.replace(base, site_id="b-small")
+    small_new = _renamed(small, "renamed")
+    out = format_markdown(diff_plans([big, small], [big_new, small_new]), limit=4000)
+    assert len(out.encode()) < 4000
+    assert "`b-small` changed" in out and "| ~ | store setting edge | name |" in out
+    assert "`a-big` changed" not in out
+    assert "… and 1 more store(s)" in out and "(`a-big`)" in out
+
+
+def test_an_added_store_shows_what_it_opens(demo_plans: dict[str, Plan]) -> None:
+    """Text and Markdown listed an added store's items by name only: the port, target
+    and sources of what it opens were in JSON alone."""
+    diff = diff_plans([], [demo_plans["gent-01"]])
+    text, md_out = format_text(diff), format_markdown(diff)
+    (e, *_) = demo_plans["gent-01"].exposures
+    for out in (text, md_out):
+        assert str(e.public_port) in out and e.sources[0].split("/")[0] in out, out

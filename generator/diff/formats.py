@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 from generator.diff.compare import FieldChange, FleetDiff, ItemChange, StoreDiff
 from generator.diff.items import KINDS, Value
-from generator.errors import safe_text
+from generator.errors import few, safe_text
 
 JSON_FORMAT = "posnet-diff"
 JSON_VERSION = 1
@@ -64,7 +64,7 @@ def format_text(diff: FleetDiff) -> str:
     for s in diff.stores:
         lines.append(f"{STORE_SIGN[s.status]} store {s.site_id} ({s.status})")
         for c in s.changes:
-            lines.extend(_text_item(c, detail=s.status == "changed"))
+            lines.extend(_text_item(c, detail=s.status != "removed"))
     if diff.stores:
         lines.append("")
     lines.append(diff.summary())
@@ -146,7 +146,7 @@ def _md_rows(s: StoreDiff) -> list[str]:
     rows = []
     for c in s.changes:
         item = f"{md(_label(c.kind))} {md(c.key)}"
-        if c.action == "remove" or s.status != "changed":
+        if c.action == "remove" or s.status == "removed":
             rows.append(f"| {SIGN[c.action]} | {item} | | | |")
             continue
         for f in c.fields:
@@ -177,27 +177,29 @@ def _md_store(s: StoreDiff) -> str:
 
 
 def format_markdown(diff: FleetDiff, limit: int = MARKDOWN_LIMIT) -> str:
-    """Whole store tables until the next would pass `limit` bytes; the rest counted."""
+    """Whole store tables in order while they fit in `limit` bytes; a table that does
+    not fit is left out, not the ones after it (a small change must not hide behind a
+    huge one), and the stores left out are counted and the first few named."""
     title = f"### posnet diff {md(diff.old_label)} → {md(diff.new_label)}\n\n"
     summary = f"**{md(diff.summary())}**\n"
     parts = [title, summary]
     size = len((title + summary).encode())
-    reserve = 200  # room for the closing line
-    shown = 0
+    reserve = 1000  # room for the closing line (a few store ids)
+    rest: list[StoreDiff] = []
     for s in diff.stores:
         block = "\n" + _md_store(s)
         n = len(block.encode())
         if size + n + reserve > limit:
-            break
+            rest.append(s)
+            continue
         parts.append(block)
         size += n
-        shown += 1
-    rest = diff.stores[shown:]
     if rest:
         changes = sum(len(s.changes) for s in rest)
+        names = few((f"`{s.site_id}`" for s in rest), 5)
         parts.append(
-            f"\n_… and {len(rest)} more store(s) with {changes} item change(s) not shown; "
-            "run `posnet diff` locally or see the JSON output._\n"
+            f"\n_… and {len(rest)} more store(s) with {changes} item change(s) not shown "
+            f"({names}); run `posnet diff` locally or see the JSON output._\n"
         )
     return "".join(parts)
 

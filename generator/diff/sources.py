@@ -35,16 +35,14 @@ ROUTE_ROUNDS = 8  # targets of targets...: a longer chain loads the whole side
 
 
 def _relevant(rel: str) -> bool:
-    """The files load_fleet reads: fleet.yaml, groups/*.yaml, sites/*.yaml|yml (not
+    """The files load_fleet reads: fleet.yaml, groups/ and sites/ *.yaml|yml (not
     hidden or editor files, which it ignores)."""
     if rel == "fleet.yaml":
         return True
     folder, _, name = rel.partition("/")
     if not name or "/" in name or ignored_name(name):
         return False
-    if folder == "groups":
-        return name.endswith(".yaml")
-    return folder == "sites" and name.endswith((".yaml", ".yml"))
+    return folder in ("groups", "sites") and name.endswith((".yaml", ".yml"))
 
 
 def _stem(rel: str) -> str:
@@ -245,6 +243,17 @@ def _load(side: Side, rels: set[str], tmp: Path, name: str) -> Fleet | None:
     side.export(rels, folder)
     (folder / "sites").mkdir(exist_ok=True)
     if not (folder / "fleet.yaml").exists():
+        if any(r.startswith("sites/") for r in rels):  # stores without their fleet
+            raise PosnetError(
+                [
+                    Diagnostic(
+                        Location(f"{side.label}/fleet.yaml"),
+                        "E002",
+                        "no fleet.yaml in this folder, but store files in sites/",
+                        expected="fleet.yaml beside sites/ (validate refuses the same)",
+                    )
+                ]
+            )
         return None
     with paused_gc():
         return load_fleet(folder, cached=False)
