@@ -231,12 +231,19 @@ def format_github(diags: Sequence[Diagnostic]) -> str:
             props.append(f"col={d.location.col}")
         props.append(f"title={_gh_escape(d.code, True)}")
         out.append(f"::{kind} {','.join(props)}::{_gh_escape(_one_line(d))}")
-    summary = _write_step_summary(diags)
+    listed = _write_step_summary(diags)
     if left_out:
-        where = "in the job summary" if summary else "with --format text or json"
+        if listed == len(diags):
+            where = f"all {len(diags)} are listed in the job summary"
+        elif listed:
+            where = (
+                f"{listed} of {len(diags)} are listed in the job summary, all with --format json"
+            )
+        else:
+            where = f"all {len(diags)} are listed with --format text or json"
         out.append(
             f"::notice title=posnet::{left_out} more finding(s) not annotated "
-            f"(GitHub shows {GITHUB_CAP} per type); all {len(diags)} are listed {where}"
+            f"(GitHub shows {GITHUB_CAP} per type); {where}"
         )
     return "\n".join(out)
 
@@ -252,34 +259,53 @@ def _md_cell(text: str) -> str:
     return safe_text(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def step_summary_markdown(diags: Sequence[Diagnostic]) -> str:
-    """Every finding as one Markdown table (GitHub renders it on the run's page)."""
+# GitHub refuses a step summary over 1 MiB (and then shows none of it): room is left.
+SUMMARY_LIMIT = 1_000_000
+
+
+def step_summary_markdown(diags: Sequence[Diagnostic], limit: int = SUMMARY_LIMIT) -> str:
+    """The findings as one Markdown table (GitHub renders it on the run's page), as many
+    as fit in `limit` bytes; a last line counts the rest."""
     lines = [
         f"### posnet: {len(diags)} finding(s)",
         "",
         "| severity | code | where | problem |",
         "|---|---|---|---|",
     ]
-    for d in diags:
-        lines.append(
+    size = sum(len(line.encode()) + 1 for line in lines) + 300  # the closing line
+    for k, d in enumerate(diags):
+        row = (
             f"| {d.severity} | {_md_cell(d.code)} | {_md_cell(str(d.location))} | "
             f"{_md_cell(_one_line(d))} |"
         )
+        size += len(row.encode()) + 1
+        if size > limit:
+            rest = len(diags) - k
+            lines += [
+                "",
+                f"_… and {rest} more finding(s) not listed: GitHub takes 1 MiB per step "
+                "summary; run `posnet validate --format json` for all._",
+            ]
+            break
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 
-def _write_step_summary(diags: Sequence[Diagnostic]) -> bool:
+def _write_step_summary(diags: Sequence[Diagnostic]) -> int:
+    """How many findings the job summary lists (0: none written)."""
     import os
 
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if not target or not diags:
-        return False
+        return 0
     try:
+        used = os.path.getsize(target) if os.path.exists(target) else 0
+        text = step_summary_markdown(diags, max(SUMMARY_LIMIT - used, 0))
         with open(target, "a", encoding="utf-8") as fh:
-            fh.write(step_summary_markdown(diags))
+            fh.write(text)
     except OSError:
-        return False
-    return True
+        return 0
+    return text.count("\n| ") - 1  # the rows, without the header row
 
 
 @dataclass(frozen=True)

@@ -125,3 +125,22 @@ def test_summary_cells_cannot_break_the_table(
     rows = summary.read_text().splitlines()
     assert len(rows) == 5  # heading, blank, header, rule, one row
     assert "<script>" not in rows[-1]
+
+
+def test_the_job_summary_stays_under_githubs_limit_and_the_notice_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """7,000 findings wrote 1.16 MB (GitHub refuses a step summary over 1 MiB, and then
+    shows none) while the notice said all were listed there."""
+    from generator.errors import SUMMARY_LIMIT
+
+    summary = tmp_path / "summary.md"
+    summary.write_text("x" * 900_000)  # what an earlier posnet step wrote
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    diags = _many(7000, "warning")
+    (notice,) = [line for line in format_github(diags).splitlines() if "::notice" in line]
+    assert summary.stat().st_size <= SUMMARY_LIMIT < 1 << 20
+    listed = summary.read_text().count("| warning | PN101 |")
+    assert 0 < listed < 7000
+    assert f"{listed} of 7000 are listed in the job summary, all with --format json" in notice
+    assert f"… and {7000 - listed} more finding(s) not listed" in summary.read_text()
