@@ -364,3 +364,16 @@ def test_an_added_store_shows_what_it_opens(demo_plans: dict[str, Plan]) -> None
     (e, *_) = demo_plans["gent-01"].exposures
     for out in (text, md_out):
         assert str(e.public_port) in out and e.sources[0].split("/")[0] in out, out
+
+
+def test_a_shallow_clone_is_named_as_the_reason_a_revision_is_unknown(
+    repo: Path, tmp_path: Path
+) -> None:
+    """CI checks out one commit by default: 'unknown revision' gave no hint why."""
+    clone = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
+    proc = posnet("diff", "HEAD~1..HEAD", "fleets/demo", cwd=clone)
+    assert proc.returncode == 1
+    assert "unknown revision 'HEAD~1'; this clone is shallow" in proc.stdout + proc.stderr
+    full = posnet("diff", "HEAD~1..HEAD", "fleets/demo", cwd=repo)
+    assert "shallow" not in full.stdout + full.stderr

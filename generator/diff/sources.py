@@ -156,7 +156,19 @@ class GitSide:
             msg = proc.stderr.decode(errors="replace").strip().splitlines()
             detail = msg[-1] if msg else f"git exited with {proc.returncode}"
             if what == "revision":
-                raise _error(self.rev, f"unknown revision '{self.rev}'", "a commit, branch or tag")
+                shallow = subprocess.run(
+                    ["git", "-C", str(self.repo), "rev-parse", "--is-shallow-repository"],
+                    capture_output=True, text=True, check=False,
+                ).stdout.strip() == "true"  # fmt: skip
+                hint = (
+                    "; this clone is shallow (CI's default): fetch the history, e.g. "
+                    "actions/checkout with fetch-depth: 0 or GIT_DEPTH: 0"
+                    if shallow
+                    else ""
+                )
+                raise _error(
+                    self.rev, f"unknown revision '{self.rev}'{hint}", "a commit, branch or tag"
+                )
             raise _error(self.rev, f"git {args[0]} failed: {detail}")
         return proc.stdout
 
