@@ -377,3 +377,16 @@ def test_a_shallow_clone_is_named_as_the_reason_a_revision_is_unknown(
     assert "unknown revision 'HEAD~1'; this clone is shallow" in proc.stdout + proc.stderr
     full = posnet("diff", "HEAD~1..HEAD", "fleets/demo", cwd=repo)
     assert "shallow" not in full.stdout + full.stderr
+
+
+def test_rev_dot_dot_is_rev_to_head_and_a_file_is_not_a_folder(repo: Path) -> None:
+    """`HEAD~1..` compared with the working folder, where git reads HEAD~1..HEAD; a
+    store's file given as the new side was 'no such folder'."""
+    edit(repo / "fleets" / "demo" / "sites" / "gent-01.yaml", "18444", "18450")  # uncommitted
+    proc = posnet("diff", "HEAD~1..", "fleets/demo", "--format", "json", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "18444" in text and "18450" not in text
+    demo = repo / "fleets" / "demo"
+    wrong = posnet("diff", str(demo), str(demo / "sites" / "gent-01.yaml"), cwd=repo)
+    assert wrong.returncode == 1 and "a file, not a fleet folder" in wrong.stdout + wrong.stderr

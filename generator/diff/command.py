@@ -58,9 +58,15 @@ def _not_a_fleet(where: str, what: str) -> PosnetError:
     )
 
 
+def _no_folder(path: Path) -> PosnetError:
+    return _not_a_fleet(
+        str(path), "a file, not a fleet folder" if path.exists() else "no such folder"
+    )
+
+
 def _fleet_folder(path: Path) -> Path:
     if not path.is_dir():
-        raise _not_a_fleet(str(path), "no such folder")
+        raise _no_folder(path)
     if not (path / "fleet.yaml").is_file():
         raise _not_a_fleet(str(path), "no fleet.yaml in this folder")
     return path
@@ -76,7 +82,7 @@ def sides(spec: str, other: Path | None) -> tuple[Side, Side]:
             raise click.UsageError("two fleet folders are needed: posnet diff OLD NEW")
         return FolderSide(_fleet_folder(first)), FolderSide(_fleet_folder(other))
     if other is not None and not other.is_dir():
-        raise _not_a_fleet(str(other), "no such folder")
+        raise _no_folder(other)
     fleet = other or Path(".")
     repo, prefix = _git_root(fleet)
     old, dots, new = spec.partition("..")
@@ -84,7 +90,8 @@ def sides(spec: str, other: Path | None) -> tuple[Side, Side]:
         raise click.UsageError("use REV1..REV2 (two dots): posnet compares two snapshots")
     if not old:
         raise click.UsageError("REV1..REV2: the old revision is missing")
-    if dots and new:
+    if dots:
+        new = new or "HEAD"  # `REV..` is REV..HEAD, as in git
         pair: tuple[Side, Side] = (GitSide(repo, old, prefix), GitSide(repo, new, prefix))
         if not any("fleet.yaml" in side.listing() for side in pair):
             # a fleet may be added (or removed) between the two, never absent from both
@@ -117,6 +124,7 @@ def diff(spec: str, fleet: Path | None, fmt: str, exit_code: bool) -> None:
     posnet diff main..HEAD            the fleet in the current folder, two commits
     posnet diff main..HEAD fleets/eu  a fleet folder inside the repository
     posnet diff main                  a commit against the working folder
+    posnet diff main..                main..HEAD, as git reads it
     posnet diff old-fleet/ new-fleet/ two fleet folders
 
     Lists stores added, removed and changed; per store the exposures opened, closed or
