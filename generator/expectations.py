@@ -45,23 +45,26 @@ def expectations(plan: Plan) -> dict[str, Any]:
     public = plan.wan.public_ip or plan.wan.fqdn
     fronts = {e.id: _front(plan, e.id) for e in plan.exposures}
     names = server_names(plan)
-    exposures = [
-        {
-            "id": e.id,
-            "partner": e.partner,
-            "public_host": public,
-            "server_name": names[e.id],
-            "public_port": e.public_port,
-            "protocol": e.protocol,
-            "target": f"{e.target_ip}:{e.target_port}",
-            "sources": list(e.sources),
-            "tls": e.tls,
-            "http": e.http,
-            "path": e.health_path,
-            "auth": _auth_check(fronts[e.id]),
-        }
-        for e in plan.exposures
-    ]
+    exposures = []
+    for e in plan.exposures:
+        front = fronts[e.id]
+        exposures.append(
+            {
+                "id": e.id,
+                "partner": e.partner,
+                "public_host": public,
+                "server_name": names[e.id],
+                "public_port": e.public_port,
+                "protocol": e.protocol,
+                "target": f"{e.target_ip}:{e.target_port}",
+                "sources": list(e.sources),
+                "tls": e.tls,
+                "http": e.http,
+                # a proxy's route: its `/` only reaches the catch-all's 404, no upstream
+                "path": front[2] if front else e.health_path,
+                "auth": _auth_check(front),
+            }
+        )
     exposed = {e.public_port for e in plan.exposures}
     # the management port is probed as itself (probe reads firewall.management_port)
     taken = exposed | {plan.management.port}

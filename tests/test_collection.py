@@ -60,6 +60,7 @@ def unresolved(cols: Path, env: dict[str, str]) -> list[str]:
     )
     lines = res.stdout.splitlines()
     used = "used posnet_alive posnet_fill posnet_htpasswd posnet_intended posnet_runs_as_started"
+    used += " posnet_started_after"
     used += " posnet_kinds posnet_secret"
     assert lines[0] == used, res.stdout
     return lines[1:]
@@ -88,7 +89,7 @@ def test_collection_builds_installs_and_parses(tmp_path: Path) -> None:
     assert syntax_check(tree, cols, env, "posnet.fleet.site") == ""  # blind to filters
     assert unresolved(cols, env) == [
         f"missing filter posnet_{f}"
-        for f in ("alive", "fill", "htpasswd", "intended", "runs_as_started")
+        for f in ("alive", "fill", "htpasswd", "intended", "runs_as_started", "started_after")
     ]
     shutil.move(tmp_path / "filter_plugins", playbooks / "filter_plugins")
     shutil.move(playbooks / "lookup_plugins", tmp_path / "lookup_plugins")

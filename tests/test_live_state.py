@@ -251,14 +251,25 @@ def test_services_not_running_and_stale(tmp_path: Path) -> None:
     assert ps.service_findings(
         files, {"dnsmasq": {**DAEMONS["dnsmasq"], "pid": str(tmp_path / "pid")}}
     )[0]["detail"].endswith(f"is not dnsmasq (it runs {os.readlink('/proc/self/exe')})")
-    me = os.path.basename(os.readlink("/proc/self/exe"))  # this process as the daemon
-    as_python = {
-        "dnsmasq": {**DAEMONS["dnsmasq"], "name": me, "pid": str(tmp_path / "pid"), "start": ""}
-    }
-    os.utime(conf, (1, 1))  # written long before the process started
-    assert ps.service_findings(files, as_python) == []
-    os.utime(conf, (2**31, 2**31))  # written after the process started
-    assert "runs a configuration older than" in ps.service_findings(files, as_python)[0]["detail"]
+    # A daemon (sleep) started after its config was written runs it.
+    daemon = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / "pid").write_text(str(daemon.pid))
+        as_sleep = {
+            "dnsmasq": {**DAEMONS["dnsmasq"], "name": "sleep", "pid": str(tmp_path / "pid"),
+                        "start": ""}
+        }  # fmt: skip
+        assert ps.service_findings(files, as_sleep) == []
+        # Edited after the start, then given its old mtime back (`cp -p`, `touch -d`):
+        # the change time still says so.
+        time.sleep(1.2)
+        conf.write_text("port=0\ndhcp-option=option:router,198.51.100.150\n")
+        os.utime(conf, (1, 1))
+        found = ps.service_findings(files, as_sleep)
+        assert found and "runs a configuration older than" in found[0]["detail"], found
+    finally:
+        daemon.kill()
+        daemon.wait()
 
 
 @pytest.mark.parametrize(
@@ -567,3 +578,154 @@ def test_under_systemd_only_posnets_own_units_are_held_to_its_command(
     finally:
         proc.kill()
         proc.wait()
+
+
+# ------------------------------------------------------------ proxy hosts (helper audit)
+
+
+def test_secret_files_are_checked_for_presence_mode_owner_and_group(tmp_path: Path) -> None:
+    """A proxy's key, certificate and htpasswd were not compared at all: a key at 0644,
+    an htpasswd nginx's workers cannot read (500 on every route) passed verify."""
+    key, pw, gone = tmp_path / "proxy.key", tmp_path / "htpasswd", tmp_path / "gone.crt"
+    key.write_text("KEY\n")
+    key.chmod(0o600)
+    pw.write_text("deliverect:$2y$10$x\n")
+    pw.chmod(0o640)
+    specs = [
+        {"dest": str(key), "owner": "root", "group": "root", "mode": "0600"},
+        {"dest": str(pw), "owner": "root", "group": "root", "mode": "0640"},
+    ]
+    assert ps.secret_file_findings(specs) == []
+    key.chmod(0o644)
+    pw.write_text("@@POSNET_SECRET_1@@\n")
+    specs[1]["group"] = "www-data"
+    specs.append({"dest": str(gone), "owner": "root", "group": "root", "mode": "0644"})
+    details = [f["detail"] for f in ps.secret_file_findings(specs)]
+    assert details == [
+        f"{key}: mode 644, expected 0600",
+        f"{pw}: secret marker left unfilled",
+        f"{pw}: group root, expected www-data",
+        f"{gone}: missing",
+    ]
+
+
+NGINX_MAIN = """\
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{}}
+http {{
+  access_log off;
+  include {d}/conf.d/*.conf;
+}}
+"""
+
+
+def test_another_nginx_server_on_the_proxy_port_is_named(tmp_path: Path) -> None:
+    """An extra server block with the store's name on posnet's port took the partner's
+    requests without auth (nginx only warns "conflicting server name") and verify said
+    in sync. Read from a real `nginx -T`."""
+    nginx = require_tool("nginx")
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "nginx.conf").write_text(NGINX_MAIN.format(d=tmp_path))
+    own = tmp_path / "conf.d" / "posnet-deliverect-proxy.conf"
+    own.write_text("server { listen 8443; server_name a.example.com; return 404; }\n")
+    other = tmp_path / "conf.d" / "00-local.conf"
+    other.write_text(
+        "server {\n  # listen 9999;\n  listen 0.0.0.0:8443;\n  server_name a.example.com;\n"
+        "  return 200;\n}\nserver { listen [::]:9000; }\n"
+    )
+    argv = [nginx, "-T", "-q", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)]
+    dump = subprocess.run([*argv, "-e", str(tmp_path / "e.log")], capture_output=True, text=True)
+    assert dump.returncode == 0, dump.stderr
+    loaded = ps.nginx_servers(dump.stdout)
+    assert loaded[str(other)] == {8443, 9000} and loaded[str(own)] == {8443}
+    found = ps.foreign_servers("nginx", loaded, {str(own)}, {8443})
+    assert [f["detail"] for f in found] == [
+        f"nginx: {other} also serves port 8443, posnet's proxy port"
+    ]
+    other.unlink()  # and posnet's own file no longer included
+    rest = ps.foreign_servers("nginx", {}, {str(own)}, {8443})
+    assert [f["detail"] for f in rest] == [f"nginx: does not load {own}"]
+
+
+APACHE_MAIN = """\
+ServerRoot {d}
+ServerName localhost
+PidFile {d}/apache.pid
+Mutex file:{d}
+ErrorLog {d}/error.log
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+Listen 8443
+IncludeOptional {d}/sites/*.conf
+"""
+
+
+def test_another_apache_virtual_host_on_the_proxy_port_is_named(tmp_path: Path) -> None:
+    """The same bypass with Apache: a site sorting first becomes the port's default
+    and wins the store's name. Read from a real `apache2 -S`."""
+    apache = require_tool("apache2")
+    (tmp_path / "sites").mkdir()
+    (tmp_path / "apache2.conf").write_text(APACHE_MAIN.format(d=tmp_path))
+    own = tmp_path / "sites" / "posnet-deliverect-proxy.conf"
+    own.write_text(
+        "<VirtualHost *:8443>\n ServerName unknown.invalid\n</VirtualHost>\n"
+        "<VirtualHost *:8443>\n ServerName a.example.com\n</VirtualHost>\n"
+    )
+    other = tmp_path / "sites" / "000-local.conf"
+    other.write_text("<VirtualHost *:8443>\n ServerName a.example.com\n</VirtualHost>\n")
+    dump = subprocess.run(
+        [apache, "-S", "-f", str(tmp_path / "apache2.conf")], capture_output=True, text=True
+    )
+    assert dump.returncode == 0, dump.stderr
+    loaded = ps.apache_servers(dump.stdout + dump.stderr)
+    assert loaded == {str(own): {8443}, str(other): {8443}}, dump.stdout
+    found = ps.foreign_servers("apache", loaded, {str(own)}, {8443})
+    assert [f["detail"] for f in found] == [
+        f"apache: {other} also serves port 8443, posnet's proxy port"
+    ]
+
+
+def test_an_nginx_started_with_another_configuration_is_named(tmp_path: Path) -> None:
+    """`nginx -c /root/evil.conf` served the POS without auth; only its program was
+    checked. A master with a -c other than the default is named."""
+    pid = tmp_path / "nginx.pid"
+    title = f"nginx: master process nginx -c {tmp_path}/evil.conf"  # as nginx shows it
+    proc = subprocess.Popen(["bash", "-c", f"exec -a '{title}' sleep 60"])
+    try:
+        pid.write_text(str(proc.pid))
+        deadline = time.monotonic() + 5
+        while ps._nginx_config_flag(str(pid)) == "" and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the exec took place
+        assert ps._nginx_config_flag(str(pid)) == f"{tmp_path}/evil.conf"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert ps._nginx_config_flag(str(tmp_path / "none.pid")) == ""
+
+
+def test_apply_restarts_a_daemon_whose_config_changed_after_it_started(tmp_path: Path) -> None:
+    """apply's shell test (targets.base.started_after) agrees with verify: a config
+    put back under its old mtime after the daemon started counts as changed."""
+    from generator.targets.base import runs_as_started, started_after
+
+    conf, pid = tmp_path / "dnsmasq.conf", tmp_path / "pid"
+    conf.write_text("port=0\n")
+    daemon = subprocess.Popen(["sleep", "60"])
+    try:
+        pid.write_text(str(daemon.pid))
+
+        def passes(test: str) -> bool:
+            return subprocess.run(["sh", "-c", test], check=False).returncode == 0
+
+        assert passes(started_after(str(pid), [str(conf)]))
+        assert passes(runs_as_started(str(pid), "sleep", "sleep 60", [str(conf)]))
+        time.sleep(1.2)
+        os.utime(conf, (1, 1))  # `cp -p`: an old mtime, a new ctime
+        assert not passes(started_after(str(pid), [str(conf)]))
+        assert not passes(runs_as_started(str(pid), "sleep", "sleep 60", [str(conf)]))
+        assert passes(runs_as_started(str(pid), "sleep", "sleep 60"))  # without configs
+    finally:
+        daemon.kill()
+        daemon.wait()
+    assert not passes(started_after(str(pid), [str(conf)]))  # not running

@@ -10,7 +10,7 @@ keeps a second list of vendors.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -202,18 +202,32 @@ class FirewallBackend:
     supports: frozenset[Feature] = field(default_factory=lambda: ALL_FEATURES)
 
 
-def runs_as_started(pidfile: str, name: str, command: str) -> str:
+def runs_as_started(pidfile: str, name: str, command: str, configs: Sequence[str] = ()) -> str:
     """Shell test: the pid file names a running `name` started with exactly `command`
     (its program's name and every argument): a process renamed with `exec -a`, or the
     daemon restarted by hand with options of its own, is not posnet's, and apply starts
-    posnet's again (verify names both: posnet_state.py)."""
+    posnet's again (verify names both: posnet_state.py). With `configs`, it must also
+    have started after each one last changed (`started_after`)."""
     pid = f'"$(cat {pidfile})"'
     want = shlex.quote(" ".join(shlex.split(command)) + " ")
-    return (
+    test = (
         f"{alive(pidfile)} && "
         f"test \"$(tr '\\000' ' ' < /proc/{pid}/cmdline)\" = {want} && "
         f'test "$(basename "$(readlink /proc/{pid}/exe)")" = {shlex.quote(name)}'
     )
+    return f"{test} && {started_after(pidfile, configs)}" if configs else test
+
+
+def started_after(pidfile: str, configs: Sequence[str]) -> str:
+    """Shell test: the process in the pid file started (within a second) after each
+    config's change time. The ctime, not the mtime: a file edited, the daemon restarted
+    on it, then the file put back with `cp -p` keeps an old mtime, never an old ctime;
+    verify compares the same way (posnet_state.service_findings)."""
+    pid = f'"$(cat {pidfile})"'
+    ticks = f"$(sed 's/.*) //' /proc/{pid}/stat | cut -d' ' -f20)"
+    start = f"$(( $(awk '/^btime/ {{print $2}}' /proc/stat) + {ticks} / $(getconf CLK_TCK) + 1 ))"
+    tests = [f'test "$(stat -c %Z {shlex.quote(c)})" -le "{start}"' for c in configs]
+    return " && ".join([f"test -s {pidfile}", *tests])
 
 
 def alive(pidfile: str) -> str:

@@ -22,8 +22,11 @@ def posnet_alive(pidfile: str) -> str:
     return alive(str(pidfile))
 
 
-def posnet_runs_as_started(pidfile: str, name: str, command: str) -> str:
-    """`pidfile | posnet_runs_as_started(name, command)`: alive, and that very daemon."""
+def posnet_runs_as_started(
+    pidfile: str, name: str, command: str, configs: list[str] | None = None
+) -> str:
+    """`pidfile | posnet_runs_as_started(name, command[, configs])`: alive, that very
+    daemon, and (with configs) started after each config last changed."""
     try:
         from generator.targets.base import runs_as_started
     except ImportError as exc:
@@ -31,9 +34,26 @@ def posnet_runs_as_started(pidfile: str, name: str, command: str) -> str:
             "posnet_runs_as_started: posnet is not importable here; run the playbooks with "
             "`posnet apply`"
         ) from exc
-    return runs_as_started(str(pidfile), str(name), str(command))
+    return runs_as_started(str(pidfile), str(name), str(command), [str(c) for c in configs or []])
+
+
+def posnet_started_after(pidfile: str, configs: list[str]) -> str:
+    """`pidfile | posnet_started_after(configs)`: the daemon started after each config
+    last changed (a systemd service apply did not restart for a changed file)."""
+    try:
+        from generator.targets.base import started_after
+    except ImportError as exc:
+        raise AnsibleFilterError(
+            "posnet_started_after: posnet is not importable here; run the playbooks with "
+            "`posnet apply`"
+        ) from exc
+    return started_after(str(pidfile), [str(c) for c in configs])
 
 
 class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
-        return {"posnet_alive": posnet_alive, "posnet_runs_as_started": posnet_runs_as_started}
+        return {
+            "posnet_alive": posnet_alive,
+            "posnet_runs_as_started": posnet_runs_as_started,
+            "posnet_started_after": posnet_started_after,
+        }

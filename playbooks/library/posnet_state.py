@@ -14,7 +14,10 @@ Stdlib only (it runs on the managed host). Arguments (JSON): ``firewall`` (nftab
 iptables or empty), ``files`` (from the ``posnet_intended`` filter), ``sysctl``
 (path -> value; a value prefixed with ``?`` is checked only when the path exists),
 ``only`` (``firewall`` to compare the ruleset alone, as apply does), ``daemons``
-(target -> name, component, pid, config: the daemons the targets declare).
+(target -> name, component, pid, config: the daemons the targets declare),
+``secret_files`` (dest, owner, group, mode of the files filled from references),
+``proxy_servers`` and ``proxy_ports`` (nginx/apache on a proxy host and its ports: no
+other server of theirs may serve those ports).
 Result: ``drift``: list of findings, each ``{"what": area, "detail": text}``.
 """
 
@@ -27,6 +30,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -445,10 +449,12 @@ def service_findings(
         started = btime + max(procs[p][1] for p in family if p in procs)
         for conf in configs:
             try:
-                mtime = os.stat(conf).st_mtime
+                # ctime, not mtime: `cp -p` or `touch -d` restores an old mtime over a
+                # file edited since the daemon read it, never an old ctime
+                changed = os.stat(conf).st_ctime
             except OSError:
                 continue
-            if mtime > started + 1:
+            if changed > started + 1:
                 out.append(
                     {"what": "service", "detail": f"{name}: runs a configuration older than {conf}"}
                 )
@@ -485,6 +491,152 @@ def sysctl_findings(expected: dict[str, str]) -> list[Finding]:
     return out
 
 
+def secret_file_findings(specs: list[dict[str, Any]]) -> list[Finding]:
+    """The files apply fills from secret references (a proxy's certificate, key,
+    htpasswd): there, regular, no marker left, with the owner, group and mode apply
+    gave them (a key at 0644, an htpasswd nginx's workers cannot read)."""
+    import grp
+    import pwd
+
+    out: list[Finding] = []
+    for spec in specs:
+        dest = str(spec["dest"])
+        try:
+            st = os.lstat(dest)
+            if not stat.S_ISREG(st.st_mode):
+                out.append({"what": "file", "detail": f"{dest}: not a regular file"})
+                continue
+            with open(dest, "rb") as fh:
+                if MARKER.encode() in fh.read():
+                    out.append({"what": "file", "detail": f"{dest}: secret marker left unfilled"})
+        except OSError:
+            out.append({"what": "file", "detail": f"{dest}: missing"})
+            continue
+        mode = str(spec.get("mode") or "0600")
+        if (st.st_mode & 0o7777) != int(mode, 8):
+            shown = oct(st.st_mode & 0o7777)[2:]
+            out.append({"what": "file", "detail": f"{dest}: mode {shown}, expected {mode}"})
+        for what, want, have, name_of in (
+            ("owner", spec.get("owner"), st.st_uid, lambda i: pwd.getpwuid(i).pw_name),
+            ("group", spec.get("group"), st.st_gid, lambda i: grp.getgrgid(i).gr_name),
+        ):
+            try:
+                name = name_of(have)
+            except KeyError:
+                name = str(have)
+            if want and name != want:
+                out.append({"what": "file", "detail": f"{dest}: {what} {name}, expected {want}"})
+    return out
+
+
+# `nginx -T` prints every file it loaded after this header.
+_NGINX_FILE = re.compile(r"^# configuration file (.+):$", re.M)
+_LISTEN = re.compile(r"\blisten\s+([^;]+);")
+_NGINX_COMMENT = re.compile(r"#[^\n]*")
+# `apache2ctl -S`: a virtual host, its port and the file that defines it.
+_APACHE_VHOST = re.compile(r"(?:\*|[\d.]+|\[[0-9a-fA-F:]+\]):(\d+)\s.*?\((/[^:()]+):\d+\)")
+_APACHE_NAMED = re.compile(r"port (\d+) namevhost \S+ \((/[^:()]+):\d+\)")
+
+
+def _listen_port(value: str) -> int | None:
+    words = value.split(maxsplit=1)
+    first = words[0] if words else ""
+    port = first if first.isdigit() else first.rsplit(":", 1)[-1]
+    return int(port) if port.isdigit() else None
+
+
+def nginx_servers(dump: str) -> dict[str, set[int]]:
+    """File -> the ports its server blocks listen on, from `nginx -T`."""
+    out: dict[str, set[int]] = {}
+    heads = list(_NGINX_FILE.finditer(dump))
+    for k, head in enumerate(heads):
+        body = dump[head.end() : heads[k + 1].start() if k + 1 < len(heads) else len(dump)]
+        code = _NGINX_COMMENT.sub("", body)
+        ports = {p for m in _LISTEN.finditer(code) if (p := _listen_port(m.group(1)))}
+        out.setdefault(head.group(1), set()).update(ports)
+    return out
+
+
+def apache_servers(dump: str) -> dict[str, set[int]]:
+    """File -> the ports its virtual hosts serve, from `apache2ctl -S`."""
+    out: dict[str, set[int]] = {}
+    for rx in (_APACHE_VHOST, _APACHE_NAMED):
+        for m in rx.finditer(dump):
+            out.setdefault(m.group(2), set()).add(int(m.group(1)))
+    return out
+
+
+def foreign_servers(
+    software: str, loaded: dict[str, set[int]], own: set[str], ports: set[int]
+) -> list[Finding]:
+    """Another server on a port posnet's proxy serves (it can answer the store's names
+    with no auth: nginx only warns of a "conflicting server name"), and posnet's own
+    files not loaded at all."""
+    out: list[Finding] = []
+    real = os.path.realpath  # a site enabled by a link is the file it links to
+    loaded_real: dict[str, set[int]] = {}
+    for path, used in loaded.items():
+        loaded_real.setdefault(real(path), set()).update(used)
+    loaded, own = loaded_real, {real(p) for p in own}
+    for path in sorted(own - set(loaded)):
+        out.append({"what": "proxy", "detail": f"{software}: does not load {path}"})
+    for path, used in sorted(loaded.items()):
+        shared = sorted(used & ports)
+        if path not in own and shared:
+            shown = ", ".join(map(str, shared))
+            out.append(
+                {
+                    "what": "proxy",
+                    "detail": f"{software}: {path} also serves port {shown}, posnet's proxy port",
+                }
+            )
+    return out
+
+
+def _nginx_config_flag(pidfile: str) -> str:
+    """The -c of the running nginx master, "" for the default configuration."""
+    try:
+        with open(pidfile) as fh:
+            pid = int(fh.read().split()[0])
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+    except (OSError, ValueError, IndexError):
+        return ""
+    words = " ".join(argv).split()
+    if "-c" in words[:-1]:
+        path = words[words.index("-c") + 1]
+        return "" if path == "/etc/nginx/nginx.conf" else path
+    return ""
+
+
+def proxy_findings(args: dict[str, Any], files: list[dict[str, Any]]) -> list[Finding]:
+    out: list[Finding] = []
+    ports = {int(p) for p in args.get("proxy_ports") or []}
+    for software in args.get("proxy_servers") or []:
+        own = {str(f["dest"]) for f in files if f.get("server") == software}
+        if software == "nginx":
+            daemons = args.get("daemons") or {}
+            pid = next((d["pid"] for d in daemons.values() if d.get("name") == "nginx"), "")
+            other = _nginx_config_flag(str(pid or "/run/nginx.pid"))
+            if other:
+                out.append(
+                    {"what": "proxy", "detail": f"nginx: runs another configuration ({other})"}
+                )
+            argv = ["nginx", "-T", "-q"]
+            parse = nginx_servers
+        else:
+            argv = ["apache2ctl", "-S"]
+            parse = apache_servers
+        if shutil.which(argv[0]) is None:
+            continue  # the service check says it is missing
+        proc = _run(argv)
+        if proc.returncode != 0:
+            out.append({"what": "proxy", "detail": f"{software}: its configuration does not load"})
+            continue
+        out += foreign_servers(software, parse(proc.stdout + proc.stderr), own, ports)
+    return out
+
+
 def check(args: dict[str, Any]) -> list[Finding]:
     files: list[dict[str, Any]] = args.get("files") or []
     kind = args.get("firewall") or ""
@@ -501,6 +653,8 @@ def check(args: dict[str, Any]) -> list[Finding]:
     if kind == "nftables" and fw:
         findings += beside_nft()
     findings += file_findings(files)
+    findings += secret_file_findings(args.get("secret_files") or [])
+    findings += proxy_findings(args, files)
     findings += service_findings(files, args.get("daemons") or {})
     findings += sysctl_findings(args.get("sysctl") or {})
     return findings

@@ -16,6 +16,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -395,6 +396,10 @@ def test_hand_edited_proxy_config_is_caught_and_undone(
     assert all(ok for ok, _ in probed.values()), probed
     edit = f"sed -i 's/auth_basic_user_file/# auth_basic_user_file/' {CONF_DEST} && nginx -s reload"
     assert lab.host_exec("proxy", edit, timeout=10).returncode == 0
+    deadline = time.monotonic() + 10  # the reload's new workers take over
+    while partner_get(lab, "/pos1/")[0] != 200:
+        assert time.monotonic() < deadline, "the hand edit never opened /pos1/"
+        time.sleep(0.2)
     # From outside, only the auth check can tell: TCP, TLS and HTTP answer as before.
     open_door = partner_probe(lab, tree)
     ok, detail = open_door["deliverect-proxy auth basic"]
@@ -412,6 +417,44 @@ def test_hand_edited_proxy_config_is_caught_and_undone(
     assert all(ok for ok, _ in partner_probe(lab, tree).values())
     again = apply(lab, tree, overlay, store_secrets)
     assert recap(again.stdout, PROXY)["changed"] == 0 and recap(again.stdout, EDGE)["changed"] == 0
+    ok = posnet(lab, "drift", str(tree), "-i", str(overlay), "--limit", "site_lab_proxy")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+BYPASS = "/etc/nginx/conf.d/00-local.conf"
+
+
+def test_a_server_beside_posnets_and_a_readable_key_are_named(
+    lab: Lab, tree: Path, overlay: Path, store_secrets: Secrets
+) -> None:
+    """An extra server with the store's name on the proxy port took the partner's
+    requests without a password (nginx only warns "conflicting server name"), and a key
+    made world-readable: verify and drift said in sync. Both are named now; apply puts
+    the key's mode back and leaves the foreign file to the admin, who removes it."""
+    bypass = (
+        f"server {{ listen 8443 ssl; server_name {FQDN}; "
+        "ssl_certificate /etc/posnet/tls/deliverect-proxy.crt; "
+        f"ssl_certificate_key {KEY_DEST}; "
+        "location / { proxy_pass http://198.51.100.141:8080/; } }"
+    )
+    edit = f"printf '%s\\n' '{bypass}' > {BYPASS} && chmod 644 {KEY_DEST} && nginx -s reload"
+    assert lab.host_exec("proxy", edit, timeout=10).returncode == 0, on_proxy(lab, f"cat {BYPASS}")
+    named = [
+        f"proxy: nginx: {BYPASS} also serves port 8443, posnet's proxy port",
+        f"file: {KEY_DEST}: mode 644, expected 0600",
+    ]
+    v = posnet(lab, "verify", str(tree), "-i", str(overlay), "--limit", "site_lab_proxy")
+    d = posnet(lab, "drift", str(tree), "-i", str(overlay), "--limit", "site_lab_proxy")
+    assert v.returncode == 1 and d.returncode == 5, v.stdout[-3000:] + d.stdout[-3000:]
+    for text in named:
+        assert text in v.stdout and text in d.stdout, (text, v.stdout[-3000:], d.stdout)
+    fixed = apply(lab, tree, overlay, store_secrets)
+    assert fixed.returncode == 0, fixed.stdout[-3000:]
+    assert on_proxy(lab, f"stat -c %a {KEY_DEST}").strip() == "600"
+    still = posnet(lab, "drift", str(tree), "-i", str(overlay), "--limit", "site_lab_proxy")
+    assert still.returncode == 5 and named[0] in still.stdout, still.stdout
+    assert named[1] not in still.stdout
+    assert lab.host_exec("proxy", f"rm {BYPASS} && nginx -s reload", timeout=10).returncode == 0
     ok = posnet(lab, "drift", str(tree), "-i", str(overlay), "--limit", "site_lab_proxy")
     assert ok.returncode == 0, ok.stdout + ok.stderr
 

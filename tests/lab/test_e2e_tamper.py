@@ -152,6 +152,20 @@ IP_FORWARD_OFF: Tamper = (
     "Set the kernel settings now",
 )
 
+# dnsmasq restarted on an edited config, then the file put back with its old mtime
+# (`cp -p`): content and mtime are the build's, the daemon runs the edit; the change
+# time (ctime) still tells.
+RESTORED_UNDER_OLD_MTIME: Tamper = (
+    "cp -p /etc/posnet/dnsmasq.conf /root/dnsmasq.orig"
+    " && echo 'dhcp-option=option:router,198.51.100.150' >> /etc/posnet/dnsmasq.conf"
+    ' && kill "$(cat /run/posnet-dnsmasq.pid)" && sleep 0.5'
+    " && dnsmasq -C /etc/posnet/dnsmasq.conf --pid-file=/run/posnet-dnsmasq.pid"
+    " && sleep 1.5 && cp -p /root/dnsmasq.orig /etc/posnet/dnsmasq.conf",
+    ["dnsmasq: runs a configuration older than /etc/posnet/dnsmasq.conf"],
+    False,
+    "Restart the posnet dnsmasq",
+)
+
 # Tamperings that do not hide one another are applied together: one verify, drift, probe
 # and apply per batch keeps the module fast. Each must still be named on its own, and
 # the apply must report the task that undoes each one as changed. A removed table hides
@@ -161,6 +175,7 @@ BATCHES = {
     "ip_forward off": [ACCEPT_ALL, EXTRA_DNAT, DELETED_RULE, STOPPED_DNSMASQ, IP_FORWARD_OFF],
     "flushed table": [FLUSHED_TABLE],
     "dormant table": [DORMANT],
+    "config put back under its old mtime": [RESTORED_UNDER_OLD_MTIME],
 }
 
 
