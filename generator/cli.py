@@ -95,7 +95,7 @@ def output_folder(raw: str, fleet: Path) -> Path:
     if not fleet.exists():
         return out  # nothing to overlap: the render stops at E002 before writing
     # a site file is rendered with its fleet: the whole fleet folder is off limits
-    spec = fleet if fleet.is_dir() else enclosing_fleet(fleet) or fleet.parent
+    spec = fleet if fleet.is_dir() else enclosing_fleet(fleet.resolve()) or fleet.parent
     try:
         o, f = out.resolve(), spec.resolve()
     except (OSError, RuntimeError):
@@ -297,9 +297,10 @@ def render(
 
     if full and not check:
         raise click.UsageError("--full goes with --check")
-    root = enclosing_fleet(path)
+    real = path.resolve() if path.is_file() else path  # a link to a store's file too
+    root = enclosing_fleet(real)
     if root is not None:  # a store's file: that store of its fleet, as --site ID does
-        path, sites = root, (*sites, path.stem)
+        path, sites = root, (*sites, real.stem)
     out = output_folder(out_arg, path)
     # The lock comes first: of two renders started together, the first one started
     # holds the tree, and the other waits (--wait) or stops, before validating anything.

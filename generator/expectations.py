@@ -58,6 +58,7 @@ def expectations(plan: Plan) -> dict[str, Any]:
                 "protocol": e.protocol,
                 "target": f"{e.target_ip}:{e.target_port}",
                 "sources": list(e.sources),
+                "open_to_anyone": e.open_to_anyone,  # a stranger finds it open
                 "tls": e.tls,
                 "http": e.http,
                 # a proxy's route: its `/` only reaches the catch-all's 404, no upstream

@@ -263,6 +263,11 @@ def check_output_file(path: Path, option: str, *reads: Path) -> None:
     if st is not None and not stat.S_ISREG(st.st_mode):
         what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
         raise OutputError(f"{safe_text(str(path))}: {what}; posnet never writes through one")
+    if st is not None and st.st_nlink > 1:  # a hard link: the same file under another name
+        raise OutputError(
+            f"{safe_text(str(path))}: has {st.st_nlink - 1} other hard link(s); posnet writes "
+            "only a file of its own"
+        )
 
 
 def write_output_file(path: Path, text: str, option: str, *reads: Path) -> None:

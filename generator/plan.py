@@ -116,6 +116,14 @@ class Exposure:
     health_path: str
     integration: int = -1  # index in the site's integrations (locates findings)
 
+    @property
+    def open_to_anyone(self) -> bool:
+        """No allow-list, or one that adds up to every address (0.0.0.0/0; two /1s)."""
+        from generator import netparse
+
+        v4 = [s for s in self.sources if netparse.family(s) == "ipv4"]
+        return not self.sources or netparse.collapse(v4, "ipv4") == ("0.0.0.0/0",)
+
 
 @dataclass(frozen=True)
 class EgressFlow:

@@ -126,7 +126,8 @@ def probe_exposure(
     name = str(exposure["id"])
     if role == "stranger":
         state, why = tcp_state(host, port, timeout)
-        if exposure.get("sources", ...) == []:  # no allow-list: open to anyone (PN103)
+        # no allow-list, or one of every address: open to anyone (PN103)
+        if exposure.get("open_to_anyone") or exposure.get("sources", ...) == []:
             return [ProbeResult(f"{name} open to anyone", target, state == "open", why)]
         return [ProbeResult(f"{name} filtered", target, state == "filtered", f"{state}: {why}")]
     # the name partners use (SNI, certificate, Host), also when probing another address

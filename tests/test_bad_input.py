@@ -364,8 +364,8 @@ CASES = [
         B,
         sub("name: Brussel Zavel\n", 'name: Brussel Zavel\n"evil\\nerror: forged": 1\n'),
         '"evil',
-        '["evil\\nerror: forged"]',
-        'unknown key "evil\\nerror: forged"',
+        '["evil\\nerror:<hidden>"]',  # after a ':' nothing is shown (a secret's value?)
+        'unknown key "evil\\nerror:<hidden>"',
         "one of: edge",
     ),
     # --- wrong types
@@ -1123,6 +1123,9 @@ SECRET_CASES = {
     # a missing space in a flow mapping: the name and the value are one unknown key
     "secret-run-into-key": (L, sub(FLOW_DDNS, FLOW_DDNS_WITH.format(f"password:{HUNTER}"))),
     "secret-run-into-key-eq": (L, sub(FLOW_DDNS, FLOW_DDNS_WITH.format(f"token = {HUNTER}"))),
+    "secret-after-words": (L, sub(FLOW_DDNS, FLOW_DDNS_WITH.format(f"the password:{HUNTER}"))),
+    "secret-short-name": (L, sub(FLOW_DDNS, FLOW_DDNS_WITH.format(f"pwd:{HUNTER}"))),
+    "secret-spaced-words": (L, sub(FLOW_DDNS, FLOW_DDNS_WITH.format(f"the token {HUNTER}"))),
 }
 
 

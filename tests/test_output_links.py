@@ -321,3 +321,47 @@ def test_drift_and_verify_never_write_through_a_link(repo: Path, tmp_path: Path)
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert f"{link}: a symbolic link" in proc.stderr, proc.stderr
         assert victim.read_text() == ORIG
+
+
+def test_drift_never_writes_a_hard_link_into_the_build_tree(repo: Path, tmp_path: Path) -> None:
+    """O_NOFOLLOW stops a symbolic link, not a hard one: `-o` naming a second name of
+    build/manifest.json would truncate it."""
+    manifest = repo / "build" / "manifest.json"
+    before = manifest.read_bytes()
+    alias = tmp_path / "m.json"
+    os.link(manifest, alias)
+    try:
+        proc = run("drift", str(repo / "build"), "-o", str(alias))
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "other hard link(s)" in proc.stderr
+        assert manifest.read_bytes() == before
+    finally:
+        alias.unlink()
+
+
+def test_report_of_a_store_file_may_not_write_into_its_fleet(repo: Path) -> None:
+    """--fleet naming one store's file kept only sites/ off limits: the report went
+    into the fleet's groups/."""
+    fleet = repo / "fleet"
+    (site,) = sorted((fleet / "sites").glob("*.yaml"))[:1]
+    before = listing(fleet)
+    proc = run("report", str(repo / "build"), "--fleet", str(site), "-o", str(fleet / "groups"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "would overlap the fleet folder" in proc.stderr
+    assert listing(fleet) == before
+
+
+def test_render_of_a_link_to_a_store_file_keeps_out_of_its_fleet(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A link to fleet/sites/S.yaml was a store without a fleet: -o fleet/groups was
+    accepted and left a lock file there."""
+    fleet = repo / "fleet"
+    (site,) = sorted((fleet / "sites").glob("*.yaml"))[:1]
+    link = tmp_path / "links" / site.name
+    link.parent.mkdir()
+    link.symlink_to(site)
+    before = listing(fleet)
+    proc = run("render", str(link), "-o", str(fleet / "groups"))
+    assert proc.returncode == 2 and "would overlap the fleet folder" in proc.stderr, proc.stderr
+    assert listing(fleet) == before

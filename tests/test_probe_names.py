@@ -65,10 +65,20 @@ OWN_NAME = """\
     """
 
 
+# An allow-list that adds up to every address is none: two /1s.
+EVERY_ADDRESS = (
+    OPEN_TO_ANYONE.replace("a-direct", "b-every")
+    .replace("203.0.113.10", "203.0.113.11")
+    .replace("a.pos.example.com", "b.pos.example.com")
+    .replace("public_port: 18443}", 'public_port: 18443, sources: ["0.0.0.0/1", "128.0.0.0/1"]}')
+)
+
+
 @pytest.fixture(scope="module")
 def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("fleet")
-    return plans_of(write_fleet(root, FLEET, {}, {"a-direct": OPEN_TO_ANYONE, "r2": OWN_NAME}))
+    sites = {"a-direct": OPEN_TO_ANYONE, "r2": OWN_NAME, "b-every": EVERY_ADDRESS}
+    return plans_of(write_fleet(root, FLEET, {}, sites))
 
 
 @pytest.fixture
@@ -88,7 +98,12 @@ def test_a_stranger_finds_an_exposure_without_allow_list_open(
     found = probe_exposure({**exposure, "public_port": listener}, "stranger", "127.0.0.1")
     assert [(r.check, r.ok) for r in found] == [("deliverect-pos1-api open to anyone", True)], found
     # with an allow-list, the same open port is a failure for a stranger
-    allowed = {**exposure, "public_port": listener, "sources": ["198.51.100.0/28"]}
+    allowed = {
+        **exposure,
+        "public_port": listener,
+        "sources": ["198.51.100.0/28"],
+        "open_to_anyone": False,
+    }
     assert not probe_exposure(allowed, "stranger", "127.0.0.1")[0].ok
 
 
@@ -133,3 +148,23 @@ def test_a_proxy_is_checked_by_its_own_server_name(
         ("deliverect-proxy auth basic", True),
     ], found
     assert all(b"\r\nHost: pos.partner-gw.example.com\r\n" in r for r in seen), seen
+
+
+def test_an_allow_list_of_every_address_is_no_allow_list(
+    plans: dict[str, object], listener: int, tmp_path: Path
+) -> None:
+    """sources ["0.0.0.0/0"] (or two /1s) opens the port to everyone: there was no
+    PN103, the handover said 'accepted only from', and a stranger's probe failed the
+    correct store because it expected the port filtered."""
+    from generator.lint import site_findings
+
+    plan = plans["b-every"]
+    (exposure,) = expectations(plan)["exposures"]  # type: ignore[arg-type]
+    assert exposure["open_to_anyone"] is True
+    found = probe_exposure({**exposure, "public_port": listener}, "stranger", "127.0.0.1")
+    assert [(r.check, r.ok) for r in found] == [("deliverect-pos1-api open to anyone", True)]
+    text = render_handover(plan)["HANDOVER.md"]  # type: ignore[arg-type]
+    assert "accepted from anyone (0.0.0.0/1, 128.0.0.0/1 is every address)" in text
+    assert "expects the port open" in text
+    (pn103,) = [m for rid, _, m in site_findings(plan) if rid == "PN103"]  # type: ignore[arg-type]
+    assert "is every address" in pn103

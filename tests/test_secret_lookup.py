@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 from pathlib import Path
 
@@ -66,7 +67,16 @@ def vault_lookup(vault: dict[str, object], *terms: str) -> list[str]:
 
 @pytest.mark.parametrize(
     ("entry", "what"),
-    [(None, "empty"), (True, "bool"), (493, "int"), (1.5, "float"), (["a"], "list")],
+    [
+        (None, "empty"),
+        (True, "bool"),
+        (493, "int"),
+        (1.5, "float"),
+        (["a"], "list"),
+        (b"hello", "bytes"),  # !!binary
+        ({"a", "b"}, "set"),  # !!set
+        (datetime.date(2001, 12, 14), "date"),  # an unquoted date
+    ],
 )
 def test_a_vault_entry_that_is_not_text_is_refused(entry: object, what: str) -> None:
     """`brussels_03_pw:` left empty resolved to the password "None" (`yes`: "True",

@@ -36,12 +36,13 @@ def no_fqdn(plan: Plan) -> Out:
 
 def open_to_anyone(plan: Plan) -> Out:
     for e in plan.exposures:
-        if not e.sources:
+        if e.open_to_anyone:
             yield (
                 _at(e.integration),
                 (
-                    f"public port {e.public_port} is open to any source; "
-                    f"set partners.{e.partner}.sources in fleet.yaml"
+                    f"public port {e.public_port} is open to any source"
+                    + (f" ({', '.join(e.sources)} is every address)" if e.sources else "")
+                    + f"; set partners.{e.partner}.sources in fleet.yaml"
                 ),
             )
 

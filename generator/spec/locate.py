@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,22 +44,24 @@ def holds(data: Any, path: YamlPath) -> bool:
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-# A secret field's name and its value run together into one key (`password:s3cret` in
-# a flow mapping, a missing space): only the name is shown.
-_KEY_AND_VALUE = re.compile(r"\s*([^:=\s]+)\s*([:=]|\s)\s*\S")
-
-
 def key_text(key: str) -> str:
     """A mapping key as shown in messages: odd keys are JSON-quoted and cut short, so a
-    key holding a newline or a page of text cannot forge or flood diagnostic lines; a
-    secret field's name with its value run into the key shows the name only."""
+    key holding a newline or a page of text cannot forge or flood diagnostic lines. A
+    key holding ':' or '=' shows nothing after it, and one with a secret-like word
+    nothing after that word: a missing space in a flow mapping (`password:s3cret`,
+    `the pwd:s3cret`) makes a secret's name and value one unknown key."""
     from generator.snippet import secret_like
 
     if _PLAIN_KEY.fullmatch(key):
         return key
-    joined = _KEY_AND_VALUE.match(key)
-    if joined and secret_like(joined.group(1)):
-        return json.dumps(f"{joined.group(1)}{joined.group(2).strip() or ' '}<hidden>")
+    text = unicodedata.normalize("NFKC", key)  # full-width letters read as ASCII
+    cut = re.search(r"[:=]", text)
+    if cut:
+        return json.dumps(f"{text[: cut.start()].strip()[:40]}{cut.group()}<hidden>")
+    words = text.split()
+    for i, word in enumerate(words[:-1]):
+        if secret_like(word):
+            return json.dumps(f"{' '.join(words[: i + 1])[:40]} <hidden>")
     return json.dumps(key[:40] + ("..." if len(key) > 40 else ""))
 
 

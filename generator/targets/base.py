@@ -224,9 +224,18 @@ def started_after(pidfile: str, configs: Sequence[str]) -> str:
     on it, then the file put back with `cp -p` keeps an old mtime, never an old ctime;
     verify compares the same way (posnet_state.service_findings)."""
     pid = f'"$(cat {pidfile})"'
-    ticks = f"$(sed 's/.*) //' /proc/{pid}/stat | cut -d' ' -f20)"
-    start = f"$(( $(awk '/^btime/ {{print $2}}' /proc/stat) + {ticks} / $(getconf CLK_TCK) + 1 ))"
-    tests = [f'test "$(stat -c %Z {shlex.quote(c)})" -le "{start}"' for c in configs]
+    # Fractions of a second count (btime and %Z are whole seconds): the boot moment is
+    # now minus the uptime, the start that plus the process's clock ticks.
+    facts = (
+        f'-v now="$(date +%s.%N)" -v up="$(cut -d" " -f1 /proc/uptime)" '
+        f"-v t=\"$(sed 's/.*) //' /proc/{pid}/stat | cut -d' ' -f20)\" "
+        '-v hz="$(getconf CLK_TCK)"'
+    )
+    tests = [
+        f'awk {facts} -v c="$(stat -c %.9Z {shlex.quote(c)})" '
+        "'BEGIN { exit !(t != \"\" && c <= now - up + t / hz + 1) }'"
+        for c in configs
+    ]
     return " && ".join([f"test -s {pidfile}", *tests])
 
 

@@ -237,8 +237,12 @@ class _PartnerLines:
         key: object = b.partner if b.integration < 0 else (b.partner, b.integration)
         out = []
         for e in self.exposures.get(key, []):
-            src = ", ".join(e.sources) if e.sources else "anyone (no allow-list)"
-            out.append(f"Requests to port {e.public_port} are accepted only from: {src}.")
+            if e.open_to_anyone:
+                every = f" ({', '.join(e.sources)} is every address)" if e.sources else ""
+                out.append(f"Requests to port {e.public_port} are accepted from anyone{every}.")
+            else:
+                src = ", ".join(e.sources)
+                out.append(f"Requests to port {e.public_port} are accepted only from: {src}.")
         for p in self.proxies.get(key, []):
             out.append(_proxy_line(p))
             out.extend(_upstream_certificates(p, self.plan.lan.subnet))

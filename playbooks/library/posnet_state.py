@@ -34,6 +34,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any
 
 TABLE = ("inet", "posnet")
@@ -392,11 +393,10 @@ def _start_times() -> tuple[dict[int, tuple[int, float]], float]:
         except OSError:
             continue
         procs[int(entry)] = (int(fields[1]), int(fields[19]) / hz)
-    btime = 0.0
-    with open("/proc/stat") as fh:
-        for line in fh:
-            if line.startswith("btime "):
-                btime = float(line.split()[1])
+    # The boot moment to the hundredth: /proc/stat's btime is whole seconds, and a
+    # config changed a second after the daemon started must not pass for older.
+    with open("/proc/uptime") as fh:
+        btime = time.time() - float(fh.read().split()[0])
     return procs, btime
 
 
@@ -532,7 +532,6 @@ def secret_file_findings(specs: list[dict[str, Any]]) -> list[Finding]:
 # `nginx -T` prints every file it loaded after this header.
 _NGINX_FILE = re.compile(r"^# configuration file (.+):$", re.M)
 _LISTEN = re.compile(r"\blisten\s+([^;]+);")
-_NGINX_COMMENT = re.compile(r"#[^\n]*")
 # `apache2ctl -S`: a virtual host, its port and the file that defines it.
 _APACHE_VHOST = re.compile(r"(?:\*|[\d.]+|\[[0-9a-fA-F:]+\]):(\d+)\s.*?\((/[^:()]+):\d+\)")
 _APACHE_NAMED = re.compile(r"port (\d+) namevhost \S+ \((/[^:()]+):\d+\)")
@@ -545,13 +544,59 @@ def _listen_port(value: str) -> int | None:
     return int(port) if port.isdigit() else None
 
 
-def nginx_servers(dump: str) -> dict[str, set[int]]:
-    """File -> the ports its server blocks listen on, from `nginx -T`."""
+def _nginx_code(text: str) -> str:
+    """`text` without comments: a `#` starts one only outside quotes (`add_header X
+    "#";` is no comment, and what follows it on the line still counts)."""
+    out: list[str] = []
+    quote, escaped, comment = "", False, False
+    for ch in text:
+        if comment:
+            if ch == "\n":
+                comment = False
+                out.append(ch)
+            continue
+        if quote:
+            escaped = not escaped and ch == "\\"
+            if ch == quote and not escaped:
+                quote = ""
+            out.append(ch)
+            continue
+        if ch == "#":
+            comment = True
+            continue
+        if ch in "\"'":
+            quote = ch
+        out.append(ch)
+    return "".join(out)
+
+
+def _real_heads(dump: str, read: Any) -> list[re.Match[str]]:
+    """nginx's own file headers: one a file's comment forges (naming posnet's file) is
+    followed by something else than that file's bytes, and is part of its file."""
+    heads = []
+    for head in _NGINX_FILE.finditer(dump):
+        content = read(head.group(1))
+        if content is not None and dump.startswith(content, head.end() + 1):
+            heads.append(head)
+    return heads
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def nginx_servers(dump: str, read: Any = _read_text) -> dict[str, set[int]]:
+    """File -> the ports its server blocks listen on, from `nginx -T` (`read`: a
+    file's text on this host, to tell nginx's headers from forged ones)."""
     out: dict[str, set[int]] = {}
-    heads = list(_NGINX_FILE.finditer(dump))
+    heads = _real_heads(dump, read)
     for k, head in enumerate(heads):
         body = dump[head.end() : heads[k + 1].start() if k + 1 < len(heads) else len(dump)]
-        code = _NGINX_COMMENT.sub("", body)
+        code = _nginx_code(body)
         ports = {p for m in _LISTEN.finditer(code) if (p := _listen_port(m.group(1)))}
         out.setdefault(head.group(1), set()).update(ports)
     return out

@@ -38,6 +38,10 @@ options:
 """
 
 
+# ansible-vault's encrypted values where a templar leaves them undecrypted: str() decrypts.
+VAULT_TYPES = {"AnsibleVaultEncryptedUnicode", "EncryptedString"}
+
+
 class LookupModule(LookupBase):
     def run(
         self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any
@@ -55,9 +59,10 @@ class LookupModule(LookupBase):
                 if not isinstance(vault, dict) or locator not in vault:
                     raise AnsibleError(f"posnet secret {term}: not in the posnet_vault mapping")
                 entry = vault[locator]
-                # an entry left empty is None, `yes` a bool, `0755` an int: never a
-                # password "None", "True" or "493"
-                if entry is None or isinstance(entry, (bool, int, float, list, dict)):
+                # Text only: an entry left empty is None, `yes` a bool, `0755` an int, a
+                # date a datetime, !!binary bytes; never a password "None", "True",
+                # "493" or "b'...'". An ansible-vault value is text once decrypted.
+                if not isinstance(entry, str) and type(entry).__name__ not in VAULT_TYPES:
                     raise AnsibleError(
                         f"posnet secret {term}: not a text in the posnet_vault mapping "
                         f"({'empty' if entry is None else type(entry).__name__}); quote it"
