@@ -152,3 +152,15 @@ def test_expectations_name_a_route_of_every_proxy_with_auth() -> None:
             paths = {r.value for r in proxy.routes if r.match == "path"} | {"/"}
             assert auth["path"] in paths, (auth, paths)
     assert seen == {"basic", "client_cert"}
+
+
+def test_a_route_whose_upstream_is_down_fails_the_http_check(
+    serve: Callable[[Answer, bool], int],
+) -> None:
+    """The probe asks a proxy's route (not `/`, the catch-all's 404): behind a proxy
+    without auth, a 502 from a stopped upstream fails."""
+    port = serve(lambda _: _status(502, "Bad Gateway"), False)
+    exposure = {**_exposure(port, "basic"), "auth": None, "path": "/pos1/"}
+    found = _verdicts(exposure)
+    ok, detail = found["deliverect-proxy http"]
+    assert not ok and "502" in detail, found
