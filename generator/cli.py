@@ -38,6 +38,7 @@ from generator.errors import (
     safe_text,
     unique_sorted,
 )
+from generator.options import once
 
 if TYPE_CHECKING:
     from generator.tree_guard import TreeScan
@@ -535,7 +536,10 @@ def catalog(partner: str | None, fleet_path: Path | None, fmt: str) -> None:
 
 @cli.command()
 @PATH
-@click.option("--site", "site", required=True, metavar="ID", help="The store to show.")
+@click.option(
+    "--site", "site", required=True, multiple=True, callback=once, metavar="ID",
+    help="The store to show.",
+)  # fmt: skip
 def plan(path: Path, site: str) -> None:
     """Print one store's resolved Plan as JSON (what every target reads)."""
     result = _analyze(path, "text")

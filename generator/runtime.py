@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from generator.build import MANIFEST
+from generator.options import once
 from generator.verify.state import (
     EXIT_IN_SYNC,
     HostState,
@@ -593,7 +594,10 @@ def _probe_site(
 
 @click.command()
 @click.argument("build", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--site", "site", default=None, metavar="ID", help="The store to probe.")
+@click.option(
+    "--site", "site", multiple=True, callback=once, metavar="ID",
+    help="The store to probe.",
+)  # fmt: skip
 @click.option("--all", "all_sites", is_flag=True, help="Probe every store of BUILD.")
 @click.option(
     "--as",

@@ -331,3 +331,16 @@ def test_drift_with_a_limit_that_matches_no_host_says_so(tmp_path: Path) -> None
     assert res.returncode == 4, res.stdout + res.stderr
     assert "posnet drift: no host matched no-such-host" in res.stderr
     assert "could not run" not in res.stderr
+
+
+def test_an_option_for_one_store_given_twice_is_a_usage_error(tmp_path: Path) -> None:
+    """click keeps the last value of a plain option: `plan --site a --site b` silently
+    showed b alone."""
+    fleet = copy_demo(tmp_path / "fleet")
+    res = posnet("plan", fleet, "--site", "gent-01", "--site", "ostend-05")
+    assert res.returncode == 2 and "given 2 times; give it once" in res.stderr, res.stderr
+    one = posnet("plan", fleet, "--site", "gent-01")
+    assert one.returncode == 0 and '"site_id": "gent-01"' in one.stdout
+    assert posnet("render", fleet, "-o", tmp_path / "b").returncode == 0
+    probe = posnet("probe", tmp_path / "b", "--site", "gent-01", "--site", "ostend-05")
+    assert probe.returncode == 2 and "give it once" in probe.stderr, probe.stderr
