@@ -607,6 +607,16 @@ def test_secret_files_are_checked_for_presence_mode_owner_and_group(tmp_path: Pa
         f"{pw}: group root, expected www-data",
         f"{gone}: missing",
     ]
+    # An htpasswd built from the spec's users: a user added by hand is named, a
+    # declared one missing too (hashes are not checked: verify holds no password).
+    pw.write_text("deliverect:$2y$10$x\nattacker:$2y$10$y\n")
+    users = {"dest": str(pw), "owner": "root", "group": "root", "mode": "0640",
+             "users": [{"name": "deliverect", "password": "vault:a"},
+                       {"name": "ops", "password": "vault:b"}]}  # fmt: skip
+    assert [f["detail"] for f in ps.secret_file_findings([users])] == [
+        f"{pw}: user attacker the spec does not declare",
+        f"{pw}: lacks user ops",
+    ]
 
 
 NGINX_MAIN = """\

@@ -507,8 +507,11 @@ def secret_file_findings(specs: list[dict[str, Any]]) -> list[Finding]:
                 out.append({"what": "file", "detail": f"{dest}: not a regular file"})
                 continue
             with open(dest, "rb") as fh:
-                if MARKER.encode() in fh.read():
-                    out.append({"what": "file", "detail": f"{dest}: secret marker left unfilled"})
+                data = fh.read()
+            if MARKER.encode() in data:
+                out.append({"what": "file", "detail": f"{dest}: secret marker left unfilled"})
+            if spec.get("users") is not None:
+                out += _htpasswd_users(dest, data, [str(u["name"]) for u in spec["users"]])
         except OSError:
             out.append({"what": "file", "detail": f"{dest}: missing"})
             continue
@@ -526,6 +529,23 @@ def secret_file_findings(specs: list[dict[str, Any]]) -> list[Finding]:
                 name = str(have)
             if want and name != want:
                 out.append({"what": "file", "detail": f"{dest}: {what} {name}, expected {want}"})
+    return out
+
+
+def _htpasswd_users(dest: str, data: bytes, declared: list[str]) -> list[Finding]:
+    """An htpasswd posnet builds from the spec's users holds those users and no other
+    (a line added by hand is a password nobody reviewed). Their hashes are not checked:
+    verify holds no password."""
+    found = [
+        line.split(":", 1)[0]
+        for line in data.decode(errors="replace").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    out: list[Finding] = []
+    for user in sorted(set(found) - set(declared)):
+        out.append({"what": "file", "detail": f"{dest}: user {user} the spec does not declare"})
+    for user in sorted(set(declared) - set(found)):
+        out.append({"what": "file", "detail": f"{dest}: lacks user {user}"})
     return out
 
 

@@ -428,20 +428,26 @@ def test_a_server_beside_posnets_and_a_readable_key_are_named(
     lab: Lab, tree: Path, overlay: Path, store_secrets: Secrets
 ) -> None:
     """An extra server with the store's name on the proxy port took the partner's
-    requests without a password (nginx only warns "conflicting server name"), and a key
-    made world-readable: verify and drift said in sync. Both are named now; apply puts
-    the key's mode back and leaves the foreign file to the admin, who removes it."""
+    requests without a password (nginx only warns "conflicting server name"), a key
+    made world-readable, a user added to the htpasswd: verify and drift said in sync.
+    All are named now; apply puts the key's mode and the htpasswd back and leaves the
+    foreign file to the admin, who removes it."""
     bypass = (
         f"server {{ listen 8443 ssl; server_name {FQDN}; "
         "ssl_certificate /etc/posnet/tls/deliverect-proxy.crt; "
         f"ssl_certificate_key {KEY_DEST}; "
         "location / { proxy_pass http://198.51.100.141:8080/; } }"
     )
-    edit = f"printf '%s\\n' '{bypass}' > {BYPASS} && chmod 644 {KEY_DEST} && nginx -s reload"
+    intruder = "attacker:$2y$10$0123456789012345678901uJ3yQv0eQ4E1aJ6bCq7Xb5cJ8m9uM2a"
+    edit = (
+        f"printf '%s\\n' '{bypass}' > {BYPASS} && chmod 644 {KEY_DEST} && "
+        f"echo '{intruder}' >> {HTPASSWD_DEST} && nginx -s reload"
+    )
     assert lab.host_exec("proxy", edit, timeout=10).returncode == 0, on_proxy(lab, f"cat {BYPASS}")
     named = [
         f"proxy: nginx: {BYPASS} also serves port 8443, posnet's proxy port",
         f"file: {KEY_DEST}: mode 644, expected 0600",
+        f"file: {HTPASSWD_DEST}: user attacker the spec does not declare",
     ]
     v = posnet(lab, "verify", str(tree), "-i", str(overlay), "--limit", "site_lab_proxy")
     d = posnet(lab, "drift", str(tree), "-i", str(overlay), "--limit", "site_lab_proxy")
@@ -453,7 +459,8 @@ def test_a_server_beside_posnets_and_a_readable_key_are_named(
     assert on_proxy(lab, f"stat -c %a {KEY_DEST}").strip() == "600"
     still = posnet(lab, "drift", str(tree), "-i", str(overlay), "--limit", "site_lab_proxy")
     assert still.returncode == 5 and named[0] in still.stdout, still.stdout
-    assert named[1] not in still.stdout
+    assert named[1] not in still.stdout and named[2] not in still.stdout
+    assert "attacker" not in on_proxy(lab, f"cat {HTPASSWD_DEST}")
     assert lab.host_exec("proxy", f"rm {BYPASS} && nginx -s reload", timeout=10).returncode == 0
     ok = posnet(lab, "drift", str(tree), "-i", str(overlay), "--limit", "site_lab_proxy")
     assert ok.returncode == 0, ok.stdout + ok.stderr
