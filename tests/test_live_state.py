@@ -753,3 +753,49 @@ def test_apply_restarts_a_daemon_whose_config_changed_after_it_started(tmp_path:
         daemon.kill()
         daemon.wait()
     assert not passes(started_after(str(pid), [str(conf)]))  # not running
+
+
+def test_a_kernel_setting_saved_for_the_next_boot_is_compared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ip_forward = 0 written into /etc/sysctl.d passed verify until the next boot (or
+    `sysctl --system`) turned forwarding off. The files are read as the boot reads
+    them: one name per folder order, then name order, /etc/sysctl.conf last."""
+    etc, lib = tmp_path / "etc", tmp_path / "lib"
+    etc.mkdir()
+    lib.mkdir()
+    (etc / "90-posnet.conf").write_text("net.ipv4.ip_forward = 1\n-net.bridge.x = 0\n")
+    (lib / "99-later.conf").write_text("# a comment\nnet.ipv4.ip_forward=0\n")
+    (lib / "90-posnet.conf").write_text("net.ipv4.ip_forward = 0\n")  # hidden by etc's
+    main = tmp_path / "sysctl.conf"
+    main.write_text("")
+    found = ps.persisted_sysctl((str(etc), str(lib)), str(main))
+    assert found["net.ipv4.ip_forward"] == ("0", str(lib / "99-later.conf"))
+    assert found["net.bridge.x"] == ("0", str(etc / "90-posnet.conf"))
+    (lib / "99-later.conf").unlink()
+    main.write_text("net/ipv4/ip_forward = 0\n")  # sysctl.conf comes last, / for .
+    assert ps.persisted_sysctl((str(etc), str(lib)), str(main))["net.ipv4.ip_forward"] == (
+        "0",
+        str(main),
+    )
+    # sysctl_findings names a saved value that differs from the one wanted (the live
+    # value is this machine's: wanted here, so only the saved one can differ).
+    live = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()
+    saved = {"net.ipv4.ip_forward": ("1" if live == "0" else "0", str(etc / "90-posnet.conf"))}
+    monkeypatch.setattr(ps, "persisted_sysctl", lambda: saved)
+    assert ps.sysctl_findings({"net.ipv4.ip_forward": live}) == [
+        {
+            "what": "kernel",
+            "detail": f"after a reboot net.ipv4.ip_forward = {saved['net.ipv4.ip_forward'][0]} "
+            f"({etc / '90-posnet.conf'}), expected {live}",
+        }
+    ]
+    monkeypatch.setattr(ps, "persisted_sysctl", lambda: {})
+    assert ps.sysctl_findings({"net.ipv4.ip_forward": live}) == [
+        {
+            "what": "kernel",
+            "detail": f"after a reboot net.ipv4.ip_forward not saved, expected {live}",
+        }
+    ]
+    optional = ps.sysctl_findings({"net.bridge.bridge-nf-call-iptables": "?0"})
+    assert not [f for f in optional if "after a reboot" in f["detail"]]  # only if present

@@ -473,8 +473,45 @@ def _not_as_started(name: str, argv: list[str], exe: str, start: str) -> str:
     return ""
 
 
+# Where sysctl --system (and systemd-sysctl) read settings at boot: a file name in an
+# earlier folder hides the same name in a later one; files apply in name order, and
+# /etc/sysctl.conf last.
+SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d")
+
+
+def persisted_sysctl(
+    dirs: tuple[str, ...] = SYSCTL_DIRS, last: str = "/etc/sysctl.conf"
+) -> dict[str, tuple[str, str]]:
+    """key -> (value, file) as the next boot will set them."""
+    chosen: dict[str, str] = {}
+    for folder in dirs:
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".conf"):
+                chosen.setdefault(name, os.path.join(folder, name))
+    files = [chosen[n] for n in sorted(chosen)] + [last]
+    out: dict[str, tuple[str, str]] = {}
+    for path in files:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            continue
+        for raw in lines:
+            line = raw.strip()
+            if not line or line[0] in "#;" or "=" not in line:
+                continue
+            key, _, value = line.lstrip("-").partition("=")
+            out[key.strip().replace("/", ".")] = (value.strip(), path)
+    return out
+
+
 def sysctl_findings(expected: dict[str, str]) -> list[Finding]:
     out: list[Finding] = []
+    persisted = persisted_sysctl() if expected else {}
     for key, raw in sorted(expected.items()):
         optional = raw.startswith("?")
         value = raw.lstrip("?")
@@ -488,6 +525,10 @@ def sysctl_findings(expected: dict[str, str]) -> list[Finding]:
             continue
         if live != value:
             out.append({"what": "kernel", "detail": f"{key} = {live}, expected {value}"})
+        saved, where = persisted.get(key, ("", ""))
+        if not optional and saved != value:
+            shown = f"{key} = {saved} ({where})" if where else f"{key} not saved"
+            out.append({"what": "kernel", "detail": f"after a reboot {shown}, expected {value}"})
     return out
 
 

@@ -152,6 +152,15 @@ IP_FORWARD_OFF: Tamper = (
     "Set the kernel settings now",
 )
 
+# Forwarding off for the next boot only: the live value is still right.
+SAVED_FORWARDING_OFF: Tamper = (
+    "sed -i 's/^net.ipv4.ip_forward = 1/net.ipv4.ip_forward = 0/' /etc/sysctl.d/90-posnet.conf",
+    [
+        "after a reboot net.ipv4.ip_forward = 0 (/etc/sysctl.d/90-posnet.conf), expected 1",
+    ],
+    False,
+    "Persist the kernel settings an edge needs (forwarding on, bridge netfilter off)",
+)
 # dnsmasq restarted on an edited config, then the file put back with its old mtime
 # (`cp -p`): content and mtime are the build's, the daemon runs the edit; the change
 # time (ctime) still tells.
@@ -172,7 +181,14 @@ RESTORED_UNDER_OLD_MTIME: Tamper = (
 # every rule change, so it gets a batch of its own.
 BATCHES = {
     "accept-all on top of input and forward, extra dnat, deleted rule, stopped dnsmasq, "
-    "ip_forward off": [ACCEPT_ALL, EXTRA_DNAT, DELETED_RULE, STOPPED_DNSMASQ, IP_FORWARD_OFF],
+    "ip_forward off, forwarding off after a reboot": [
+        ACCEPT_ALL,
+        EXTRA_DNAT,
+        DELETED_RULE,
+        STOPPED_DNSMASQ,
+        IP_FORWARD_OFF,
+        SAVED_FORWARDING_OFF,
+    ],
     "flushed table": [FLUSHED_TABLE],
     "dormant table": [DORMANT],
     "config put back under its old mtime": [RESTORED_UNDER_OLD_MTIME],
