@@ -11,30 +11,26 @@ from typing import Any
 from generator import jsontext
 from generator.plan import Plan, ProxyPlan
 
+# The proxy behind an exposure, with the server name partners use and its first route.
+Front = tuple[ProxyPlan, str, str]
 
-def _front(plan: Plan, exposure_id: str) -> tuple[ProxyPlan, str, str] | None:
-    """The proxy behind an exposure, with the server name partners use and a route."""
+
+def _fronts(plan: Plan) -> dict[str, Front | None]:
     from generator.targets.proxy_layout import front_door
 
-    proxy = next((p for p in plan.proxies if p.id == exposure_id), None)
-    return None if proxy is None else (proxy, *front_door(proxy, plan.lan.subnet))
+    proxies = {p.id: p for p in plan.proxies}
+    return {
+        e.id: (p, *front_door(p, plan.lan.subnet)) if (p := proxies.get(e.id)) else None
+        for e in plan.exposures
+    }
 
 
-def _auth_check(front: tuple[ProxyPlan, str, str] | None) -> dict[str, str] | None:
-    """Where a partner without credentials must be refused, in front of a proxy that
-    requires them (a route: an unrouted path is a 404 before any password is asked)."""
-    if front is None or front[0].auth == "none":
-        return None
-    proxy, name, path = front
-    return {"kind": proxy.auth, "host": name, "path": path}
-
-
-def server_names(plan: Plan) -> dict[str, str]:
+def server_names(plan: Plan, fronts: dict[str, Front | None] | None = None) -> dict[str, str]:
     """The name partners send (SNI, Host) and the certificate carries, per exposure: a
     proxy's server name, else the store's public name (its address without one)."""
     public = plan.wan.fqdn or plan.wan.public_ip or "PUBLIC-IP"
-    fronts = {e.id: _front(plan, e.id) for e in plan.exposures}
-    return {i: f[1] if f else public for i, f in fronts.items()}
+    found = _fronts(plan) if fronts is None else fronts
+    return {i: f[1] if f else public for i, f in found.items()}
 
 
 def expectations(plan: Plan) -> dict[str, Any]:
@@ -43,8 +39,8 @@ def expectations(plan: Plan) -> dict[str, Any]:
     target, backend = firewall_backend(plan.firewall)
     ruleset_file = target.artifacts(plan)[0].destination
     public = plan.wan.public_ip or plan.wan.fqdn
-    fronts = {e.id: _front(plan, e.id) for e in plan.exposures}
-    names = server_names(plan)
+    fronts = _fronts(plan)
+    names = server_names(plan, fronts)
     exposures = []
     for e in plan.exposures:
         front = fronts[e.id]
@@ -63,7 +59,9 @@ def expectations(plan: Plan) -> dict[str, Any]:
                 "http": e.http,
                 # a proxy's route: its `/` only reaches the catch-all's 404, no upstream
                 "path": front[2] if front else e.health_path,
-                "auth": _auth_check(front),
+                # a proxy that asks for credentials must refuse `path` without them
+                # (a route: an unrouted path is a 404 before any password is asked)
+                "auth": {"kind": front[0].auth} if front and front[0].auth != "none" else None,
             }
         )
     exposed = {e.public_port for e in plan.exposures}

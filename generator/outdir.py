@@ -251,7 +251,7 @@ def check_output_file(path: Path, option: str, *reads: Path) -> None:
     where a link or special file stands (it would be written through)."""
     try:
         target = path.resolve()
-        inside = [r for r in reads if r.resolve() == target or r.resolve() in target.parents]
+        inside = [r for r in reads if (real := r.resolve()) == target or real in target.parents]
     except (OSError, RuntimeError):
         inside = []
     if inside:

@@ -156,7 +156,10 @@ def probe_exposure(
     finally:
         stream.close()
     if auth is not None and results[-1].ok:
-        results.append(_refused(name, host, port, auth, timeout, verify_tls, ca))
+        where = (server, str(exposure.get("path") or "/"))
+        results.append(
+            _refused(name, host, port, str(auth["kind"]), where, timeout, verify_tls, ca)
+        )
     return results
 
 
@@ -169,14 +172,16 @@ def _refused(
     name: str,
     host: str,
     port: int,
-    auth: dict[str, Any],
+    kind: str,
+    where: tuple[str, str],
     timeout: float,
     verify_tls: bool,
     ca: str | None,
 ) -> ProbeResult:
-    """A request to a route that brings no credentials must be refused: 401 for basic
-    auth; for a client certificate, a failed handshake, a TLS alert or a refusal."""
-    kind, server, path = str(auth["kind"]), str(auth["host"]), str(auth["path"])
+    """A request to a route (`where`: server name, path) that brings no credentials
+    must be refused: 401 for basic auth; for a client certificate, a failed handshake,
+    a TLS alert or a refusal."""
+    server, path = where
     check, target = f"{name} auth {kind}", f"{host}:{port}"
     sock, why = _connect(host, port, timeout)
     if sock is None:

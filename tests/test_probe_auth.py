@@ -67,8 +67,9 @@ def _exposure(port: int, kind: str, path: str = "/pos1/") -> dict[str, object]:
         "public_port": port,
         "tls": True,
         "http": True,
-        "path": "/",
-        "auth": {"kind": kind, "host": "localhost", "path": path},
+        "server_name": "localhost",
+        "path": path,
+        "auth": {"kind": kind},
     }
 
 
@@ -148,9 +149,9 @@ def test_expectations_name_a_route_of_every_proxy_with_auth() -> None:
             auth = e["auth"]
             seen.add(auth["kind"])
             names = {r.value for r in proxy.routes if r.match == "host"} | set(proxy.server_names)
-            assert auth["host"] in names, (auth, names)
+            assert e["server_name"] in names, (e, names)
             paths = {r.value for r in proxy.routes if r.match == "path"} | {"/"}
-            assert auth["path"] in paths, (auth, paths)
+            assert e["path"] in paths, (e, paths)
     assert seen == {"basic", "client_cert"}
 
 
