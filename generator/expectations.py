@@ -64,7 +64,8 @@ def expectations(plan: Plan) -> dict[str, Any]:
                 "auth": {"kind": front[0].auth} if front and front[0].auth != "none" else None,
             }
         )
-    exposed = {e.public_port for e in plan.exposures}
+    # the TCP ports the probe finds as exposures; a UDP exposure's number is no TCP port
+    exposed = {e.public_port for e in plan.exposures if e.protocol == "tcp"}
     # the management port is probed as itself (probe reads firewall.management_port)
     taken = exposed | {plan.management.port}
     blocked = sorted(({s.port for h in plan.hosts for s in h.services} | {3389, 445, 23}) - taken)

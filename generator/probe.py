@@ -10,6 +10,8 @@ when the service speaks TLS and an HTTP answer when it is HTTP, and, in front of
 proxy that requires basic auth or a client certificate, a refusal of a request that
 brings neither (a proxy whose auth was switched off answers it). A stranger expects
 every exposure filtered too, but one without an allow-list open (anyone may connect).
+Only TCP is probed: an open UDP port that does not answer looks exactly like a filtered
+one, so a UDP exposure is reported as not probed (skipped), neither passed nor failed.
 Only addresses named in the build tree are contacted.
 """
 
@@ -30,9 +32,16 @@ class ProbeResult:
     target: str
     ok: bool
     detail: str
+    skipped: bool = False  # not probed at all (UDP): counts as neither passed nor failed
 
     def as_dict(self) -> dict[str, Any]:
-        return {"check": self.check, "target": self.target, "ok": self.ok, "detail": self.detail}
+        return {
+            "check": self.check,
+            "target": self.target,
+            "ok": self.ok,
+            "skipped": self.skipped,
+            "detail": self.detail,
+        }
 
 
 PortState = Literal["open", "closed", "filtered", "unreachable"]
@@ -124,6 +133,11 @@ def probe_exposure(
     port = int(exposure["public_port"])
     target = f"{host}:{port}"
     name = str(exposure["id"])
+    if exposure.get("protocol", "tcp") != "tcp":
+        # A TCP probe of a UDP port says nothing, and a UDP one cannot tell an open port
+        # whose service ignores the probe from a dropped one: say so, pass nothing.
+        why = "only TCP is probed; test this UDP port with the partner's own client"
+        return [ProbeResult(f"{name} udp not probed", f"{target}/udp", True, why, skipped=True)]
     if role == "stranger":
         state, why = tcp_state(host, port, timeout)
         # no allow-list, or one of every address: open to anyone (PN103)

@@ -578,7 +578,10 @@ def _probe_site(
     if mgmt is not None:
         ports.append((int(mgmt), "management"))
     if role == "partner":
-        exposed = {int(e["public_port"]) for e in exp["exposures"]}
+        # a UDP exposure's number says nothing about the TCP port of the same number
+        exposed = {
+            int(e["public_port"]) for e in exp["exposures"] if e.get("protocol", "tcp") == "tcp"
+        }
         ports = [p for p in ports if p[0] not in exposed]
     with ThreadPoolExecutor(max_workers=16) as pool:
         futures = [
@@ -636,8 +639,9 @@ def probe(
     a closed answer fails; an exposure without an allow-list must be open. A partner
     must see its exposures open (TLS and HTTP checked, by the name partners use) and
     the rest filtered; in front of a proxy with basic auth or client certificates, a
-    route asked without credentials must be refused (the probe holds none). Stores
-    without exposures are probed at their edge's address.
+    route asked without credentials must be refused (the probe holds none). Only TCP
+    is probed: a UDP exposure is listed as not probed (skip), neither ok nor failed.
+    Stores without exposures are probed at their edge's address.
     Run it from a real vantage point, never against addresses you do not own.
     Exit 1 on any mismatch.
     """
@@ -664,14 +668,16 @@ def probe(
     else:
         for s, rs in per_site.items():
             for r in rs:
-                mark = "ok  " if r.ok else "FAIL"
+                mark = "skip" if r.skipped else "ok  " if r.ok else "FAIL"
                 prefix = f"{s:<14} " if all_sites else ""
                 click.echo(f"{mark} {prefix}{r.check:<40} {r.target:<24} {r.detail}")
     failed_sites = []
     for s, rs in per_site.items():
         failed = [r for r in rs if not r.ok]
+        skipped = sum(r.skipped for r in rs)
         click.echo(
-            f"posnet probe {s} as {role}: {len(rs) - len(failed)} ok, {len(failed)} failed",
+            f"posnet probe {s} as {role}: {len(rs) - len(failed) - skipped} ok, "
+            f"{len(failed)} failed" + (f", {skipped} not probed (UDP)" if skipped else ""),
             err=True,
         )
         if not rs:

@@ -94,8 +94,9 @@ def check(site: Site, i: AuthWebsocketIntegration, p: Partner, base: YamlPath) -
     from generator.spec.checks import host_problem, service_problem
 
     yield from host_problem(site, (*base, "proxy_host"), i.proxy_host)
-    yield from service_problem(site, (*base, "websocket_service"), i.websocket_service)
-    yield from service_problem(site, (*base, "auth_service"), i.auth_service)
+    proxy = "the websocket proxy"
+    yield from service_problem(site, (*base, "websocket_service"), i.websocket_service, proxy)
+    yield from service_problem(site, (*base, "auth_service"), i.auth_service, proxy)
 
 
 def resolve(ctx: Context, i: AuthWebsocketIntegration, p: Partner) -> None:

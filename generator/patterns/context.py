@@ -93,7 +93,10 @@ class Context:
             ip=h.ip,
             mac=h.mac,
             services=tuple(
-                ServicePlan(s.name, s.port, s.protocol, s.tls, s.http, s.health_path)
+                # HTTP runs over TCP: a UDP service is never asked for an HTTP answer
+                ServicePlan(
+                    s.name, s.port, s.protocol, s.tls, s.http and s.protocol == "tcp", s.health_path
+                )
                 for s in h.services
             ),
         )

@@ -41,6 +41,7 @@ def check(site: Site, i: DirectIntegration, p: Partner, base: YamlPath) -> Itera
 def resolve(ctx: Context, i: DirectIntegration, p: Partner) -> None:
     host, svc = ctx.service(i.service)
     sources = tuple(i.sources if i.sources is not None else p.sources)
+    http = svc.http and svc.protocol == "tcp"  # HTTP runs over TCP
     ctx.expose(
         Exposure(
             integration=ctx.index,
@@ -54,13 +55,15 @@ def resolve(ctx: Context, i: DirectIntegration, p: Partner) -> None:
             target_port=svc.port,
             sources=sources,
             tls=svc.tls,
-            http=svc.http,
+            http=http,
             health_path=svc.health_path,
         )
     )
     scheme = "https" if svc.tls else "http"
     endpoint = f"{ctx.public_name()}:{i.public_port}"
-    ctx.brief(i.partner, p, i.pattern, [f"{scheme}://{endpoint}/" if svc.http else endpoint])
+    if svc.protocol == "udp":
+        endpoint = f"{endpoint} (UDP)"
+    ctx.brief(i.partner, p, i.pattern, [f"{scheme}://{endpoint}/" if http else endpoint])
 
 
 PATTERN = Pattern("direct", DirectIntegration, resolve, check, doc=__doc__ or "")

@@ -42,7 +42,7 @@ class TunnelParams(Model):
 def check(site: Site, i: TunnelIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
     from generator.spec.checks import service_problem
 
-    yield from service_problem(site, (*base, "service"), i.service)
+    yield from service_problem(site, (*base, "service"), i.service, "the TCP tunnel client")
 
 
 def resolve(ctx: Context, i: TunnelIntegration, p: Partner) -> None:

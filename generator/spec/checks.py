@@ -17,6 +17,7 @@ from generator.diagnostics import require_registered
 from generator.memo import last_object
 from generator.spec.model import (
     Ddns,
+    Host,
     Lan,
     ReverseProxyIntegration,
     Site,
@@ -445,7 +446,22 @@ def _find_service(site: Site, ref: str) -> tuple[bool, bool]:
     return services is not None, services is not None and svc_name in services
 
 
-def service_problem(site: Site, path: YamlPath, ref: str) -> Iterator[Problem]:
+@last_object
+def _udp_services(site: Site) -> frozenset[str]:
+    """The `host/service` references (first host of a name) whose service is UDP."""
+    first: dict[str, Host] = {}
+    for host in site.hosts:
+        first.setdefault(host.name, host)
+    return frozenset(
+        f"{h.name}/{s.name}" for h in first.values() for s in h.services if s.protocol == "udp"
+    )
+
+
+def service_problem(
+    site: Site, path: YamlPath, ref: str, tcp_for: str | None = None
+) -> Iterator[Problem]:
+    """A reference to a host's service; `tcp_for` names what connects to it over TCP
+    (a proxy, a TCP tunnel), which a UDP service cannot answer."""
     host_ok, svc_ok = _find_service(site, ref)
     if not host_ok:
         yield Problem(
@@ -454,6 +470,13 @@ def service_problem(site: Site, path: YamlPath, ref: str) -> Iterator[Problem]:
     elif not svc_ok:
         yield Problem(
             "E209", path, f"host has no service '{ref.partition('/')[2]}'", "a service of that host"
+        )
+    elif tcp_for is not None and ref in _udp_services(site):
+        yield Problem(
+            "E210",
+            path,
+            f"service '{ref}' is udp, but {tcp_for} connects to it over TCP",
+            "a tcp service (protocol: tcp, the default)",
         )
 
 
@@ -672,7 +695,7 @@ def check_proxy(site: Site, integ: ReverseProxyIntegration, base: YamlPath) -> I
                 "site: <store id> and site_service: host/service",
             )
         if route.service is not None:
-            yield from service_problem(site, (*rp, "service"), route.service)
+            yield from service_problem(site, (*rp, "service"), route.service, "the reverse proxy")
         if route.site is not None and route.site == site.id:
             yield Problem(
                 "E210",

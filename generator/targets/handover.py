@@ -579,12 +579,13 @@ def exposure_checks(plan: Plan) -> list[ExposureCheck]:
     for e in plan.exposures:
         scheme = "https" if e.tls else "http"
         mtls = _needs_client_cert(plan, e)
+        scan = " -sU" if e.protocol == "udp" else ""  # nmap scans TCP unless told
         url = f"{scheme}://{names[e.id]}:{e.public_port}{e.health_path}"
         out.append(
             ExposureCheck(
                 e=e,
                 probe=code(f"posnet probe build --site {plan.site_id} --as partner"),
-                nmap=code(f"nmap -Pn -p {e.public_port} {public}"),
+                nmap=code(f"nmap -Pn{scan} -p {e.public_port} {public}"),
                 curl=code(f"curl -sSI {mtls}{url}") if e.http else None,
                 sources=", ".join(e.sources) if e.sources else "anywhere",
             )
