@@ -293,6 +293,7 @@ class TunnelPlan:
     token: SecretNeed
     ui_port: int
     domain_suffix: str
+    uninstaller: str | None = None  # folder/file of an earlier client's uninstaller
     integration: int = -1  # index in the site's integrations (locates findings)
 
 

@@ -14,6 +14,7 @@ from generator.spec.parts import Model, ServiceRef
 from generator.spec.types import (
     Fqdn,
     Ident,
+    Note,
     Port,
     SecretRef,
 )
@@ -37,6 +38,13 @@ class TunnelParams(Model):
 
     domain_suffix: Fqdn = Field("tunnel.invalid", description="Domain the tunnel names end in")
     ui_port: Port = Field(4040, description="Local web UI port of the tunnel client")
+    uninstaller: Note | None = Field(
+        None,
+        description="The uninstaller of an earlier Windows client, as the partner documents"
+        " it (e.g. Program Files (x86)/deliverect-tunnel/unis000.exe); without it the"
+        " handover says to remove an earlier client as the partner documents",
+        pattern=r"^[^/]+(?:/[^/]+)*/[^/]+$",
+    )
 
 
 def check(site: Site, i: TunnelIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
@@ -60,6 +68,7 @@ def resolve(ctx: Context, i: TunnelIntegration, p: Partner) -> None:
             token=token,
             ui_port=params.ui_port,
             domain_suffix=params.domain_suffix,
+            uninstaller=params.uninstaller,
         )
     )
     ctx.add_egress(f"{i.partner}-tunnel", i.partner, p, (host.ip,), ())

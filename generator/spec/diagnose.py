@@ -263,6 +263,7 @@ def _pattern_hint(path: YamlPath) -> str:
         "appid": "a GUID like 77ba29fd-9f7a-45b0-8d7e-1ee5d879951b",
         "interface": "an interface name (up to 15 of A-Z a-z 0-9 _ . -)",
         "ssl_profile_crt": "an absolute path like /HOST/INGETRUST.pem",
+        "uninstaller": "a folder and a file, e.g. Program Files (x86)/acme-tunnel/uninstall.exe",
     }
     if last in hints:
         return hints[last]

@@ -449,7 +449,8 @@ def windows_sections(plan: Plan) -> list[WindowsSection]:
 class TunnelSection:
     t: TunnelPlan
     title: str
-    uninstall_dir: str
+    uninstall_dir: str | None  # where the partner's documented uninstaller is, if any
+    uninstaller: str | None
     service: str
     purpose: str
     windows: bool  # the partner documents a Windows installer (and uninstaller) only
@@ -461,11 +462,13 @@ def tunnel_sections(plan: Plan) -> list[TunnelSection]:
     for t in plan.tunnels:
         host = plan.host(t.host)
         svc = next((s.name for s in host.services if s.port == t.local_port), None)
+        folder, _, program = (t.uninstaller or "").rpartition("/")
         out.append(
             TunnelSection(
                 t=t,
                 title=text(_title(plan, t.partner)),
-                uninstall_dir=code(f"Program Files (x86)/{t.partner}-tunnel"),
+                uninstall_dir=code(folder) if t.uninstaller else None,
+                uninstaller=code(program) if t.uninstaller else None,
                 service=f"{t.host}/{svc}" if svc else t.host,
                 purpose=text(t.token.purpose),
                 windows=host.os == "windows",
