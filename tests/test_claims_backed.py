@@ -455,3 +455,36 @@ def test_apply_summary_counts_a_store_once_and_trusts_the_recap(
         "posnet apply: a-edge: unreachable",
         "posnet: 1 store(s) did not apply",
     ]
+
+
+# ------------------------------------ 5. rules.v6 says what it accepts, and nothing more
+
+V6_STORE = """\
+    id: v6
+    name: V6
+    wan: {ip_mode: static, public_ip: "203.0.113.10", isp: TestISP}
+    lan: {subnet: "198.51.100.128/26", gateway: "198.51.100.129"}
+    hosts:
+      - {name: pos1, role: pos, ip: "198.51.100.140", services: [{name: api, port: 8443}]}
+    integrations: [{partner: deliverect, pattern: direct, service: pos1/api, public_port: 18443,
+                    sources: ["198.51.100.0/28"]}]
+    """
+
+
+def test_rules_v6_comment_lists_exactly_what_ipv6_gets(tmp_path: Path) -> None:
+    """The header says: nothing forwarded; loopback, replies, ping, neighbour discovery;
+    no management over IPv6 (the spec takes IPv4 management sources only)."""
+    plan = plans_of(write_fleet(tmp_path, FLEET, {}, {"v6": V6_STORE}))["v6"]
+    v6 = iptables.render_rules(plan)["firewall/rules.v6"]
+    assert "No management over IPv6: management.allow_from is IPv4 only." in v6
+    accepts = [ln for ln in v6.splitlines() if ln.startswith("-A") and ln.endswith("-j ACCEPT")]
+    kinds = {re.search(r'--comment "([^"]+)"', ln)[1] for ln in accepts}  # type: ignore[index]
+    assert kinds == {"loopback", "replies", "ping6, rate limited", "ipv6 neighbour discovery"}
+    assert not [ln for ln in accepts if ln.startswith("-A FORWARD") and "replies" not in ln]
+    assert "--dport 22" not in v6
+    # and an IPv6 management source is refused by the spec, so none can be "listed"
+    v6_mgmt = FLEET.replace('["192.0.2.64/28"]', '["192.0.2.64/28", "2001:db8::/48"]')
+    fleet, _ = load_plans(write_fleet(tmp_path / "b", v6_mgmt, {}, {"v6": V6_STORE}))
+    assert [d.path for d in fleet.diagnostics if d.severity == "error"] == [
+        "defaults.edge.management.allow_from[1]"
+    ]

@@ -1,9 +1,10 @@
 """iptables target: iptables-restore files for IPv4 (rules.v4) and IPv6 (rules.v6).
 
 Both files come from the same model as the nftables file. IPv4 gets everything;
-IPv6 gets only the family-neutral and IPv6 rules (loopback, replies, management
-from IPv6 sources, neighbour discovery), so the edge never forwards IPv6 and stays
-reachable. rules.v6 has no *nat section: the ip6 nat table is left alone.
+IPv6 gets only the family-neutral and IPv6 rules (loopback, replies, ping, neighbour
+discovery), so the edge never forwards IPv6; management is reached over IPv4 only,
+since the spec takes IPv4 `allow_from` sources only. rules.v6 has no *nat section:
+the ip6 nat table is left alone.
 An nft named set becomes one line per source: iptables has no sets without ipset.
 """
 
