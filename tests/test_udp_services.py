@@ -199,3 +199,37 @@ def test_probe_counts_a_udp_exposure_apart(tmp_path: Path) -> None:
     assert "skip deliverect-pos1-voip udp not probed" in res.stdout, res.stdout
     rows = json.loads(posnet(*where, "--json").stdout)
     assert [r["check"] for r in rows if r["skipped"]] == ["deliverect-pos1-voip udp not probed"]
+
+
+CENTRAL = """\
+    id: u-central
+    name: C
+    wan: {ip_mode: static, public_ip: "203.0.113.20", fqdn: hq.pos.example.com}
+    lan: {subnet: "192.0.2.128/26", gateway: "192.0.2.129"}
+    hosts: [{name: central-proxy, role: proxy, ip: "192.0.2.130"}]
+    integrations:
+      - partner: deliverect
+        pattern: reverse_proxy
+        proxy_host: central-proxy
+        public_port: 443
+        sources: ["198.51.100.0/28"]
+        auth: {type: basic, htpasswd: "vault:h"}
+        tls: {certificate: "file:c.pem", key: "vault:k"}
+        routes:
+          - {site: u-direct, site_service: pos1/api, path: /api/}
+          - {site: u-direct, site_service: pos1/voip, path: /voip/}
+    """
+
+
+def test_a_central_proxy_cannot_route_to_another_stores_udp_service(tmp_path: Path) -> None:
+    sites = {"u-direct": DIRECT, "u-central": CENTRAL}
+    fleet, _ = load_plans(write_fleet(tmp_path, FLEET, {}, sites))
+    found = [(d.code, d.path, d.message) for d in fleet.diagnostics if d.severity == "error"]
+    assert found == [
+        (
+            "E300",
+            "integrations[0].routes[1].site_service",
+            "service pos1/voip of site 'u-direct' is udp, but the reverse proxy connects to it "
+            "over TCP",
+        )
+    ], found

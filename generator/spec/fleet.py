@@ -56,6 +56,7 @@ class SiteFacts:
     # what a route from another store reads: (host/service, the port partners reach it
     # on: a direct integration's public port, else its own; whether it speaks TLS)
     reach: tuple[tuple[str, int, bool], ...]
+    udp: frozenset[str] = frozenset()  # host/service of its UDP services: no proxy reaches them
 
     def reached_at(self, ref: str) -> tuple[int, bool]:
         """Port and TLS of service `ref` (host/service) for a route from another store."""
@@ -81,6 +82,7 @@ class SiteFacts:
             ),
             frozenset((h.name, s.name) for h in site.hosts for s in h.services),
             tuple((ref, public.get(ref, s.port), s.tls) for ref, s in refs),
+            frozenset(ref for ref, s in refs if s.protocol == "udp"),
         )
 
 

@@ -95,4 +95,17 @@ def _check_routes(fleet: Fleet, failed: set[str]) -> list[Diagnostic]:
                         site=ls.id,
                     )
                 )
+            elif service in other.facts.udp:
+                loc, shown = ls.locate((*path[:-1], "site_service"))
+                out.append(
+                    Diagnostic(
+                        loc,
+                        "E300",
+                        f"service {service} of site '{target}' is udp, but the reverse proxy "
+                        "connects to it over TCP",
+                        path=shown,
+                        expected=f"a tcp service of site '{target}'",
+                        site=ls.id,
+                    )
+                )
     return out
