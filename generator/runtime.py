@@ -378,7 +378,9 @@ def verify(
     normalised iptables-save of the chains posnet writes); any extra, missing or changed
     rule fails and is named by chain and comment. Installed files must hash to the
     build's, the services posnet runs (dnsmasq, nginx, Apache) must run and have been
-    (re)started after their config was written, and ip_forward must be on (bridge
+    (re)started after their config was written, with no other process serving their
+    ports (a second DHCP server on the LAN), no lease may give a DHCP reservation's
+    address to another MAC, and ip_forward must be on (bridge
     netfilter off where the module is loaded). The testinfra suite then checks default
     drop, management, forwards, owners and modes, DHCP serving. Exit 1 on any failure.
     Run `posnet probe` from a partner's and a stranger's vantage point for the network

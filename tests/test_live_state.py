@@ -417,6 +417,7 @@ def test_a_start_command_must_use_its_own_pid_file_and_config() -> None:
         "start": "toyd -c /etc/toy -p /run/toyd.pid",
         "config": "/etc/toy",
         "own_unit": False,
+        "leases": "",
     }
     with pytest.raises(ValueError, match=r"toyd: start command lacks \{pidfile\}"):
         Daemon("toyd", "toy", "/run/toyd.pid", "toyd -p /run/other.pid")
@@ -799,3 +800,79 @@ def test_a_kernel_setting_saved_for_the_next_boot_is_compared(
     ]
     optional = ps.sysctl_findings({"net.bridge.bridge-nf-call-iptables": "?0"})
     assert not [f for f in optional if "after a reboot" in f["detail"]]  # only if present
+
+
+RESERVED = [
+    {"name": "pos1", "mac": "52:54:00:00:01:40", "ip": "198.51.100.140"},
+    {"name": "pos2", "mac": "52:54:00:00:01:41", "ip": "198.51.100.141"},
+]
+LEASES = (
+    "0 52:54:00:00:99:99 198.51.100.140 thief *\n"  # never expires: blocks pos1
+    "1796682358 52:54:00:00:01:41 198.51.100.141 pos2 *\n"  # its own host
+    "100 52:54:00:00:99:98 198.51.100.141 old *\n"  # expired long ago: dnsmasq drops it
+    "1796682358 52:54:00:00:99:97 198.51.100.160 other *\n"  # a pool address
+    "duid 00:01:00:01:2c:00:00:00:52:54:00:00:00:01\n"
+)
+
+
+def test_a_reserved_address_leased_to_another_mac_is_named_and_freed(tmp_path: Path) -> None:
+    """verify (posnet_state) and apply (the dnsmasq target's shell) agree on which lease
+    keeps a reserved address from its host, and apply drops exactly that one."""
+    from generator.targets.dnsmasq import free_reserved, reserved_free
+
+    leases = tmp_path / "dnsmasq.leases"
+    leases.write_text(LEASES.replace("52:54:00:00:99:99", "52:54:00:00:99:9A"))
+    daemons = {"dnsmasq": DAEMONS["dnsmasq"] | {"leases": str(leases)}}
+    found = [f["detail"] for f in ps.lease_findings(daemons, RESERVED, now=1700000000)]
+    assert found == [
+        f"dnsmasq: 198.51.100.140, reserved for pos1 (52:54:00:00:01:40), is leased to "
+        f"52:54:00:00:99:9A (thief) ({leases})"
+    ]
+    check = ["sh", "-c", reserved_free(str(leases), RESERVED)]
+    assert subprocess.run(check, check=False).returncode != 0
+    subprocess.run(["sh", "-c", free_reserved(str(leases), RESERVED)], check=True)
+    # both leases of reserved addresses to other MACs go (the expired one too)
+    kept = [line.split()[1] for line in leases.read_text().splitlines()]
+    assert kept == [
+        "52:54:00:00:01:41",
+        "52:54:00:00:99:97",
+        "00:01:00:01:2c:00:00:00:52:54:00:00:00:01",
+    ]
+    assert subprocess.run(check, check=False).returncode == 0
+    assert ps.lease_findings(daemons, RESERVED) == []
+    # No lease file yet (a first start): nothing taken, nothing to free.
+    leases.unlink()
+    assert subprocess.run(check, check=False).returncode == 0
+    subprocess.run(["sh", "-c", free_reserved(str(leases), RESERVED)], check=True)
+    assert not leases.exists()
+
+
+def test_the_dnsmasq_daemon_declares_its_lease_file() -> None:
+    assert DAEMONS["dnsmasq"]["leases"] == "/var/lib/misc/dnsmasq.leases"
+
+
+def test_another_process_on_a_port_posnets_daemon_serves_is_named(tmp_path: Path) -> None:
+    """Sockets are read from /proc/net and matched to processes by inode; loopback
+    listeners (a local resolver on 127.0.0.53) are no rival of a LAN server."""
+    net = tmp_path / "net"
+    net.mkdir()
+    tail = "00000000:00000000 00:00000000 00000000     0        0"
+    rows = [("00000000:0043", 111), ("00000000:0043", 222), ("3500007F:0035", 333)]
+    rows.append(("8164330A:0035", 444))
+    udp = "  sl  local_address rem_address   st ... inode\n" + "".join(
+        f"   {n}: {local} 00000000:0000 07 {tail} {inode}\n"
+        for n, (local, inode) in enumerate(rows)
+    )
+    (net / "udp").write_text(udp)
+    for pid, inodes in ((10, [111, 444]), (20, [222]), (30, [333])):
+        fd = tmp_path / str(pid) / "fd"
+        fd.mkdir(parents=True)
+        for n, inode in enumerate(inodes):
+            (fd / str(n)).symlink_to(f"socket:[{inode}]")
+    sockets = ps.listening_sockets(str(tmp_path))
+    assert sockets == {10: {("udp", 67), ("udp", 53)}, 20: {("udp", 67)}}
+    found = [f["detail"] for f in ps.rival_listeners("dnsmasq", [10], sockets)]
+    assert len(found) == 1 and found[0].startswith("dnsmasq: pid 20 (")
+    assert found[0].endswith(") also serves udp 67")
+    assert ps._loopback("00000000000000000000000001000000")  # ::1
+    assert not ps._loopback("00000000000000000000000000000000")  # ::

@@ -102,6 +102,9 @@ class Daemon:
     # posnet's own systemd unit runs `start` too (else systemd runs the Debian service,
     # with its own arguments, and only the program is checked on such a host)
     own_unit: bool = False
+    # the DHCP lease file it keeps ("" none): verify and apply read it for leases of
+    # the store's reserved addresses held by other hosts (playbooks/dhcp.yml)
+    leases: str = ""
 
     def __post_init__(self) -> None:
         wanted = ["{pidfile}"] + (["{config}"] if self.config else [])

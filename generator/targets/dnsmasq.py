@@ -24,6 +24,7 @@ domain there (lint PN113).
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from generator import netparse
@@ -121,5 +122,44 @@ DAEMON = Daemon(
     "dnsmasq -C {config} --pid-file={pidfile}",
     DEST,
     own_unit=True,  # playbooks/dhcp.yml: posnet-dnsmasq.service
+    leases=LEASE_FILE,
 )
 TARGET = Declared(NAME, "edge", needed, render, _artifacts, SECRET_STYLE, daemon=DAEMON)
+
+
+# The lease file's lines are `expiry mac ip name client-id` (expiry 0: never). dnsmasq
+# does not hand a reserved address to its host while a lease gives it to another MAC
+# (it logs "not using configured address ... because it is leased to ..."): the POS
+# gets a pool address and the exposure's DNAT points at nobody, or at the other host.
+_TAKEN_AWK = (
+    'BEGIN { n = split(r, a, " "); for (i = 1; i <= n; i++) '
+    '{ split(a[i], p, "="); want[p[1]] = tolower(p[2]) } } '
+    "function taken() { return ($3 in want) && tolower($2) != want[$3] } "
+)
+
+
+def _reservations(reservations: list[dict[str, str]]) -> str:
+    return " ".join(f"{r['ip']}={r['mac']}" for r in reservations)
+
+
+def reserved_free(leases: str, reservations: list[dict[str, str]]) -> str:
+    """Shell test: no unexpired lease in `leases` gives a reserved address to another
+    MAC than its reservation's (verify reads the same: posnet_state.lease_findings)."""
+    check = _TAKEN_AWK + "taken() && ($1 == 0 || $1 > now) { bad = 1 } END { exit bad }"
+    r = shlex.quote(_reservations(reservations))
+    f = shlex.quote(leases)
+    return f'test ! -e {f} || awk -v r={r} -v now="$(date +%s)" {shlex.quote(check)} {f}'
+
+
+def free_reserved(leases: str, reservations: list[dict[str, str]]) -> str:
+    """Shell: drop every lease that gives a reserved address to another MAC. Run while
+    dnsmasq is stopped (it keeps its leases in memory and rewrites the file); the file
+    is rewritten in place, so its owner and mode stay."""
+    keep = _TAKEN_AWK + "!taken()"
+    r = shlex.quote(_reservations(reservations))
+    f = shlex.quote(leases)
+    tmp = shlex.quote(leases + ".posnet")
+    return (
+        f"if test -e {f}; then awk -v r={r} {shlex.quote(keep)} {f} > {tmp}"
+        f" && cat {tmp} > {f} && rm -f {tmp}; fi"
+    )

@@ -50,10 +50,34 @@ def posnet_started_after(pidfile: str, configs: list[str]) -> str:
     return started_after(str(pidfile), [str(c) for c in configs])
 
 
+def _dnsmasq() -> Any:
+    try:
+        from generator.targets import dnsmasq
+    except ImportError as exc:
+        raise AnsibleFilterError(
+            "posnet: posnet is not importable here; run the playbooks with `posnet apply`"
+        ) from exc
+    return dnsmasq
+
+
+def posnet_reserved_free(leases: str, reservations: list[dict[str, Any]]) -> str:
+    """`leases | posnet_reserved_free(reservations)`: the shell test that no lease gives
+    a reserved address to another MAC."""
+    return str(_dnsmasq().reserved_free(str(leases), list(reservations or [])))
+
+
+def posnet_free_reserved(leases: str, reservations: list[dict[str, Any]]) -> str:
+    """`leases | posnet_free_reserved(reservations)`: the shell that drops such leases
+    (dnsmasq stopped)."""
+    return str(_dnsmasq().free_reserved(str(leases), list(reservations or [])))
+
+
 class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
             "posnet_alive": posnet_alive,
             "posnet_runs_as_started": posnet_runs_as_started,
             "posnet_started_after": posnet_started_after,
+            "posnet_reserved_free": posnet_reserved_free,
+            "posnet_free_reserved": posnet_free_reserved,
         }

@@ -16,6 +16,7 @@ iptables or empty), ``files`` (from the ``posnet_intended`` filter), ``sysctl``
 ``only`` (``firewall`` to compare the ruleset alone, as apply does), ``daemons``
 (target -> name, component, pid, config: the daemons the targets declare),
 ``secret_files`` (dest, owner, group, mode of the files filled from references),
+``dhcp_reservations`` (mac, ip: no lease may give a reserved address to another MAC),
 ``proxy_servers`` and ``proxy_ports`` (nginx/apache on a proxy host and its ports: no
 other server of theirs may serve those ports).
 Result: ``drift``: list of findings, each ``{"what": area, "detail": text}``.
@@ -429,6 +430,7 @@ def service_findings(
     if not wanted:
         return out
     procs, btime = _start_times()
+    sockets = listening_sockets()
     for name, pidfile, start, configs in wanted.values():
         try:
             with open(pidfile) as fh:
@@ -446,6 +448,7 @@ def service_findings(
             out.append({"what": "service", "detail": f"{name}: pid {pid} {wrong}"})
             continue
         family = [pid] + [p for p, (pp, _) in procs.items() if pp == pid]
+        out += rival_listeners(name, family, sockets)
         started = btime + max(procs[p][1] for p in family if p in procs)
         for conf in configs:
             try:
@@ -458,6 +461,128 @@ def service_findings(
                 out.append(
                     {"what": "service", "detail": f"{name}: runs a configuration older than {conf}"}
                 )
+    return out
+
+
+# /proc/net/*: the listening (TCP) or unconnected (UDP) sockets, by inode.
+_NET_TABLES = (
+    ("tcp", "tcp", "0A"),
+    ("tcp6", "tcp", "0A"),
+    ("udp", "udp", "07"),
+    ("udp6", "udp", "07"),
+)
+
+
+def _loopback(hex_addr: str) -> bool:
+    """An address of /proc/net/{tcp,udp}[6] (host byte order per 32-bit word) that is
+    loopback: 127.0.0.0/8, ::1, or ::ffff:127.x."""
+    if len(hex_addr) == 8:
+        return bytes.fromhex(hex_addr)[::-1][0] == 127
+    words = [bytes.fromhex(hex_addr[i : i + 8])[::-1] for i in range(0, 32, 8)]
+    raw = b"".join(words)
+    return raw == bytes(15) + b"\x01" or (raw[:12] == bytes(10) + b"\xff\xff" and raw[12] == 127)
+
+
+def listening_sockets(
+    root: str = "/proc",
+) -> dict[int, set[tuple[str, int]]]:
+    """pid -> the (protocol, port) it serves on an address other than loopback."""
+    by_inode: dict[str, tuple[str, int]] = {}
+    for table, proto, state in _NET_TABLES:
+        try:
+            with open(f"{root}/net/{table}") as fh:
+                lines = fh.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) < 10 or f[3] != state:
+                continue
+            addr, _, port = f[1].partition(":")
+            if not _loopback(addr):
+                by_inode[f[9]] = (proto, int(port, 16))
+    out: dict[int, set[tuple[str, int]]] = {}
+    for entry in os.listdir(root):
+        if not entry.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"{root}/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"{root}/{entry}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in by_inode:
+                out.setdefault(int(entry), set()).add(by_inode[target[8:-1]])
+    return out
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as fh:
+            return fh.read().strip()
+    except OSError:
+        return "?"
+
+
+def rival_listeners(
+    name: str, family: list[int], sockets: dict[int, set[tuple[str, int]]]
+) -> list[Finding]:
+    """Another process serving a port posnet's daemon serves (loopback aside): a second
+    dnsmasq on the LAN's DHCP port gets every broadcast too and answers with its own
+    router and DNS; nothing about posnet's own daemon, files or ruleset shows it."""
+    own = set().union(*(sockets.get(p, set()) for p in family))
+    out: list[Finding] = []
+    for pid, used in sorted(sockets.items()):
+        shared = sorted(used & own)
+        if pid not in family and shared:
+            ports = ", ".join(f"{proto} {port}" for proto, port in shared)
+            out.append(
+                {
+                    "what": "service",
+                    "detail": f"{name}: pid {pid} ({_comm(pid)}) also serves {ports}",
+                }
+            )
+    return out
+
+
+def lease_findings(
+    daemons: dict[str, dict[str, Any]], reservations: list[dict[str, Any]], now: float = 0
+) -> list[Finding]:
+    """No unexpired lease gives a reserved address to another MAC: dnsmasq then hands
+    its host a pool address ("not using configured address ... because it is leased
+    to ..."), and the partner's DNAT reaches nobody, or that other host."""
+    want = {str(r["ip"]): str(r["mac"]).lower() for r in reservations if r.get("mac")}
+    names = {
+        str(r["ip"]): f"{r['name']} ({want[str(r['ip'])]})"
+        for r in reservations
+        if r.get("mac") and r.get("name")
+    }
+    now = now or time.time()
+    out: list[Finding] = []
+    for d in daemons.values():
+        path = d.get("leases")
+        if not path or not want:
+            continue
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) < 3 or f[2] not in want or f[1].lower() == want[f[2]]:
+                continue
+            if f[0].isdigit() and int(f[0]) != 0 and int(f[0]) <= now:
+                continue
+            holder = f[1] + (f" ({f[3]})" if len(f) > 3 and f[3] != "*" else "")
+            detail = (
+                f"{d['name']}: {f[2]}, reserved for {names.get(f[2], want[f[2]])}, "
+                f"is leased to {holder} ({path})"
+            )
+            out.append({"what": "service", "detail": detail})
     return out
 
 
@@ -762,6 +887,11 @@ def check(args: dict[str, Any]) -> list[Finding]:
     findings += secret_file_findings(args.get("secret_files") or [])
     findings += proxy_findings(args, files)
     findings += service_findings(files, args.get("daemons") or {})
+    daemons = args.get("daemons") or {}
+    used = {key for f in files if (key := _daemon_of(f, daemons)) is not None}
+    findings += lease_findings(
+        {k: d for k, d in daemons.items() if k in used}, args.get("dhcp_reservations") or []
+    )
     findings += sysctl_findings(args.get("sysctl") or {})
     return findings
 

@@ -264,6 +264,75 @@ def test_rules_beside_posnets_table_are_named_and_left_to_the_admin(
     assert drift(lab, tree, overlay).returncode == 0
 
 
+def dhcp_address(lab: Lab, mac: str) -> str:
+    """The address the edge's DHCP offers a client with `mac` on the LAN (a macvlan
+    beside pos1's interface, removed after; busybox udhcpc, no address configured)."""
+    script = (
+        "ip link add dh0 link eth0 type macvlan mode bridge && "
+        f"ip link set dh0 address {mac} && ip link set dh0 up && "
+        "timeout 20 busybox udhcpc -i dh0 -n -q -f -s /bin/true -t 4 2>&1; ip link del dh0"
+    )
+    out = lab.run("pos1", "sh", "-c", script, timeout=40).stdout
+    m = re.search(r"lease of (\S+) obtained", out)
+    return m.group(1) if m else out
+
+
+# pos1's reservation in the demo fleet's gent-01 (198.51.100.140, the exposure's target).
+POS1_MAC, POS1_IP = "52:54:00:00:01:40", "198.51.100.140"
+RESTART_DNSMASQ = (
+    'kill "$(cat /run/posnet-dnsmasq.pid)" && sleep 0.5'
+    " && dnsmasq -C /etc/posnet/dnsmasq.conf --pid-file=/run/posnet-dnsmasq.pid"
+)
+
+
+def test_reserved_address_leased_to_another_host_is_freed(
+    lab: Lab, tree: Path, overlay: Path
+) -> None:
+    """A lease that gives pos1's reserved address to another MAC (a rogue client that
+    asked first, a hand-edited lease file): dnsmasq then offers pos1 a pool address and
+    the partner's DNAT points at whoever holds .140. Config, daemon and ruleset are all
+    posnet's, so verify and drift passed and apply changed nothing."""
+    stolen = f'echo "0 52:54:00:00:99:99 {POS1_IP} thief *" >> /var/lib/misc/dnsmasq.leases'
+    assert lab.edge_exec(f"{stolen} && {RESTART_DNSMASQ}", timeout=10).returncode == 0
+    assert dhcp_address(lab, POS1_MAC) != POS1_IP
+    named = (
+        f"dnsmasq: {POS1_IP}, reserved for pos1 ({POS1_MAC}), is leased to "
+        "52:54:00:00:99:99 (/var/lib/misc/dnsmasq.leases)"
+    )
+    v = verify(lab, tree, overlay)
+    d = drift(lab, tree, overlay)
+    assert v.returncode == 1 and d.returncode == 5, v.stdout[-3000:] + d.stdout
+    assert named in v.stdout and named in d.stdout, d.stdout
+    fixed = apply(lab, tree, overlay)
+    assert fixed.returncode == 0, fixed.stdout[-4000:]
+    assert "Restart the posnet dnsmasq" in changed_tasks(fixed.stdout, HOST)
+    assert dhcp_address(lab, POS1_MAC) == POS1_IP
+    assert drift(lab, tree, overlay).returncode == 0
+
+
+def test_second_dhcp_server_on_the_edge_is_named(lab: Lab, tree: Path, overlay: Path) -> None:
+    """A second dnsmasq on the LAN's DHCP port (its own range, its own router): both get
+    every broadcast and both answer. posnet's dnsmasq, its files and the ruleset are
+    untouched, so verify and drift passed. It is named now; apply leaves a process it
+    did not start to the admin."""
+    rogue = (
+        "dnsmasq -C /dev/null --port=0 --interface=br-lan --bind-interfaces"
+        " --dhcp-range=198.51.100.185,198.51.100.190,12h --dhcp-option=3,198.51.100.130"
+        " --dhcp-leasefile=/run/rogue.leases --pid-file=/run/rogue-dnsmasq.pid"
+    )
+    assert lab.edge_exec(rogue, timeout=10).returncode == 0
+    try:
+        pid = lab.edge_exec("cat /run/rogue-dnsmasq.pid", timeout=10).stdout.strip()
+        named = f"dnsmasq: pid {pid} (dnsmasq) also serves udp 67"
+        v = verify(lab, tree, overlay)
+        d = drift(lab, tree, overlay)
+        assert v.returncode == 1 and d.returncode == 5, v.stdout[-3000:] + d.stdout
+        assert named in v.stdout and named in d.stdout, d.stdout
+    finally:
+        lab.edge_exec('kill "$(cat /run/rogue-dnsmasq.pid)"', timeout=10)
+    assert drift(lab, tree, overlay).returncode == 0
+
+
 def test_second_apply_changes_nothing_and_drift_is_back_in_sync(
     lab: Lab, tree: Path, overlay: Path
 ) -> None:
