@@ -876,3 +876,21 @@ def test_another_process_on_a_port_posnets_daemon_serves_is_named(tmp_path: Path
     assert found[0].endswith(") also serves udp 67")
     assert ps._loopback("00000000000000000000000001000000")  # ::1
     assert not ps._loopback("00000000000000000000000000000000")  # ::
+
+
+def test_the_ipset_file_is_no_iptables_ruleset_and_other_tables_count_only_in_use() -> None:
+    """An iptables edge's firewall files: rules.v4/v6 name their tables, the ipset file
+    none (it is not compared as a ruleset). A table beside posnet's counts once it holds
+    a rule or a policy other than ACCEPT."""
+    fw = [
+        {"dest": "/etc/iptables/ipsets", "text": "create dns_x hash:ip -exist\n"},
+        {"dest": "/etc/iptables/rules.v4", "text": "*filter\n:INPUT DROP [0:0]\nCOMMIT\n"},
+        {"dest": "/etc/iptables/rules.v6", "text": "*filter\n:INPUT DROP [0:0]\nCOMMIT\n"},
+    ]
+    assert sorted(ps._iptables_files(fw)) == ["v4", "v6"]
+    saved = "*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MARK --set-mark 1\nCOMMIT\n"
+    saved += "*raw\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n"
+    found = ps._tables_in_use("iptables", ps.parse_iptables_save(saved), "rules")
+    assert [f["detail"] for f in found] == [
+        "iptables table mangle: 1 rule(s) beside posnet's rules"
+    ]

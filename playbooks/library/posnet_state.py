@@ -210,17 +210,20 @@ def compare_nft(live: dict[str, Any] | None, want: dict[str, Any]) -> list[Findi
     return out
 
 
-def foreign_tables(doc: dict[str, Any]) -> list[Finding]:
-    """Tables beside posnet's that hook into packet processing (a base chain): they see
-    every packet too, and can drop, redirect or mark what posnet's rules judge. posnet
-    never removes them (another tool may own them); they are drift to look at."""
+def foreign_tables(
+    doc: dict[str, Any], own: frozenset[tuple[str, str]] = frozenset({TABLE})
+) -> list[Finding]:
+    """Tables beside posnet's (`own`: family, name) that hook into packet processing (a
+    base chain): they see every packet too, and can drop, redirect or mark what
+    posnet's rules judge. posnet never removes them (another tool may own them); they
+    are drift to look at."""
     hooks: dict[tuple[str, str], list[str]] = {}
     for item in doc.get("nftables", []):
         chain = item.get("chain")
         if not isinstance(chain, dict) or not chain.get("hook"):
             continue
         table = (str(chain.get("family")), str(chain.get("table")))
-        if table != TABLE:
+        if table not in own:
             hooks.setdefault(table, []).append(f"{chain.get('name')} ({chain.get('hook')})")
     return [
         {
@@ -231,7 +234,7 @@ def foreign_tables(doc: dict[str, Any]) -> list[Finding]:
     ]
 
 
-def legacy_rules() -> list[Finding]:
+def legacy_rules(beside: str = "nftables") -> list[Finding]:
     """iptables rules in the legacy (x_tables) backend run beside nftables, unseen by
     `nft list`: any rule or a policy other than ACCEPT is drift."""
     out: list[Finding] = []
@@ -239,18 +242,25 @@ def legacy_rules() -> list[Finding]:
         res = _run([tool]) if shutil.which(tool) else None
         if res is None or res.returncode != 0:
             continue
-        for table, parsed in parse_iptables_save(res.stdout).items():
-            policies = [c for c, p in parsed["policy"].items() if p not in ("ACCEPT", "-")]
-            rules = sum(len(r) for r in parsed["rules"].values())
-            if rules or policies:
-                out.append(
-                    {
-                        "what": "firewall",
-                        "detail": f"{tool.removesuffix('-save')} table {table}: {rules} "
-                        f"rule(s) beside posnet's nftables"
-                        + (f", policy not ACCEPT in {', '.join(policies)}" if policies else ""),
-                    }
-                )
+        out += _tables_in_use(tool.removesuffix("-save"), parse_iptables_save(res.stdout), beside)
+    return out
+
+
+def _tables_in_use(tool: str, tables: dict[str, Any], beside: str) -> list[Finding]:
+    """A finding per table of an iptables listing that holds a rule or a policy other
+    than ACCEPT (an empty table with ACCEPT policies filters nothing)."""
+    out: list[Finding] = []
+    for table, parsed in sorted(tables.items()):
+        policies = [c for c, p in parsed["policy"].items() if p not in ("ACCEPT", "-")]
+        rules = sum(len(r) for r in parsed["rules"].values())
+        if rules or policies:
+            out.append(
+                {
+                    "what": "firewall",
+                    "detail": f"{tool} table {table}: {rules} rule(s) beside posnet's {beside}"
+                    + (f", policy not ACCEPT in {', '.join(policies)}" if policies else ""),
+                }
+            )
     return out
 
 
@@ -274,6 +284,41 @@ def beside_nft() -> list[Finding]:
 
 
 # ----------------------------------------------------------------------------- iptables
+
+
+def _rendered_tables(text: str) -> set[str]:
+    return {line.strip()[1:] for line in text.splitlines() if line.strip().startswith("*")}
+
+
+def beside_iptables(intended: dict[str, str]) -> list[Finding]:
+    """What runs beside posnet's iptables rules, which iptables-restore replaces only in
+    the tables it names: rules in the other tables of the same tool (mangle, raw, an
+    IPv6 nat), nft tables with a hooked chain (with iptables-nft, those other than the
+    ones it keeps posnet's rules in), and legacy (x_tables) rules beside iptables-nft.
+    Not part of apply's decision (apply would reload on every run, removing nothing);
+    named, and left to the admin like the nft tables beside an nftables edge."""
+    out: list[Finding] = []
+    own: set[tuple[str, str]] = set()
+    nft_backend = "nf_tables" in _run(["iptables", "-V"]).stdout
+    for family, text in sorted(intended.items()):
+        tool, nft_family = ("iptables", "ip") if family == "v4" else ("ip6tables", "ip6")
+        rendered = _rendered_tables(text)
+        own |= {(nft_family, t) for t in rendered}
+        live = _run([f"{tool}-save"])
+        if live.returncode == 0:
+            others = {
+                t: p for t, p in parse_iptables_save(live.stdout).items() if t not in rendered
+            }
+            out += _tables_in_use(tool, others, "rules")
+    if shutil.which("nft"):
+        everything = _run(["nft", "-j", "list", "ruleset"])
+        if everything.returncode == 0:
+            mine = frozenset(own) if nft_backend else frozenset()
+            out += foreign_tables(json.loads(everything.stdout), mine)
+    if nft_backend:
+        out += legacy_rules("iptables")
+    return out
+
 
 _COUNTERS = re.compile(r"\s*\[\d+:\d+\]$")
 _COMMENT = re.compile(r'--comment (?:"((?:[^"\\]|\\.)*)"|(\S+))')
@@ -868,6 +913,15 @@ def proxy_findings(args: dict[str, Any], files: list[dict[str, Any]]) -> list[Fi
     return out
 
 
+def _iptables_files(fw: list[dict[str, Any]]) -> dict[str, str]:
+    """v4/v6 -> the rendered iptables-restore text (the ipset file is not one)."""
+    out: dict[str, str] = {}
+    for f in fw:
+        if _rendered_tables(f["text"]):
+            out["v6" if f["dest"].endswith("6") else "v4"] = f["text"]
+    return out
+
+
 def check(args: dict[str, Any]) -> list[Finding]:
     files: list[dict[str, Any]] = args.get("files") or []
     kind = args.get("firewall") or ""
@@ -876,13 +930,13 @@ def check(args: dict[str, Any]) -> list[Finding]:
     if kind == "nftables" and fw:
         findings += nft_findings(fw[0]["text"])
     elif kind == "iptables" and fw:
-        findings += iptables_findings(
-            {("v6" if f["dest"].endswith("6") else "v4"): f["text"] for f in fw}
-        )
+        findings += iptables_findings(_iptables_files(fw))
     if args.get("only") == "firewall":
         return findings
     if kind == "nftables" and fw:
         findings += beside_nft()
+    elif kind == "iptables" and fw:
+        findings += beside_iptables(_iptables_files(fw))
     findings += file_findings(files)
     findings += secret_file_findings(args.get("secret_files") or [])
     findings += proxy_findings(args, files)

@@ -89,3 +89,53 @@ def test_iptables_bad_rules_rolled_back(
 
 def _strip_counters(text: str) -> str:
     return re.sub(r"\[\d+:\d+\]", "", text)
+
+
+def test_rules_beside_posnets_iptables_are_named(lab: Lab, tree: Path, overlay: Path) -> None:
+    """On an iptables edge, what runs beside posnet's tables was never looked at: an nft
+    table with a hooked chain (here a DNAT of the SSH port to a LAN host, ahead of
+    posnet's nat), a rule in a table posnet does not render (mangle), and legacy
+    (x_tables) rules beside iptables-nft. drift named none of them; now each is named,
+    and apply leaves them to the admin (another tool may own them)."""
+    tamper = (
+        "nft add table ip evil && nft add chain ip evil pre "
+        "'{ type nat hook prerouting priority -110; policy accept; }' && "
+        "nft add rule ip evil pre tcp dport 2222 dnat to 198.51.100.140:22 && "
+        "iptables -t mangle -A PREROUTING -i wan0 -j MARK --set-mark 1 && "
+        "iptables-legacy -I FORWARD -j ACCEPT"
+    )
+    named = [
+        "table ip evil beside posnet's hooks pre (prerouting)",
+        "iptables table mangle: 1 rule(s) beside posnet's rules",
+        "iptables-legacy table filter: 1 rule(s) beside posnet's iptables",
+    ]
+
+    # drift takes no -e: pin the lab edge in host_vars beside the overlay, which outrank
+    # the build's own (test_e2e_tamper.two_edges)
+    (overlay.parent / "host_vars").mkdir(exist_ok=True)
+    (overlay.parent / "host_vars" / f"{HOST}.yml").write_text(
+        json.dumps({"ansible_host": EDGE_WAN_IP})
+    )
+
+    def drift_text() -> str:
+        d = posnet(lab, "drift", str(tree), "-i", str(overlay), "--limit", HOST)
+        assert d.returncode in (0, 5), d.stdout + d.stderr
+        return d.stdout
+
+    before = drift_text()
+    assert not any(text in before for text in named), before
+    assert lab.edge_exec(tamper, timeout=10).returncode == 0
+    try:
+        after = drift_text()
+        for text in named:
+            assert text in after, (text, after)
+        # Apply judges only posnet's own tables: nothing to reload, nothing rolled back.
+        again = run_apply(lab, tree, overlay)
+        assert again.returncode == 0 and recap(again.stdout, HOST)["changed"] == 0
+    finally:
+        undo = (
+            "nft delete table ip evil; iptables -t mangle -D PREROUTING -i wan0 -j MARK"
+            " --set-mark 1; iptables-legacy -D FORWARD -j ACCEPT"
+        )
+        lab.edge_exec(undo, timeout=10)
+    assert not any(text in drift_text() for text in named)
