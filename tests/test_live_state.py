@@ -894,3 +894,25 @@ def test_the_ipset_file_is_no_iptables_ruleset_and_other_tables_count_only_in_us
     assert [f["detail"] for f in found] == [
         "iptables table mangle: 1 rule(s) beside posnet's rules"
     ]
+
+
+def test_a_unit_apply_enables_must_stay_enabled_under_systemd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`systemctl disable nftables` leaves the live ruleset perfect and the edge without
+    a firewall after the next boot: under systemd it is drift; without systemd (no
+    /run/systemd/system) there is nothing to ask."""
+    states = {"nftables": "disabled", "posnet-dnsmasq": "enabled", "inadyn": "masked"}
+
+    def fake(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        assert argv[:2] == ["systemctl", "is-enabled"]
+        return subprocess.CompletedProcess(argv, 0, states[argv[2]] + "\n", "")
+
+    monkeypatch.setattr(ps, "_run", fake)
+    units = list(states)
+    assert ps.boot_findings(units, str(tmp_path / "none")) == []
+    found = [f["detail"] for f in ps.boot_findings(units, str(tmp_path))]
+    assert found == [
+        "inadyn: masked, not started at boot",
+        "nftables: disabled, not started at boot",
+    ]

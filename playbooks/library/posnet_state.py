@@ -16,6 +16,7 @@ iptables or empty), ``files`` (from the ``posnet_intended`` filter), ``sysctl``
 ``only`` (``firewall`` to compare the ruleset alone, as apply does), ``daemons``
 (target -> name, component, pid, config: the daemons the targets declare),
 ``secret_files`` (dest, owner, group, mode of the files filled from references),
+``boot_units`` (systemd units apply enables: under systemd they must stay enabled),
 ``dhcp_reservations`` (mac, ip: no lease may give a reserved address to another MAC),
 ``proxy_servers`` and ``proxy_ports`` (nginx/apache on a proxy host and its ports: no
 other server of theirs may serve those ports).
@@ -702,6 +703,25 @@ def sysctl_findings(expected: dict[str, str]) -> list[Finding]:
     return out
 
 
+# `systemctl is-enabled` states that start the unit at the next boot
+_BOOT_ON = ("enabled", "static", "alias")
+
+
+def boot_findings(units: list[str], systemd: str = "/run/systemd/system") -> list[Finding]:
+    """Under systemd, the units apply enables (the firewall's boot loader, posnet's
+    dnsmasq, the DDNS client) still start at the next boot: a disabled nftables unit
+    leaves the edge with no firewall after a reboot while the live state is perfect.
+    Without systemd the playbooks say what the host's init must run; nothing to read."""
+    if not units or not os.path.isdir(systemd):
+        return []
+    out: list[Finding] = []
+    for unit in sorted(set(units)):
+        state = _run(["systemctl", "is-enabled", unit]).stdout.strip() or "unknown"
+        if state not in _BOOT_ON:
+            out.append({"what": "service", "detail": f"{unit}: {state}, not started at boot"})
+    return out
+
+
 def secret_file_findings(specs: list[dict[str, Any]]) -> list[Finding]:
     """The files apply fills from secret references (a proxy's certificate, key,
     htpasswd): there, regular, no marker left, with the owner, group and mode apply
@@ -946,6 +966,7 @@ def check(args: dict[str, Any]) -> list[Finding]:
     findings += lease_findings(
         {k: d for k, d in daemons.items() if k in used}, args.get("dhcp_reservations") or []
     )
+    findings += boot_findings([str(u) for u in args.get("boot_units") or []])
     findings += sysctl_findings(args.get("sysctl") or {})
     return findings
 
