@@ -92,7 +92,8 @@ def test_pn109_ignores_a_fleet_defined_auth_websocket_partner(tmp_path: Path) ->
                 "file": "fleet.yaml",
                 "old": "partners:\n",
                 "new": "partners:\n  acme-ws:\n    title: Acme WS\n"
-                '    patterns: [auth_websocket]\n    sources: ["198.51.100.0/28"]\n',
+                '    patterns: [auth_websocket]\n    sources: ["198.51.100.0/28"]\n'
+                "    auth_websocket: {auth_path: /auth, token_query_param: token}\n",
             },
             {
                 "file": "sites/bruges-06.yaml",

@@ -23,7 +23,7 @@ FLEET = """\
       acme:
         title: Acme Delivery
         patterns: [tunnel]
-        tunnel: {domain_suffix: t.acme.example}
+        tunnel: {domain_suffix: t.acme.example, ui_port: 4041}
     defaults:
       edge: {kind: nftables, management: {allow_from: ["192.0.2.64/28"], port: 22}}
       wan: {isp: TestISP}
@@ -67,8 +67,9 @@ def test_a_partner_without_a_documented_uninstaller_gets_none_made_up(tmp_path: 
 
 def test_a_fleet_names_its_partners_uninstaller(tmp_path: Path) -> None:
     fleet = FLEET.replace(
-        "tunnel: {domain_suffix: t.acme.example}",
-        'tunnel: {domain_suffix: t.acme.example, uninstaller: "Program Files/Acme/remove.exe"}',
+        "tunnel: {domain_suffix: t.acme.example, ui_port: 4041}",
+        "tunnel: {domain_suffix: t.acme.example, ui_port: 4041,"
+        ' uninstaller: "Program Files/Acme/remove.exe"}',
     )
     site = SITE.format(id="t-acme", partner="acme")
     plan = plans_of(write_fleet(tmp_path, fleet, {}, {"t-acme": site}))["t-acme"]
@@ -78,8 +79,8 @@ def test_a_fleet_names_its_partners_uninstaller(tmp_path: Path) -> None:
 
 def test_an_uninstaller_without_a_folder_is_refused(tmp_path: Path) -> None:
     fleet = FLEET.replace(
-        "tunnel: {domain_suffix: t.acme.example}",
-        'tunnel: {domain_suffix: t.acme.example, uninstaller: "remove.exe"}',
+        "tunnel: {domain_suffix: t.acme.example, ui_port: 4041}",
+        'tunnel: {domain_suffix: t.acme.example, ui_port: 4041, uninstaller: "remove.exe"}',
     )
     site = SITE.format(id="t-acme", partner="acme")
     with pytest.raises(PosnetError) as exc:

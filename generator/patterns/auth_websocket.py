@@ -61,10 +61,12 @@ def _not_the_websocket(path: str) -> str:
 
 
 class AuthWebsocketParams(Model):
-    """Catalog `auth_websocket:` parameters of a partner."""
+    """Catalog `auth_websocket:` parameters of a partner: the partner's own endpoint and
+    token parameter (the proxy routes the one and keeps the other out of its logs), so
+    neither has a default."""
 
-    auth_path: Annotated[UrlPath, AfterValidator(_not_the_websocket)] = "/auth"
-    token_query_param: Ident = "token"  # noqa: S105 - a query parameter name
+    auth_path: Annotated[UrlPath, AfterValidator(_not_the_websocket)]
+    token_query_param: Ident
 
 
 def proxy_id(i: AuthWebsocketIntegration) -> str:
@@ -100,7 +102,8 @@ def check(site: Site, i: AuthWebsocketIntegration, p: Partner, base: YamlPath) -
 
 
 def resolve(ctx: Context, i: AuthWebsocketIntegration, p: Partner) -> None:
-    params = p.auth_websocket or AuthWebsocketParams()
+    params = p.auth_websocket
+    assert params is not None  # the catalog refuses an auth_websocket partner without it
     proxy = ctx.host_plan(i.proxy_host)
     pid = proxy_id(i)
     ws_host, ws_svc = ctx.service(i.websocket_service)

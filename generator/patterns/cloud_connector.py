@@ -54,12 +54,12 @@ class CloudConnectorParams(Model):
     """Catalog `cloud_connector:` parameters of a partner."""
 
     environments: dict[Ident, Environment] = Field(default_factory=dict)
-    device_listener_path: UrlPath = "/cloud-connector/v1/device-listener"
-    pos_listener_path: UrlPath = "/cloud-connector/v1/pos-listener"
-    token_path_template: UrlPath = Field(
-        "/oauth2/v1/DOMAIN/token", description="DOMAIN is replaced by the store's domain"
-    )
-    ssl_profile_name: ProfileName = "INGETRUST"
+    # The partner's own paths and device TLS profile (written into each device's file):
+    # no defaults, a partner added in fleet.yaml gives them as its guide does.
+    device_listener_path: UrlPath
+    pos_listener_path: UrlPath
+    token_path_template: UrlPath = Field(description="DOMAIN is replaced by the store's domain")
+    ssl_profile_name: ProfileName
 
 
 def device_id(i: CloudConnectorIntegration, device: str) -> str:
@@ -86,7 +86,7 @@ def check(
     yield from host_problem(site, (*base, "pos_host"), i.pos_host)
     for j, name in enumerate(i.devices):
         yield from host_problem(site, (*base, "devices", j), name)
-    envs = (p.cloud_connector or CloudConnectorParams()).environments
+    envs = p.cloud_connector.environments if p.cloud_connector else {}
     if i.environment not in envs:
         yield Problem(
             "E204",
@@ -99,7 +99,8 @@ def check(
 
 
 def resolve(ctx: Context, i: CloudConnectorIntegration, p: Partner) -> None:
-    params = p.cloud_connector or CloudConnectorParams()
+    params = p.cloud_connector
+    assert params is not None  # the catalog refuses a cloud_connector partner without it
     env = params.environments[i.environment]
     pos = ctx.hosts[i.pos_host]
     ips = (pos.ip, *(ctx.hosts[d].ip for d in i.devices))

@@ -34,10 +34,12 @@ class TunnelIntegration(Model):
 
 
 class TunnelParams(Model):
-    """Catalog `tunnel:` parameters of a partner."""
+    """Catalog `tunnel:` parameters of a partner. The handover tells the engineer to open
+    the client's web UI and to give the partner a name under its domain: both come from
+    the partner's guide, so neither has a default."""
 
-    domain_suffix: Fqdn = Field("tunnel.invalid", description="Domain the tunnel names end in")
-    ui_port: Port = Field(4040, description="Local web UI port of the tunnel client")
+    domain_suffix: Fqdn = Field(description="Domain the tunnel names end in")
+    ui_port: Port = Field(description="Local web UI port of the tunnel client")
     uninstaller: Note | None = Field(
         None,
         description="The uninstaller of an earlier Windows client, as the partner documents"
@@ -54,7 +56,8 @@ def check(site: Site, i: TunnelIntegration, p: Partner, base: YamlPath) -> Itera
 
 
 def resolve(ctx: Context, i: TunnelIntegration, p: Partner) -> None:
-    params = p.tunnel or TunnelParams()
+    params = p.tunnel
+    assert params is not None  # the catalog refuses a tunnel partner without it
     host, svc = ctx.service(i.service)
     token = ctx.need(i.token, f"{i.partner} tunnel token", "tunnel-token")
     ctx.tunnels.append(
