@@ -12,6 +12,15 @@ example.com itself). Names already covered by such an entry are left out: squid 
 about them and they add nothing. Values go one per `acl` line (squid appends repeated
 lines), so a pull request shows one changed domain as one changed line.
 
+The snippet is for squid as an explicit proxy: `dstdomain` and `ssl::server_name`
+compare the CONNECT request's name, which squid has from ssl_bump step 1. An
+intercepting squid has only the server's IP address at step 1 (`ssl::server_name` gets
+the SNI only after an `ssl_bump peek` at step 1; `dstdomain` tries a reverse lookup), so
+the snippet's comment and the handover say what such a proxy adds: `ssl_bump peek step1`
+before the include, and its own `http_access` decision at step 1. The snippet does not
+peek itself: a peek at step 1 would take that step from the proxy's own rules for every
+connection, and still leave the allow lines unmatched at step 1.
+
 The splice lines (`posnet_nobump`) appear only for flows that carry an exemption: an
 outbound_only integration with `ssl_inspection: true` (false renders none) and the cloud
 connector, whose devices trust only their own CA. posnet runs no proxy on the edge: the
