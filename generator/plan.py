@@ -307,6 +307,9 @@ class PartnerBrief:
     endpoints: tuple[str, ...]
     notes: tuple[str, ...]
     integration: int = -1  # index in the site's integrations (-1: any of this partner)
+    # URLs the partner hands out at run time whose hosts posnet was not given: restricted
+    # egress lets the store reach only the hosts of `endpoints` (lint PN116)
+    runtime_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def domains(p: Partner) -> list[str]:
     names = {d for e in p.egress for d in e.domains}
     if p.cloud_connector is not None:
         for env in p.cloud_connector.environments.values():
-            names |= {env.api_host, env.auth_host}
+            names |= {env.api_host, env.auth_host, *(env.session_hosts or ())}
     if p.tunnel is not None and "tunnel" in p.patterns:
         names.add(f"*.{p.tunnel.domain_suffix}")
     return sorted(names)
@@ -67,7 +67,9 @@ def describe(catalog: Catalog, pid: str, where: str) -> dict[str, Any]:
         "title": p.title,
         "origin": where,
         "patterns": list(p.patterns),
-        "environments": {k: envs[k].model_dump(mode="json") for k in sorted(envs)},
+        "environments": {
+            k: envs[k].model_dump(mode="json", exclude_none=True) for k in sorted(envs)
+        },
         "domains": domains(p),
         "ports": ports(p),
         "sources": list(p.sources),
@@ -93,8 +95,13 @@ def listing(
     return [describe(catalog, i, origin(i, builtin_ids, fleet_ids)) for i in ids]
 
 
-def _envs(envs: Mapping[str, Mapping[str, str]]) -> str:
-    return "; ".join(f"{k} ({', '.join(v.values())})" for k, v in envs.items())
+def _envs(envs: Mapping[str, Mapping[str, str | list[str]]]) -> str:
+    """`qa (api host, auth host, session hosts...)` per environment."""
+
+    def hosts(v: Mapping[str, str | list[str]]) -> list[str]:
+        return [h for x in v.values() for h in ([x] if isinstance(x, str) else x)]
+
+    return "; ".join(f"{k} ({', '.join(hosts(v))})" for k, v in envs.items())
 
 
 def text(items: list[dict[str, Any]]) -> str:

@@ -148,6 +148,19 @@ def stapling_without_egress(plan: Plan) -> Out:
             )
 
 
+def runtime_urls_under_restricted_egress(plan: Plan) -> Out:
+    if plan.egress_policy != "restricted":
+        return
+    for b in plan.briefs:
+        if b.runtime_urls:
+            yield (
+                _at(b.integration),
+                f"{b.partner} hands out its {' and '.join(b.runtime_urls)} at run time and "
+                "publishes no host for them, but egress is restricted: confirm the hosts "
+                f"with {b.title} and set them as the environment's session_hosts",
+            )
+
+
 def ddns_reads_private_address(plan: Plan) -> Out:
     if plan.ddns is None or plan.ddns.checkip is not None:
         return
@@ -267,5 +280,13 @@ SITE_RULES = (
         "A proxy fetches the OCSP answers it staples from its CA over HTTP; restricted "
         "egress admits no such flow, so nginx and Apache log the failure and staple nothing.",
         check=stapling_without_egress,
+    ),
+    Rule(
+        "PN116",
+        "warning",
+        "cloud-session-hosts-unknown",
+        "A cloud connector's devices and POS connect a second time to URLs the cloud "
+        "returns at run time; restricted egress lets them reach only the published hosts.",
+        check=runtime_urls_under_restricted_egress,
     ),
 )

@@ -13,6 +13,7 @@ from generator.patterns.context import Context, host_cidrs
 from generator.plan import DeviceConfig, EgressFlow, LanFlow
 from generator.spec.parts import Model
 from generator.spec.types import (
+    DomainPattern,
     Fqdn,
     Hostname,
     Ident,
@@ -33,6 +34,14 @@ if TYPE_CHECKING:
 class Environment(Model):
     api_host: Fqdn
     auth_host: Fqdn
+    session_hosts: list[DomainPattern] | None = Field(
+        None,
+        min_length=1,
+        description="Hosts of the connection URL (devices) and session URL (POS) the cloud"
+        " returns at run time, as the partner confirms them (api_host again if they are on"
+        " it); unpublished for PPaaS, so without them restricted egress may block the"
+        " second connection (lint PN116)",
+    )
 
 
 class CloudConnectorIntegration(Model):
@@ -110,7 +119,7 @@ def resolve(ctx: Context, i: CloudConnectorIntegration, p: Partner) -> None:
             partner=i.partner,
             purpose=f"{p.title} websockets and OAuth2 ({i.environment})",
             sources=host_cidrs(ips),
-            domains=tuple(sorted({env.api_host, env.auth_host})),
+            domains=tuple(sorted({env.api_host, env.auth_host, *(env.session_hosts or ())})),
             ports=(443,),
             protocol="tcp",
             ssl_inspection_exempt=True,
@@ -152,7 +161,20 @@ def resolve(ctx: Context, i: CloudConnectorIntegration, p: Partner) -> None:
         f"wss://{env.api_host}{params.pos_listener_path}",
         f"wss://{env.api_host}{dev_path}",
     ]
-    ctx.brief(i.partner, p, i.pattern, endpoints)
+    # Seed 001, steps 3 and 8: the cloud returns the URL a device connects to after
+    # registering and the session URL the POS claims, and publishes neither's host.
+    runtime = () if env.session_hosts else ("connection URL (devices)", "session URL (POS)")
+    notes: tuple[str, ...] = ()
+    if runtime and ctx.site.edge.egress == "restricted":
+        hosts = " and ".join(sorted({env.api_host, env.auth_host}))
+        notes = (
+            f"{p.title} returns the devices' connection URL and the POS's session URL at run "
+            f"time and does not publish their hosts; under restricted egress posnet lets the "
+            f"devices and the POS reach only {hosts} on port 443, so confirm those hosts "
+            f"with the partner (then set partners.{i.partner}.cloud_connector.environments."
+            f"{i.environment}.session_hosts in fleet.yaml)",
+        )
+    ctx.brief(i.partner, p, i.pattern, endpoints, notes, runtime)
 
 
 PATTERN = Pattern(

@@ -199,8 +199,17 @@ class Context:
                 )
             )
 
-    def brief(self, partner: str, p: Partner, pattern: str, endpoints: list[str]) -> None:
-        # Notes for every store of the partner, then those for this pattern only.
+    def brief(
+        self,
+        partner: str,
+        p: Partner,
+        pattern: str,
+        endpoints: list[str],
+        notes: tuple[str, ...] = (),
+        runtime_urls: tuple[str, ...] = (),
+    ) -> None:
+        # Notes for every store of the partner, then those for this pattern only, then
+        # the integration's own.
         extra = next((n for k, n in p.pattern_notes.items() if k == pattern), [])
         self.briefs.append(
             PartnerBrief(
@@ -208,7 +217,8 @@ class Context:
                 p.title,
                 pattern,
                 tuple(endpoints),
-                (*p.notes, *extra),
+                (*p.notes, *extra, *notes),
                 integration=self.index,
+                runtime_urls=runtime_urls,
             )
         )
