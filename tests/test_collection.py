@@ -50,6 +50,20 @@ def syntax_check(tree: Path, cols: Path, env: dict[str, str], playbook: str) -> 
     return "" if res.returncode == 0 else playbook + res.stdout + res.stderr
 
 
+# The plugins the playbooks use, as the resolver lists them (filters sorted, then lookups).
+FILTERS = (
+    "alive",
+    "fill",
+    "free_reserved",
+    "htpasswd",
+    "intended",
+    "reserved_free",
+    "runs_as_started",
+    "started_after",
+)
+LOOKUPS = ("kinds", "secret")
+
+
 def unresolved(cols: Path, env: dict[str, str]) -> list[str]:
     res = subprocess.run(
         [sys.executable, "-c", RESOLVE, cols],
@@ -59,9 +73,7 @@ def unresolved(cols: Path, env: dict[str, str]) -> list[str]:
         env={**env, "ANSIBLE_COLLECTIONS_PATH": str(cols)},
     )
     lines = res.stdout.splitlines()
-    used = "used posnet_alive posnet_fill posnet_htpasswd posnet_intended posnet_runs_as_started"
-    used += " posnet_started_after"
-    used += " posnet_kinds posnet_secret"
+    used = "used " + " ".join(f"posnet_{name}" for name in (*FILTERS, *LOOKUPS))
     assert lines[0] == used, res.stdout
     return lines[1:]
 
@@ -87,10 +99,7 @@ def test_collection_builds_installs_and_parses(tmp_path: Path) -> None:
     shutil.move(tmp_path / "library", playbooks / "library")
     shutil.move(playbooks / "filter_plugins", tmp_path / "filter_plugins")
     assert syntax_check(tree, cols, env, "posnet.fleet.site") == ""  # blind to filters
-    assert unresolved(cols, env) == [
-        f"missing filter posnet_{f}"
-        for f in ("alive", "fill", "htpasswd", "intended", "runs_as_started", "started_after")
-    ]
+    assert unresolved(cols, env) == [f"missing filter posnet_{f}" for f in FILTERS]
     shutil.move(tmp_path / "filter_plugins", playbooks / "filter_plugins")
     shutil.move(playbooks / "lookup_plugins", tmp_path / "lookup_plugins")
-    assert unresolved(cols, env) == ["missing lookup posnet_kinds", "missing lookup posnet_secret"]
+    assert unresolved(cols, env) == [f"missing lookup posnet_{f}" for f in LOOKUPS]
