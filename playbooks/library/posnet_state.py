@@ -612,12 +612,7 @@ def lease_findings(
         path = d.get("leases")
         if not path or not want:
             continue
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                lines = fh.read().splitlines()
-        except OSError:
-            continue
-        for line in lines:
+        for line in (_read_text(path) or "").splitlines():
             f = line.split()
             if len(f) < 3 or f[2] not in want or f[1].lower() == want[f[2]]:
                 continue
@@ -666,12 +661,7 @@ def persisted_sysctl(
     files = [chosen[n] for n in sorted(chosen)] + [last]
     out: dict[str, tuple[str, str]] = {}
     for path in files:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                lines = fh.read().splitlines()
-        except OSError:
-            continue
-        for raw in lines:
+        for raw in (_read_text(path) or "").splitlines():
             line = raw.strip()
             if not line or line[0] in "#;" or "=" not in line:
                 continue
