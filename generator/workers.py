@@ -100,10 +100,28 @@ def in_workers(
         for proc in list(getattr(pool, "_processes", {}).values()):
             with suppress(OSError):
                 proc.kill()
+        _unblock_results(pool)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return out
+
+
+def _unblock_results(pool: ProcessPoolExecutor) -> None:
+    """Let the pool's result reader see the end of its pipe once the workers are killed.
+
+    A worker killed while it sends a result (one larger than the pipe's buffer goes in
+    pieces) leaves the pool's manager thread reading the rest of that message. This
+    process holds the pipe's other end too, so the read never ends, and
+    `shutdown(wait=True)` (or the interpreter's exit, which joins that thread) hung
+    forever: a render stopped with Ctrl-C at that moment never exited. With this end
+    closed, every writer is gone: the read ends, the pool counts itself broken and
+    shuts down."""
+    queue = getattr(pool, "_result_queue", None)
+    writer = getattr(queue, "_writer", None)
+    if writer is not None:
+        with suppress(OSError):
+            writer.close()
 
 
 # What the forked workers of the running shared_map() read: set before the pool forks.
