@@ -89,7 +89,8 @@ def schema(kind: str, used: set[str] | None = None) -> dict[str, Any]:
         doc["required"] = ["id"]
     if kind in ("fleet", "group"):
         props, defs = _partial_site(used)
-        props.pop("group", None)  # a store names its group in its own file (load.py)
+        for key in ("group", "id"):  # a store names both in its own file (load.py)
+            props.pop(key, None)
         doc.setdefault("$defs", {}).update(defs)
         described = doc["properties"]["defaults"]["description"]
         doc["properties"]["defaults"] = {

@@ -50,3 +50,26 @@ def test_the_groups_a_store_names_itself_still_apply(tmp_path: Path) -> None:
     by_id = {p.site_id: p for p in plans}
     assert by_id["bruges-06"].group == "coast"
     assert by_id["bruges-06"].wan.isp == "Proximus"
+
+
+def test_a_default_id_in_fleet_yaml_is_an_error_not_silently_overridden(tmp_path: Path) -> None:
+    """Every store's own `id:` replaced a default id, so `defaults.id` validated and
+    meant nothing; a store that left its id out took the default and was told its id
+    differs from its file name. Like `group`, an id is named in the store's own file."""
+    root, text = make_fleet(
+        tmp_path, "fleet.yaml", sub("defaults:\n  edge:", "defaults:\n  id: gent-01\n  edge:")
+    )
+    errs = errors(root)
+    assert [(e.code, e.path) for e in errs] == [("E100", "defaults.id")], errs
+    assert errs[0].location.file.endswith("fleet.yaml")
+    assert (errs[0].location.line, errs[0].location.col) == pos(text, "id: gent-01")
+
+
+def test_a_default_id_in_a_group_file_is_an_error(tmp_path: Path) -> None:
+    root, text = make_fleet(
+        tmp_path, "groups/coast.yaml", sub("defaults:\n  wan:", "defaults:\n  id: x\n  wan:")
+    )
+    errs = errors(root)
+    assert [(e.code, e.path) for e in errs] == [("E100", "defaults.id")], errs
+    assert errs[0].location.file.endswith("groups/coast.yaml")
+    assert (errs[0].location.line, errs[0].location.col) == pos(text, "id: x")

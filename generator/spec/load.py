@@ -80,27 +80,36 @@ def _too_many_defaults(defaults: Any, doc: Document) -> Diagnostic | None:
     )
 
 
-def _without_group(
+# Keys a store names in its own file only: as a shared default each would be shown
+# (handover, inventory) or checked against the file name while never meaning anything.
+_OWN_KEYS = {
+    "group": (
+        "a group cannot be a default: each store names its group in its own file",
+        "group: <name> in the site files of the group's stores",
+    ),
+    "id": (
+        "a store id cannot be a default: each store's id is its file name, written in its own file",
+        "id: <file name> in each site file",
+    ),
+}
+
+
+def _without_own_keys(
     defaults: dict[str, Any], doc: Document, diags: list[Diagnostic]
 ) -> dict[str, Any]:
-    """Shared defaults less a `group`, which is reported: a store's layers are chosen
-    by the group its own file names, so a default group would be shown in the handover
-    and the inventory while its settings never applied."""
-    if "group" not in defaults:
-        return defaults
-    path = ("defaults", "group")
-    loc = doc.positions.key(path) or doc.positions.nearest(path)
-    assert loc is not None
-    diags.append(
-        Diagnostic(
-            loc,
-            "E100",
-            "a group cannot be a default: each store names its group in its own file",
-            path="defaults.group",
-            expected="group: <name> in the site files of the group's stores",
-        )
-    )
-    return {k: v for k, v in defaults.items() if k != "group"}
+    """Shared defaults less a `group` or an `id`, which are reported: a store's layers
+    are chosen by the group its own file names, so a default group would be shown in
+    the handover and the inventory while its settings never applied; a default id was
+    silently overridden by every store's own (or, for a store that left it out, named
+    a store other than its file)."""
+    found = [key for key in _OWN_KEYS if key in defaults]
+    for key in found:
+        path = ("defaults", key)
+        loc = doc.positions.key(path) or doc.positions.nearest(path)
+        assert loc is not None
+        message, expected = _OWN_KEYS[key]
+        diags.append(Diagnostic(loc, "E100", message, path=f"defaults.{key}", expected=expected))
+    return {k: v for k, v in defaults.items() if k not in found} if found else defaults
 
 
 def _not_a_fleet_part(path: Path) -> None:
@@ -232,7 +241,7 @@ def load_fleet(path: Path, cached: bool = False, jobs: int = 0) -> Fleet:
         too_many = _too_many_defaults(settings.defaults, fleet_doc)
         if too_many is not None:
             raise PosnetError([too_many])
-        shared = _without_group(settings.defaults, fleet_doc, diags)
+        shared = _without_own_keys(settings.defaults, fleet_doc, diags)
         fleet_layer = Layer(shared, fleet_doc.positions, ("defaults",), fleet_doc.file)
         settings_layer = flayers[0]
     catalog, catalog_digest = _load_catalog(fleet_doc, fleet_data)
@@ -427,7 +436,7 @@ def _load_groups(
                     expected=f"group: {gpath.stem}",
                 )
             )
-        shared = _without_group(g.defaults, gdoc, diags)
+        shared = _without_own_keys(g.defaults, gdoc, diags)
         groups[g.group] = Layer(shared, gdoc.positions, ("defaults",), gdoc.file)
     return groups, frozenset(broken), diags
 
