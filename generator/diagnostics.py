@@ -197,8 +197,10 @@ _CODES = (
         "E213",
         "Two integrations write the same files",
         "Files, logs and firewall rules are named after the partner (and the host, for a "
-        "Windows binding): two integrations of one store that get the same name would "
-        "write the same files, and only the last one would be deployed.",
+        "Windows binding; the service, for a direct exposure): two integrations of one "
+        "store that get the same name would write the same files, and only the last one "
+        "would be deployed (two exposures of one name were both rendered, but "
+        "`posnet diff` told their changes apart by name).",
         "integrations:\n"
         "  - {partner: deliverect, pattern: reverse_proxy, proxy_host: proxy-a, ...}\n"
         "  - {partner: deliverect, pattern: reverse_proxy, proxy_host: proxy-b, ...}",

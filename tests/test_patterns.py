@@ -172,6 +172,23 @@ def test_two_integrations_writing_the_same_files_are_refused(
     assert expected in e.expected
 
 
+def test_one_partner_and_service_exposed_twice_is_refused(tmp_path: Path) -> None:
+    """A second public port for the same partner and service rendered two exposures of
+    one id (deliverect-pos1-api), which `posnet diff` keyed by that id: moving the first
+    one's port was shown as a change to the second one's, and a change to the first
+    one's sources was not shown at all."""
+    extra = "  - {partner: deliverect, pattern: direct, service: pos1/api, public_port: 18444}\n"
+    root, text = make_fleet(tmp_path, "sites/gent-01.yaml", lambda raw: raw + extra.encode())
+    clash = [e for e in errors(root) if e.code == "E213"]
+    assert len(clash) == 1, errors(root)
+    e = clash[0]
+    assert e.location.file.endswith("sites/gent-01.yaml")
+    assert (e.location.line, e.location.col) == pos(text, "pos1/api, public_port: 18444")
+    assert e.path == "integrations[1].service"
+    assert "exposure deliverect-pos1-api" in e.message
+    assert "one direct integration per partner and service" in e.expected
+
+
 def test_render_refuses_two_items_that_would_write_one_file(tmp_path: Path) -> None:
     """The safety net behind E213: a plan with two proxies of one id is an error at
     render, never one file silently holding the last of them."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from generator.patterns.base import Pattern
+from generator.patterns.base import Output, Pattern
 from generator.patterns.context import Context
 from generator.plan import Exposure
 from generator.spec.parts import Model, ServiceRef
@@ -32,6 +32,25 @@ class DirectIntegration(Model):
     sources: list[Source] | None = Field(None, description="Override the catalog's source IPs")
 
 
+def exposure_id(i: DirectIntegration) -> str:
+    """The exposure's id: its firewall set and rules, its checks in expectations.json and
+    its entry in `posnet diff` are named after it."""
+    return f"{i.partner}-{i.service.replace('/', '-')}"
+
+
+def outputs(i: DirectIntegration) -> tuple[Output, ...]:
+    # Two exposures of one id (a second public port for the same partner and service)
+    # rendered, but `posnet diff` keyed them by that id and showed a change to the first
+    # as one to the second, or not at all.
+    return (
+        Output(
+            f"exposure {exposure_id(i)}",
+            ("service",),
+            "one direct integration per partner and service",
+        ),
+    )
+
+
 def check(site: Site, i: DirectIntegration, p: Partner, base: YamlPath) -> Iterator[Problem]:
     from generator.spec.checks import service_problem
 
@@ -45,7 +64,7 @@ def resolve(ctx: Context, i: DirectIntegration, p: Partner) -> None:
     ctx.expose(
         Exposure(
             integration=ctx.index,
-            id=f"{i.partner}-{host.name}-{svc.name}",
+            id=exposure_id(i),
             partner=i.partner,
             pattern=i.pattern,
             public_port=i.public_port,
@@ -66,4 +85,4 @@ def resolve(ctx: Context, i: DirectIntegration, p: Partner) -> None:
     ctx.brief(i.partner, p, i.pattern, [f"{scheme}://{endpoint}/" if http else endpoint])
 
 
-PATTERN = Pattern("direct", DirectIntegration, resolve, check, doc=__doc__ or "")
+PATTERN = Pattern("direct", DirectIntegration, resolve, check, doc=__doc__ or "", outputs=outputs)
