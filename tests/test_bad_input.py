@@ -959,6 +959,32 @@ CASES = [
         "sequence is never closed",
         "a closing ']'",
     ),
+    # A route or health path that no request can have: nginx and Apache merge slashes
+    # and resolve '.' and '..' before matching, so these rendered dead locations.
+    *(
+        Case(
+            f"route-path-{name}",
+            B,
+            sub("path: /pos1/}", f"path: {bad}}}"),
+            f"{bad}}}",
+            "integrations[0].routes[0].path",
+            "has an empty, '.' or '..' segment",
+            "a URL path like /pos1/",
+        )
+        for name, bad in (("dotdot", "/../"), ("dot", "/pos1/./"), ("double-slash", "//pos1/"))
+    ),
+    Case(
+        "health-path-dotdot",
+        B,
+        sub(
+            "{name: api, port: 8443, tls: true}",
+            "{name: api, port: 8443, tls: true, health_path: /a/..}",
+        ),
+        "/a/..",
+        "hosts[1].services[0].health_path",
+        "has an empty, '.' or '..' segment",
+        "a URL path like /pos1/",
+    ),
     Case(
         "group-default-unknown-key",
         C,

@@ -150,7 +150,24 @@ Text = Annotated[
 ]
 Ident = Annotated[str, _pre, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")]
 InterfaceName = Annotated[str, _pre, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,15}$")]
-UrlPath = Annotated[str, _pre, StringConstraints(pattern=r"^/[A-Za-z0-9._~/-]{0,200}$")]
+
+
+def _url_path(value: str) -> str:
+    """nginx, Apache and the probe's HTTP client normalise a request's path before using
+    it (merged slashes, '.' and '..' resolved), so a route at /../, /./ or // was never
+    matched by any request, and a health path like that asked for another one."""
+    if "//" in value or any(seg in (".", "..") for seg in value.split("/")):
+        raise _bad(
+            "has an empty, '.' or '..' segment: servers normalise a request's path first, "
+            "so no request ever has this one",
+            "a URL path like /pos1/ (segments of A-Z a-z 0-9 . _ ~ -, not . or ..)",
+        )
+    return value
+
+
+UrlPath = Annotated[
+    str, _pre, StringConstraints(pattern=r"^/[A-Za-z0-9._~/-]{0,200}$"), AfterValidator(_url_path)
+]
 Guid = Annotated[
     str,
     _pre,
