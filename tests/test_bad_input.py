@@ -524,6 +524,24 @@ CASES = [
         "is not a MAC address",
         "52:54:00:12:34:56",
     ),
+    # A group (multicast, broadcast) or all-zero MAC: no card has one, so its DHCP
+    # reservation never matched and the host silently took a pool address.
+    *(
+        Case(
+            f"group-mac-{name}",
+            B,
+            sub('mac: "52:54:00:00:03:30"', f'mac: "{mac}"'),
+            f'"{mac}"',
+            "hosts[0].mac",
+            "multicast, broadcast or all-zero MAC",
+            "the card's own MAC",
+        )
+        for name, mac in (
+            ("multicast", "01:00:5e:00:00:fb"),
+            ("broadcast", "ff:ff:ff:ff:ff:ff"),
+            ("zero", "00:00:00:00:00:00"),
+        )
+    ),
     Case(
         "lan-too-small",
         B,

@@ -72,6 +72,13 @@ def _mac(value: str) -> str:
     v = value.replace("-", ":")
     if not MAC_RE.fullmatch(v):
         raise _bad("is not a MAC address", "six hex pairs like 52:54:00:12:34:56")
+    # No network card sends from a group (multicast, broadcast) or all-zero address, so
+    # a DHCP reservation for one never matches and the host silently gets a pool address.
+    if int(v[:2], 16) & 1 or v == "00:00:00:00:00:00":
+        raise _bad(
+            "is a multicast, broadcast or all-zero MAC address, which no network card has",
+            "the card's own MAC (first byte even), like 52:54:00:12:34:56",
+        )
     return v
 
 
