@@ -1272,3 +1272,20 @@ def test_a_file_name_in_capitals_is_named_as_the_cause(tmp_path: Path, written: 
             "the file renamed to brussels-03.yaml",
         )
     ], errors(root)
+
+
+def test_one_interface_for_lan_and_wan_is_not_told_to_use_that_name(tmp_path: Path) -> None:
+    """With br-lan as both interfaces the hint read "an interface other than
+    wan.interface (br-lan), e.g. br-lan": it suggested the name in conflict."""
+    root, _ = make_fleet(
+        tmp_path,
+        B,
+        sub(
+            "  fqdn: brussels-03.pos.example.com\n",
+            "  fqdn: brussels-03.pos.example.com\n  interface: br-lan\n",
+        ),
+    )
+    (e,) = [d for d in errors(root) if d.code == "E207"]
+    assert e.path == "defaults.lan.interface"  # the demo's LAN interface is a fleet default
+    assert "e.g. br-lan" not in e.expected, e.expected
+    assert e.expected.endswith("e.g. lan0")

@@ -168,7 +168,8 @@ def _check_wan(site: Site) -> Iterator[Problem]:
             "E207",
             ("lan", "interface"),
             "LAN and WAN interfaces must differ",
-            f"an interface other than wan.interface ({wan.interface}), e.g. br-lan",
+            f"an interface other than wan.interface ({wan.interface}), e.g. "
+            + ("br-lan" if wan.interface != "br-lan" else "lan0"),
         )
     for part, name in (("wan", wan.interface), ("lan", site.lan.interface)):
         if name.startswith("-") or name in (".", "..", "lo", "all", "default"):
