@@ -39,8 +39,19 @@ def _no_username(raw: bytes) -> bytes:
             "has no effect: duckdns authenticates with its token (the password) alone",
         ),
         (_no_username, "E206", "wan.ddns", "provider: noip", "noip DDNS needs wan.ddns.username"),
+        (
+            # only cloudflare sends a zone: for noip it validated and was dropped unsaid
+            sub(
+                "    username: msp-antwerp\n",
+                "    username: msp-antwerp\n    zone: zone.example.org\n",
+            ),
+            "E211",
+            "wan.ddns.zone",
+            "zone.example.org",
+            "has no effect: only cloudflare takes a zone, noip updates the host name alone",
+        ),
     ],
-    ids=["duckdns with a username", "noip without one"],
+    ids=["duckdns with a username", "noip without one", "noip with a zone"],
 )
 def test_a_username_where_it_cannot_apply_or_is_missing(
     tmp_path: Path, edit: Callable[[bytes], bytes], code: str, path: str, at: str, message: str

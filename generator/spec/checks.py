@@ -147,6 +147,15 @@ def _check_wan(site: Site) -> Iterator[Problem]:
             "cloudflare DDNS needs wan.ddns.zone",
             "zone: <the Cloudflare zone holding the name>, e.g. example.com",
         )
+    if wan.ddns is not None and wan.ddns.provider != "cloudflare" and wan.ddns.zone is not None:
+        # Only the cloudflare protocol sends a zone; for the others it was never written.
+        yield Problem(
+            "E211",
+            ("wan", "ddns", "zone"),
+            f"has no effect: only cloudflare takes a zone, {wan.ddns.provider} updates the "
+            "host name alone",
+            "no zone (or provider: cloudflare)",
+        )
     if wan.ddns is not None:
         yield from _ddns_login_problems(wan.ddns)
     if (
