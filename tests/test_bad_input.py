@@ -991,6 +991,18 @@ CASES = [
         )
         for name, bad in (("dotdot", "/../"), ("dot", "/pos1/./"), ("double-slash", "//pos1/"))
     ),
+    Case(  # only an HTTP request asks for a path: it was silently unused
+        "health-path-without-http",
+        B,
+        sub(
+            "{name: api, port: 8443, tls: true}",
+            "{name: api, port: 8443, tls: true, http: false, health_path: /up}",
+        ),
+        "/up",
+        "hosts[1].services[0].health_path",
+        "has no effect: only an HTTP service",
+        "no health_path",
+    ),
     Case(
         "health-path-dotdot",
         B,

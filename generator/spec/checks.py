@@ -436,6 +436,15 @@ def _check_hosts(site: Site) -> Iterator[Problem]:
                     "a name no other service of this host has",
                 )
             snames.setdefault(svc.name, j)
+            if "health_path" in svc.model_fields_set and (not svc.http or svc.protocol == "udp"):
+                # only an HTTP request over TCP asks for a path: it was silently unused
+                yield Problem(
+                    "E211",
+                    ("hosts", i, "services", j, "health_path"),
+                    "has no effect: only an HTTP service (http: true, over TCP) is asked "
+                    "for a path",
+                    "no health_path, or http: true on a TCP service",
+                )
 
 
 @last_object
