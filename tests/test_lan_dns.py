@@ -2,9 +2,11 @@
 
 With `lan.dns.servers` the edge serves DHCP only (dnsmasq `port=0`) and announces those
 servers: naming the edge itself announced a resolver that is not there. An upstream at
-the edge's LAN address would make its resolver forward to itself. Addresses no resolver
-can have (0/8, multicast, 240/4 with the broadcast address, a client's own loopback, the
-LAN's network or broadcast address) were announced or forwarded to as written.
+the edge's LAN address would make its resolver forward to itself, and one at its WAN
+address asks where dnsmasq answers nothing (it listens on the LAN interface only).
+Addresses no resolver can have (0/8, multicast, 240/4 with the broadcast address, a
+client's own loopback, the LAN's network or broadcast address) were announced or
+forwarded to as written.
 """
 
 from __future__ import annotations
@@ -37,6 +39,18 @@ def _with_dns(tmp_path: Path, dns: str) -> tuple[Path, bytes]:
             '"198.51.100.129"]',
             "lan.dns.upstreams[0]",
             "198.51.100.129 is the edge itself: its resolver would forward to itself",
+        ),
+        (  # the edge's WAN address: dnsmasq answers on the LAN interface only
+            '{upstreams: ["203.0.113.10"]}',
+            '"203.0.113.10"]',
+            "lan.dns.upstreams[0]",
+            "203.0.113.10 is the edge's own WAN address, where it answers no DNS",
+        ),
+        (
+            '{servers: ["203.0.113.10"]}',
+            '"203.0.113.10"]',
+            "lan.dns.servers[0]",
+            "203.0.113.10 is the edge's own WAN address, where it answers no DNS",
         ),
         (
             '{servers: ["192.0.2.53", "0.0.0.0"]}',

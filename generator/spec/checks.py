@@ -7,7 +7,7 @@ into file:line:col. The codes name what went wrong (see generator/diagnostics.py
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -319,7 +319,11 @@ def _check_lan(site: Site) -> Iterator[Problem]:
             "has no effect: with lan.dns.servers the edge does not serve DNS to the LAN",
             "either upstreams (the edge resolves) or servers (other resolvers)",
         )
-    yield from _dns_address_problems(site.lan, net, gw)
+    # the edge's address on the WAN: wan.address behind an ISP router (the public IP is
+    # then the router's), else the public IP
+    own = site.wan.address or site.wan.public_ip
+    wan = {ipaddress.IPv4Address(own)} - {gw} if own else set()
+    yield from _dns_address_problems(site.lan, net, gw, wan)
 
 
 # Ranges where no resolver can answer a LAN client or the edge (link-local stays
@@ -333,7 +337,10 @@ _NO_RESOLVER = {
 
 
 def _dns_address_problems(
-    lan: Lan, net: ipaddress.IPv4Network, gw: ipaddress.IPv4Address
+    lan: Lan,
+    net: ipaddress.IPv4Network,
+    gw: ipaddress.IPv4Address,
+    wan: Collection[ipaddress.IPv4Address] = (),
 ) -> Iterator[Problem]:
     """DNS addresses that cannot answer: DHCP would hand clients a resolver that is not
     there, or the edge's resolver would forward to itself."""
@@ -353,6 +360,10 @@ def _dns_address_problems(
                     if key == "servers"
                     else "the edge itself: its resolver would forward to itself"
                 )
+            elif ip in wan:
+                # dnsmasq answers on the LAN interface only: the edge's WAN address is
+                # itself, where no resolver answers (forwarding there loops or fails)
+                why = "the edge's own WAN address, where it answers no DNS"
             elif ip in (net.network_address, net.broadcast_address):
                 why = f"not a host address of the LAN {net}"
             else:
