@@ -273,6 +273,50 @@ def test_committed_symlink_is_refused(repo: Path, tmp_path: Path, rel: str) -> N
     assert valid.returncode == 1 and f"{fleet / rel}: {LINK_ERROR}" in valid.stdout
 
 
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_folder_side_fifo_or_folder_named_like_a_store_is_refused(
+    tmp_path: Path, kind: str
+) -> None:
+    """validate refuses sites/x.yaml that is a FIFO or a folder; diff skipped it and
+    said "No changes" with exit 0."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(DEMO, old)
+    shutil.copytree(DEMO, new)
+    rel = "sites/zz.yaml"
+    if kind == "fifo":
+        os.mkfifo(new / rel)
+        said = "is not a regular file (a FIFO or a device)"
+    else:
+        (new / rel).mkdir()
+        said = "cannot read file: Is a directory"
+    for args in ((str(old), str(new)), (str(new), str(old))):
+        proc = posnet("diff", *args, "--exit-code")
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1, out
+        assert f"{new / rel}: error[E001] {said}" in out, out
+        assert "No changes" not in out
+
+
+@pytest.mark.parametrize("kind", ["folder", "submodule"])
+def test_committed_folder_or_submodule_named_like_a_store_is_refused(repo: Path, kind: str) -> None:
+    """`git ls-tree -r` lists a folder's files, not the folder, and a submodule is no
+    blob: sites/zz.yaml as either was skipped without a word."""
+    rel = "fleets/demo/sites/zz.yaml"
+    if kind == "folder":
+        (repo / rel).mkdir()
+        (repo / rel / "x").write_text("x\n")
+        git(repo, "add", "-A")
+        said = "cannot read file: Is a directory"
+    else:
+        git(repo, "update-index", "--add", "--cacheinfo", f"160000,{'1' * 40},{rel}")
+        said = "cannot read file: is a Git submodule"
+    git(repo, "commit", "-qm", kind)
+    proc = posnet("diff", "HEAD~1..HEAD", "fleets/demo", "--exit-code", cwd=repo)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert f"HEAD/sites/zz.yaml: error[E001] {said}" in out, out
+
+
 @pytest.mark.parametrize("kind", ["to-a-store", "dangling", "to-a-folder", "fleet.yaml"])
 def test_folder_side_symlink_is_refused(tmp_path: Path, kind: str) -> None:
     old, new = tmp_path / "old", tmp_path / "new"

@@ -91,12 +91,10 @@ class FolderSide:
                 found = [("fleet.yaml", os.path.islink(os.path.join(root, "fleet.yaml")))]
                 for folder in ("groups", "sites"):
                     with suppress(OSError), os.scandir(os.path.join(root, folder)) as it:
-                        found += [
-                            (f"{folder}/{e.name}", e.is_symlink())
-                            for e in it
-                            if e.is_symlink() or e.is_file(follow_symlinks=False)
-                        ]
-                for rel, link in found:
+                        # every entry: a folder, FIFO or device named like a store is
+                        # refused by read_file as validate refuses it, never skipped
+                        found += [(f"{folder}/{e.name}", e.is_symlink()) for e in it]
+                for rel, link in sorted(found):  # problems in a stable order
                     if not _relevant(rel):
                         continue
                     problems = _refusal(self.label, rel, link)
@@ -105,7 +103,10 @@ class FolderSide:
                         continue
                     # never through a link, nor blocking on a FIFO swapped in meanwhile
                     name = f"{self.label}/{rel}"
-                    out[rel] = read_file(self.root / rel, name, follow=False)
+                    try:
+                        out[rel] = read_file(self.root / rel, name, follow=False)
+                    except PosnetError as exc:
+                        self._problems += exc.diagnostics
             self._data = out
         return self._data
 
@@ -178,7 +179,8 @@ class GitSide:
     def listing(self) -> dict[str, str]:
         if self._listing is None:
             spec = self.prefix or "."
-            raw = self._git("ls-tree", "-r", "-z", "--full-tree", self.commit, "--", spec)
+            # -t: folders too, so that one named like a store file is seen, not skipped
+            raw = self._git("ls-tree", "-r", "-t", "-z", "--full-tree", self.commit, "--", spec)
             out: dict[str, str] = {}
             cut = len(self.prefix) + 1 if self.prefix else 0
             for entry in raw.split(b"\0"):
@@ -187,7 +189,19 @@ class GitSide:
                 meta, _, path = entry.decode(errors="surrogateescape").partition("\t")
                 mode, kind, sha = meta.split()
                 rel = path[cut:]
-                if kind != "blob" or not _relevant(rel):
+                if not _relevant(rel):
+                    continue
+                if kind != "blob":  # a folder, or a submodule: validate reads no such file
+                    what = "Is a directory" if kind == "tree" else "is a Git submodule"
+                    shown = f"{self.label}/{rel}"
+                    self._problems.append(
+                        Diagnostic(
+                            Location(shown),
+                            "E001",
+                            f"cannot read file: {what}",
+                            expected="a YAML file",
+                        )
+                    )
                     continue
                 problems = _refusal(self.label, rel, mode == "120000")
                 if problems:
