@@ -189,6 +189,44 @@ def test_one_partner_and_service_exposed_twice_is_refused(tmp_path: Path) -> Non
     assert "one direct integration per partner and service" in e.expected
 
 
+@pytest.mark.parametrize(
+    ("rel", "service", "path", "over"),
+    [
+        (
+            "sites/brussels-03.yaml",
+            "{name: api, port: 8443, tls: true}",
+            "routes[0].service",
+            "the reverse proxy",
+        ),
+        (
+            "sites/bruges-06.yaml",
+            "{name: ws, port: 9000, tls: false}",
+            "websocket_service",
+            "the websocket proxy",
+        ),
+        (
+            "sites/ostend-05.yaml",
+            "{name: orders, port: 8081, tls: false}",
+            "service",
+            "the TCP tunnel client",
+        ),
+    ],
+    ids=["reverse-proxy-route", "auth-websocket", "tunnel"],
+)
+def test_a_udp_service_behind_an_http_proxy_or_tcp_tunnel_is_refused(
+    tmp_path: Path, rel: str, service: str, path: str, over: str
+) -> None:
+    """A route, websocket or tunnel to a service with protocol: udp validated: nginx,
+    Apache and the TCP tunnel connect over TCP, so it could never answer (and the LAN
+    flow the firewall opened for it was UDP)."""
+    root, _ = make_fleet(tmp_path, rel, sub(service, service[:-1] + ", protocol: udp}"))
+    found = [e for e in errors(root) if e.code == "E210" and e.location.file.endswith(rel)]
+    assert len(found) == 1, errors(root)
+    assert found[0].path.endswith(path), found[0]
+    assert "is udp, but" in found[0].message, found[0]
+    assert f"{over} connects to it over TCP" in found[0].message, found[0]
+
+
 def test_render_refuses_two_items_that_would_write_one_file(tmp_path: Path) -> None:
     """The safety net behind E213: a plan with two proxies of one id is an error at
     render, never one file silently holding the last of them."""
