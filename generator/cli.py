@@ -107,7 +107,28 @@ def output_folder(raw: str, fleet: Path) -> Path:
             f"{safe_text(str(fleet))} (render would overwrite or prune its files); "
             "pick a folder outside it, e.g. a sibling `build/`"
         )
+    holder = _enclosing_build_tree(o)
+    if holder is not None:
+        raise click.UsageError(
+            f"-o {safe_text(raw)}: lies inside the build tree {safe_text(str(holder))} "
+            "(its next render would prune this tree as stray files, and its checks "
+            "would fail on it); pick a folder outside it, e.g. a sibling `build/`"
+        )
     return out
+
+
+def _enclosing_build_tree(out: Path) -> Path | None:
+    """A folder above OUT that a render made: its manifest beside posnet's own lock or
+    stat cache (a manifest.json alone is common in other projects). Only names are
+    looked up above OUT, nothing is read or written there."""
+    from generator.tree_guard import CACHE, LOCK
+
+    for folder in out.parents:
+        if os.path.lexists(folder / "manifest.json") and (
+            os.path.lexists(folder / LOCK) or os.path.lexists(folder / CACHE)
+        ):
+            return folder
+    return None
 
 
 def _emit(diags: Sequence[Diagnostic], fmt: str) -> None:
@@ -242,7 +263,7 @@ def validate(path: Path, fmt: str, strict: bool) -> None:
     default="build",
     show_default=True,
     help="Folder of the build tree (one folder per store, manifest, inventory); "
-    "outside the fleet folder.",
+    "outside the fleet folder and any other build tree.",
 )
 @click.option(
     "--site", "sites", multiple=True, metavar="ID", help="Render only this store (repeatable)."

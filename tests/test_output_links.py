@@ -365,3 +365,25 @@ def test_render_of_a_link_to_a_store_file_keeps_out_of_its_fleet(
     proc = run("render", str(link), "-o", str(fleet / "groups"))
     assert proc.returncode == 2 and "would overlap the fleet folder" in proc.stderr, proc.stderr
     assert listing(fleet) == before
+
+
+@pytest.mark.parametrize("inside", ["sites", "sites/nested/deeper", "inventory/x"])
+def test_render_refuses_a_folder_inside_another_build_tree(repo: Path, inside: str) -> None:
+    """`render -o build/sites` was accepted: the outer tree's next render pruned the
+    inner one as stray files and its `--check` failed on every inner file."""
+    build = repo / "build"
+    before = listing(build)
+    proc = run("render", str(repo / "fleet"), "-o", str(build / inside))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"lies inside the build tree {build}" in proc.stderr, proc.stderr
+    assert listing(build) == before
+    check = run("render", str(repo / "fleet"), "-o", str(build), "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_manifest_json_of_another_project_is_no_build_tree(repo: Path, tmp_path: Path) -> None:
+    """Only a manifest beside posnet's own lock or stat cache marks a build tree: a web
+    project's manifest.json above -o does not stop a render."""
+    (tmp_path / "manifest.json").write_text("{}\n")
+    proc = run("render", str(repo / "fleet"), "-o", str(tmp_path / "build"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
