@@ -142,7 +142,7 @@ SECOND_BINDING = """  - partner: swiftpos-netpos
             "powerepos\n    pattern: auth_websocket\n    proxy_host: integrator\n"
             "    public_port: 18444",
             "integrations[2].partner",
-            "proxy powerepos-ws and device powerepos-auth",
+            "proxy powerepos-ws and exposure powerepos-ws and device powerepos-auth",
             "one auth_websocket per partner and store",
         ),
         (
@@ -227,6 +227,32 @@ def test_a_udp_service_behind_an_http_proxy_or_tcp_tunnel_is_refused(
     assert f"{over} connects to it over TCP" in found[0].message, found[0]
 
 
+def test_exposures_of_two_patterns_never_share_an_id(tmp_path: Path) -> None:
+    """A direct exposure is named partner-host-service, a proxy's partner-proxy: partner
+    `dl` to pos1/proxy and a reverse proxy of partner `dl-pos1` were both `dl-pos1-proxy`,
+    one firewall set for two partners' allow-lists. Every exposure's id is declared as
+    an output, so the clash is E213 like any other."""
+    partners = (
+        "partners:\n"
+        "  dl: {title: DL, patterns: [direct], sources: [192.0.2.0/28]}\n"
+        "  dl-pos1: {title: DL1, patterns: [reverse_proxy], sources: [192.0.2.32/28]}\n"
+    )
+    service = "      - {name: api, port: 8443, tls: true}\n"
+    direct = "  - {partner: dl, pattern: direct, service: pos1/proxy, public_port: 19090}\n"
+
+    def edit(raw: bytes) -> bytes:
+        text = raw.decode().replace(service, service + "      - {name: proxy, port: 9090}\n")
+        return (text.replace("partner: deliverect", "partner: dl-pos1") + direct).encode()
+
+    root, _ = make_fleet(tmp_path, "sites/brussels-03.yaml", edit)
+    fleet = root / "fleet.yaml"
+    fleet.write_text(fleet.read_text().replace("partners:\n", partners))
+    clash = [e for e in errors(root) if e.code == "E213"]
+    assert len(clash) == 1, errors(root)
+    assert "exposure dl-pos1-proxy" in clash[0].message
+    assert clash[0].path == "integrations[1].service"
+
+
 def test_render_refuses_two_items_that_would_write_one_file(tmp_path: Path) -> None:
     """The safety net behind E213: a plan with two proxies of one id is an error at
     render, never one file silently holding the last of them."""
@@ -242,6 +268,10 @@ def test_render_refuses_two_items_that_would_write_one_file(tmp_path: Path) -> N
     device = next(p for p in plans if p.devices)
     twice = dataclasses.replace(device, devices=(*device.devices, device.devices[0]))
     with pytest.raises(RuntimeError, match=r"two devices named .* would write the same files"):
+        render_site(twice)
+    exposed = next(p for p in plans if p.exposures)
+    twice = dataclasses.replace(exposed, exposures=(*exposed.exposures, exposed.exposures[0]))
+    with pytest.raises(RuntimeError, match=r"two exposures named .* would write the same files"):
         render_site(twice)
 
 

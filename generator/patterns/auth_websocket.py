@@ -83,6 +83,7 @@ def outputs(i: AuthWebsocketIntegration) -> tuple[Output, ...]:
     expected = "one auth_websocket per partner and store"
     return (
         Output(f"proxy {proxy_id(i)}", ("partner",), expected),
+        Output(f"exposure {proxy_id(i)}", ("partner",), expected),
         Output(f"device {device_id(i)}", ("partner",), expected),
     )
 

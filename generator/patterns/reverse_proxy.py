@@ -58,13 +58,14 @@ def proxy_id(i: ReverseProxyIntegration) -> str:
 
 
 def outputs(i: ReverseProxyIntegration) -> tuple[Output, ...]:
+    expected = (
+        "one reverse_proxy per partner and store: give all of the partner's routes "
+        "to one integration"
+    )
+    # the edge's exposure of the proxy is named after it too (firewall set and rules)
     return (
-        Output(
-            f"proxy {proxy_id(i)}",
-            ("partner",),
-            "one reverse_proxy per partner and store: give all of the partner's routes "
-            "to one integration",
-        ),
+        Output(f"proxy {proxy_id(i)}", ("partner",), expected),
+        Output(f"exposure {proxy_id(i)}", ("partner",), expected),
     )
 
 

@@ -142,6 +142,7 @@ def _refuse_clashes(plan: Plan) -> None:
         "proxies": [p.id for p in plan.proxies],
         "Windows bindings": [b.id for b in plan.windows],
         "devices": [d.id for d in plan.devices],
+        "exposures": [e.id for e in plan.exposures],  # firewall sets and rules by id
     }
     for kind, ids in kinds.items():
         twice = sorted({i for i in ids if ids.count(i) > 1})
