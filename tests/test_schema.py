@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from generator.schema_docs import DOCS
@@ -168,3 +169,69 @@ def test_unknown_keys_forbidden_in_schema() -> None:
 def test_fleet_schema_offers_site_keys_under_defaults() -> None:
     doc = json.loads(schema_text("fleet"))
     assert "wan" in doc["properties"]["defaults"]["properties"]
+
+
+def _wrong_values(value: Any) -> list[Any]:
+    """Values of another JSON type than `value` (what a typo or a YAML surprise gives)."""
+    out: list[Any] = [None, "x", 5, True, [], {"unknown_key": 1}]
+    return [v for v in out if type(v) is not type(value)]
+
+
+def _leaf_paths(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path] if path else []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            out += _leaf_paths(value, (*path, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            out += _leaf_paths(value, (*path, i))
+    return out
+
+
+def _value(data: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+# Every value under the scratch fleet's shared defaults, and each shared file's
+# `defaults:` given a mapping a store overrides, a list entry and a group no store names.
+_SHARED = {
+    "fleet.yaml": SCRATCH["fleet.yaml"].replace(
+        "  wan: {isp: Proximus}\n",
+        "  wan: {isp: Proximus, interface: wan0}\n  lan: {interface: br0}\n"
+        '  hosts: [{name: pos1, role: pos, ip: "198.51.100.200"}]\n',
+    ),
+    "groups/north.yaml": SCRATCH["groups/north.yaml"],
+    "groups/idle.yaml": "group: idle\ndefaults:\n  wan: {isp: Telenet}\n  lan: {interface: br1}\n",
+}
+_DEFAULT_CASES = [
+    (rel, path, new)
+    for rel, text in _SHARED.items()
+    for path in _leaf_paths(yaml.safe_load(text)["defaults"])
+    for new in _wrong_values(_value(yaml.safe_load(text)["defaults"], path))
+]
+
+
+@pytest.mark.parametrize(("rel", "path", "new"), _DEFAULT_CASES, ids=repr)
+def test_schema_rejects_a_default_so_posnet_does(
+    tmp_path: Path, rel: str, path: tuple[Any, ...], new: Any
+) -> None:
+    """What the schema rejects in shared defaults, posnet rejects at that file and line,
+    even where every store overrides it (a store's own `lan:` beside `defaults: {lan:
+    5}`) or no store uses it (a group no store names): never accepted silently."""
+    files = {**SCRATCH, **_SHARED}
+    data = yaml.safe_load(files[rel])
+    target = data["defaults"]
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = new
+    files[rel] = json.dumps(data)
+    root = _write(tmp_path, files)
+    kind = "fleet" if rel == "fleet.yaml" else "group"
+    if not list(_validator(kind).iter_errors(load_file(root / rel).data)):
+        return  # the schema accepts it (e.g. null for an optional key)
+    fleet = load_fleet(root)
+    errors = [d for d in fleet.diagnostics if d.severity == "error"]
+    assert any(d.location.file == str(root / rel) for d in errors), (rel, path, new)
+    assert all(d.location.line >= 1 for d in errors), errors

@@ -323,6 +323,43 @@ def site_validation_diagnostics(
     return out
 
 
+def defaults_diagnostics(layer: Layer) -> list[Diagnostic]:
+    """The errors of shared defaults (fleet.yaml's or a group file's `defaults:`, the
+    layer's data) on their own, as the published schemas check them: a mapping may
+    leave out any key (a site supplies it), while a list entry (a host, an
+    integration) is replaced whole and must be complete.
+
+    Merged into a store, a default that every store overrides is never validated
+    (`lan: 5` beside each store's own `lan:`, or any default of a group no store
+    names): without this check posnet would accept it silently. An error also met in
+    a store is the same diagnostic and is reported once (errors.unique_sorted)."""
+    try:
+        Site.model_validate(layer.data)
+    except ValidationError as exc:
+        errs = [
+            e
+            for e in exc.errors(include_input=False, include_url=False)
+            if e["type"] != "missing" or any(isinstance(part, int) for part in e["loc"])
+        ]
+    else:
+        return []
+    out = [
+        _error_diagnostic(err, data_path(layer.data, err["loc"]), layer.data, [layer], Site, "")
+        for err in errs[:SHARED_SHOWN]
+    ]
+    if len(errs) > SHARED_SHOWN:
+        where = layer.positions.key(layer.prefix) or layer.positions.nearest(layer.prefix)
+        out.append(
+            Diagnostic(
+                where or Location(layer.file),
+                "E100",
+                f"more errors in this file are not shown (at most {SHARED_SHOWN})",
+                expected="fix the errors shown and run again",
+            )
+        )
+    return out
+
+
 def problem_diagnostics(
     problems: Iterable[Problem], layers: Sequence[Layer], site_id: str
 ) -> list[Diagnostic]:

@@ -24,6 +24,7 @@ from generator.spec.cache import Planner, SiteCache, _Record, from_record, to_re
 from generator.spec.checks import check_site
 from generator.spec.diagnose import (
     data_path,
+    defaults_diagnostics,
     problem_diagnostics,
     salvaged_problems,
     site_validation_diagnostics,
@@ -243,6 +244,7 @@ def load_fleet(path: Path, cached: bool = False, jobs: int = 0) -> Fleet:
             raise PosnetError([too_many])
         shared = _without_own_keys(settings.defaults, fleet_doc, diags)
         fleet_layer = Layer(shared, fleet_doc.positions, ("defaults",), fleet_doc.file)
+        diags.extend(defaults_diagnostics(fleet_layer))
         settings_layer = flayers[0]
     catalog, catalog_digest = _load_catalog(fleet_doc, fleet_data)
     fleet = Fleet(
@@ -438,6 +440,7 @@ def _load_groups(
             )
         shared = _without_own_keys(g.defaults, gdoc, diags)
         groups[g.group] = Layer(shared, gdoc.positions, ("defaults",), gdoc.file)
+        diags.extend(defaults_diagnostics(groups[g.group]))
     return groups, frozenset(broken), diags
 
 
