@@ -20,6 +20,8 @@ from generator import lint
 from generator.cli import cli
 from generator.lint import LintContext, all_rules
 from generator.pipeline import load_plans
+from generator.spec.locate import deep_merge
+from generator.yamlload import load_bytes, load_file
 from tests.conftest import DEMO
 from tests.test_bad_input import diagnostics, make_fleet, sub
 
@@ -80,6 +82,72 @@ def test_every_rule_has_docs_and_fixtures() -> None:
         spec = yaml.safe_load((FIXTURES / f"{r.id}.yaml").read_text())
         assert {"fail", "pass"} <= set(spec), r.id
         assert spec["fail"] != spec["pass"], f"{r.id}: pass and fail fixtures are the same"
+
+
+def _examples(doc: str) -> dict[str, tuple[str | None, Any]]:
+    """'Bad' and 'Good' -> (the file its first comment names, if any; its YAML data)."""
+    parts = re.split(r"^## (Bad|Good)\n", doc, flags=re.M)
+    out = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        found = re.search(r"```yaml\n(.+?\n)```", body, re.S)
+        assert found, name
+        block = found.group(1)
+        first = block.splitlines()[0]
+        named = re.search(r"\b((?:sites/)?[\w.-]+\.yaml)\b", first) if first[0] == "#" else None
+        out[name] = (named.group(1) if named else None, load_bytes(block.encode(), name).data)
+    return out
+
+
+def _within(example: Any, target: Any) -> bool:
+    """Whether `example` is an excerpt of `target`: its keys with their values (`...`
+    elides the rest), each of its list entries an excerpt of one of target's (an empty
+    list only of an empty list)."""
+    if isinstance(example, dict):
+        return isinstance(target, dict) and all(
+            k == "..." or (k in target and _within(v, target[k])) for k, v in example.items()
+        )
+    if isinstance(example, list):
+        if not isinstance(target, list) or (not example and target):
+            return False
+        return all(any(_within(e, t) for t in target) for e in example)
+    return type(example) is type(target) and example == target
+
+
+def _anywhere(example: Any, target: Any) -> bool:
+    if _within(example, target):
+        return True
+    values = target.values() if isinstance(target, dict) else target
+    return isinstance(target, dict | list) and any(_anywhere(example, v) for v in values)
+
+
+@pytest.mark.parametrize("rule_id", RULE_IDS)
+@pytest.mark.parametrize(("example", "kind"), [("Bad", "fail"), ("Good", "pass")])
+def test_doc_examples_are_what_the_fixtures_test(
+    tmp_path: Path, rule_id: str, example: str, kind: str
+) -> None:
+    """`posnet rules --explain` shows a bad and a good example: each is an excerpt of the
+    fleet its fixture runs the rule on (fail: the rule fires, pass: it does not), so no
+    example can show a configuration that does not do what it claims. The file is the
+    one its first comment names (sites/ID.yaml, fleet.yaml), else the fixture's store
+    with its defaults merged in."""
+    rule = lint.rule(rule_id)
+    assert rule is not None
+    named, data = _examples(rule.doc())[example]
+    case = yaml.safe_load((FIXTURES / f"{rule_id}.yaml").read_text())[kind]
+    root = tmp_path / "fleet"
+    shutil.copytree(DEMO, root)
+    _apply(root, case["edits"])
+    if named is not None:
+        target = load_file(root / named).data
+    else:
+        site = load_file(root / "sites" / f"{case['site']}.yaml").data
+        fleet = load_file(root / "fleet.yaml").data
+        group = load_file(root / "groups" / f"{site['group']}.yaml").data if "group" in site else {}
+        target = deep_merge(deep_merge(fleet.get("defaults", {}), group.get("defaults", {})), site)
+    assert _anywhere(data, target), (
+        f"{rule_id}: the {example} example of docs/{rule_id}.md is not in the fleet its "
+        f"{kind} fixture (tests/lint_fixtures/{rule_id}.yaml) tests"
+    )
 
 
 def test_pn109_ignores_a_fleet_defined_auth_websocket_partner(tmp_path: Path) -> None:
