@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
@@ -184,7 +188,8 @@ LIMIT = click.option("--limit", "-l", default=None, help="Ansible host pattern, 
     type=click.FloatRange(0, 86400),
     default=0,
     metavar="SECONDS",
-    help="If a render or apply holds BUILD, wait this long for it (default: exit 1 at once).",
+    help="If a render or apply holds BUILD, or another apply (from any controller) holds a "
+    "store's lock, wait this long for it (default: exit 1 at once, naming the holder).",
 )
 def apply(
     build: Path,
@@ -210,6 +215,12 @@ def apply(
     renders while it is applied. Device property files are completed on this machine and
     written 0600 to ~/posnet-devices/<store>/ (or --devices-out) for the operator to load
     onto the devices; the tree keeps its markers.
+
+    One apply at a time per store, whichever controller or clone runs it: each store host
+    holds a lock (/var/lib/posnet/apply.lock) from the first play to the last, and a
+    second apply stops that store naming the holder and since when. The lock is a lease
+    renewed at every play (-e posnet_lock_seconds=N, default 900): one left by a run that
+    died is taken over when its lease ends.
     """
     from generator.tree_lock import tree_lock
 
@@ -228,6 +239,7 @@ def apply(
             forks,
             verbose,
             devices_out,
+            wait,
         )
 
 
@@ -256,20 +268,25 @@ def _apply(
     forks: int | None,
     verbose: int,
     devices_out: Path | None = None,
+    wait: float = 0,
 ) -> None:
     tree = _tree(build)
-    cmd = [_which("ansible-playbook"), "-i", str(tree / "inventory")]
+    base = [_which("ansible-playbook"), "-i", str(tree / "inventory")]
     for inv in inventories:
-        cmd += ["-i", str(Path(inv).resolve())]
-    cmd += [str(playbooks_dir() / "site.yml"), "-e", json.dumps({"posnet_tree": str(tree)})]
+        base += ["-i", str(Path(inv).resolve())]
+    run = {"posnet_run_id": run_id(), "posnet_run_owner": run_owner()}
+    lock_vars = ["-e", json.dumps({"posnet_tree": str(tree), **run})]
     if limit:
-        cmd += ["--limit", limit]
+        lock_vars += ["--limit", limit]
+    cmd = [*base, str(playbooks_dir() / "site.yml"), *lock_vars]
+    cmd += ["-e", json.dumps({"posnet_lock_wait": wait})]
     if check:
         cmd.append("--check")
     if diff:
         cmd.append("--diff")
     if tags:
         cmd += ["--tags", tags]
+        lock_vars += ["--tags", tags]  # devices alone: no store locked, none to release
     if serial:
         cmd += ["-e", json.dumps({"posnet_serial": serial})]
     if max_fail_percentage is not None:
@@ -284,9 +301,64 @@ def _apply(
         cmd += ["-e", e]
     if verbose:
         cmd.append("-" + "v" * min(verbose, 4))
+    if vault_password_file:
+        lock_vars += ["--vault-password-file", vault_password_file]
+    lock_vars += [a for e in extra for a in ("-e", e)]  # ssh settings, posnet_watchdog_seconds
     with tempfile.TemporaryDirectory(prefix="posnet-apply-") as tmp:
-        rc, output = run_playbook(cmd, _ansible_env(tmp), echo=True)
+        env = _ansible_env(tmp)
+        try:
+            rc, output = run_playbook(cmd, env, echo=True)
+        except BaseException:  # Ctrl-C, SIGTERM: the stores this run still holds
+            if not check:
+                _release(base, lock_vars, env)
+            raise
+        if rc != 0 and not check:
+            _release(base, lock_vars, env)
     _apply_summary(rc, parse_recap(output))
+
+
+def run_id() -> str:
+    """This apply's lock token on every store host (playbooks/lock.yml)."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+def run_owner() -> str:
+    """Who holds a store's lock, as a second apply's message names it."""
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}, posnet apply pid {os.getpid()}"
+
+
+RELEASE_SECONDS = 120
+
+
+def _release(base: list[str], lock_vars: list[str], env: dict[str, str]) -> None:
+    """After a failed or interrupted run, give back the locks of the stores that failed
+    mid-run (Ansible drops a failed host from the later plays, site.yml's last one
+    included). A store this run never locked, or lost, is left alone: only the token's
+    holder can release. An unreachable store keeps the lock until its lease ends."""
+    cmd = [*base, str(playbooks_dir() / "unlock.yml"), *lock_vars]
+    try:
+        proc = subprocess.run(
+            cmd,
+            env={**env, "ANSIBLE_FORCE_COLOR": "0"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=RELEASE_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        click.echo("posnet: could not release the store locks; they end with their lease", err=True)
+        return
+    if proc.returncode != 0:
+        click.echo(
+            "posnet: some store locks could not be released (unreachable?); they end with "
+            "their lease (posnet_lock_seconds)",
+            err=True,
+        )
 
 
 def _apply_summary(rc: int, recap: dict[str, dict[str, int]]) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,12 +50,33 @@ def run_playbook(cmd: list[str], env: dict[str, str], echo: bool) -> tuple[int, 
     )
     assert proc.stdout is not None
     lines = []
-    for line in proc.stdout:
-        if echo:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-        lines.append(line)
-    return proc.wait(), "".join(lines)
+    try:
+        for line in proc.stdout:
+            if echo:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            lines.append(line)
+        return proc.wait(), "".join(lines)
+    except BaseException:
+        # Ctrl-C or SIGTERM: ansible-playbook is gone before posnet goes on (apply then
+        # releases the stores' locks: nothing of this run may still write after that).
+        stop(proc)
+        raise
+
+
+STOP_SECONDS = 15
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Interrupt ansible-playbook as Ctrl-C does; kill it if it is still there after
+    STOP_SECONDS."""
+    with suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @dataclass

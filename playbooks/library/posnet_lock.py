@@ -1,0 +1,240 @@
+#!/usr/bin/python3
+# WANT_JSON
+"""posnet_lock: one apply at a time on a store host (the lock lives on the host).
+
+`posnet apply` locks its build tree, but two controllers, two clones, an operator's
+`ansible-playbook site.yml` and an edge's own ansible-pull each have their own tree: only
+the host sees them all. Two overlapping runs would share the firewall's rollback snapshot
+(/var/lib/posnet/fw-previous) and could roll back to each other's ruleset.
+
+The lock is a lease: ``/var/lib/posnet/apply.lock`` holds the run's token, who runs it
+(user@controller, pid), since when and until when (the host's clock). site.yml takes it
+in its first play (lock.yml), every play that writes renews it (a lease extended by
+``seconds`` from now), the last play (unlock.yml) releases it, and `posnet apply`
+releases it again after a failed or interrupted run (a host that failed mid-run leaves
+the later plays). A run that dies (controller crash, kill -9, lost network) cannot
+release it: its lease ends ``seconds`` after its last renewal and the next run takes it
+over then, with a warning naming the dead run. Nothing on the host can tell a dead
+controller from a slow one, so the deadline is the rule; the default lease (900 s) is
+longer than any one play, and a run whose lease another run took over fails at its
+next renewal instead of writing on.
+
+A firewall watchdog armed by the holder may still roll back after its run died: release
+keeps the lock until the newest armed watchdog's deadline (``watchdog_seconds`` after
+its watch file was armed), so no next run snapshots or activates under it.
+
+Every read-decide-write happens under an flock on the state folder, so of two runs that
+ask at the same instant exactly one gets the lock. Stdlib only (it runs on the host).
+
+Arguments (JSON): ``action`` (acquire, renew, release), ``token``, ``owner``,
+``seconds`` (the lease), ``wait`` (acquire: seconds to wait for a holder, default 0),
+``watchdog_seconds`` (release), ``path`` (default /var/lib/posnet/apply.lock).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+PATH = "/var/lib/posnet/apply.lock"
+SLACK = 15  # seconds past a watchdog's deadline: its rollback has finished by then
+
+
+def stamp(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
+def parse(raw: bytes | None, mtime: float, seconds: float) -> dict[str, Any] | None:
+    """The holder a lock file names; a file that is not posnet's JSON is a holder
+    nobody can name, held ``seconds`` from its last change (never ignored outright)."""
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+        holder = {
+            "token": str(doc["token"]),
+            "owner": str(doc["owner"]),
+            "since": float(doc["since"]),
+            "deadline": float(doc["deadline"]),
+        }
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        return {"token": "", "owner": "unknown (unreadable lock file)", "since": mtime,
+                "deadline": mtime + seconds}  # fmt: skip
+    return holder
+
+
+def describe(holder: dict[str, Any]) -> str:
+    return (
+        f"{holder['owner']} (run {holder['token'] or '?'}) since {stamp(holder['since'])}, "
+        f"lease until {stamp(holder['deadline'])}"
+    )
+
+
+def decide(action: str, holder: dict[str, Any] | None, token: str, now: float) -> tuple[str, str]:
+    """What to do with the lock: (verdict, why).
+
+    Verdicts: ``take`` (write a lease for this run, keeping ``since`` when it is ours),
+    ``takeover`` (acquire: take it from a run whose lease ended), ``busy`` (another run's
+    lease holds), ``lost`` (renew: another run took it over), ``remove`` (release ours),
+    ``none`` (release: nothing of ours to remove)."""
+    ours = holder is not None and holder["token"] == token
+    expired = holder is not None and holder["deadline"] <= now
+    if action == "release":
+        return ("remove", "") if ours else ("none", "not held by this run")
+    if holder is None or ours:
+        return "take", ""
+    if action == "renew":  # another run took it over (maybe since gone): it may have written
+        return "lost", describe(holder)
+    if expired:
+        return "takeover", describe(holder)
+    return "busy", describe(holder)
+
+
+def armed_until(state_dir: str, watchdog_seconds: float, now: float) -> float:
+    """When the newest watchdog still armed in state_dir has done its work (0: none)."""
+    last = 0.0
+    for path in glob.glob(os.path.join(state_dir, "watch-*.armed")):
+        try:
+            last = max(last, os.stat(path).st_mtime + watchdog_seconds + SLACK)
+        except OSError:
+            continue  # disarmed or fired meanwhile
+    return last if last > now else 0.0
+
+
+@contextmanager
+def guarded(state_dir: str) -> Iterator[None]:
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def read(path: str) -> tuple[bytes | None, float]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, 0.0
+    try:
+        return os.read(fd, 65536), os.fstat(fd).st_mtime
+    finally:
+        os.close(fd)
+
+
+def write(path: str, doc: dict[str, Any]) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, (json.dumps(doc, sort_keys=True) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def step(args: dict[str, Any], now: float) -> dict[str, Any]:
+    """One decision under the state folder's flock; the module's result."""
+    path = str(args.get("path") or PATH)
+    action = str(args["action"])
+    token = str(args.get("token") or "")
+    seconds = float(args.get("seconds") or 900)
+    with guarded(os.path.dirname(path)):
+        raw, mtime = read(path)
+        holder = parse(raw, mtime, seconds)
+        verdict, why = decide(action, holder, token, now)
+        result: dict[str, Any] = {"changed": False, "verdict": verdict}
+        if verdict in ("take", "takeover"):
+            since = holder["since"] if holder is not None and verdict == "take" else now
+            doc = {"token": token, "owner": str(args.get("owner") or "unknown"),
+                   "since": since, "deadline": now + seconds}  # fmt: skip
+            write(path, doc)
+            result["holder"] = describe(doc)
+            if verdict == "takeover" and action == "acquire":
+                result["warnings"] = [
+                    f"posnet: took over the lock of a run whose lease ended: {why}"
+                ]
+        elif verdict == "remove":
+            until = armed_until(
+                os.path.dirname(path), float(args.get("watchdog_seconds") or 45), now
+            )
+            if until and holder is not None:
+                doc = {**holder, "deadline": min(holder["deadline"], until)}
+                write(path, doc)
+                result["verdict"] = "kept"
+                result["warnings"] = [
+                    f"posnet: a firewall watchdog is still armed; the lock stays until "
+                    f"{stamp(doc['deadline'])} so that no other run starts under its rollback"
+                ]
+            else:
+                os.unlink(path)
+        result["why"] = why
+        return result
+
+
+def busy_message(host: str, why: str, wait: float) -> str:
+    how = (
+        f"still held after waiting {wait:g} s"
+        if wait
+        else "wait for it to finish (posnet apply --wait SECONDS, or -e posnet_lock_wait=SECONDS)"
+    )
+    return (
+        f"posnet: {host} is being applied by another run: {why}; {how}. A run that died "
+        "keeps the lock until its lease ends, then the next apply takes it over."
+    )
+
+
+def run(args: dict[str, Any], clock: Any = time.time, sleep: Any = time.sleep) -> dict[str, Any]:
+    action = str(args.get("action") or "")
+    if action not in ("acquire", "renew", "release"):
+        return {"failed": True, "msg": f"posnet_lock: unknown action {action!r}"}
+    if not args.get("token"):
+        if action == "release":
+            return {"changed": False, "verdict": "none", "msg": "no lock taken by this run"}
+        return {
+            "failed": True,
+            "msg": "posnet: this play writes to the store, which only site.yml's lock may "
+            "allow: run playbooks/site.yml (or `posnet apply`), with --tags for one component",
+        }
+    host = str(args.get("host") or "this host")
+    wait = float(args.get("wait") or 0) if action == "acquire" else 0.0
+    deadline = clock() + wait
+    while True:
+        result = step(args, clock())
+        if result["verdict"] == "busy" and clock() < deadline:
+            sleep(min(2.0, max(0.1, deadline - clock())))
+            continue
+        break
+    if result["verdict"] == "busy":
+        return {"failed": True, "msg": busy_message(host, result["why"], wait), **result}
+    if result["verdict"] == "lost":
+        return {
+            "failed": True,
+            "msg": f"posnet: this run's lease on {host} ended and another run took the lock "
+            f"over ({result['why']}); stopped before writing. Raise posnet_lock_seconds if "
+            "a roll-out leaves a store longer than that between its plays.",
+            **result,
+        }
+    return {**result, "msg": result.get("holder") or result["why"] or result["verdict"]}
+
+
+def main() -> None:
+    with open(sys.argv[1]) as fh:
+        args = json.load(fh)
+    try:
+        result = run(args)
+    except (OSError, ValueError) as exc:
+        result = {"failed": True, "msg": f"posnet_lock: {exc}"}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""The store-side apply lock (playbooks/library/posnet_lock.py): its decisions, its lease
+rule, and the race it exists for, run as the real module file on this machine.
+
+The lab proves it on a real edge (tests/lab/test_e2e_lock.py); here each bad state is
+made directly in a scratch state folder: a live holder, a holder whose lease ended, an
+unreadable lock file, a run whose lease another run took over, a watchdog still armed at
+release, and many runs asking at the same instant.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+MODULE = ROOT / "playbooks" / "library" / "posnet_lock.py"
+
+
+def load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("posnet_lock", MODULE)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+lock = load()
+
+
+def args(path: Path, action: str, token: str, **more: Any) -> dict[str, Any]:
+    return {"action": action, "token": token, "owner": f"owner-{token}", "host": "gent-01-edge",
+            "seconds": 900, "path": str(path), **more}  # fmt: skip
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "apply.lock"
+
+
+def holder(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text()))
+
+
+def test_second_run_is_refused_naming_the_holder_and_since_when(path: Path) -> None:
+    first = lock.run(args(path, "acquire", "A"))
+    assert not first.get("failed") and first["verdict"] == "take"
+    taken = holder(path)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    second = lock.run(args(path, "acquire", "B"))
+    assert second["failed"] and second["verdict"] == "busy"
+    assert "gent-01-edge is being applied by another run: owner-A (run A) since " in second["msg"]
+    assert lock.stamp(taken["since"]) in second["msg"]
+    assert "posnet apply --wait SECONDS" in second["msg"]
+    assert holder(path) == taken  # the refused run wrote nothing
+
+
+def test_renewal_extends_the_lease_and_keeps_since(path: Path) -> None:
+    lock.run(args(path, "acquire", "A"), clock=lambda: 1000.0)
+    res = lock.run(args(path, "renew", "A", seconds=120), clock=lambda: 1500.0)
+    assert not res.get("failed")
+    assert holder(path)["since"] == 1000.0 and holder(path)["deadline"] == 1620.0
+
+
+def test_expired_lease_is_taken_over_with_a_warning(path: Path) -> None:
+    lock.run(args(path, "acquire", "A", seconds=60), clock=lambda: 1000.0)
+    busy = lock.run(args(path, "acquire", "B"), clock=lambda: 1059.0)
+    assert busy["failed"]
+    res = lock.run(args(path, "acquire", "B"), clock=lambda: 1060.0)
+    assert not res.get("failed") and res["verdict"] == "takeover"
+    (warning,) = res["warnings"]
+    assert "took over the lock of a run whose lease ended: owner-A (run A)" in warning
+    assert holder(path)["token"] == "B" and holder(path)["since"] == 1060.0
+
+
+def test_a_run_whose_lease_was_taken_over_stops_at_its_next_renewal(path: Path) -> None:
+    lock.run(args(path, "acquire", "A", seconds=60), clock=lambda: 1000.0)
+    lock.run(args(path, "acquire", "B"), clock=lambda: 2000.0)
+    res = lock.run(args(path, "renew", "A"), clock=lambda: 2001.0)
+    assert res["failed"] and res["verdict"] == "lost"
+    assert "another run took the lock over (owner-B (run B)" in res["msg"]
+    assert holder(path)["token"] == "B"
+    # Even once B's lease ended: B may have written; A does not carry on.
+    assert lock.run(args(path, "renew", "A"), clock=lambda: 9999.0)["verdict"] == "lost"
+
+
+def test_renewal_without_a_lock_taken_by_site_yml_fails(path: Path) -> None:
+    res = lock.run(args(path, "renew", ""))
+    assert res["failed"] and "run playbooks/site.yml (or `posnet apply`)" in res["msg"]
+    assert not path.exists()
+
+
+def test_release_removes_only_this_runs_lock(path: Path) -> None:
+    lock.run(args(path, "acquire", "A"))
+    other = lock.run(args(path, "release", "B"))
+    assert not other.get("failed") and other["verdict"] == "none" and path.exists()
+    assert lock.run(args(path, "release", ""))["verdict"] == "none" and path.exists()
+    assert lock.run(args(path, "release", "A"))["verdict"] == "remove"
+    assert not path.exists()
+    assert lock.run(args(path, "release", "A"))["verdict"] == "none"  # twice: harmless
+
+
+def test_release_keeps_the_lock_while_a_watchdog_is_armed(path: Path) -> None:
+    now = time.time()
+    lock.run(args(path, "acquire", "A"), clock=lambda: now)
+    watch = path.parent / "watch-1-2.armed"
+    watch.touch()
+    res = lock.run(args(path, "release", "A", watchdog_seconds=30), clock=lambda: now)
+    assert res["verdict"] == "kept" and "a firewall watchdog is still armed" in res["warnings"][0]
+    deadline = holder(path)["deadline"]
+    assert watch.stat().st_mtime + 30 <= deadline <= watch.stat().st_mtime + 30 + lock.SLACK
+    # Another run is refused until the watchdog has done its work, then takes over.
+    assert lock.run(args(path, "acquire", "B"), clock=lambda: now + 1)["verdict"] == "busy"
+    assert lock.run(args(path, "acquire", "B"), clock=lambda: deadline)["verdict"] == "takeover"
+
+
+def test_an_old_armed_file_does_not_keep_the_lock(path: Path) -> None:
+    lock.run(args(path, "acquire", "A"))
+    watch = path.parent / "watch-1-2.armed"
+    watch.touch()
+    os.utime(watch, (time.time() - 3600, time.time() - 3600))  # watchdog gone (reboot)
+    assert lock.run(args(path, "release", "A", watchdog_seconds=30))["verdict"] == "remove"
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("raw", [b"", b"{not json", b'{"token": 1}', b"\xff\xfe", b"[1, 2]"])
+def test_an_unreadable_lock_file_holds_for_a_lease_from_its_last_change(
+    path: Path, raw: bytes
+) -> None:
+    path.parent.mkdir()
+    path.write_bytes(raw)
+    mtime = path.stat().st_mtime
+    res = lock.run(args(path, "acquire", "B", seconds=60), clock=lambda: mtime + 59)
+    assert res["failed"] and "unknown (unreadable lock file)" in res["msg"]
+    res = lock.run(args(path, "acquire", "B", seconds=60), clock=lambda: mtime + 60)
+    assert res["verdict"] == "takeover" and holder(path)["token"] == "B"
+
+
+def test_wait_gets_the_lock_once_the_holder_releases(path: Path) -> None:
+    lock.run(args(path, "acquire", "A"))
+    timer = threading.Timer(1.0, lambda: lock.run(args(path, "release", "A")))
+    timer.start()
+    try:
+        t0 = time.monotonic()
+        res = lock.run(args(path, "acquire", "B", wait=20))
+        assert not res.get("failed") and holder(path)["token"] == "B"
+        assert 0.9 <= time.monotonic() - t0 < 10
+    finally:
+        timer.join()
+    res = lock.run(args(path, "acquire", "C", wait=1))
+    assert res["failed"] and "still held after waiting 1 s" in res["msg"]
+
+
+def _contend(path: str, token: str, start: Any, out: Any) -> None:
+    start.wait()
+    res = load().run(args(Path(path), "acquire", token))
+    out.put((token, bool(res.get("failed"))))
+
+
+def test_of_many_runs_asking_at_once_exactly_one_gets_the_lock(path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_contend, args=(str(path), f"T{i}", start, out)) for i in range(8)]
+    for p in procs:
+        p.start()
+    start.set()
+    results = [out.get(timeout=30) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    winners = [token for token, failed in results if not failed]
+    assert len(winners) == 1, results
+    assert holder(path)["token"] == winners[0]
+    assert sorted(os.listdir(path.parent)) == ["apply.lock"]  # no temporary file left
+
+
+def test_the_module_file_runs_as_ansible_runs_it(tmp_path: Path, path: Path) -> None:
+    argfile = tmp_path / "args.json"
+    argfile.write_text(json.dumps(args(path, "acquire", "A")))
+    res = subprocess.run(
+        [sys.executable, MODULE, argfile], capture_output=True, text=True, check=True
+    )
+    assert json.loads(res.stdout)["verdict"] == "take"
+    res = subprocess.run(
+        [sys.executable, MODULE, argfile.with_name("missing.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode != 0
+    argfile.write_text(json.dumps(args(path, "steal", "A")))
+    res = subprocess.run(
+        [sys.executable, MODULE, argfile], capture_output=True, text=True, check=True
+    )
+    assert json.loads(res.stdout)["failed"]
+
+
+def test_site_yml_locks_first_and_releases_last() -> None:
+    site = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
+    imports = [p["ansible.builtin.import_playbook"] for p in site]
+    assert imports[0] == "lock.yml" and imports[-1] == "unlock.yml"
+    for name in ("lock.yml", "unlock.yml"):
+        (play,) = yaml.safe_load((ROOT / "playbooks" / name).read_text())
+        assert play["tags"] == ["always"]  # --tags firewall still locks
+        assert play["hosts"] == "posnet_edges:posnet_proxies"
+    # Every play that writes on a store host renews the lock before anything else.
+    for name in ("firewall.yml", "dhcp.yml", "ddns.yml", "proxy.yml"):
+        (play,) = yaml.safe_load((ROOT / "playbooks" / name).read_text())
+        assert play["tasks"][0] == {
+            "name": "Renew the apply lock",
+            "ansible.builtin.import_tasks": "tasks/renew_lock.yml",
+        }, name
