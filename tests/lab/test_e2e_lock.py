@@ -6,7 +6,8 @@ second is refused within seconds naming the holder and since when, while the fir
 runs on to the rendered state and `posnet verify` passes. A run killed with SIGKILL
 (controller crash: nothing released) leaves its lock; the next apply is refused naming
 the dead run until its lease ends, and an apply with --wait takes it over then, says so,
-and leaves the edge applied and in sync.
+and leaves the edge applied and in sync. A run that fails mid-way (its host dropped from
+site.yml's later plays, the releasing one included) gives its lock back.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from .e2e_support import posnet, render_demo, running_lab, write_overlay
+from .e2e_support import posnet, render_demo, running_lab, tampered_copy, write_overlay
 from .netns import Lab
 
 pytestmark = pytest.mark.lab
@@ -156,3 +157,24 @@ def test_a_killed_runs_lock_holds_until_its_lease_ends_then_is_taken_over(
     assert lock_on_edge(lab) is None
     assert lab.edge_exec("cat /proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
     in_sync(lab, tree_b, overlay)
+
+
+def test_a_run_that_fails_mid_way_gives_the_lock_back(
+    lab: Lab, trees: tuple[Path, Path], overlay: Path, tmp_path: Path
+) -> None:
+    """dnsmasq rejects the DHCP file (a renderer bug): the dhcp play fails the edge, so
+    site.yml's last play never runs for it; posnet apply releases its lock after the
+    run, and the next apply is not refused."""
+    tree_a, _ = trees
+    broken = tampered_copy(
+        tree_a, tmp_path / "broken", "gent-01", "dhcp/dnsmasq.conf",
+        lambda text: text + "no-such-dnsmasq-option=1\n",
+    )  # fmt: skip
+    failed = posnet(lab, "apply", str(broken), "-i", str(overlay), "--limit", HOST)
+    assert failed.returncode == 1, failed.stdout[-3000:]
+    assert "PLAY [Apply posnet DHCP reservations]" in failed.stdout
+    assert "Release the lock" not in failed.stdout  # site.yml's last play skipped the edge
+    assert lock_on_edge(lab) is None
+    again = posnet(lab, "apply", str(tree_a), "-i", str(overlay), "--limit", HOST)
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-2000:]
+    in_sync(lab, tree_a, overlay)
