@@ -18,6 +18,10 @@ class Code:
     code: str
     title: str
     why: str
+    # An excerpt of the demo fleet (examples/demo-fleet): its first line, a comment, names
+    # the file; `...` stands for the rest of an entry, or first in a list for the file's
+    # entries. tests/test_diagnostics.py places each into that file: bad gets the code,
+    # good validates without errors.
     bad: str = ""  # a YAML fragment that gets this code
     good: str = ""  # the same fragment fixed
     # The located value failed validation (it may be a secret typed in the wrong place):
@@ -39,8 +43,8 @@ _CODES = (
         "YAML syntax error",
         "The file is not YAML posnet can read (tabs, unclosed quotes, duplicate keys, "
         "anchors, tags): nothing in it can be checked until it parses.",
-        'name: "Gent',
-        'name: "Gent"',
+        '# sites/gent-01.yaml\nname: "Gent Korenmarkt',
+        '# sites/gent-01.yaml\nname: "Gent Korenmarkt"',
         masks_values=True,
     ),
     Code(
@@ -70,8 +74,16 @@ _CODES = (
         "A value does not have the type or form the spec allows (an integer, a known key, "
         "an address, a secret reference, ...). The message never echoes the value: it may "
         "be a secret typed in the wrong place.",
-        "hosts:\n  - {name: pos1, ip: 10.0.0.10, services: [{name: api, port: http}]}",
-        "hosts:\n  - {name: pos1, ip: 10.0.0.10, services: [{name: api, port: 8080}]}",
+        (
+            "# sites/gent-01.yaml\n"
+            "hosts:\n"
+            "  - {name: pos1, role: pos, ip: 198.51.100.140, services: [{name: api, port: https}]}"
+        ),
+        (
+            "# sites/gent-01.yaml\n"
+            "hosts:\n"
+            "  - {name: pos1, role: pos, ip: 198.51.100.140, services: [{name: api, port: 8443}]}"
+        ),
         masks_values=True,
     ),
     Code(
@@ -86,16 +98,24 @@ _CODES = (
         "E102",
         "Unknown lint rule",
         "lint.disable names a rule id posnet does not have, so nothing is disabled.",
-        "lint: {disable: [PN999]}",
-        "lint: {disable: [PN109]}",
+        "# sites/gent-01.yaml\nlint: {disable: [PN999]}",
+        "# sites/gent-01.yaml\nlint: {disable: [PN109]}",
     ),
     Code(
         "E201",
         "Unknown partner",
         "An integration names a partner that is neither built in nor added in fleet.yaml "
         "`partners:`; posnet cannot know its addresses and ports.",
-        "integrations:\n  - {partner: deliverooo, pattern: direct, service: pos1/api}",
-        "integrations:\n  - {partner: deliveroo, pattern: direct, service: pos1/api}",
+        (
+            "# sites/gent-01.yaml\n"
+            "integrations:\n"
+            "  - {partner: delivereckt, pattern: direct, service: pos1/api, ...}"
+        ),
+        (
+            "# sites/gent-01.yaml\n"
+            "integrations:\n"
+            "  - {partner: deliverect, pattern: direct, service: pos1/api, ...}"
+        ),
     ),
     Code(
         "E202",
@@ -107,8 +127,18 @@ _CODES = (
         "than /30, larger than /16 (surely a typo: the firewall gives the whole subnet the "
         "LAN's rights), or not unicast (0/8, loopback, link-local, multicast, 240/4). RFC "
         "1918, 100.64.0.0/10 and public space routed to the store are all fine.",
-        "lan: {subnet: 10.0.0.0/24, gateway: 10.0.0.1}\nhosts:\n  - {name: pos1, ip: 10.0.1.10}",
-        "lan: {subnet: 10.0.0.0/24, gateway: 10.0.0.1}\nhosts:\n  - {name: pos1, ip: 10.0.0.10}",
+        (
+            "# sites/gent-01.yaml\n"
+            "lan: {subnet: 198.51.100.128/26, gateway: 198.51.100.129}\n"
+            "hosts:\n"
+            "  - {name: pos1, ip: 198.51.100.40, ...}"
+        ),
+        (
+            "# sites/gent-01.yaml\n"
+            "lan: {subnet: 198.51.100.128/26, gateway: 198.51.100.129}\n"
+            "hosts:\n"
+            "  - {name: pos1, ip: 198.51.100.140, ...}"
+        ),
     ),
     Code(
         "E203",
@@ -116,18 +146,36 @@ _CODES = (
         "A fixed address (a host, the gateway) lies inside lan.dhcp_pool: the DHCP server "
         "could lease it to another device, and the partner's traffic would reach that "
         "device instead.",
-        "lan:\n  dhcp_pool: {start: 10.0.0.100, end: 10.0.0.200}\n"
-        "hosts:\n  - {name: pos1, ip: 10.0.0.150}",
-        "lan:\n  dhcp_pool: {start: 10.0.0.100, end: 10.0.0.200}\n"
-        "hosts:\n  - {name: pos1, ip: 10.0.0.10}",
+        (
+            "# sites/gent-01.yaml\n"
+            "lan:\n"
+            "  dhcp_pool: {start: 198.51.100.150, end: 198.51.100.180}\n"
+            "hosts:\n"
+            "  - {name: pos1, ip: 198.51.100.160, ...}"
+        ),
+        (
+            "# sites/gent-01.yaml\n"
+            "lan:\n"
+            "  dhcp_pool: {start: 198.51.100.150, end: 198.51.100.180}\n"
+            "hosts:\n"
+            "  - {name: pos1, ip: 198.51.100.140, ...}"
+        ),
     ),
     Code(
         "E204",
         "Partner does not offer this",
         "The integration asks the partner for a pattern, environment or default it does "
         "not have in the catalog.",
-        "integrations:\n  - {partner: ppaas, pattern: cloud_connector, environment: stage}",
-        "integrations:\n  - {partner: ppaas, pattern: cloud_connector, environment: prod}",
+        (
+            "# sites/bruges-06.yaml\n"
+            "integrations:\n"
+            "  - {partner: ppaas, pattern: cloud_connector, environment: stage, ...}"
+        ),
+        (
+            "# sites/bruges-06.yaml\n"
+            "integrations:\n"
+            "  - {partner: ppaas, pattern: cloud_connector, environment: qa, ...}"
+        ),
     ),
     Code(
         "E205",
@@ -137,8 +185,8 @@ _CODES = (
         "store there. wan.address (the edge's own address behind an ISP router) cannot be "
         "such an address or lie inside the LAN either: one side of the edge would shadow "
         "the other.",
-        "wan: {ip_mode: static, public_ip: 10.0.0.5}",
-        "wan: {ip_mode: static, public_ip: 203.0.113.30}",
+        "# sites/gent-01.yaml\nwan: {ip_mode: static, public_ip: 10.0.0.5}",
+        "# sites/gent-01.yaml\nwan: {ip_mode: static, public_ip: 203.0.113.10}",
     ),
     Code(
         "E206",
@@ -146,52 +194,88 @@ _CODES = (
         "The WAN mode needs settings that are missing or that the DDNS client cannot "
         "send (a static WAN without public_ip, a dynamic one without ddns or fqdn, a "
         "cloudflare update without zone, an address written as wan.fqdn).",
-        "wan: {ip_mode: static}",
-        "wan: {ip_mode: static, public_ip: 203.0.113.30}",
+        "# sites/antwerp-02.yaml\nwan: {ip_mode: static}",
+        "# sites/antwerp-02.yaml\nwan: {ip_mode: static, public_ip: 203.0.113.40}",
     ),
     Code(
         "E207",
         "Unusable interface",
         "The WAN and LAN interfaces are the same, or a name that ip(8) and iptables would misread.",
-        "wan: {interface: eth0}\nlan: {interface: eth0}",
-        "wan: {interface: eth0}\nlan: {interface: eth1}",
+        "# sites/gent-01.yaml\nwan: {interface: eth0}\nlan: {interface: eth0}",
+        "# sites/gent-01.yaml\nwan: {interface: eth0}\nlan: {interface: eth1}",
     ),
     Code(
         "E208",
         "Duplicate in a store",
         "Two hosts, services, MACs, public ports or proxy routes of one store share what "
         "must be unique: the edge could serve only one of them.",
-        "hosts:\n  - {name: pos1, ip: 10.0.0.10}\n  - {name: pos1, ip: 10.0.0.11}",
-        "hosts:\n  - {name: pos1, ip: 10.0.0.10}\n  - {name: pos2, ip: 10.0.0.11}",
+        (
+            "# sites/gent-01.yaml\n"
+            "hosts:\n"
+            "  - {name: pos1, ip: 198.51.100.140, ...}\n"
+            "  - {name: pos1, ip: 198.51.100.141, ...}"
+        ),
+        (
+            "# sites/gent-01.yaml\n"
+            "hosts:\n"
+            "  - {name: pos1, ip: 198.51.100.140, ...}\n"
+            "  - {name: pos2, ip: 198.51.100.141, ...}"
+        ),
     ),
     Code(
         "E209",
         "Unknown host or service",
         "An integration refers to a host or host/service the store's hosts do not have.",
-        "integrations:\n  - {partner: deliveroo, pattern: direct, service: pos9/api}",
-        "integrations:\n  - {partner: deliveroo, pattern: direct, service: pos1/api}",
+        (
+            "# sites/gent-01.yaml\n"
+            "integrations:\n"
+            "  - {partner: deliverect, pattern: direct, service: pos9/api, ...}"
+        ),
+        (
+            "# sites/gent-01.yaml\n"
+            "integrations:\n"
+            "  - {partner: deliverect, pattern: direct, service: pos1/api, ...}"
+        ),
     ),
     Code(
         "E210",
         "Integration settings incomplete or conflicting",
         "An integration lacks a setting its choice needs (basic auth without htpasswd, a "
         "route without path) or combines settings that exclude each other.",
-        "auth: {type: basic}",
-        "auth: {type: basic, htpasswd: vault:gent_01_htpasswd}",
+        (
+            "# sites/brussels-03.yaml\n"
+            "integrations:\n"
+            "  - {routing: path, routes: [{service: pos1/api}], ...}"
+        ),
+        (
+            "# sites/brussels-03.yaml\n"
+            "integrations:\n"
+            "  - {routing: path, routes: [{service: pos1/api, path: /pos1/}], ...}"
+        ),
     ),
     Code(
         "E211",
         "Setting has no effect",
         "A setting is ignored because of another one; leaving it would mislead a reader.",
-        "lan:\n  dns: {servers: [10.0.0.53], upstreams: [9.9.9.9]}",
-        "lan:\n  dns: {servers: [10.0.0.53]}",
+        "# sites/gent-01.yaml\nlan:\n  dns: {servers: [198.51.100.141], upstreams: [9.9.9.9]}",
+        "# sites/gent-01.yaml\nlan:\n  dns: {servers: [198.51.100.141]}",
     ),
     Code(
         "E212",
         "Reserved name",
         "The name is taken by posnet itself (the inventory calls the router <site>-edge).",
-        "hosts:\n  - {name: edge, ip: 10.0.0.10}",
-        "hosts:\n  - {name: backoffice, ip: 10.0.0.10}",
+        (
+            "# sites/gent-01.yaml\n"
+            "hosts:\n"
+            "  - ...\n"
+            "  - {name: edge, role: server, ip: 198.51.100.142}"
+        ),
+        (
+            "# sites/gent-01.yaml\n"
+            "hosts:\n"
+            "  - ...\n"
+            "  - {name: backoffice, role: server, ip: 198.51.100.142}"
+        ),
     ),
     Code(
         "E213",
@@ -201,11 +285,18 @@ _CODES = (
         "store that get the same name would write the same files, and only the last one "
         "would be deployed (two exposures of one name were both rendered, but "
         "`posnet diff` told their changes apart by name).",
-        "integrations:\n"
-        "  - {partner: deliverect, pattern: reverse_proxy, proxy_host: proxy-a, ...}\n"
-        "  - {partner: deliverect, pattern: reverse_proxy, proxy_host: proxy-b, ...}",
-        "integrations:\n"
-        "  - {partner: deliverect, pattern: reverse_proxy, proxy_host: proxy-a, ...}",
+        (
+            "# sites/gent-01.yaml\n"
+            "integrations:\n"
+            "  - {partner: deliverect, pattern: direct, service: pos1/api, ...}\n"
+            "  - {partner: deliverect, pattern: direct, service: pos1/api, public_port: 18444}"
+        ),
+        (
+            "# sites/gent-01.yaml\n"
+            "integrations:\n"
+            "  - {partner: deliverect, pattern: direct, service: pos1/api, ...}\n"
+            "  - {partner: deliverect, pattern: direct, service: pos2/api, public_port: 18444}"
+        ),
     ),
     Code(
         "E214",
@@ -216,18 +307,30 @@ _CODES = (
         "each answers for names of its own: nginx ignores the second server of a name, so "
         "its routes, certificate and allow-list would never apply. An Apache proxy and "
         "anything else may not share a port.",
-        "hosts:\n  - name: pos1\n    services: [{name: api, port: 8443}]\n"
-        "integrations:\n  - {pattern: reverse_proxy, proxy_host: pos1, listen_port: 8443, ...}",
-        "hosts:\n  - name: pos1\n    services: [{name: api, port: 8443}]\n"
-        "integrations:\n  - {pattern: reverse_proxy, proxy_host: pos1, listen_port: 9443, ...}",
+        (
+            "# sites/brussels-03.yaml\n"
+            "hosts:\n"
+            "  - {name: proxy, ...}\n"
+            "  - {name: pos1, services: [{name: api, port: 8443}], ...}\n"
+            "integrations:\n"
+            "  - {pattern: reverse_proxy, proxy_host: pos1, listen_port: 8443, ...}"
+        ),
+        (
+            "# sites/brussels-03.yaml\n"
+            "hosts:\n"
+            "  - {name: proxy, ...}\n"
+            "  - {name: pos1, services: [{name: api, port: 8443}], ...}\n"
+            "integrations:\n"
+            "  - {pattern: reverse_proxy, proxy_host: pos1, listen_port: 9443, ...}"
+        ),
     ),
     Code(
         "E300",
         "Conflict across stores",
         "Two stores share a public name or address, or a central proxy routes to a store "
         "or service that does not exist (or has errors).",
-        "# sites/gent-02.yaml\nwan: {fqdn: gent-01.example.com}",
-        "# sites/gent-02.yaml\nwan: {fqdn: gent-02.example.com}",
+        "# sites/gent-01.yaml\nwan: {fqdn: antwerp-02.pos.example.com}",
+        "# sites/gent-01.yaml\nwan: {fqdn: gent-01.pos.example.com}",
     ),
     Code(
         "E401",

@@ -10,6 +10,7 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -21,6 +22,7 @@ from generator.cli import cli
 from generator.diagnostics import CODES, UnregisteredCode
 from generator.errors import FORMATTERS, Diagnostic, Location, format_text, safe_text
 from generator.snippet import MASK, _secret_spans, masked_line, snippet
+from generator.yamlload import load_bytes, load_file
 from tests.test_bad_input import diagnostics as diags
 from tests.test_bad_input import errors
 
@@ -66,6 +68,116 @@ def test_every_store_check_code_has_a_bad_and_a_good_example() -> None:
     for c in CODES.values():
         if c.code.startswith(("E1", "E2", "E3")):
             assert c.bad and c.good and c.bad != c.good, c.code
+
+
+# Codes no excerpt of a fleet's YAML can show, and why: the test below names them
+# rather than skipping them.
+NOT_AN_EXCERPT = {
+    "E001": "a syntax error is text, not data (test_e001_examples_in_a_store_file)",
+    "E002": "a missing, unreadable or doubled file",
+    "E003": "a file that is not a store, or a source posnet cannot read",
+    "E004": "posnet init's refusal",
+    "E005": "the report's missing fleet",
+    "E401": "a build tree file, not the spec",
+    "E402": "a build tree file, not the spec",
+    "E403": "a build tree file, not the spec",
+}
+
+
+def _example(text: str) -> tuple[str, Any]:
+    """An example's file (its first line, a comment naming it) and its YAML data."""
+    first = text.splitlines()[0]
+    named = re.fullmatch(r"# ((?:sites/|groups/)?[\w.-]+\.yaml)", first)
+    assert named, f"the example's first line must name its file: {first!r}"
+    return named.group(1), load_bytes(text.encode(), "example").data
+
+
+def _placed(example: Any, target: Any) -> Any:
+    """`example` placed into `target` (the named file's data). A mapping's keys replace
+    the file's, or are placed into the file's mapping there; a list's entries replace
+    the file's entries at the same positions (the file's later ones are kept), and a
+    first entry `...` keeps all of the file's entries, the example's following them. A
+    mapping in a list is a whole entry, unless it has a key `...`: then it is the
+    file's entry at its position with its keys placed into it."""
+    if isinstance(example, dict) and isinstance(target, dict):
+        out = dict(target)
+        for k, v in example.items():
+            if k != "...":
+                out[k] = _placed(v, target[k]) if k in target else _whole(v)
+        return out
+    if isinstance(example, list) and isinstance(target, list):
+        if example[:1] == ["..."]:
+            return [*target, *(_whole(e) for e in example[1:])]
+        out = list(target)
+        for i, e in enumerate(example):
+            if isinstance(e, dict) and "..." in e:
+                assert i < len(target), f"no entry {i} in the file to complete {e}"
+                out[i] = _placed(e, target[i])
+            elif i < len(out):
+                out[i] = _whole(e)
+            else:
+                out.append(_whole(e))
+        return out
+    return _whole(example)
+
+
+def _whole(example: Any) -> Any:
+    assert not (isinstance(example, dict) and "..." in example), f"nothing to complete {example}"
+    return example
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [(c, kind) for c in CODES if c not in NOT_AN_EXCERPT for kind in ("bad", "good")],
+)
+def test_every_code_example_does_what_it_says(tmp_path: Path, name: str, kind: str) -> None:
+    """`posnet rules --explain CODE` shows a bad and a good example: each is an excerpt of
+    the demo fleet's file its first comment names (placed as _placed says). Placed there,
+    the bad example gets its code in that file, and the good one validates without an
+    error: a fix that trades one error for another is no fix."""
+    file, data = _example(getattr(CODES[name], kind))
+    root = fleet(tmp_path, {})
+    path = root / file
+    path.write_text(json.dumps(_placed(data, load_file(path).data)))
+    found = diags(root)
+    if kind == "bad":
+        assert any(d.code == name and d.location.file == str(path) for d in found), (
+            f"{name}'s bad example gets no {name} in {file}: "
+            + "; ".join(f"{d.code} {d.message}" for d in found)
+        )
+    else:
+        wrong = [f"{d.code} {d.message}" for d in found if d.severity == "error"]
+        assert not wrong, f"{name}'s good example gets errors: {wrong}"
+
+
+def test_codes_without_an_excerpt_are_named() -> None:
+    """Every code has examples to test, or is named in NOT_AN_EXCERPT with its reason."""
+    assert set(NOT_AN_EXCERPT) <= set(CODES)
+    for name, c in CODES.items():
+        if name not in NOT_AN_EXCERPT or name == "E001":
+            assert c.bad and c.good, f"{name} has no examples: name it in NOT_AN_EXCERPT"
+        else:
+            assert not (c.bad or c.good), f"{name} has examples: test them"
+
+
+def test_e001_examples_in_a_store_file(tmp_path: Path) -> None:
+    """E001's examples are text: each replaces the line of the file that sets its key."""
+    for kind, text in (("bad", CODES["E001"].bad), ("good", CODES["E001"].good)):
+        first, line = text.splitlines()
+        file = re.fullmatch(r"# (sites/[\w.-]+\.yaml)", first)
+        assert file, first
+        key = line.split(":")[0] + ":"
+        shutil.rmtree(tmp_path / "fleet", ignore_errors=True)
+        root = fleet(tmp_path, {})
+        path = root / file.group(1)
+        lines = path.read_text().splitlines(keepends=True)
+        at = [i for i, old in enumerate(lines) if old.startswith(key)]
+        assert len(at) == 1, f"{key} not once in {file.group(1)}"
+        lines[at[0]] = line + "\n"
+        path.write_text("".join(lines))
+        codes = {d.code for d in errors(root)}
+        assert ("E001" in codes) == (kind == "bad"), (kind, codes)
+        assert kind == "bad" or not codes, codes
 
 
 def test_every_code_of_one_store_has_a_case() -> None:
