@@ -13,14 +13,22 @@ import json
 import shutil
 import subprocess
 import sys
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from generator.analyze import analyze
 from generator.errors import FORMATTERS, Diagnostic, PosnetError, RuleDoc, format_sarif
+from generator.spec.diagnose import _is_dict, _unwrap, validation_diagnostics
+from generator.spec.fleet import FleetFile, GroupFile
+from generator.spec.locate import Layer
+from generator.spec.model import Site
+from generator.yamlload import load_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo-fleet"
@@ -1301,3 +1309,72 @@ def test_one_interface_for_lan_and_wan_is_not_told_to_use_that_name(tmp_path: Pa
     assert e.path == "defaults.lan.interface"  # the demo's LAN interface is a fleet default
     assert "e.g. br-lan" not in e.expected, e.expected
     assert e.expected.endswith("e.g. lan0")
+
+
+def _models_from(*roots: type[BaseModel]) -> list[type[BaseModel]]:
+    """Every model a store, group or fleet file reaches, through any field."""
+    seen: list[type[BaseModel]] = []
+    todo = list(roots)
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.append(m)
+        for f in m.model_fields.values():
+            todo += [c for c in _unwrap(f.annotation) if _is_model(c)]
+    return seen
+
+
+def _is_list(tp: object) -> bool:
+    """Whether the annotation (through Optional and Annotated) is a list."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Annotated, typing.Union, types.UnionType):
+        return any(_is_list(a) for a in typing.get_args(tp))
+    return origin is list
+
+
+def _is_model(tp: object) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def test_a_scalar_for_a_mapping_names_no_class() -> None:
+    """pydantic says "Input should be a valid dictionary or instance of Lan" (or "...
+    object to extract fields from"): the reader wrote YAML and knows no class Lan. Every
+    field of every model that holds a mapping (a model or a dict), or a list of them,
+    given a scalar, says it should be a mapping."""
+    models = _models_from(Site, FleetFile, GroupFile)
+    names = [m.__name__ for m in models]
+    tested = 0
+    for model in models:
+        for name, field in model.model_fields.items():
+            inner = _unwrap(field.annotation)
+            if not (_is_dict(field.annotation) or any(_is_model(c) for c in inner)):
+                continue
+            holds_list = _is_list(field.annotation)
+            text = f"{name}: [5]\n" if holds_list else f"{name}: 5\n"
+            doc = load_bytes(text.encode(), "x.yaml")
+            try:
+                model.model_validate(doc.data)
+            except ValidationError as exc:
+                layer = Layer(doc.data, doc.positions, (), "x.yaml")
+                found = [
+                    d
+                    for d in validation_diagnostics(exc, doc.data, [layer], model)
+                    if d.path == (f"{name}[0]" if holds_list else name)
+                ]
+            else:
+                found = []
+            assert found, f"{model.__name__}.{name}: {text!r} is accepted"
+            for d in found:
+                assert d.message == "Input should be a mapping", (model.__name__, name, d)
+                assert not any(n in d.message for n in names), d.message
+            tested += 1
+    assert tested >= 20, tested
+
+
+def test_a_scalar_store_section_says_mapping(tmp_path: Path) -> None:
+    root, _ = make_fleet(tmp_path, B, sub("lan:\n  subnet:", "lan: 5\nlan_:\n  subnet:"))
+    found = [d for d in errors(root) if d.path == "lan"]
+    assert [(d.code, d.message, d.expected) for d in found] == [
+        ("E100", "Input should be a mapping", "a mapping")
+    ]

@@ -45,6 +45,8 @@ _EXPECTED = {
     "float_type": "a number",
 }
 
+_MAPPING_TYPES = frozenset({"dict_type", "model_type", "model_attributes_type"})
+
 
 def _unwrap(tp: Any) -> list[Any]:
     """All concrete classes an annotation may hold (through Optional, list, Annotated)."""
@@ -156,7 +158,11 @@ def _error_diagnostic(
     ctx = err.get("ctx", {})
     expected = _EXPECTED.get(etype, "")
     prefer_key = False
-    if etype == "int_type" and str(_value_at(data, path)).isdigit():
+    if etype in _MAPPING_TYPES:
+        # pydantic names its own class ("a valid dictionary or instance of Lan"): the
+        # reader wrote YAML, where this is a mapping
+        msg = "Input should be a mapping"
+    elif etype == "int_type" and str(_value_at(data, path)).isdigit():
         expected = "an integer without quotes"
     elif etype == "extra_forbidden":
         key = str(path[-1])
