@@ -140,6 +140,10 @@ def _decode(raw: bytes, file: str) -> str:
 _ODD_BREAK = re.compile("[\x85\u2028\u2029]")
 
 
+# YAML 1.1 types ruamel gives a plain `=` and `<<` (as a value) under YAML 1.2 too.
+_YAML11_TEXT = frozenset({"tag:yaml.org,2002:value", "tag:yaml.org,2002:merge"})
+
+
 class _Walker:
     def __init__(self, file: str) -> None:
         self.file = file
@@ -161,6 +165,11 @@ class _Walker:
         if len(path) > MAX_DEPTH:
             loc = self.positions.nearest(path) or Location(self.file)
             raise _fail(self.file, loc.line, loc.col, "document is nested too deeply")
+        if isinstance(node, TaggedScalar) and str(node.tag.value) in _YAML11_TEXT:
+            # A plain `=` or `<<` (an explicit tag is refused before this, in
+            # _check_events): text under YAML 1.2's core schema, but ruamel resolves
+            # them to YAML 1.1's value and merge types, even in 1.2 mode.
+            return str(node.value)
         if isinstance(node, TaggedScalar) or (
             getattr(node, "tag", None) is not None
             and getattr(getattr(node, "tag", None), "value", None)
@@ -553,7 +562,7 @@ def _plain_value(value: str) -> Any:
     """A plain scalar's value, or _SLOW; store files repeat most of theirs (ports, true)."""
     candidates = [*_RESOLVERS.get(value[:1] if value else "", []), *_RESOLVERS.get(None, [])]
     tag = next((t for t, rx in candidates if rx.match(value)), _STR)
-    if tag == _STR:
+    if tag in (_STR, "tag:yaml.org,2002:value"):  # `=` is text in YAML 1.2
         return value
     if tag.endswith(":bool"):
         return value in _TRUE

@@ -28,7 +28,7 @@ from generator.spec.diagnose import _is_dict, _unwrap, validation_diagnostics
 from generator.spec.fleet import FleetFile, GroupFile
 from generator.spec.locate import Layer
 from generator.spec.model import Site
-from generator.yamlload import load_bytes
+from generator.yamlload import load_bytes, ruamel_loads
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo-fleet"
@@ -1378,3 +1378,20 @@ def test_a_scalar_store_section_says_mapping(tmp_path: Path) -> None:
     assert [(d.code, d.message, d.expected) for d in found] == [
         ("E100", "Input should be a mapping", "a mapping")
     ]
+
+
+@pytest.mark.parametrize("value", ["=", "<<"])
+def test_a_plain_equals_or_double_less_than_is_text(tmp_path: Path, value: str) -> None:
+    """Under YAML 1.2's core schema a plain `=` or `<<` value is text (`=` was YAML 1.1's
+    value type, `<<` its merge key), but ruamel resolves them to those types even in 1.2
+    mode, which posnet reported as "YAML tags are not allowed": no tag was written. Both
+    loaders read them as text, which the spec then checks; `<<` as a key stays a refused
+    merge key (case merge-key)."""
+    text = f"name: {value}\nlist: [{value}, x]\n"
+    want = {"name": value, "list": [value, "x"]}
+    assert load_bytes(text.encode(), "x.yaml").data == want
+    assert ruamel_loads(text, "x.yaml").data == want
+    # in a store: the real reason, at the value (a name has no '=' or '<')
+    root, _ = make_fleet(tmp_path, B, sub("name: Brussel Zavel", f"name: {value}"))
+    found = [(d.code, d.path, d.message) for d in errors(root)]
+    assert found == [("E100", "name", "contains characters or a form that is not allowed here")]
