@@ -12,6 +12,7 @@ from generator.errors import Diagnostic, Location, unique_sorted
 from generator.pipeline import paused_gc
 from generator.pipeline import plans as make_plans
 from generator.plan_list import Plans, views_key, views_of
+from generator.spec.diagnose import unknown_rule
 from generator.spec.load import Fleet, load_fleet
 from generator.spec.locate import locate
 
@@ -38,30 +39,21 @@ class Analysis:
 
 
 def _unknown_rule_ids(fleet: Fleet) -> list[Diagnostic]:
-    """lint.disable naming a rule posnet does not have disables nothing: in a store (or
-    the defaults it inherits) and in fleet.yaml's own lint settings alike."""
+    """lint.disable naming a rule posnet does not have disables nothing: in a store and
+    in fleet.yaml's own lint settings alike. One a store inherits from shared defaults
+    is reported once, at that file, by the loader (diagnose.defaults_diagnostics)."""
     known = {r.id for r in lint.all_rules()}
-
-    def unknown(rid: str, where: tuple[Location, str], site: str = "") -> Diagnostic:
-        loc, shown = where
-        return Diagnostic(
-            loc,
-            "E102",
-            f"unknown lint rule '{rid}'",
-            path=shown,
-            expected="an id from `posnet rules`",
-            site=site,
-        )
-
     out = []
     if fleet.layer is not None:
         for i, rid in enumerate(fleet.settings.lint.disable):
             if rid not in known:
-                out.append(unknown(rid, locate([fleet.layer], ("lint", "disable", i))))
+                out.append(unknown_rule(rid, locate([fleet.layer], ("lint", "disable", i))))
     for ls in fleet.sites:
         for i, rid in enumerate(ls.facts.lint_disable):
             if rid not in known:
-                out.append(unknown(rid, ls.locate(("lint", "disable", i)), ls.id))
+                where = ls.locate(("lint", "disable", i))
+                if where[0].file == ls.file:
+                    out.append(unknown_rule(rid, where, ls.id))
     return out
 
 

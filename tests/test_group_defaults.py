@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from generator.pipeline import load_plans
-from tests.test_bad_input import diagnostics, errors, make_fleet, pos, sub
+from tests.test_bad_input import OS, C, diagnostics, errors, make_fleet, pos, sub
 
 
 def test_a_default_group_in_fleet_yaml_is_an_error_at_its_line(tmp_path: Path) -> None:
@@ -73,3 +73,45 @@ def test_a_default_id_in_a_group_file_is_an_error(tmp_path: Path) -> None:
     assert [(e.code, e.path) for e in errs] == [("E100", "defaults.id")], errs
     assert errs[0].location.file.endswith("groups/coast.yaml")
     assert (errs[0].location.line, errs[0].location.col) == pos(text, "id: x")
+
+
+def _e102(root: Path) -> list[tuple[str, str, str, int, int]]:
+    return [
+        (d.location.file[len(str(root)) + 1 :], d.path, d.site, d.location.line, d.location.col)
+        for d in diagnostics(root)
+        if d.code == "E102"
+    ]
+
+
+def test_an_unknown_rule_in_a_group_no_store_names_is_an_error_at_its_line(
+    tmp_path: Path,
+) -> None:
+    """E102 was checked per store only: `lint: {disable: [PN999]}` in the defaults of a
+    group no store names disabled nothing, and nothing said so. A known id beside it is
+    no error."""
+    root, _ = make_fleet(tmp_path, "fleet.yaml", lambda raw: raw)
+    text = "group: inland\ndefaults:\n  lint: {disable: [PN101, PN999]}\n"
+    (root / "groups" / "inland.yaml").write_text(text)
+    found = _e102(root)
+    at = pos(text.encode(), "PN999")
+    assert found == [("groups/inland.yaml", "defaults.lint.disable[1]", "", *at)], found
+    assert [e.message for e in errors(root)] == ["unknown lint rule 'PN999'"]
+
+
+def test_an_unknown_rule_in_shared_defaults_stores_inherit_is_reported_once(
+    tmp_path: Path,
+) -> None:
+    """Inherited by every store of the fleet, or of the group coast, it is one error at
+    the shared file's line, not one per store; a store's own list is its own error."""
+    root, text = make_fleet(
+        tmp_path / "f", "fleet.yaml", sub("defaults:\n", "defaults:\n  lint: {disable: [PN997]}\n")
+    )
+    assert _e102(root) == [("fleet.yaml", "defaults.lint.disable[0]", "", *pos(text, "PN997"))]
+    root, text = make_fleet(tmp_path / "c", C, lambda raw: raw + b"  lint: {disable: [PN998]}\n")
+    assert _e102(root) == [
+        ("groups/coast.yaml", "defaults.lint.disable[0]", "", *pos(text, "PN998"))
+    ]
+    root, text = make_fleet(tmp_path / "s", OS, lambda raw: raw + b"lint: {disable: [PN996]}\n")
+    assert _e102(root) == [
+        ("sites/ostend-05.yaml", "lint.disable[0]", "ostend-05", *pos(text, "PN996"))
+    ]

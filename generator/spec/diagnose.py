@@ -338,7 +338,10 @@ def defaults_diagnostics(layer: Layer) -> list[Diagnostic]:
     Merged into a store, a default that every store overrides is never validated
     (`lan: 5` beside each store's own `lan:`, or any default of a group no store
     names): without this check posnet would accept it silently. An error also met in
-    a store is the same diagnostic and is reported once (errors.unique_sorted)."""
+    a store is the same diagnostic and is reported once (errors.unique_sorted). So is
+    a lint rule id posnet does not have (E102): a store that inherits it leaves it to
+    this check (analyze._unknown_rule_ids)."""
+    out = _unknown_rules_in_defaults(layer)
     try:
         Site.model_validate(layer.data)
     except ValidationError as exc:
@@ -348,8 +351,8 @@ def defaults_diagnostics(layer: Layer) -> list[Diagnostic]:
             if e["type"] != "missing" or any(isinstance(part, int) for part in e["loc"])
         ]
     else:
-        return []
-    out = [
+        return out
+    out += [
         _error_diagnostic(err, data_path(layer.data, err["loc"]), layer.data, [layer], Site, "")
         for err in errs[:SHARED_SHOWN]
     ]
@@ -364,6 +367,34 @@ def defaults_diagnostics(layer: Layer) -> list[Diagnostic]:
             )
         )
     return out
+
+
+def unknown_rule(rid: str, where: tuple[Location, str], site: str = "") -> Diagnostic:
+    """E102: lint.disable names a rule posnet does not have, so it disables nothing."""
+    loc, shown = where
+    return Diagnostic(
+        loc,
+        "E102",
+        f"unknown lint rule '{rid}'",
+        path=shown,
+        expected="an id from `posnet rules`",
+        site=site,
+    )
+
+
+def _unknown_rules_in_defaults(layer: Layer) -> list[Diagnostic]:
+    from generator import lint  # lint reads Plans, which are made of this package's specs
+
+    config = layer.data.get("lint") if isinstance(layer.data, dict) else None
+    disable = config.get("disable") if isinstance(config, dict) else None
+    if not isinstance(disable, list):
+        return []  # not a list of ids: a type error, reported as such
+    known = {r.id for r in lint.all_rules()}
+    return [
+        unknown_rule(rid, locate([layer], ("lint", "disable", i)))
+        for i, rid in enumerate(disable)
+        if isinstance(rid, str) and rid not in known
+    ]
 
 
 def problem_diagnostics(
