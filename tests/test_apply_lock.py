@@ -221,3 +221,104 @@ def test_site_yml_locks_first_and_releases_last() -> None:
             "name": "Renew the apply lock",
             "ansible.builtin.import_tasks": "tasks/renew_lock.yml",
         }, name
+
+
+def test_a_run_whose_lock_was_taken_over_and_released_does_not_take_it_again(
+    path: Path,
+) -> None:
+    # A's lease ran out mid-run, B took the lock over, wrote and released it: A's next
+    # play must stop, not find "no lock" and carry on as if nothing happened.
+    lock.run(args(path, "acquire", "A", seconds=60), clock=lambda: 1000.0)
+    lock.run(args(path, "acquire", "B"), clock=lambda: 2000.0)
+    assert lock.run(args(path, "release", "B"), clock=lambda: 2100.0)["verdict"] == "remove"
+    res = lock.run(args(path, "renew", "A"), clock=lambda: 2200.0)
+    assert res["failed"] and res["verdict"] == "lost"
+    assert "the lock this run took is gone from the host" in res["msg"]
+    assert not path.exists()
+
+
+def test_a_lease_written_before_the_clock_went_back_counts_again_from_now(path: Path) -> None:
+    # Written while the edge's clock read 2030; NTP then set it back to 2027: the lease
+    # end must not be read as three years away.
+    lock.run(args(path, "acquire", "A", seconds=60), clock=lambda: 1.9e9)
+    res = lock.run(args(path, "acquire", "B"), clock=lambda: 1.8e9)
+    assert res["verdict"] == "busy" and lock.stamp(1.8e9 + 60) in res["msg"]
+    assert holder(path)["deadline"] == 1.8e9 + 60  # stable: written back
+    res = lock.run(args(path, "acquire", "B"), clock=lambda: 1.8e9 + 60)
+    assert res["verdict"] == "takeover"
+    # A lease that is only as far ahead as it was granted is left alone.
+    lock.run(args(path, "renew", "B", seconds=600), clock=lambda: 1.8e9 + 100)
+    lock.run(args(path, "acquire", "C", seconds=60), clock=lambda: 1.8e9 + 101)
+    assert holder(path)["deadline"] == 1.8e9 + 700
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e300", "-5"])
+def test_a_lock_file_with_no_real_time_is_unreadable_not_held_forever(
+    path: Path, value: str
+) -> None:
+    path.parent.mkdir()
+    path.write_text(f'{{"token": "X", "owner": "o", "since": 0, "deadline": {value}}}')
+    mtime = path.stat().st_mtime
+    res = lock.run(args(path, "acquire", "B", seconds=60), clock=lambda: mtime + 1)
+    assert res["failed"] and "unknown (unreadable lock file)" in res["msg"]
+    res = lock.run(args(path, "acquire", "B", seconds=60), clock=lambda: mtime + 60)
+    assert res["verdict"] == "takeover"
+
+
+def _planted(path: Path, kind: str) -> None:
+    path.parent.mkdir(mode=0o700)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "symlink":
+        target = path.parent.parent / "elsewhere"
+        target.write_text('{"token": "A", "owner": "o", "since": 0, "deadline": 1e10}')
+        path.symlink_to(target)
+    else:
+        path.mkdir()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "folder"])
+@pytest.mark.parametrize("action", ["acquire", "renew", "release"])
+def test_a_planted_lock_path_is_refused_naming_it_without_hanging(
+    path: Path, kind: str, action: str
+) -> None:
+    _planted(path, kind)
+    out: list[dict[str, Any]] = []
+    worker = threading.Thread(target=lambda: out.append(lock.run(args(path, action, "A"))))
+    worker.daemon = True
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "posnet_lock hung on a planted " + kind
+    (res,) = out
+    assert res["failed"] and res["msg"].startswith(
+        f"posnet: the apply lock on gent-01-edge: {path}"
+    )
+
+
+def test_a_planted_temporary_file_is_not_written_through(path: Path) -> None:
+    path.parent.mkdir(mode=0o700)
+    os.mkfifo(f"{path}.{os.getpid()}.tmp")  # no reader: opening it to write would hang
+    out: list[dict[str, Any]] = []
+    worker = threading.Thread(target=lambda: out.append(lock.run(args(path, "acquire", "A"))))
+    worker.daemon = True
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert out[0]["verdict"] == "take" and holder(path)["token"] == "A"
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770, 0o702], ids=oct)
+def test_a_state_folder_others_may_write_is_refused(path: Path, mode: int) -> None:
+    path.parent.mkdir()
+    path.parent.chmod(mode)
+    res = lock.run(args(path, "acquire", "A"))
+    assert res["failed"] and f"{path.parent} is owned by uid" in res["msg"]
+    assert f"mode {mode:04o}" in res["msg"] and "chmod 700" in res["msg"]
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("seconds", ["abc", 1e300, -5, "nan"])
+def test_a_lease_length_that_is_no_number_of_seconds_is_an_error(path: Path, seconds: Any) -> None:
+    res = lock.run(args(path, "acquire", "A", seconds=seconds))
+    assert res["failed"] and "is not a lease length" in res["msg"]
+    assert not path.exists()

@@ -23,8 +23,15 @@ A firewall watchdog armed by the holder may still roll back after its run died: 
 keeps the lock until the newest armed watchdog's deadline (``watchdog_seconds`` after
 its watch file was armed), so no next run snapshots or activates under it.
 
+A renewal that finds no lock at all fails like one that finds another run's: the lock
+was taken over and released since, and the other run may have written. A lease that ends
+further ahead than it was granted was written before the host's clock went back: it
+counts again from now (written back), instead of holding the store for years.
+
 Every read-decide-write happens under an flock on the state folder, so of two runs that
-ask at the same instant exactly one gets the lock. Stdlib only (it runs on the host).
+ask at the same instant exactly one gets the lock. A state folder another user owns or
+may write to, and a lock path that is a symbolic link, FIFO or folder, are refused with
+an error naming them (never followed, never waited on). Stdlib only (it runs on the host).
 
 Arguments (JSON): ``action`` (acquire, renew, release), ``token``, ``owner``,
 ``seconds`` (the lease), ``wait`` (acquire: seconds to wait for a holder, default 0),
@@ -33,10 +40,13 @@ Arguments (JSON): ``action`` (acquire, renew, release), ``token``, ``owner``,
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import glob
 import json
+import math
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -45,6 +55,11 @@ from typing import Any
 
 PATH = "/var/lib/posnet/apply.lock"
 SLACK = 15  # seconds past a watchdog's deadline: its rollback has finished by then
+LATEST = 253402300799.0  # 9999-12-31: a later time is no time posnet wrote
+
+
+class Refused(Exception):
+    """A state folder or lock file posnet must not trust (planted, shared, not a file)."""
 
 
 def stamp(t: float) -> str:
@@ -64,10 +79,30 @@ def parse(raw: bytes | None, mtime: float, seconds: float) -> dict[str, Any] | N
             "since": float(doc["since"]),
             "deadline": float(doc["deadline"]),
         }
+        # A lock written without its lease length: at least what it was granted.
+        holder["seconds"] = float(
+            doc.get("seconds", max(seconds, holder["deadline"] - holder["since"]))
+        )
+        # NaN, infinity or a year past 9999 would hold the lock forever (or break the
+        # message that names it): not a time posnet wrote.
+        if not all(0 <= holder[k] <= LATEST for k in ("since", "deadline", "seconds")):
+            raise ValueError("not a time")
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
         return {"token": "", "owner": "unknown (unreadable lock file)", "since": mtime,
-                "deadline": mtime + seconds}  # fmt: skip
+                "deadline": mtime + seconds, "seconds": seconds}  # fmt: skip
     return holder
+
+
+def reanchor(holder: dict[str, Any] | None, now: float) -> bool:
+    """A lease that ends further ahead than it was ever granted: the host's clock went
+    back since it was written (an edge without a battery-backed clock set right by NTP
+    after a run). Its end, read on today's clock, could be years away: the lease counts
+    again from now instead. True when the holder changed (to be written back)."""
+    if holder is None or holder["deadline"] - now <= holder["seconds"] + SLACK:
+        return False
+    holder["deadline"] = now + holder["seconds"]
+    holder["since"] = min(holder["since"], now)
+    return True
 
 
 def describe(holder: dict[str, Any]) -> str:
@@ -88,6 +123,8 @@ def decide(action: str, holder: dict[str, Any] | None, token: str, now: float) -
     expired = holder is not None and holder["deadline"] <= now
     if action == "release":
         return ("remove", "") if ours else ("none", "not held by this run")
+    if action == "renew" and holder is None:  # taken over and released since: not ours
+        return "lost", "the lock this run took is gone from the host"
     if holder is None or ours:
         return "take", ""
     if action == "renew":  # another run took it over (maybe since gone): it may have written
@@ -113,6 +150,15 @@ def guarded(state_dir: str) -> Iterator[None]:
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        # A folder another user owns or may write to lets that user plant, swap or hold
+        # the lock (and the firewall's rollback snapshot beside it): refused, not used.
+        st = os.fstat(fd)
+        if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+            raise Refused(
+                f"{state_dir} is owned by uid {st.st_uid} with mode "
+                f"{stat.S_IMODE(st.st_mode):04o}: another user could plant or hold the apply "
+                f"lock; make it root's, mode 0700 (chown root:root, chmod 700)"
+            )
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
@@ -121,18 +167,27 @@ def guarded(state_dir: str) -> Iterator[None]:
 
 def read(path: str) -> tuple[bytes | None, float]:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO planted at the path must not hang the run (no writer).
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None, 0.0
+    except OSError as exc:  # a symbolic link (ELOOP), or no permission
+        raise Refused(f"{path} is not a lock file posnet can read ({exc.strerror})") from exc
     try:
-        return os.read(fd, 65536), os.fstat(fd).st_mtime
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused(f"{path} is not a regular file; remove it")
+        return os.read(fd, 65536), st.st_mtime
     finally:
         os.close(fd)
 
 
 def write(path: str, doc: dict[str, Any]) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # a leftover of a run that died with this pid (never followed)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o600)
     try:
         os.write(fd, (json.dumps(doc, sort_keys=True) + "\n").encode())
         os.fsync(fd)
@@ -150,12 +205,14 @@ def step(args: dict[str, Any], now: float) -> dict[str, Any]:
     with guarded(os.path.dirname(path)):
         raw, mtime = read(path)
         holder = parse(raw, mtime, seconds)
+        if reanchor(holder, now) and holder is not None:
+            write(path, holder)  # every later run reads the same lease end
         verdict, why = decide(action, holder, token, now)
         result: dict[str, Any] = {"changed": False, "verdict": verdict}
         if verdict in ("take", "takeover"):
             since = holder["since"] if holder is not None and verdict == "take" else now
             doc = {"token": token, "owner": str(args.get("owner") or "unknown"),
-                   "since": since, "deadline": now + seconds}  # fmt: skip
+                   "since": since, "deadline": now + seconds, "seconds": seconds}  # fmt: skip
             write(path, doc)
             result["holder"] = describe(doc)
             if verdict == "takeover" and action == "acquire":
@@ -205,10 +262,20 @@ def run(args: dict[str, Any], clock: Any = time.time, sleep: Any = time.sleep) -
             "allow: run playbooks/site.yml (or `posnet apply`), with --tags for one component",
         }
     host = str(args.get("host") or "this host")
+    try:
+        seconds = float(args.get("seconds") or 900)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not 0 < seconds <= 10 * 365 * 86400:
+        return {"failed": True, "msg": f"posnet_lock: seconds {args.get('seconds')!r} is not "
+                "a lease length (a number of seconds, more than 0)"}  # fmt: skip
     wait = float(args.get("wait") or 0) if action == "acquire" else 0.0
     deadline = clock() + wait
     while True:
-        result = step(args, clock())
+        try:
+            result = step(args, clock())
+        except Refused as exc:
+            return {"failed": True, "msg": f"posnet: the apply lock on {host}: {exc}"}
         if result["verdict"] == "busy" and clock() < deadline:
             sleep(min(2.0, max(0.1, deadline - clock())))
             continue
@@ -231,7 +298,7 @@ def main() -> None:
         args = json.load(fh)
     try:
         result = run(args)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ArithmeticError) as exc:
         result = {"failed": True, "msg": f"posnet_lock: {exc}"}
     print(json.dumps(result))
 
