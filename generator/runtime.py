@@ -297,6 +297,7 @@ def _apply(
         cmd += ["--vault-password-file", vault_password_file]
     if forks:
         cmd += ["--forks", str(forks)]
+        lock_vars += ["--forks", str(forks)]  # a large fleet's release as wide as its run
     for e in extra:
         cmd += ["-e", e]
     if verbose:
@@ -331,26 +332,29 @@ def run_owner() -> str:
     return f"{user}@{socket.gethostname()}, posnet apply pid {os.getpid()}"
 
 
-RELEASE_SECONDS = 120
-
-
 def _release(base: list[str], lock_vars: list[str], env: dict[str, str]) -> None:
     """After a failed or interrupted run, give back the locks of the stores that failed
     mid-run (Ansible drops a failed host from the later plays, site.yml's last one
     included). A store this run never locked, or lost, is left alone: only the token's
-    holder can release. An unreachable store keeps the lock until its lease ends."""
+    holder can release. An unreachable store keeps the lock until its lease ends.
+
+    No overall deadline: each store's release is bounded on its own (ssh's connect
+    timeout, the release task's `timeout` in unlock.yml), so a fleet of any size is
+    released whole instead of cut off after its first stores (which then refused the
+    next apply for a whole lease)."""
     cmd = [*base, str(playbooks_dir() / "unlock.yml"), *lock_vars]
+    click.echo("posnet: giving back the store locks this run still holds", err=True)
     try:
         proc = subprocess.run(
             cmd,
             env={**env, "ANSIBLE_FORCE_COLOR": "0"},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,  # nothing may wait for an answer nobody sees
             text=True,
-            timeout=RELEASE_SECONDS,
             check=False,
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except OSError:
         click.echo("posnet: could not release the store locks; they end with their lease", err=True)
         return
     if proc.returncode != 0:

@@ -322,3 +322,46 @@ def test_a_lease_length_that_is_no_number_of_seconds_is_an_error(path: Path, sec
     res = lock.run(args(path, "acquire", "A", seconds=seconds))
     assert res["failed"] and "is not a lease length" in res["msg"]
     assert not path.exists()
+
+
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_apply_releases_a_failed_runs_locks_as_wide_as_it_ran_and_without_a_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupted: bool
+) -> None:
+    # A fleet of hundreds of stores: the release after a failed run must reach every
+    # one (with the run's --forks), not be cut off after a fixed time with the rest
+    # still locked for a whole lease.
+    from generator import runtime
+
+    calls: list[tuple[list[str], dict[str, Any]]] = []
+
+    def fake_playbook(cmd: list[str], env: dict[str, str], echo: bool) -> tuple[int, str]:
+        if interrupted:
+            raise KeyboardInterrupt
+        return 2, ""
+
+    def fake_run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        calls.append((cmd, kw))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(runtime, "_tree", lambda build: tmp_path)
+    monkeypatch.setattr(runtime, "_which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(runtime, "run_playbook", fake_playbook)
+    monkeypatch.setattr(runtime.subprocess, "run", fake_run)
+    monkeypatch.setattr(runtime, "_apply_summary", lambda rc, recap: None)
+    try:
+        runtime._apply(tmp_path, (), "site_gent_01", False, False, None, None, None, None,
+                       ("ansible_user=ops",), 40, 0)  # fmt: skip
+    except KeyboardInterrupt:
+        assert interrupted
+    ((cmd, kw),) = calls
+    assert cmd[cmd.index("--forks") + 1] == "40"
+    assert str(ROOT / "playbooks" / "unlock.yml") in cmd
+    assert cmd[cmd.index("--limit") + 1] == "site_gent_01"
+    assert "timeout" not in kw and kw["stdin"] == subprocess.DEVNULL
+
+
+def test_the_release_of_one_store_is_bounded_on_its_own() -> None:
+    (play,) = yaml.safe_load((ROOT / "playbooks" / "unlock.yml").read_text())
+    (task,) = play["tasks"]
+    assert 0 < task["timeout"] <= 120
