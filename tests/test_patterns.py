@@ -251,6 +251,7 @@ def test_exposures_of_two_patterns_never_share_an_id(tmp_path: Path) -> None:
     assert len(clash) == 1, errors(root)
     assert "exposure dl-pos1-proxy" in clash[0].message
     assert clash[0].path == "integrations[1].service"
+    assert "rename the service or the partner" in clash[0].expected
 
 
 def test_render_refuses_two_items_that_would_write_one_file(tmp_path: Path) -> None:

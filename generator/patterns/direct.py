@@ -46,7 +46,9 @@ def outputs(i: DirectIntegration) -> tuple[Output, ...]:
         Output(
             f"exposure {exposure_id(i)}",
             ("service",),
-            "one direct integration per partner and service",
+            "one direct integration per partner and service, and an exposure name no "
+            "other integration of the store has (a proxy's is <partner>-proxy or "
+            "<partner>-ws): rename the service or the partner",
         ),
     )
 
