@@ -315,18 +315,19 @@ def site_validation_diagnostics(
             if shown[file] > SHARED_SHOWN:
                 continue
         out.append(_error_diagnostic(err, path, data, layers, Site, site_id))
-    for layer in layers:
-        if shown.get(layer.file, 0) > SHARED_SHOWN:
-            where = layer.positions.key(layer.prefix) or layer.positions.nearest(layer.prefix)
-            out.append(
-                Diagnostic(
-                    where or Location(layer.file),
-                    "E100",
-                    f"more errors in this file are not shown (at most {SHARED_SHOWN})",
-                    expected="fix the errors shown and run again",
-                )
-            )
+    out += [_more_not_shown(layer) for layer in layers if shown.get(layer.file, 0) > SHARED_SHOWN]
     return out
+
+
+def _more_not_shown(layer: Layer) -> Diagnostic:
+    """A shared file's errors past SHARED_SHOWN: one line at its defaults instead."""
+    where = layer.positions.key(layer.prefix) or layer.positions.nearest(layer.prefix)
+    return Diagnostic(
+        where or Location(layer.file),
+        "E100",
+        f"more errors in this file are not shown (at most {SHARED_SHOWN})",
+        expected="fix the errors shown and run again",
+    )
 
 
 def defaults_diagnostics(layer: Layer) -> list[Diagnostic]:
@@ -357,15 +358,7 @@ def defaults_diagnostics(layer: Layer) -> list[Diagnostic]:
         for err in errs[:SHARED_SHOWN]
     ]
     if len(errs) > SHARED_SHOWN:
-        where = layer.positions.key(layer.prefix) or layer.positions.nearest(layer.prefix)
-        out.append(
-            Diagnostic(
-                where or Location(layer.file),
-                "E100",
-                f"more errors in this file are not shown (at most {SHARED_SHOWN})",
-                expected="fix the errors shown and run again",
-            )
-        )
+        out.append(_more_not_shown(layer))
     return out
 
 
