@@ -275,46 +275,42 @@ def _apply(
     for inv in inventories:
         base += ["-i", str(Path(inv).resolve())]
     run = {"posnet_run_id": run_id(), "posnet_run_owner": run_owner()}
-    lock_vars = ["-e", json.dumps({"posnet_tree": str(tree), **run})]
-    if limit:
-        lock_vars += ["--limit", limit]
-    cmd = [*base, str(playbooks_dir() / "site.yml"), *lock_vars]
-    cmd += ["-e", json.dumps({"posnet_lock_wait": wait})]
-    if check:
-        cmd.append("--check")
-    if diff:
-        cmd.append("--diff")
-    if tags:
-        cmd += ["--tags", tags]
-        lock_vars += ["--tags", tags]  # devices alone: no store locked, none to release
+    # What the release after a failure needs as well: the same run, stores and vault, as
+    # wide as the run (--forks); --tags: devices alone lock no store, so none to release.
+    shared = ["-e", json.dumps({"posnet_tree": str(tree), **run})]
+    for flag, value in (
+        ("--limit", limit),
+        ("--tags", tags),
+        ("--forks", str(forks) if forks else None),
+        ("--vault-password-file", vault_password_file),
+    ):
+        if value:
+            shared += [flag, value]
+    site_vars: dict[str, object] = {"posnet_lock_wait": wait}
     if serial:
-        cmd += ["-e", json.dumps({"posnet_serial": serial})]
+        site_vars["posnet_serial"] = serial
     if max_fail_percentage is not None:
-        cmd += ["-e", json.dumps({"posnet_max_fail_percentage": max_fail_percentage})]
+        site_vars["posnet_max_fail_percentage"] = max_fail_percentage
     if devices_out is not None:
-        cmd += ["-e", json.dumps({"posnet_devices_out": _devices_out(tree, devices_out)})]
-    if vault_password_file:
-        cmd += ["--vault-password-file", vault_password_file]
-    if forks:
-        cmd += ["--forks", str(forks)]
-        lock_vars += ["--forks", str(forks)]  # a large fleet's release as wide as its run
-    for e in extra:
-        cmd += ["-e", e]
+        site_vars["posnet_devices_out"] = _devices_out(tree, devices_out)
+    # The user's -e last, so they override posnet's own (ssh settings, watchdog seconds)
+    user = [a for e in extra for a in ("-e", e)]
+    modes = [m for m, on in (("--check", check), ("--diff", diff)) if on]
     if verbose:
-        cmd.append("-" + "v" * min(verbose, 4))
-    if vault_password_file:
-        lock_vars += ["--vault-password-file", vault_password_file]
-    lock_vars += [a for e in extra for a in ("-e", e)]  # ssh settings, posnet_watchdog_seconds
+        modes.append("-" + "v" * min(verbose, 4))
+    site = str(playbooks_dir() / "site.yml")
+    cmd = [*base, site, *shared, "-e", json.dumps(site_vars), *modes, *user]
+    release = [*base, str(playbooks_dir() / "unlock.yml"), *shared, *user]
     with tempfile.TemporaryDirectory(prefix="posnet-apply-") as tmp:
         env = _ansible_env(tmp)
         try:
             rc, output = run_playbook(cmd, env, echo=True)
         except BaseException:  # Ctrl-C, SIGTERM: the stores this run still holds
             if not check:
-                _release(base, lock_vars, env)
+                _release(release, env)
             raise
         if rc != 0 and not check:
-            _release(base, lock_vars, env)
+            _release(release, env)
     _apply_summary(rc, parse_recap(output))
 
 
@@ -332,7 +328,7 @@ def run_owner() -> str:
     return f"{user}@{socket.gethostname()}, posnet apply pid {os.getpid()}"
 
 
-def _release(base: list[str], lock_vars: list[str], env: dict[str, str]) -> None:
+def _release(release: list[str], env: dict[str, str]) -> None:
     """After a failed or interrupted run, give back the locks of the stores that failed
     mid-run (Ansible drops a failed host from the later plays, site.yml's last one
     included). A store this run never locked, or lost, is left alone: only the token's
@@ -342,11 +338,10 @@ def _release(base: list[str], lock_vars: list[str], env: dict[str, str]) -> None
     timeout, the release task's `timeout` in unlock.yml), so a fleet of any size is
     released whole instead of cut off after its first stores (which then refused the
     next apply for a whole lease)."""
-    cmd = [*base, str(playbooks_dir() / "unlock.yml"), *lock_vars]
     click.echo("posnet: giving back the store locks this run still holds", err=True)
     try:
         proc = subprocess.run(
-            cmd,
+            release,
             env={**env, "ANSIBLE_FORCE_COLOR": "0"},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

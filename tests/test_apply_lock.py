@@ -324,6 +324,34 @@ def test_a_lease_length_that_is_no_number_of_seconds_is_an_error(path: Path, sec
     assert not path.exists()
 
 
+class FailedApply:
+    """runtime._apply with a playbook run that fails (or is interrupted): records the
+    run's command and the release's command and keywords."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, tree: Path, interrupted: bool) -> None:
+        from generator import runtime
+
+        self.run: list[str] = []
+        self.releases: list[tuple[list[str], dict[str, Any]]] = []
+
+        def fake_playbook(cmd: list[str], env: dict[str, str], echo: bool) -> tuple[int, str]:
+            self.run = cmd
+            if interrupted:
+                raise KeyboardInterrupt
+            return 2, ""
+
+        def fake_run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+            self.releases.append((cmd, kw))
+            return subprocess.CompletedProcess(cmd, 0, "", "")
+
+        monkeypatch.setattr(runtime, "_tree", lambda build: tree)
+        monkeypatch.setattr(runtime, "_which", lambda name: "/usr/bin/" + name)
+        monkeypatch.setattr(runtime, "run_playbook", fake_playbook)
+        monkeypatch.setattr(runtime.subprocess, "run", fake_run)
+        monkeypatch.setattr(runtime, "_apply_summary", lambda rc, recap: None)
+        self.apply = runtime._apply
+
+
 @pytest.mark.parametrize("interrupted", [False, True])
 def test_apply_releases_a_failed_runs_locks_as_wide_as_it_ran_and_without_a_deadline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupted: bool
@@ -331,30 +359,13 @@ def test_apply_releases_a_failed_runs_locks_as_wide_as_it_ran_and_without_a_dead
     # A fleet of hundreds of stores: the release after a failed run must reach every
     # one (with the run's --forks), not be cut off after a fixed time with the rest
     # still locked for a whole lease.
-    from generator import runtime
-
-    calls: list[tuple[list[str], dict[str, Any]]] = []
-
-    def fake_playbook(cmd: list[str], env: dict[str, str], echo: bool) -> tuple[int, str]:
-        if interrupted:
-            raise KeyboardInterrupt
-        return 2, ""
-
-    def fake_run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-        calls.append((cmd, kw))
-        return subprocess.CompletedProcess(cmd, 0, "", "")
-
-    monkeypatch.setattr(runtime, "_tree", lambda build: tmp_path)
-    monkeypatch.setattr(runtime, "_which", lambda name: "/usr/bin/" + name)
-    monkeypatch.setattr(runtime, "run_playbook", fake_playbook)
-    monkeypatch.setattr(runtime.subprocess, "run", fake_run)
-    monkeypatch.setattr(runtime, "_apply_summary", lambda rc, recap: None)
+    fake = FailedApply(monkeypatch, tmp_path, interrupted)
     try:
-        runtime._apply(tmp_path, (), "site_gent_01", False, False, None, None, None, None,
-                       ("ansible_user=ops",), 40, 0)  # fmt: skip
+        fake.apply(tmp_path, (), "site_gent_01", False, False, None, None, None, None,
+                   ("ansible_user=ops",), 40, 0)  # fmt: skip
     except KeyboardInterrupt:
         assert interrupted
-    ((cmd, kw),) = calls
+    ((cmd, kw),) = fake.releases
     assert cmd[cmd.index("--forks") + 1] == "40"
     assert str(ROOT / "playbooks" / "unlock.yml") in cmd
     assert cmd[cmd.index("--limit") + 1] == "site_gent_01"
@@ -365,3 +376,30 @@ def test_the_release_of_one_store_is_bounded_on_its_own() -> None:
     (play,) = yaml.safe_load((ROOT / "playbooks" / "unlock.yml").read_text())
     (task,) = play["tasks"]
     assert 0 < task["timeout"] <= 120
+
+
+def test_the_run_and_its_release_share_every_option_and_the_users_vars_come_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The release must reach the same stores (--limit, --tags), with the same vault and
+    # ssh settings (-e), as the run; the user's -e override posnet's own in both.
+    fake = FailedApply(monkeypatch, tmp_path, interrupted=False)
+    fake.apply(tmp_path, ("extra.yml",), "site_gent_01", False, True, "firewall", "2", 10,
+                   "/vault.txt", ("posnet_serial=5", "ansible_user=ops"), 8, 2)  # fmt: skip
+    run, ((release, _),) = fake.run, fake.releases
+    for flag, value in (("--limit", "site_gent_01"), ("--tags", "firewall"), ("--forks", "8"),
+                        ("--vault-password-file", "/vault.txt")):  # fmt: skip
+        assert run[run.index(flag) + 1] == value and release[release.index(flag) + 1] == value
+    assert release[release.index("-i", 3) + 1] == str(Path("extra.yml").resolve())
+    assert "--diff" in run and "-vv" in run and "--diff" not in release
+    for cmd in (run, release):
+        values = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-e"]
+        assert values[-2:] == ["posnet_serial=5", "ansible_user=ops"]
+        own = json.loads(values[0])
+        assert own["posnet_tree"] == str(tmp_path) and own["posnet_run_id"]
+    site_vars = json.loads([run[i + 1] for i, a in enumerate(run) if a == "-e"][1])
+    assert site_vars == {"posnet_lock_wait": 0, "posnet_serial": "2",
+                         "posnet_max_fail_percentage": 10}  # fmt: skip
+    assert [a for a in run if a.endswith("site.yml")] == [str(ROOT / "playbooks" / "site.yml")]
+    assert not [a for a in run if a.endswith("unlock.yml")]
+    assert release[release.index("-e") - 1] == str(ROOT / "playbooks" / "unlock.yml")
