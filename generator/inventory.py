@@ -254,7 +254,9 @@ def inventory(plans: Sequence[Plan]) -> dict[str, Any]:
                 add(f"proxy_{server}", ph)
             add(site_group, ph)
             add(fleet_group, ph)
-    # posnet_proxies is always there (maybe empty) so proxy.yml's host pattern matches
-    # in a fleet without proxies instead of warning on every apply.
+    # posnet_proxies and ddns are always there (maybe empty) so the host patterns of
+    # proxy.yml, ddns.yml and the lock plays match in a fleet without proxies or DDNS
+    # instead of warning on every apply.
     top = {"posnet_edges": {"hosts": edges}, "posnet_proxies": {"hosts": proxies}}
+    children.setdefault("ddns", {"hosts": {}})
     return {"all": {"children": {**top, **dict(sorted(children.items()))}}}

@@ -13,6 +13,8 @@ import importlib.util
 import json
 import multiprocessing
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -213,7 +215,7 @@ def test_site_yml_locks_first_and_releases_last() -> None:
     for name in ("lock.yml", "unlock.yml"):
         (play,) = yaml.safe_load((ROOT / "playbooks" / name).read_text())
         assert play["tags"] == ["always"]  # --tags firewall still locks
-        assert play["hosts"] == "posnet_edges:posnet_proxies"
+        assert play["hosts"] == "posnet_edges:posnet_proxies:ddns"
     # Every play that writes on a store host renews the lock before anything else.
     for name in ("firewall.yml", "dhcp.yml", "ddns.yml", "proxy.yml"):
         (play,) = yaml.safe_load((ROOT / "playbooks" / name).read_text())
@@ -403,3 +405,68 @@ def test_the_run_and_its_release_share_every_option_and_the_users_vars_come_last
     assert [a for a in run if a.endswith("site.yml")] == [str(ROOT / "playbooks" / "site.yml")]
     assert not [a for a in run if a.endswith("unlock.yml")]
     assert release[release.index("-e") - 1] == str(ROOT / "playbooks" / "unlock.yml")
+
+
+def _play_hosts(listing: str) -> list[tuple[str, set[str]]]:
+    """(play name, hosts) of each play in `ansible-playbook --list-hosts` output."""
+    plays: list[tuple[str, set[str]]] = []
+    for line in listing.splitlines():
+        if m := re.match(r"\s+play #\d+ \([^)]*\): (.*?)\tTAGS", line):
+            plays.append((m[1], set()))
+        elif plays and re.match(r"\s{6}\S+$", line):
+            plays[-1][1].add(line.strip())
+    return plays
+
+
+@pytest.mark.parametrize("fleet", ["demo", "no-ddns"])
+def test_every_host_a_play_writes_to_is_locked_first_and_released_last(
+    tmp_path: Path, fleet: str
+) -> None:
+    # An extra inventory (posnet apply -i) may add a host to any group a play targets,
+    # e.g. a back-office PC running the DDNS client: it must be locked like the edges,
+    # or its renewal fails with "run site.yml" and a second run can overlap on it. A
+    # fleet without DDNS or proxies gets no "could not match host pattern" warning.
+    from generator import build
+    from generator.analyze import analyze
+    from tests.conftest import DEMO
+
+    src = DEMO
+    if fleet == "no-ddns":
+        src = tmp_path / "fleet"
+        (src / "sites").mkdir(parents=True)
+        (src / "fleet.yaml").write_text((DEMO / "fleet.yaml").read_text())
+        shutil.copytree(DEMO / "groups", src / "groups")
+        shutil.copy(DEMO / "sites" / "gent-01.yaml", src / "sites")
+    a = analyze(src)
+    assert not a.failed()
+    out = tmp_path / "build"
+    build.render_tree(out, a.fleet.name, a.plans, a.digests)
+    site = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
+    patterns = set()
+    for entry in site:
+        (play,) = yaml.safe_load(
+            (ROOT / "playbooks" / entry["ansible.builtin.import_playbook"]).read_text()
+        )
+        patterns |= set(str(play["hosts"]).split(":"))
+    extra = tmp_path / "extra.yml"
+    groups = {g: {"hosts": {f"extra-{g.replace('_', '-')}": None}} for g in sorted(patterns)}
+    extra.write_text(json.dumps({"all": {"children": groups}}))
+    playbook = str(Path(sys.executable).parent / "ansible-playbook")
+    listings = []
+    for inventories in ([out / "inventory"], [out / "inventory", extra]):
+        res = subprocess.run(
+            [playbook, "--list-hosts", *(f"-i{i}" for i in inventories), "site.yml"],
+            capture_output=True, text=True, cwd=ROOT / "playbooks", check=True,
+            env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        )  # fmt: skip
+        assert "Could not match supplied host pattern" not in res.stdout + res.stderr
+        listings.append(res.stdout)
+    plays = _play_hosts(listings[1])
+    assert plays[0][0].startswith("Take the posnet apply lock")
+    assert plays[-1][0].startswith("Release the posnet apply lock")
+    locked, released = plays[0][1], plays[-1][1]
+    assert locked == released and "extra-ddns" in locked
+    for name, hosts in plays[1:-1]:
+        if "controller" in name:  # devices.yml writes on the controller only
+            continue
+        assert hosts <= locked, (name, hosts - locked)
