@@ -123,9 +123,15 @@ def test_release_keeps_the_lock_while_a_watchdog_is_armed(path: Path) -> None:
     assert res["verdict"] == "kept" and "a firewall watchdog is still armed" in res["warnings"][0]
     deadline = holder(path)["deadline"]
     assert watch.stat().st_mtime + 30 <= deadline <= watch.stat().st_mtime + 30 + lock.SLACK
-    # Another run is refused until the watchdog has done its work, then takes over.
-    assert lock.run(args(path, "acquire", "B"), clock=lambda: now + 1)["verdict"] == "busy"
-    assert lock.run(args(path, "acquire", "B"), clock=lambda: deadline)["verdict"] == "takeover"
+    # Another run is refused until the watchdog has done its work, then takes over: told
+    # that A finished (not that A is applying), and with no "dead run" warning after.
+    busy = lock.run(args(path, "acquire", "B"), clock=lambda: now + 1)
+    assert busy["verdict"] == "busy" and busy["failed"]
+    assert "owner-A (run A) finished; its firewall watchdog may still roll back" in busy["msg"]
+    assert "is being applied" not in busy["msg"] and "run that died" not in busy["msg"]
+    took = lock.run(args(path, "acquire", "B"), clock=lambda: deadline)
+    assert took["verdict"] == "takeover" and not took.get("warnings")
+    assert holder(path)["token"] == "B" and not holder(path).get("finished")
 
 
 def test_an_old_armed_file_does_not_keep_the_lock(path: Path) -> None:

@@ -21,7 +21,9 @@ next renewal instead of writing on.
 
 A firewall watchdog armed by the holder may still roll back after its run died: release
 keeps the lock until the newest armed watchdog's deadline (``watchdog_seconds`` after
-its watch file was armed), so no next run snapshots or activates under it.
+its watch file was armed), so no next run snapshots or activates under it. Such a lock is
+marked ``finished``: a second run meanwhile is told the holder finished and why it still
+waits, and the next run after it takes it without the "dead run" warning.
 
 A renewal that finds no lock at all fails like one that finds another run's: the lock
 was taken over and released since, and the other run may have written. A lease that ends
@@ -79,6 +81,7 @@ def parse(raw: bytes | None, mtime: float, seconds: float) -> dict[str, Any] | N
             "since": float(doc["since"]),
             "deadline": float(doc["deadline"]),
         }
+        holder["finished"] = doc.get("finished") is True  # released, kept for a watchdog
         # A lock written without its lease length: at least what it was granted.
         holder["seconds"] = float(
             doc.get("seconds", max(seconds, holder["deadline"] - holder["since"]))
@@ -89,7 +92,7 @@ def parse(raw: bytes | None, mtime: float, seconds: float) -> dict[str, Any] | N
             raise ValueError("not a time")
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
         return {"token": "", "owner": "unknown (unreadable lock file)", "since": mtime,
-                "deadline": mtime + seconds, "seconds": seconds}  # fmt: skip
+                "deadline": mtime + seconds, "seconds": seconds, "finished": False}  # fmt: skip
     return holder
 
 
@@ -106,6 +109,11 @@ def reanchor(holder: dict[str, Any] | None, now: float) -> bool:
 
 
 def describe(holder: dict[str, Any]) -> str:
+    if holder.get("finished"):
+        return (
+            f"{holder['owner']} (run {holder['token'] or '?'}) finished; its firewall "
+            f"watchdog may still roll back, so the lock stays until {stamp(holder['deadline'])}"
+        )
     return (
         f"{holder['owner']} (run {holder['token'] or '?'}) since {stamp(holder['since'])}, "
         f"lease until {stamp(holder['deadline'])}"
@@ -209,13 +217,15 @@ def step(args: dict[str, Any], now: float) -> dict[str, Any]:
             write(path, holder)  # every later run reads the same lease end
         verdict, why = decide(action, holder, token, now)
         result: dict[str, Any] = {"changed": False, "verdict": verdict}
+        result["finished"] = holder is not None and holder["finished"]
         if verdict in ("take", "takeover"):
             since = holder["since"] if holder is not None and verdict == "take" else now
             doc = {"token": token, "owner": str(args.get("owner") or "unknown"),
                    "since": since, "deadline": now + seconds, "seconds": seconds}  # fmt: skip
             write(path, doc)
             result["holder"] = describe(doc)
-            if verdict == "takeover" and action == "acquire":
+            finished = holder is not None and holder["finished"]
+            if verdict == "takeover" and action == "acquire" and not finished:
                 result["warnings"] = [
                     f"posnet: took over the lock of a run whose lease ended: {why}"
                 ]
@@ -224,7 +234,7 @@ def step(args: dict[str, Any], now: float) -> dict[str, Any]:
                 os.path.dirname(path), float(args.get("watchdog_seconds") or 45), now
             )
             if until and holder is not None:
-                doc = {**holder, "deadline": min(holder["deadline"], until)}
+                doc = {**holder, "deadline": min(holder["deadline"], until), "finished": True}
                 write(path, doc)
                 result["verdict"] = "kept"
                 result["warnings"] = [
@@ -237,12 +247,14 @@ def step(args: dict[str, Any], now: float) -> dict[str, Any]:
         return result
 
 
-def busy_message(host: str, why: str, wait: float) -> str:
+def busy_message(host: str, why: str, wait: float, finished: bool = False) -> str:
     how = (
         f"still held after waiting {wait:g} s"
         if wait
         else "wait for it to finish (posnet apply --wait SECONDS, or -e posnet_lock_wait=SECONDS)"
     )
+    if finished:
+        return f"posnet: {host} is not free yet: {why}; {how}."
     return (
         f"posnet: {host} is being applied by another run: {why}; {how}. A run that died "
         "keeps the lock until its lease ends, then the next apply takes it over."
@@ -281,7 +293,8 @@ def run(args: dict[str, Any], clock: Any = time.time, sleep: Any = time.sleep) -
             continue
         break
     if result["verdict"] == "busy":
-        return {"failed": True, "msg": busy_message(host, result["why"], wait), **result}
+        msg = busy_message(host, result["why"], wait, result["finished"])
+        return {"failed": True, "msg": msg, **result}
     if result["verdict"] == "lost":
         return {
             "failed": True,
