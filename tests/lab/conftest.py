@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
@@ -22,6 +23,19 @@ LAB_FIXTURES = frozenset({"lab", "lab_factory"})
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (a CI timeout, `timeout`, `kill`) becomes KeyboardInterrupt, so pytest
+    unwinds and every lab fixture's teardown runs, module-scoped ones included: atexit
+    does not run on SIGTERM, and the namespaces would stay until the next run."""
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -57,22 +71,11 @@ def lab() -> Iterator[Lab]:
     # Leftovers of a crashed run (never a lab whose owner is still alive).
     cleanup_stale()
     the_lab = Lab()
-    # atexit does not run on SIGTERM (a CI timeout, `kill`): turn it into
-    # KeyboardInterrupt so pytest unwinds and this finalizer still runs.
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupt)
     try:
         the_lab.up()
         yield the_lab
     finally:
         the_lab.down()
-        if previous is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture

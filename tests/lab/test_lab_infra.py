@@ -7,8 +7,11 @@ state facts about the bare network. One test checks the session fixture.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -280,3 +283,33 @@ def test_cleanup_stale_removes_dead_labs_only(lab: Lab) -> None:
     # The live session lab (owner: this process) was left alone.
     assert not set(lab.ns.values()) & set(removed)
     assert lab.ssh("true").returncode == 0
+
+
+SIGTERM_PROBE = Path(__file__).with_name("sigterm_probe.py")
+
+
+def test_sigterm_mid_test_removes_the_lab(tmp_path: Path) -> None:
+    # A CI timeout sends SIGTERM: the labs of the running tests must go with pytest,
+    # not stay until the next run's cleanup.
+    require_lab()
+    names = tmp_path / "names"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "lab",
+         str(SIGTERM_PROBE)],
+        env={**os.environ, "POSNET_LAB_NAMES": str(names)}, cwd=Path(__file__).parents[2],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not names.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert names.exists(), proc.communicate(timeout=30)[0] if proc.poll() is not None else ""
+        lab_names = names.read_text().split()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert lab_names and not [n for n in lab_names if n in listed], out[-2000:]
+    assert proc.returncode != 0
