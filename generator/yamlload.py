@@ -1,8 +1,10 @@
 """Load YAML into plain Python values plus a map of where every key and value was written.
 
 ruamel.yaml parses YAML 1.2 (so `no`, `on` and `22:22` stay strings). Anything that would
-let a file do more than hold data is refused: tags, merge keys, duplicate keys, very deep
-or very large alias expansions.
+let a file do more than hold data is refused: tags, merge keys (`<<` as a plain key,
+whatever its value), duplicate keys, very deep or very large alias expansions. So is a
+number not written in plain decimal (`8_443`, `0b11`, `0o17`, `017`, `0x1F`, `+80`):
+YAML 1.1 tools, YAML 1.2 tools and ruamel read most of them differently.
 
 ruamel is pure Python (about 8 ms for a store file); a fleet of 10,000 stores would spend
 over a minute parsing. So plain documents take a fast path: libyaml's C parser (through
@@ -183,15 +185,6 @@ class _Walker:
             if id(node) in self.active:
                 loc = self.positions.nearest(path) or Location(self.file)
                 raise _fail(self.file, loc.line, loc.col, "recursive alias")
-            if getattr(node, "merge", None):
-                loc = self.positions.nearest(path) or Location(self.file)
-                raise _fail(
-                    self.file,
-                    loc.line,
-                    loc.col,
-                    "merge keys (<<) are not supported",
-                    "explicit keys (use fleet or group defaults to share values)",
-                )
             self.active.add(id(node))
             out: dict[str, Any] = {}
             for key in node:
@@ -299,9 +292,11 @@ def _check_events(text: str, file: str) -> None:
     for ev in _yaml().parse(text):
         mark = ev.start_mark
         owner = None  # the key this node is the value of
+        is_key = False
         if isinstance(ev, ScalarEvent | MappingStartEvent | SequenceStartEvent | AliasEvent):
             frame = frames[-1] if frames else [False, False, None]
             if frame[0]:
+                is_key = bool(frame[1])
                 if frame[1] and isinstance(ev, ScalarEvent):
                     frame[2] = ev.value
                 elif not frame[1]:
@@ -310,6 +305,19 @@ def _check_events(text: str, file: str) -> None:
             if not frame[0] or frame[1]:  # a value (frame[1] now: a key is due next)
                 budget.spend(mark)
         tag = getattr(ev, "tag", None)
+        if isinstance(ev, ScalarEvent) and ev.style is None and tag is None:
+            if is_key and ev.value == "<<":
+                raise _fail(
+                    file,
+                    mark.line + 1,
+                    mark.column + 1,
+                    "merge keys (<<) are not supported: YAML 1.1 tools merge its value in, "
+                    "YAML 1.2 reads a key named '<<'",
+                    "explicit keys (use fleet or group defaults to share values)",
+                )
+            if ev.value[:1] in _NUMBER_START:
+                secret = owner in SECRET_KEYS or bool(frames and frames[-1][2] in SECRET_KEYS)
+                _plain_decimal(ev.value, secret, file, mark)
         if tag is not None:
             secret = owner in SECRET_KEYS or bool(frames and frames[-1][2] in SECRET_KEYS)
             shown = "" if secret or not _SAFE_TAG.fullmatch(str(tag)) else f" (found {tag})"
@@ -344,6 +352,95 @@ def _check_events(text: str, file: str) -> None:
                     "file holds more than one YAML document",
                     "exactly one document (remove this '---' and what follows)",
                 )
+
+
+_NUMBER_START = frozenset("+-.0123456789")
+# YAML 1.2's core schema (the integers it reads; 1.2 reads `8_443` and `0b11` as text)
+_CORE_INT = ((re.compile(r"[-+]?[0-9]+"), 10), (re.compile(r"0o[0-7]+"), 8))
+_CORE_HEX = re.compile(r"0x[0-9a-fA-F]+")
+# YAML 1.1's integers (underscores allowed; a leading 0 is octal; base 60 with ':')
+_V11_INT = (
+    (re.compile(r"[-+]?0b[0-1_]+"), 2),
+    (re.compile(r"[-+]?0x[0-9a-fA-F_]+"), 16),
+    (re.compile(r"[-+]?0[0-7_]+"), 8),
+    (re.compile(r"[-+]?(?:0|[1-9][0-9_]*)"), 10),
+)
+_V11_BASE60 = re.compile(r"[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+")
+# YAML 1.1's booleans besides true/false (text in YAML 1.2)
+V11_BOOLS = frozenset(
+    w for b in ("yes", "no", "on", "off", "y", "n") for w in (b, b.capitalize(), b.upper())
+)
+_V11_FLOAT = re.compile(r"[-+]?(?:[0-9][0-9_]*)?\.[0-9.]*(?:[eE][-+][0-9]+)?")
+
+
+def _int_in(value: str, forms: tuple[tuple[re.Pattern[str], int], ...]) -> int | None:
+    for rx, base in forms:
+        if rx.fullmatch(value):
+            sign = -1 if value[:1] == "-" else 1
+            digits = value.lstrip("+-").replace("_", "")
+            if base != 10:
+                digits = digits[2:] if digits[1:2] in ("b", "o", "x") else digits
+            return sign * int(digits, base)
+    return None
+
+
+def yaml12_reading(value: str) -> int | str:
+    """What YAML 1.2's core schema reads a plain integer-like scalar as (text if none)."""
+    if _CORE_HEX.fullmatch(value):
+        return int(value[2:], 16)
+    n = _int_in(value, _CORE_INT)
+    return value if n is None else n
+
+
+def yaml11_reading(value: str) -> int | float | str:
+    """What a YAML 1.1 parser (PyYAML, Ansible) reads the same plain scalar as."""
+    n = _int_in(value, _V11_INT)
+    if n is not None:
+        return n
+    if _V11_BASE60.fullmatch(value):
+        sign = -1 if value[:1] == "-" else 1
+        total = 0
+        for part in value.lstrip("+-").replace("_", "").split(":"):
+            total = total * 60 + int(part)
+        return sign * total
+    if _V11_FLOAT.fullmatch(value) and any(c.isdigit() for c in value):
+        try:
+            return float(value.replace("_", ""))
+        except ValueError:
+            return value
+    return value
+
+
+def _reading(v: int | float | str) -> str:
+    return "text" if isinstance(v, str) else f"the number {v}"
+
+
+def _plain_decimal(value: str, secret: bool, file: str, mark: Any) -> None:
+    """Refuse a plain scalar that ruamel reads as a number not written in plain decimal
+    (`8_443`, `0b11`, `0o17`, `017`, `0x1F`, `+80`, `1_000.5`): YAML 1.1 and 1.2 tools
+    (and editors checking the schemas) read most of these as other numbers or as text.
+    Plain decimals (`8443`, `-1`) and text (`1:20`, `yes`) pass: 1.2 reads those alike."""
+    tag = next((t for t, rx in _plain_candidates(value) if rx.match(value)), _STR)
+    if tag.endswith(":int"):
+        if _DECIMAL.fullmatch(value):
+            return
+    elif not (tag.endswith(":float") and "_" in value):
+        return
+    v12, v11 = yaml12_reading(value), yaml11_reading(value)
+    shown = "this value" if secret else f"'{value}'"
+    if v12 == v11 and type(v12) is type(v11):
+        why = "posnet reads integers written in plain decimal only"
+    else:
+        why = f"YAML 1.2 reads it as {_reading(v12)}, YAML 1.1 as {_reading(v11)}"
+    number = v12 if isinstance(v12, int) else v11
+    example = "" if secret or isinstance(number, str) else f" ({number})"
+    raise _fail(
+        file,
+        mark.line + 1,
+        mark.column + 1,
+        f"{shown} is not a plain decimal number: {why}",
+        f"a plain decimal{example}, or the value in quotes if it is text",
+    )
 
 
 def _open_quote(text: str) -> tuple[int, int] | None:
@@ -557,11 +654,15 @@ class _Slow(Exception):
 _SLOW = object()
 
 
+def _plain_candidates(value: str) -> list[tuple[str, Any]]:
+    """ruamel's YAML 1.2 resolvers that may apply to a plain scalar, in its order."""
+    return [*_RESOLVERS.get(value[:1] if value else "", []), *_RESOLVERS.get(None, [])]
+
+
 @lru_cache(maxsize=4096)
 def _plain_value(value: str) -> Any:
     """A plain scalar's value, or _SLOW; store files repeat most of theirs (ports, true)."""
-    candidates = [*_RESOLVERS.get(value[:1] if value else "", []), *_RESOLVERS.get(None, [])]
-    tag = next((t for t, rx in candidates if rx.match(value)), _STR)
+    tag = next((t for t, rx in _plain_candidates(value) if rx.match(value)), _STR)
     if tag in (_STR, "tag:yaml.org,2002:value"):  # `=` is text in YAML 1.2
         return value
     if tag.endswith(":bool"):

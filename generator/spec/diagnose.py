@@ -31,7 +31,7 @@ from generator.spec.types import (
     Thumbprint,
     UrlPath,
 )
-from generator.yamlload import YamlPath
+from generator.yamlload import V11_BOOLS, YamlPath, yaml11_reading
 
 _EXPECTED = {
     "int_type": "an integer",
@@ -164,6 +164,13 @@ def _error_diagnostic(
         msg = "Input should be a mapping"
     elif etype == "int_type" and str(_value_at(data, path)).isdigit():
         expected = "an integer without quotes"
+    elif etype in ("int_type", "int_parsing", "bool_type") and _yaml11_only(
+        _value_at(data, path), etype
+    ):
+        value = _value_at(data, path)
+        what = "a boolean" if etype == "bool_type" else f"the number {yaml11_reading(value)}"
+        msg = f"'{value}' is text in YAML 1.2 (only YAML 1.1 reads it, unquoted, as {what})"
+        expected = "true or false" if etype == "bool_type" else "a plain decimal number"
     elif etype == "extra_forbidden":
         key = str(path[-1])
         cls = _model_at(model, data, path[:-1])
@@ -245,6 +252,16 @@ _PATTERN_HINTS = {
 def _unit(data: Any, path: YamlPath, count: object) -> str:
     unit = "character" if isinstance(_value_at(data, path), str) else "item"
     return unit if count == 1 else unit + "s"
+
+
+def _yaml11_only(value: Any, etype: str) -> bool:
+    """Text that a YAML 1.1 tool reads as the boolean or number this field wants
+    (`yes`, `off`, `1:20`): posnet and the schemas read YAML 1.2, where it is text."""
+    if not isinstance(value, str):
+        return False
+    if etype == "bool_type":
+        return value in V11_BOOLS
+    return isinstance(yaml11_reading(value), int)
 
 
 def _value_at(data: Any, path: YamlPath) -> Any:
