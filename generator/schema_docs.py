@@ -91,7 +91,9 @@ DOCS: dict[str, str] = {
     "CloudConnectorIntegration.devices": "Payment devices that get a property file",
     "CloudConnectorIntegration.client_id": "OAuth2 client id from onboarding",
     "CloudConnectorIntegration.client_secret": "Secret reference of the OAuth2 client secret",
-    "CloudConnectorIntegration.ssl_profile_crt": "Certificate path on the device",
+    "CloudConnectorIntegration.ssl_profile_crt": "Where the PEM file of the partner's "
+    "certificate authority (its ssl_profile_name) is on each device: the partner's guide "
+    "names no location, so the store gives it (required, no default)",
     "WindowsHttpsIntegration.host": "Windows host serving HTTPS",
     "WindowsHttpsIntegration.thumbprint": "SHA-1 thumbprint of the certificate to bind",
     "WindowsHttpsIntegration.clients": "LAN hosts allowed through the Windows firewall",

@@ -240,6 +240,17 @@ CASES = [
         "explicit keys",
     ),
     Case(
+        # No invented default: the partner's guide names no location for the CA's PEM
+        # file on the device (it was /HOST/INGETRUST.pem, written into every device file).
+        "cloud-connector-without-ca-path",
+        R,
+        sub("    ssl_profile_crt: /HOST/INGETRUST.pem", "    #"),
+        "partner: ppaas",
+        "integrations[0].ssl_profile_crt",
+        "missing required key 'ssl_profile_crt'",
+        "ssl_profile_crt: ...",
+    ),
+    Case(
         "alias-bomb",
         B,
         whole(_bomb()),

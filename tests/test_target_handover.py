@@ -234,7 +234,13 @@ def test_bruges_sheet_has_the_partner_endpoints(sheets: dict[str, str]) -> None:
         "`terminal1`: `~/posnet-devices/bruges-06/ppaas-terminal1.properties`"
         " (secret from `vault:bruges_06_ppaas_secret`)"
     ) in connector
-    assert "`/HOST/INGETRUST.pem`" in connector
+    # the CA from the catalog, the path from the store file (the guide names none)
+    assert (
+        "4. Put the PEM file of the certificate authority `INGETRUST` (the partner's\n"
+        "   `ssl_profile_name`, from the catalog) on each device at the path the store file"
+        " gives\n   as `ssl_profile_crt` (the partner's guide names no location):"
+        " `terminal1`: `/HOST/INGETRUST.pem`."
+    ) in connector
     assert "pos1 (198.51.100.70) -> terminal1 (198.51.100.80) port 9100/tcp" in connector
     devices = section(sheet, "Device and service settings")
     assert "| `~/posnet-devices/bruges-06/powerepos-auth.properties` | `integrator` |" in devices

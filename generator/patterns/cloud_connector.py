@@ -53,9 +53,9 @@ class CloudConnectorIntegration(Model):
     devices: list[Hostname] = Field(min_length=1)
     client_id: Text
     client_secret: SecretRef
-    ssl_profile_crt: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]{1,200}$")] = (
-        "/HOST/INGETRUST.pem"
-    )
+    # The partner's guide asks for "{location of the pem file on the device}" and names
+    # none: the store gives it (no invented default; a missing one is E100 at the entry).
+    ssl_profile_crt: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]{1,200}$")]
     local_fallback_port: Port | None = Field(None, description="Device server port when offline")
 
 

@@ -285,7 +285,8 @@ def _pattern_hint(path: YamlPath) -> str:
         "thumbprint": "40 hex digits (the certificate's SHA-1 thumbprint)",
         "appid": "a GUID like 77ba29fd-9f7a-45b0-8d7e-1ee5d879951b",
         "interface": "an interface name (up to 15 of A-Z a-z 0-9 _ . -)",
-        "ssl_profile_crt": "an absolute path like /HOST/INGETRUST.pem",
+        "ssl_profile_crt": "the absolute path of the CA's PEM file on the device, like "
+        "/certs/ca.pem",
         "uninstaller": "a folder and a file, e.g. Program Files (x86)/acme-tunnel/uninstall.exe",
     }
     if last in hints:

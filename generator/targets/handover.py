@@ -495,6 +495,7 @@ class ConnectorSection:
     device_endpoints: tuple[str, ...]  # where the devices register (their ep_register_url)
     devices: tuple[DeviceRow, ...]
     cert: tuple[str, ...]
+    cert_ca: str  # the catalog's ssl_profile_name(s) the devices' PEM file is of
     fallback: tuple[str, ...]
 
 
@@ -557,6 +558,9 @@ def _connector(plan: Plan, partner: str) -> ConnectorSection:
         device_endpoints=tuple(code(e) for e in registers),
         devices=tuple(_device_row(plan, d) for d in devices),
         cert=tuple(certs),
+        cert_ca=", ".join(
+            sorted({code(v) for d in devices for k, v in d.properties if k == "ssl_profile_name"})
+        ),
         fallback=fallback,
     )
 
