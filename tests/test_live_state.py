@@ -916,3 +916,54 @@ def test_a_unit_apply_enables_must_stay_enabled_under_systemd(
         "inadyn: masked, not started at boot",
         "nftables: disabled, not started at boot",
     ]
+
+
+@pytest.mark.parametrize(
+    ("states", "detail"),
+    [
+        # `static` counted as started at boot: the unit lost its [Install] section (a
+        # hand-written nftables.service), so `systemctl enable` did nothing and only a
+        # unit that pulls it in starts it; posnet's units are pulled in by nothing.
+        (
+            {"nftables": "static"},
+            "nftables: static (no [Install] section, so enabling it did nothing): started "
+            "at boot only if another unit pulls it in",
+        ),
+        # `alias` counted as started whatever the unit it names: that one is asked.
+        (
+            {"nftables": "alias", "nftables-real.service": "disabled"},
+            "nftables (alias of nftables-real.service): disabled, not started at boot",
+        ),
+        ({"nftables": "alias", "nftables-real.service": "enabled"}, None),
+        (
+            {"nftables": "enabled-runtime"},
+            "nftables: enabled-runtime (enabled in /run only, until the next reboot), not "
+            "started at boot",
+        ),
+        (
+            {"nftables": "indirect"},
+            "nftables: indirect (only the units its Also= names are enabled), not started at boot",
+        ),
+        (
+            {"nftables": "generated"},
+            "nftables: generated (a systemd generator, not apply, decides whether it starts)",
+        ),
+        ({"nftables": ""}, "nftables: unknown, not started at boot"),
+    ],
+)
+def test_only_an_enabled_unit_counts_as_started_at_boot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, states: dict[str, str], detail: str | None
+) -> None:
+    """A fake systemctl: `is-enabled UNIT` prints its state, `show --property=Id --value`
+    names an alias's unit."""
+
+    def fake(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        if argv[:2] == ["systemctl", "show"]:
+            assert argv[2:5] == ["--property=Id", "--value", "nftables"]
+            return subprocess.CompletedProcess(argv, 0, "nftables-real.service\n", "")
+        assert argv[:2] == ["systemctl", "is-enabled"]
+        return subprocess.CompletedProcess(argv, 0, states[argv[2]] + "\n", "")
+
+    monkeypatch.setattr(ps, "_run", fake)
+    found = [f["detail"] for f in ps.boot_findings(["nftables"], str(tmp_path))]
+    assert found == ([] if detail is None else [detail])

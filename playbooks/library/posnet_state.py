@@ -693,22 +693,48 @@ def sysctl_findings(expected: dict[str, str]) -> list[Finding]:
     return out
 
 
-# `systemctl is-enabled` states that start the unit at the next boot
-_BOOT_ON = ("enabled", "static", "alias")
+# Why a unit apply enabled (each has an [Install] section) in a `systemctl is-enabled`
+# state other than `enabled` does not come back by itself at the next boot.
+_NOT_AT_BOOT = {
+    "static": "static (no [Install] section, so enabling it did nothing): started at boot "
+    "only if another unit pulls it in",
+    "indirect": "indirect (only the units its Also= names are enabled), not started at boot",
+    "enabled-runtime": "enabled-runtime (enabled in /run only, until the next reboot), "
+    "not started at boot",
+    "generated": "generated (a systemd generator, not apply, decides whether it starts)",
+}
+
+
+def _boot_state(unit: str) -> tuple[str, str]:
+    """`systemctl is-enabled` of a unit, and the unit it names: an alias's state says
+    nothing of its target's, so the target is asked (one level, as systemd allows)."""
+    state = _run(["systemctl", "is-enabled", unit]).stdout.strip() or "unknown"
+    if state != "alias":
+        return state, unit
+    target = _run(["systemctl", "show", "--property=Id", "--value", unit]).stdout.strip()
+    if not target or target in (unit, f"{unit}.service"):
+        return state, unit
+    return _run(["systemctl", "is-enabled", target]).stdout.strip() or "unknown", target
 
 
 def boot_findings(units: list[str], systemd: str = "/run/systemd/system") -> list[Finding]:
     """Under systemd, the units apply enables (the firewall's boot loader, posnet's
     dnsmasq, the DDNS client) still start at the next boot: a disabled nftables unit
     leaves the edge with no firewall after a reboot while the live state is perfect.
+    Only `enabled` says so: `static` (the unit file lost its [Install] section) starts
+    only as another unit's dependency, `enabled-runtime` is gone at the reboot, and an
+    alias is as enabled as the unit it names.
     Without systemd the playbooks say what the host's init must run; nothing to read."""
     if not units or not os.path.isdir(systemd):
         return []
     out: list[Finding] = []
     for unit in sorted(set(units)):
-        state = _run(["systemctl", "is-enabled", unit]).stdout.strip() or "unknown"
-        if state not in _BOOT_ON:
-            out.append({"what": "service", "detail": f"{unit}: {state}, not started at boot"})
+        state, named = _boot_state(unit)
+        if state == "enabled":
+            continue
+        shown = unit if named == unit else f"{unit} (alias of {named})"
+        why = _NOT_AT_BOOT.get(state, f"{state}, not started at boot")
+        out.append({"what": "service", "detail": f"{shown}: {why}"})
     return out
 
 
