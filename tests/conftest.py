@@ -46,8 +46,8 @@ def require_tool(name: str) -> str:
 
 
 def load_playbook_plugin(folder: str, name: str) -> types.ModuleType:
-    """A plugin module of playbooks/ (filter_plugins, lookup_plugins), loaded as Ansible
-    loads it: from its file, not as a package import."""
+    """A module of playbooks/ (library, filter_plugins, lookup_plugins), loaded as
+    Ansible loads it: from its file, not as a package import."""
     path = ROOT / "playbooks" / folder / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"{name}_plugin", path)
     assert spec and spec.loader

@@ -9,7 +9,6 @@ release, and many runs asking at the same instant.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -26,17 +25,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_playbook_plugin
 
 MODULE = ROOT / "playbooks" / "library" / "posnet_lock.py"
 
 
 def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("posnet_lock", MODULE)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_playbook_plugin("library", "posnet_lock")
 
 
 lock = load()

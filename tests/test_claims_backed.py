@@ -27,6 +27,18 @@ from generator.verify.state import parse_recap
 from tests.conftest import DEMO
 
 
+def nftables_fleet(name: str, partners: str = "") -> str:
+    """fleet.yaml text for write_fleet: fleet `name`, whose stores default to an nftables
+    edge managed from 192.0.2.64/28 on port 22 and ISP TestISP; `partners` holds the
+    lines under `partners:`, indented as they stand in the result."""
+    head = f"    fleet: {name}\n" + (f"    partners:\n{partners}" if partners else "")
+    return head + (
+        "    defaults:\n"
+        '      edge: {kind: nftables, management: {allow_from: ["192.0.2.64/28"], port: 22}}\n'
+        "      wan: {isp: TestISP}\n"
+    )
+
+
 def write_fleet(root: Path, fleet: str, groups: dict[str, str], sites: dict[str, str]) -> Path:
     """A fleet folder from YAML texts: fleet.yaml, groups/<name>.yaml, sites/<id>.yaml."""
     (root / "groups").mkdir(parents=True)

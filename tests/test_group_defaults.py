@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from generator.pipeline import load_plans
 from tests.test_bad_input import OS, C, diagnostics, errors, make_fleet, pos, sub
 
@@ -52,27 +54,22 @@ def test_the_groups_a_store_names_itself_still_apply(tmp_path: Path) -> None:
     assert by_id["bruges-06"].wan.isp == "Proximus"
 
 
-def test_a_default_id_in_fleet_yaml_is_an_error_not_silently_overridden(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("rel", "first_key", "written"),
+    [("fleet.yaml", "edge", "id: gent-01"), ("groups/coast.yaml", "wan", "id: x")],
+)
+def test_a_default_id_in_fleet_yaml_or_a_group_file_is_an_error_not_silently_overridden(
+    tmp_path: Path, rel: str, first_key: str, written: str
+) -> None:
     """Every store's own `id:` replaced a default id, so `defaults.id` validated and
     meant nothing; a store that left its id out took the default and was told its id
     differs from its file name. Like `group`, an id is named in the store's own file."""
-    root, text = make_fleet(
-        tmp_path, "fleet.yaml", sub("defaults:\n  edge:", "defaults:\n  id: gent-01\n  edge:")
-    )
+    old = f"defaults:\n  {first_key}:"
+    root, text = make_fleet(tmp_path, rel, sub(old, f"defaults:\n  {written}\n  {first_key}:"))
     errs = errors(root)
     assert [(e.code, e.path) for e in errs] == [("E100", "defaults.id")], errs
-    assert errs[0].location.file.endswith("fleet.yaml")
-    assert (errs[0].location.line, errs[0].location.col) == pos(text, "id: gent-01")
-
-
-def test_a_default_id_in_a_group_file_is_an_error(tmp_path: Path) -> None:
-    root, text = make_fleet(
-        tmp_path, "groups/coast.yaml", sub("defaults:\n  wan:", "defaults:\n  id: x\n  wan:")
-    )
-    errs = errors(root)
-    assert [(e.code, e.path) for e in errs] == [("E100", "defaults.id")], errs
-    assert errs[0].location.file.endswith("groups/coast.yaml")
-    assert (errs[0].location.line, errs[0].location.col) == pos(text, "id: x")
+    assert errs[0].location.file.endswith(rel)
+    assert (errs[0].location.line, errs[0].location.col) == pos(text, written)
 
 
 def _e102(root: Path) -> list[tuple[str, str, str, int, int]]:

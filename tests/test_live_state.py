@@ -7,7 +7,6 @@ Rulesets are loaded for real, each in its own scratch network namespace, so a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -16,7 +15,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -37,22 +35,13 @@ from generator.verify.state import (
     parse_recap,
     render,
 )
-from tests.conftest import ROOT, require_tool
+from tests.conftest import load_playbook_plugin, require_tool
 from tests.treeutil import render_demo
 
-MODULE = ROOT / "playbooks" / "library" / "posnet_state.py"
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="scratch namespaces need root")
 
 
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("posnet_state", MODULE)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ps = _module()
+ps = load_playbook_plugin("library", "posnet_state")
 DAEMONS: dict[str, dict[str, Any]] = playbook_kinds("daemons")
 
 

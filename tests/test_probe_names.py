@@ -18,15 +18,10 @@ import pytest
 from generator.expectations import expectations
 from generator.probe import probe_exposure
 from generator.targets.handover import render as render_handover
-from tests.test_claims_backed import plans_of, write_fleet
+from tests.test_claims_backed import nftables_fleet, plans_of, write_fleet
 from tests.tls_server import make_cert, serve_tls
 
-FLEET = """\
-    fleet: names
-    defaults:
-      edge: {kind: nftables, management: {allow_from: ["192.0.2.64/28"], port: 22}}
-      wan: {isp: TestISP}
-    """
+FLEET = nftables_fleet("names")
 
 OPEN_TO_ANYONE = """\
     id: a-direct

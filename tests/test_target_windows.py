@@ -7,7 +7,6 @@ each class of mistake the checker exists for is shown to be caught on a broken c
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import re
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from hypothesis import strategies as st
 from generator.plan import DeviceConfig, Plan, WindowsBinding
 from generator.targets import devices, netsh
 from generator.verify.netsh_check import check_netsh_script
+from tests.conftest import load_playbook_plugin
 
 ENABLE = "windows/swiftpos-netpos-backoffice-enable-https.cmd"
 UNDO = "windows/swiftpos-netpos-backoffice-undo.cmd"
@@ -431,10 +431,7 @@ def load_fill() -> Callable[[str, list[dict[str, Any]], list[str]], str]:
     path = ROOT / "playbooks" / "filter_plugins" / "posnet_fill.py"
     if not path.exists():
         pytest.skip("apply filter not present")
-    spec = importlib.util.spec_from_file_location("posnet_fill", path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_playbook_plugin("filter_plugins", "posnet_fill")
     fill: Callable[[str, list[dict[str, Any]], list[str]], str] = mod.posnet_fill
     return fill
 

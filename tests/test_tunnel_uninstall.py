@@ -15,19 +15,17 @@ import pytest
 from generator.errors import PosnetError
 from generator.pipeline import load_plans
 from generator.targets.handover import render as render_handover
-from tests.test_claims_backed import plans_of, write_fleet
+from tests.test_claims_backed import nftables_fleet, plans_of, write_fleet
 
-FLEET = """\
-    fleet: tunnels
-    partners:
+FLEET = nftables_fleet(
+    "tunnels",
+    """\
       acme:
         title: Acme Delivery
         patterns: [tunnel]
         tunnel: {domain_suffix: t.acme.example, ui_port: 4041}
-    defaults:
-      edge: {kind: nftables, management: {allow_from: ["192.0.2.64/28"], port: 22}}
-      wan: {isp: TestISP}
-    """
+""",
+)
 
 SITE = """\
     id: {id}

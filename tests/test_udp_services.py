@@ -23,14 +23,9 @@ from generator.pipeline import load_plans
 from generator.probe import probe_exposure
 from generator.targets.handover import render as render_handover
 from tests.conftest import ROOT
-from tests.test_claims_backed import plans_of, write_fleet
+from tests.test_claims_backed import nftables_fleet, plans_of, write_fleet
 
-FLEET = """\
-    fleet: udp
-    defaults:
-      edge: {kind: nftables, management: {allow_from: ["192.0.2.64/28"], port: 22}}
-      wan: {isp: TestISP}
-    """
+FLEET = nftables_fleet("udp")
 
 HOSTS = """\
     lan: {subnet: "198.51.100.128/26", gateway: "198.51.100.129"}
