@@ -624,12 +624,30 @@ def unraisable(args: Any) -> None:
     helper thread instead, once that code has returned, so the handler raises where the
     command handles it."""
     if isinstance(args.exc_value, KeyboardInterrupt) and _SIGNALLED:
-        import _thread
         import threading
 
-        threading.Timer(0.001, _thread.interrupt_main, (_SIGNALLED[-1],)).start()
+        threading.Thread(target=_deliver_after_hook, args=(_SIGNALLED[-1],), daemon=True).start()
         return
     sys.__unraisablehook__(args)
+
+
+def _deliver_after_hook(signum: int) -> None:
+    """Deliver the signal once the main thread has left unraisable(): delivered while it
+    is still inside (a fixed delay did that on a loaded machine), the handler's exception
+    is raised in the hook and lost again."""
+    import _thread
+    import threading
+    import time
+
+    main = threading.main_thread().ident
+    while True:
+        frame = sys._current_frames().get(main) if main is not None else None
+        while frame is not None and frame.f_code is not unraisable.__code__:
+            frame = frame.f_back
+        if frame is None:
+            break
+        time.sleep(0.001)
+    _thread.interrupt_main(signal.Signals(signum))
 
 
 _WRITE_HINTS = {

@@ -47,6 +47,19 @@ main()
 """
 
 # Where the signal lands: code run before main(), patching what the command calls.
+WEAKREF = """
+import weakref
+import generator.analyze as analyze
+class Thing:
+    pass
+def analyzed(*args, **kwargs):
+    thing = Thing()
+    ref = weakref.ref(thing, lambda _: send())
+    del thing
+    time.sleep(1)
+analyze.analyze = analyzed
+"""
+
 CASES = {
     "while the CLI is imported": """
 import builtins
@@ -72,18 +85,16 @@ def analyzed(*args, **kwargs):
     time.sleep(1)
 analyze.analyze = analyzed
 """,
-    "in a weakref callback": """
-import weakref
-import generator.analyze as analyze
-class Thing:
-    pass
-def analyzed(*args, **kwargs):
-    thing = Thing()
-    ref = weakref.ref(thing, lambda _: send())
-    del thing
-    time.sleep(1)
-analyze.analyze = analyzed
-""",
+    "in a weakref callback": WEAKREF,
+    "in a weakref callback, on a loaded machine": """
+import threading
+real_start = threading.Thread.start
+def slow_start(self):
+    real_start(self)
+    time.sleep(0.3)  # the redelivery thread runs while the hook has not returned yet
+threading.Thread.start = slow_start
+"""
+    + WEAKREF,
     "wrapped by a library": """
 import generator.analyze as analyze
 def analyzed(*args, **kwargs):
