@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Literal
 
 from generator import netparse
@@ -47,6 +48,7 @@ ICMPV6_TYPES = frozenset(
         "nd-neighbor-advert",
     }
 )
+_ICMP_OF = {"icmp": ICMP_TYPES, "icmpv6": ICMPV6_TYPES}  # the types each protocol takes
 # Neighbour discovery must pass or IPv6 on the edge breaks (RFC 4890 "must not drop").
 ESSENTIAL_ICMPV6 = (
     "nd-router-solicit",
@@ -160,16 +162,28 @@ class Match:
     limit: Limit | None = None
 
     def __post_init__(self) -> None:
+        # Checked for every rule of every store (20 a store): counted and compared
+        # without building a tuple, a dict or a set on the way.
         self._check_family()
-        if sum(x is not None and x != () for x in (self.daddr, self.daddr_set, self.daddr_any)) > 1:
+        kinds = (self.daddr is not None) + (self.daddr_set is not None) + bool(self.daddr_any)
+        if kinds > 1:
             raise ValueError("a rule matches one kind of destination")
         if self.dports and self.proto not in ("tcp", "udp"):
             raise ValueError("ports need tcp or udp")
-        allowed = {"icmp": ICMP_TYPES, "icmpv6": ICMPV6_TYPES}.get(self.proto or "", frozenset())
-        if not set(self.icmp_types) <= allowed:
-            raise ValueError(f"icmp types {self.icmp_types} do not fit proto {self.proto}")
+        if self.icmp_types:
+            allowed = _ICMP_OF.get(self.proto or "", frozenset())
+            if not allowed.issuperset(self.icmp_types):
+                raise ValueError(f"icmp types {self.icmp_types} do not fit proto {self.proto}")
 
     def _check_family(self) -> None:
+        if (
+            self.saddr is None
+            and self.daddr is None
+            and not self.daddr_any
+            and self.daddr_set is None
+            and self.proto not in ("icmp", "icmpv6")
+        ):
+            return  # no address or ICMP implies a family: any family fits
         implied: set[str] = set()
         if self.saddr is not None:
             implied.add(self.saddr.family)
@@ -335,26 +349,7 @@ def _exposure_set(b: _Builder, e: Exposure) -> AddrSet | None:
 def _input(b: _Builder) -> tuple[Rule, ...]:
     p = b.plan
     lan = p.lan.interface
-    rules = [
-        *_management(p),
-        Rule(Match(iif="lo"), Accept(), "loopback", counter=False),
-        *_stateful(),
-        Rule(
-            Match("ipv4", proto="icmp", icmp_types=("echo-request",), limit=PING_LIMIT),
-            Accept(),
-            "ping, rate limited",
-        ),
-        Rule(
-            Match("ipv6", proto="icmpv6", icmp_types=("echo-request",), limit=PING_LIMIT),
-            Accept(),
-            "ping6, rate limited",
-        ),
-        Rule(
-            Match("ipv6", proto="icmpv6", icmp_types=ESSENTIAL_ICMPV6),
-            Accept(),
-            "ipv6 neighbour discovery",
-        ),
-    ]
+    rules = [*_management(p), *_input_common()]
     # Open only what the edge's dnsmasq serves (targets/dnsmasq.py decides both).
     from generator.targets.dnsmasq import serves_dhcp, serves_dns
 
@@ -381,19 +376,56 @@ def _management(p: Plan) -> list[Rule]:
 
 
 def _stateful() -> list[Rule]:
-    return [
+    return list(_stateful_rules())
+
+
+@cache
+def _stateful_rules() -> tuple[Rule, ...]:
+    """Rules every store's chains hold alike, built (and checked) once per process
+    rather than per store: rules are frozen, so sharing them is safe."""
+    return (
         Rule(Match(ct_state=("established", "related")), Accept(), "replies", counter=False),
         Rule(Match(ct_state=("invalid",)), Drop(), "invalid state"),
-    ]
+    )
+
+
+@cache
+def _input_common() -> tuple[Rule, ...]:
+    """The input rules every store has after its management rules (see _stateful_rules)."""
+    return (
+        Rule(Match(iif="lo"), Accept(), "loopback", counter=False),
+        *_stateful_rules(),
+        Rule(
+            Match("ipv4", proto="icmp", icmp_types=("echo-request",), limit=PING_LIMIT),
+            Accept(),
+            "ping, rate limited",
+        ),
+        Rule(
+            Match("ipv6", proto="icmpv6", icmp_types=("echo-request",), limit=PING_LIMIT),
+            Accept(),
+            "ping6, rate limited",
+        ),
+        Rule(
+            Match("ipv6", proto="icmpv6", icmp_types=ESSENTIAL_ICMPV6),
+            Accept(),
+            "ipv6 neighbour discovery",
+        ),
+    )
 
 
 def _final_drop(b: _Builder, chain: str) -> list[Rule]:
+    return list(_closing(chain, b.log_drops))
+
+
+@cache
+def _closing(chain: str, log_drops: bool) -> tuple[Rule, ...]:
+    """A chain's last rules, the same for every store (see _stateful_rules)."""
     rules = []
-    if b.log_drops:
+    if log_drops:
         prefix = f"{LOG_PREFIX} {chain}: "
         rules.append(Rule(Match(limit=LOG_LIMIT), Log(prefix), counter=False))
     rules.append(Rule(Match(), Drop(), "default drop"))
-    return rules
+    return tuple(rules)
 
 
 def _forward(
