@@ -11,6 +11,7 @@ import json
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -840,31 +841,220 @@ def test_the_dnsmasq_daemon_declares_its_lease_file() -> None:
     assert DAEMONS["dnsmasq"]["leases"] == "/var/lib/misc/dnsmasq.leases"
 
 
-def test_another_process_on_a_port_posnets_daemon_serves_is_named(tmp_path: Path) -> None:
-    """Sockets are read from /proc/net and matched to processes by inode; loopback
-    listeners (a local resolver on 127.0.0.53) are no rival of a LAN server."""
-    net = tmp_path / "net"
-    net.mkdir()
+def _proc_net(root: Path, table: str, rows: list[tuple[str, int, int]], state: str) -> None:
+    """A /proc/net table: one row per (address, port, inode)."""
+
+    def hex_addr(ip: str) -> str:
+        packed = socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+        return "".join(packed[i : i + 4][::-1].hex().upper() for i in range(0, len(packed), 4))
+
     tail = "00000000:00000000 00:00000000 00000000     0        0"
-    rows = [("00000000:0043", 111), ("00000000:0043", 222), ("3500007F:0035", 333)]
-    rows.append(("8164330A:0035", 444))
-    udp = "  sl  local_address rem_address   st ... inode\n" + "".join(
-        f"   {n}: {local} 00000000:0000 07 {tail} {inode}\n"
-        for n, (local, inode) in enumerate(rows)
+    (root / "net").mkdir(exist_ok=True)
+    (root / "net" / table).write_text(
+        "  sl  local_address rem_address   st ... inode\n"
+        + "".join(
+            f"   {n}: {local}:{port:04X} {'0' * len(local)}:0000 {state} {tail} {inode}\n"
+            for n, (local, port, inode) in enumerate((hex_addr(ip), p, i) for ip, p, i in rows)
+        )
     )
-    (net / "udp").write_text(udp)
-    for pid, inodes in ((10, [111, 444]), (20, [222]), (30, [333])):
-        fd = tmp_path / str(pid) / "fd"
+
+
+def _proc_fds(root: Path, owners: dict[int, list[int]]) -> None:
+    for pid, inodes in owners.items():
+        fd = root / str(pid) / "fd"
         fd.mkdir(parents=True)
         for n, inode in enumerate(inodes):
             (fd / str(n)).symlink_to(f"socket:[{inode}]")
-    sockets = ps.listening_sockets(str(tmp_path))
-    assert sockets == {10: {("udp", 67), ("udp", 53)}, 20: {("udp", 67)}}
+
+
+def test_another_process_on_a_port_posnets_daemon_serves_is_named(tmp_path: Path) -> None:
+    """Sockets are read from /proc/net and matched to processes by inode; loopback
+    listeners (a local resolver on 127.0.0.53) are no rival of a LAN server."""
+    rows = [("0.0.0.0", 67, 111), ("0.0.0.0", 67, 222), ("127.0.0.53", 53, 333)]
+    _proc_net(tmp_path, "udp", [*rows, ("10.51.100.129", 53, 444)], "07")
+    _proc_fds(tmp_path, {10: [111, 444], 20: [222], 30: [333]})
+    sockets = ps.listening_sockets(str(tmp_path), lambda: {})
+    assert sockets == {
+        10: {("udp", 67, "0.0.0.0", ""), ("udp", 53, "10.51.100.129", "")},
+        20: {("udp", 67, "0.0.0.0", "")},
+    }
     found = [f["detail"] for f in ps.rival_listeners("dnsmasq", [10], sockets)]
     assert len(found) == 1 and found[0].startswith("dnsmasq: pid 20 (")
     assert found[0].endswith(") also serves udp 67")
     assert ps._loopback("00000000000000000000000001000000")  # ::1
+    assert ps._loopback("0000000000000000FFFF00000100007F")  # ::ffff:127.0.0.1
     assert not ps._loopback("00000000000000000000000000000000")  # ::
+
+
+# posnet's dnsmasq (interface=br-lan, bind-interfaces): DNS on the LAN address, DHCP on
+# 0.0.0.0:67 bound to br-lan. libvirt's (or LXD's) on virbr0 likewise on its own.
+LAN_DNSMASQ = {
+    ("udp", 67, "0.0.0.0", 111, "br-lan"),
+    ("udp", 53, "198.51.100.1", 112, ""),
+    ("tcp", 53, "198.51.100.1", 113, ""),
+}
+OTHER_BRIDGE = {
+    ("udp", 67, "0.0.0.0", 221, "virbr0"),
+    ("udp", 53, "192.168.122.1", 222, ""),
+    ("tcp", 53, "192.168.122.1", 223, ""),
+    ("udp", 53, "fe80::1", 224, "virbr0"),
+}
+
+
+def _fake_sockets(
+    root: Path, owners: dict[int, set[tuple[str, int, str, int, str]]]
+) -> dict[str, str]:
+    """A fake /proc of these processes' sockets; the inode -> bound device map."""
+    for table, proto, state in ps._NET_TABLES:
+        six = table.endswith("6")
+        rows = [
+            (ip, port, inode)
+            for socks in owners.values()
+            for p, port, ip, inode, _ in socks
+            if p == proto and (":" in ip) == six
+        ]
+        _proc_net(root, table, rows, state)
+    _proc_fds(root, {pid: [s[3] for s in socks] for pid, socks in owners.items()})
+    return {str(s[3]): s[4] for socks in owners.values() for s in socks if s[4]}
+
+
+def test_a_dhcp_server_bound_to_another_bridge_is_no_rival(tmp_path: Path) -> None:
+    """libvirt's or LXD's dnsmasq serves its own bridge: its DHCP socket is 0.0.0.0:67
+    too, but bound to virbr0 (SO_BINDTODEVICE: `0.0.0.0%virbr0:67` in ss), and its DNS
+    is on virbr0's address; it gets none of the LAN's packets. /proc/net shows no
+    device, so it used to be named. A second server bound to br-lan, or unbound, or on
+    every address, still is."""
+    owners = {
+        10: LAN_DNSMASQ,
+        20: OTHER_BRIDGE,
+        30: {("udp", 67, "0.0.0.0", 331, "br-lan")},
+        40: {("udp", 67, "0.0.0.0", 441, ""), ("udp", 53, "::", 442, "")},
+        50: {("tcp", 53, "198.51.100.1", 551, ""), ("udp", 53, "10.9.9.9", 552, "")},
+    }
+    bound = _fake_sockets(tmp_path, owners)
+    sockets = ps.listening_sockets(str(tmp_path), lambda: bound)
+    assert ("udp", 67, "0.0.0.0", "virbr0") in sockets[20]
+    assert ("udp", 53, "fe80::1", "virbr0") in sockets[20]
+    found = {
+        f["detail"].split(" (")[0]: f["detail"]
+        for f in ps.rival_listeners("dnsmasq", [10], sockets)
+    }
+    assert sorted(found) == ["dnsmasq: pid 30", "dnsmasq: pid 40", "dnsmasq: pid 50"]
+    assert found["dnsmasq: pid 30"].endswith(") also serves udp 67")
+    assert found["dnsmasq: pid 40"].endswith(") also serves udp 53, udp 67")
+    assert found["dnsmasq: pid 50"].endswith(") also serves tcp 53")
+
+
+def test_without_sock_diag_a_bound_socket_counts_and_the_finding_says_so(tmp_path: Path) -> None:
+    """No answer from the kernel's sock_diag (no udp_diag module): the devices are
+    unknown, every socket counts as unbound (what /proc/net alone shows), and the
+    finding says why a dnsmasq on another bridge may be named."""
+    _fake_sockets(tmp_path, {10: LAN_DNSMASQ, 20: OTHER_BRIDGE})
+    sockets = ps.listening_sockets(str(tmp_path), lambda: None)
+    assert ("udp", 67, "0.0.0.0", None) in sockets[20]
+    (found,) = [f["detail"] for f in ps.rival_listeners("dnsmasq", [10], sockets)]
+    assert found.endswith(
+        "also serves udp 67 (bound device unknown: the kernel's sock_diag did not answer)"
+    )
+
+
+def test_the_compete_rule_address_and_device() -> None:
+    lan = ("udp", 67, "0.0.0.0", "br-lan")
+    assert ps.compete(("udp", 67, "0.0.0.0", ""), lan)
+    assert ps.compete(("udp", 67, "0.0.0.0", None), lan)
+    assert ps.compete(("udp", 67, "0.0.0.0", "br-lan"), lan)
+    assert ps.compete(("udp", 67, "::", ""), lan)  # a dual-stack socket takes IPv4
+    assert not ps.compete(("udp", 67, "0.0.0.0", "virbr0"), lan)
+    assert not ps.compete(("tcp", 67, "0.0.0.0", ""), lan)
+    dns = ("udp", 53, "198.51.100.1", "")
+    assert ps.compete(("udp", 53, "198.51.100.1", ""), dns)
+    assert ps.compete(("udp", 53, "0.0.0.0", ""), dns)
+    assert not ps.compete(("udp", 53, "192.168.122.1", ""), dns)
+    assert not ps.compete(("udp", 53, "fe80::1", ""), dns)
+    assert ps.compete(("udp", 53, "::", "br-lan"), ("udp", 53, "2001:db8::1", ""))
+    assert not ps.compete(("udp", 53, "0.0.0.0", ""), ("udp", 53, "2001:db8::1", ""))
+
+
+# Run in a fresh network namespace with two bridges: this process is "posnet's dnsmasq"
+# (DHCP on 0.0.0.0:6767 bound to lan0, DNS on lan0's address), one child another
+# bridge's (bound to virt0, DNS on virt0's address), one a rival (0.0.0.0:6767 unbound).
+KERNEL_SOCKETS = """
+import importlib.util, json, os, socket, subprocess, sys
+
+spec = importlib.util.spec_from_file_location("ps", sys.argv[1])
+ps = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ps)
+
+
+def serve(device, address):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if device:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
+    s.bind((address, 6767 if address == "0.0.0.0" else 5353))
+    return s
+
+
+if len(sys.argv) > 2:  # a child: serve, say so, wait for stdin to close
+    held = [serve(*a.split("/")) for a in sys.argv[2:]]
+    print("ready", flush=True)
+    sys.stdin.read()
+    sys.exit(0)
+own = [serve("lan0", "0.0.0.0"), serve("", "10.1.0.1")]
+kids = {
+    name: subprocess.Popen(
+        [sys.executable, sys.argv[0], sys.argv[1], *socks],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    for name, socks in (("other", ["virt0/0.0.0.0", "/10.2.0.1"]), ("rival", ["/0.0.0.0"]))
+}
+for kid in kids.values():
+    assert kid.stdout.readline() == "ready\\n"
+found = ps.rival_listeners("dnsmasq", [os.getpid()], ps.listening_sockets())
+print(json.dumps({"pids": {n: k.pid for n, k in kids.items()}, "found": found}))
+for kid in kids.values():
+    kid.stdin.close()
+    kid.wait()
+"""
+BRIDGES = (
+    "ip link add lan0 type bridge && ip link add virt0 type bridge"
+    " && ip addr add 10.1.0.1/24 dev lan0 && ip addr add 10.2.0.1/24 dev virt0"
+    ' && ip link set lan0 up && ip link set virt0 up && exec "$@"'
+)
+
+
+@needs_root
+def test_the_kernel_tells_a_socket_bound_to_another_bridge(tmp_path: Path) -> None:
+    """The same rule on real sockets: sock_diag reports the device SO_BINDTODEVICE set
+    (what /proc/net/udp leaves out), so the process on the other bridge is not named
+    and the unbound one is."""
+    require_tool("ip")
+    script = tmp_path / "sockets.py"
+    script.write_text(KERNEL_SOCKETS)
+    argv = ["unshare", "-n", "sh", "-c", BRIDGES, "sh", sys.executable, str(script), str(MODULE)]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    found = [f["detail"] for f in out["found"]]
+    rival = rf"dnsmasq: pid {out['pids']['rival']} \(\S+\) also serves udp 6767"
+    assert len(found) == 1 and re.fullmatch(rival, found[0]), found
+
+
+def _diag_msg(index: int, inode: int) -> bytes:
+    body = struct.pack("=BBBB", socket.AF_INET, 7, 0, 0) + bytes(36)
+    body += struct.pack("=I", index) + bytes(8) + bytes(16) + struct.pack("=I", inode)
+    return struct.pack("=IHHII", 16 + len(body), 20, 2, 1, 0) + body
+
+
+def test_sock_diag_replies_are_read_to_the_bound_device_of_each_inode() -> None:
+    done = struct.pack("=IHHII", 20, 3, 2, 1, 0) + bytes(4)
+    assert ps.parse_sock_diag(_diag_msg(3, 555) + _diag_msg(0, 556)) == ({"555": 3}, False)
+    assert ps.parse_sock_diag(_diag_msg(4, 9) + done) == ({"9": 4}, True)
+    error = struct.pack("=IHHII", 36, 2, 0, 1, 0) + struct.pack("=i", -2) + bytes(16)
+    with pytest.raises(OSError, match="sock_diag"):
+        ps.parse_sock_diag(error)  # ENOENT: no udp_diag
+    with pytest.raises(OSError, match="truncated"):
+        ps.parse_sock_diag(_diag_msg(3, 555)[:-8])
 
 
 def test_the_ipset_file_is_no_iptables_ruleset_and_other_tables_count_only_in_use() -> None:

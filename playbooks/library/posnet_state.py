@@ -27,16 +27,20 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import ipaddress
 import json
 import os
 import re
 import shlex
 import shutil
+import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 TABLE = ("inet", "posnet")
@@ -517,23 +521,106 @@ _NET_TABLES = (
     ("udp", "udp", "07"),
     ("udp6", "udp", "07"),
 )
+#: A served socket: protocol, port, local address ("0.0.0.0" and "::" are wildcards),
+#: the device it is bound to ("" for none: it takes packets from every interface; None
+#: when the kernel did not say, which counts as none).
+Socket = tuple[str, int, str, str | None]
+
+
+def _address(hex_addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address of /proc/net/{tcp,udp}[6] (host byte order per 32-bit word); an IPv4
+    address mapped into IPv6 (``::ffff:a.b.c.d``) as the IPv4 address it is."""
+    raw = b"".join(bytes.fromhex(hex_addr[i : i + 8])[::-1] for i in range(0, len(hex_addr), 8))
+    if len(raw) == 4:
+        return ipaddress.IPv4Address(raw)
+    six = ipaddress.IPv6Address(raw)
+    return six.ipv4_mapped or six
 
 
 def _loopback(hex_addr: str) -> bool:
-    """An address of /proc/net/{tcp,udp}[6] (host byte order per 32-bit word) that is
-    loopback: 127.0.0.0/8, ::1, or ::ffff:127.x."""
-    if len(hex_addr) == 8:
-        return bytes.fromhex(hex_addr)[::-1][0] == 127
-    words = [bytes.fromhex(hex_addr[i : i + 8])[::-1] for i in range(0, 32, 8)]
-    raw = b"".join(words)
-    return raw == bytes(15) + b"\x01" or (raw[:12] == bytes(10) + b"\xff\xff" and raw[12] == 127)
+    """An address of /proc/net/{tcp,udp}[6] that is loopback: 127.0.0.0/8, ::1, or
+    ::ffff:127.x."""
+    return _address(hex_addr).is_loopback
+
+
+# sock_diag (netlink): what /proc/net does not show, the device a socket is bound to.
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST_DUMP = 0x301
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+
+
+def parse_sock_diag(data: bytes) -> tuple[dict[str, int], bool]:
+    """The inode -> bound device index of each ``inet_diag_msg`` in a netlink reply
+    (only sockets bound to a device), and whether the dump ended. An error message
+    raises OSError (the kernel has no diag handler for the protocol: no udp_diag)."""
+    out: dict[str, int] = {}
+    off = 0
+    while off + 16 <= len(data):
+        length, kind = struct.unpack_from("=IH", data, off)
+        if length < 16 or off + length > len(data):
+            raise OSError("sock_diag: a truncated reply")
+        if kind == _NLMSG_DONE:
+            return out, True
+        if kind == _NLMSG_ERROR:
+            (err,) = struct.unpack_from("=i", data, off + 16)
+            raise OSError(-err, f"sock_diag: {os.strerror(-err)}")
+        if kind == _SOCK_DIAG_BY_FAMILY and length >= 16 + 72:
+            # inet_diag_msg: family, state, timer, retrans; the sockid (ports, src, dst,
+            # then the bound interface at +40); expires, queues, uid, inode at +68.
+            (index,) = struct.unpack_from("=I", data, off + 16 + 40)
+            (inode,) = struct.unpack_from("=I", data, off + 16 + 68)
+            if index:
+                out[str(inode)] = index
+        off += (length + 3) & ~3
+    return out, False
+
+
+def bound_devices() -> dict[str, str] | None:
+    """inode -> the device each bound TCP/UDP socket is bound to (SO_BINDTODEVICE, as
+    dnsmasq binds its DHCP socket when it serves exactly one interface, or a link-local
+    address's scope): the ``%virbr0`` of ``ss -uln``. None when the kernel does not
+    answer (no NETLINK_SOCK_DIAG, no udp_diag module)."""
+    found: dict[str, int] = {}
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG) as nl:
+            nl.settimeout(5)
+            seq = 0
+            for proto in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+                for family in (socket.AF_INET, socket.AF_INET6):
+                    seq += 1
+                    # inet_diag_req_v2: family, protocol, ext, pad, states (TCP_LISTEN,
+                    # TCP_CLOSE: an unconnected UDP socket), then a zero sockid
+                    req = struct.pack("=BBBxI48x", family, proto, 0, 1 << 10 | 1 << 7)
+                    head = struct.pack(
+                        "=IHHII", 16 + len(req), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST_DUMP, seq, 0
+                    )
+                    nl.send(head + req)
+                    done = False
+                    while not done:
+                        data, _, flags, _ = nl.recvmsg(1 << 16)
+                        if not data or flags & socket.MSG_TRUNC:
+                            raise OSError("sock_diag: an empty or truncated reply")
+                        more, done = parse_sock_diag(data)
+                        found.update(more)
+    except (OSError, AttributeError, ValueError, struct.error):
+        return None
+    names: dict[int, str] = {}
+    for index in set(found.values()):
+        try:
+            names[index] = socket.if_indextoname(index)
+        except OSError:  # gone since: still a device, not the LAN's
+            names[index] = f"#{index}"
+    return {inode: names[index] for inode, index in found.items()}
 
 
 def listening_sockets(
-    root: str = "/proc",
-) -> dict[int, set[tuple[str, int]]]:
-    """pid -> the (protocol, port) it serves on an address other than loopback."""
-    by_inode: dict[str, tuple[str, int]] = {}
+    root: str = "/proc", devices: Callable[[], dict[str, str] | None] = bound_devices
+) -> dict[int, set[Socket]]:
+    """pid -> the sockets it serves on an address other than loopback, each with the
+    device it is bound to (``devices``: inode -> name, None when unknown)."""
+    bound = devices()
+    by_inode: dict[str, Socket] = {}
     for table, proto, state in _NET_TABLES:
         try:
             with open(f"{root}/net/{table}") as fh:
@@ -545,9 +632,14 @@ def listening_sockets(
             if len(f) < 10 or f[3] != state:
                 continue
             addr, _, port = f[1].partition(":")
-            if not _loopback(addr):
-                by_inode[f[9]] = (proto, int(port, 16))
-    out: dict[int, set[tuple[str, int]]] = {}
+            try:
+                local = _address(addr)
+            except ValueError:
+                continue
+            if not local.is_loopback:
+                device = None if bound is None else bound.get(f[9], "")
+                by_inode[f[9]] = (proto, int(port, 16), str(local), device)
+    out: dict[int, set[Socket]] = {}
     for entry in os.listdir(root):
         if not entry.isdigit():
             continue
@@ -565,6 +657,20 @@ def listening_sockets(
     return out
 
 
+def compete(theirs: Socket, ours: Socket) -> bool:
+    """Whether a packet for ``ours`` can reach ``theirs``: same protocol and port, an
+    address in common (a wildcard covers its family; ``::`` may take IPv4 too), and a
+    device in common (an unbound socket takes every interface's packets; one bound to
+    another device, e.g. libvirt's dnsmasq on virbr0, never gets the LAN's)."""
+    if theirs[:2] != ours[:2]:
+        return False
+    a, b = ipaddress.ip_address(theirs[2]), ipaddress.ip_address(ours[2])
+    wild = (a == b) or any(
+        x.is_unspecified and (x.version == 6 or y.version == 4) for x, y in ((a, b), (b, a))
+    )
+    return wild and (not theirs[3] or not ours[3] or theirs[3] == ours[3])
+
+
 def _comm(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/comm") as fh:
@@ -573,24 +679,25 @@ def _comm(pid: int) -> str:
         return "?"
 
 
-def rival_listeners(
-    name: str, family: list[int], sockets: dict[int, set[tuple[str, int]]]
-) -> list[Finding]:
-    """Another process serving a port posnet's daemon serves (loopback aside): a second
+def rival_listeners(name: str, family: list[int], sockets: dict[int, set[Socket]]) -> list[Finding]:
+    """Another process serving what posnet's daemon serves (loopback aside): a second
     dnsmasq on the LAN's DHCP port gets every broadcast too and answers with its own
-    router and DNS; nothing about posnet's own daemon, files or ruleset shows it."""
+    router and DNS; nothing about posnet's own daemon, files or ruleset shows it. A
+    socket bound to another device or to another address gets none of the LAN's
+    packets (libvirt's or LXD's dnsmasq on its own bridge): no rival. Without the
+    kernel's sock_diag the bound devices are unknown, and the finding says so."""
     own = set().union(*(sockets.get(p, set()) for p in family))
     out: list[Finding] = []
     for pid, used in sorted(sockets.items()):
-        shared = sorted(used & own)
-        if pid not in family and shared:
-            ports = ", ".join(f"{proto} {port}" for proto, port in shared)
-            out.append(
-                {
-                    "what": "service",
-                    "detail": f"{name}: pid {pid} ({_comm(pid)}) also serves {ports}",
-                }
-            )
+        if pid in family:
+            continue
+        rivals = [s for s in used if any(compete(s, o) for o in own)]
+        if rivals:
+            ports = ", ".join(f"{proto} {port}" for proto, port in sorted({s[:2] for s in rivals}))
+            detail = f"{name}: pid {pid} ({_comm(pid)}) also serves {ports}"
+            if any(s[3] is None for s in rivals):
+                detail += " (bound device unknown: the kernel's sock_diag did not answer)"
+            out.append({"what": "service", "detail": detail})
     return out
 
 

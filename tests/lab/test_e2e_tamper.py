@@ -333,6 +333,38 @@ def test_second_dhcp_server_on_the_edge_is_named(lab: Lab, tree: Path, overlay: 
     assert drift(lab, tree, overlay).returncode == 0
 
 
+def test_dhcp_server_on_another_bridge_is_no_rival(lab: Lab, tree: Path, overlay: Path) -> None:
+    """libvirt's (or LXD's) dnsmasq on its own bridge: DHCP on 0.0.0.0:67 like posnet's,
+    but bound to that bridge (dnsmasq binds its DHCP socket to the device when it
+    serves exactly one interface), DNS on the bridge's address. It never gets the
+    LAN's broadcasts, so it is no rival; /proc/net/udp alone showed it as one."""
+    other = (
+        "ip link add virbr0 type bridge && ip addr add 192.168.122.1/24 dev virbr0"
+        " && ip link set virbr0 up && dnsmasq -C /dev/null --strict-order --bind-dynamic"
+        " --except-interface=lo --interface=virbr0 --listen-address=192.168.122.1"
+        " --dhcp-range=192.168.122.2,192.168.122.254,12h"
+        " --dhcp-leasefile=/run/virbr0.leases --pid-file=/run/virbr0-dnsmasq.pid"
+    )
+    try:
+        started = lab.edge_exec(other, timeout=10)
+        assert started.returncode == 0, started.stderr
+        pid = lab.edge_exec("cat /run/virbr0-dnsmasq.pid", timeout=10).stdout.strip()
+        # The premise, as ss shows it: both DHCP sockets on 0.0.0.0:67, each bound to
+        # its bridge; the other dnsmasq's DNS on 192.168.122.1 only.
+        ss = lab.edge_exec("ss -H -ulnp", timeout=10).stdout
+        mine = [line for line in ss.splitlines() if f"pid={pid}," in line]
+        assert any("0.0.0.0%virbr0:67 " in line for line in mine), ss
+        assert any("192.168.122.1:53 " in line for line in mine), ss
+        assert "0.0.0.0%br-lan:67 " in ss, ss
+        v = verify(lab, tree, overlay)
+        assert v.returncode == 0 and "also serves" not in v.stdout, v.stdout[-3000:]
+    finally:
+        lab.edge_exec(
+            'kill "$(cat /run/virbr0-dnsmasq.pid)"; ip link del virbr0; rm -f /run/virbr0*',
+            timeout=10,
+        )
+
+
 def test_second_apply_changes_nothing_and_drift_is_back_in_sync(
     lab: Lab, tree: Path, overlay: Path
 ) -> None:
