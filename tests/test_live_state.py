@@ -1031,7 +1031,8 @@ def test_the_kernel_tells_a_socket_bound_to_another_bridge(tmp_path: Path) -> No
     require_tool("ip")
     script = tmp_path / "sockets.py"
     script.write_text(KERNEL_SOCKETS)
-    argv = ["unshare", "-n", "sh", "-c", BRIDGES, "sh", sys.executable, str(script), str(MODULE)]
+    module = str(ps.__file__)
+    argv = ["unshare", "-n", "sh", "-c", BRIDGES, "sh", sys.executable, str(script), module]
     res = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
