@@ -33,7 +33,7 @@ lint: deps
 
 test: deps lint
 	$(BIN)/pytest -q -n 2 -m 'not lab'
-	$(BIN)/pytest -q -m lab --durations=10
+	$(BIN)/pytest -q -m lab -n 3 --dist loadfile --durations=10
 
 golden: deps
 	$(BIN)/pytest -q tests/test_golden.py --update-golden

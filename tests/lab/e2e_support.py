@@ -41,8 +41,14 @@ def render_demo(out: Path) -> Path:
     return out
 
 
-def write_overlay(lab: Lab, hosts: list[str], extra_vars: dict[str, Any]) -> Path:
-    """Lab-only inventory: reach the edge by ssh through the ctl namespace."""
+def write_overlay(
+    lab: Lab, hosts: list[str], extra_vars: dict[str, Any], pipelining: bool = True
+) -> Path:
+    """Lab-only inventory: reach the edge by ssh through the ctl namespace.
+
+    Pipelining (one ssh round trip per task instead of three), as an operator with many
+    stores sets it, halves an apply; test_e2e_collection runs without it, so Ansible's
+    default transport stays tested too."""
     cfg = lab.dir / "posnet_ssh_config"
     text = lab.ssh_config_path.read_text().replace("Host edge", f"Host edge {EDGE_WAN_IP}", 1)
     cfg.write_text(text)
@@ -50,6 +56,7 @@ def write_overlay(lab: Lab, hosts: list[str], extra_vars: dict[str, Any]) -> Pat
     variables = {
         "ansible_ssh_common_args": f"-F {cfg}",
         "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_pipelining": pipelining,
         **extra_vars,
     }
     inv.write_text(json.dumps({"posnet_edges": {"vars": variables, "hosts": dict.fromkeys(hosts)}}))

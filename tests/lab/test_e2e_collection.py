@@ -49,14 +49,14 @@ def cols(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def verify_in_sync(lab: Lab, tree: Path) -> None:
-    overlay = write_overlay(lab, [HOST], {})
+    overlay = write_overlay(lab, [HOST], {}, pipelining=False)
     ok = posnet(lab, "verify", str(tree), "-i", str(overlay), "--limit", HOST)
     assert ok.returncode == 0, ok.stdout[-4000:] + ok.stderr[-2000:]
     assert f"ok   live state {HOST}: in sync" in ok.stdout
 
 
 def test_installed_collection_applies_a_lab_store(lab: Lab, tree: Path, cols: Path) -> None:
-    overlay = write_overlay(lab, [HOST], {"posnet_watchdog_seconds": 30})
+    overlay = write_overlay(lab, [HOST], {"posnet_watchdog_seconds": 30}, pipelining=False)
     env = {**lab.ansible_env(), "ANSIBLE_COLLECTIONS_PATH": str(cols)}
     env.pop("ANSIBLE_INVENTORY", None)
     argv = [BIN / "ansible-playbook", "-i", tree / "inventory", "-i", overlay]

@@ -181,7 +181,7 @@ def apply(
             }
         ),
         *extra,
-        timeout=120,
+        timeout=300,
     )
 
 
@@ -329,7 +329,7 @@ def tls_scan(lab: Lab, ns: str, port: int, address: str, ca: Path) -> dict[str, 
         str(port),
         address,
         str(ca),
-        timeout=120,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": root},
     )
     assert out.returncode == 0, out.stderr[-3000:]
