@@ -147,6 +147,8 @@ def _analyze(path: Path, jobs: int) -> Analysis:
                 why=rf.rule.why,
             )
         )
+    found = unique_sorted(diags)
     if fleet.cache is not None:
+        fleet.cache.keep_lines(found)
         fleet.cache.save(fleet.sites)
-    return Analysis(fleet, plans, unique_sorted(diags))
+    return Analysis(fleet, plans, found)

@@ -174,8 +174,20 @@ def masked_line(line: str, keys_only: bool) -> MaskedLine:
 _PARSED: dict[str, bytes] = {}
 
 
+# Lines of files the loader found unchanged by their stat and did not read: what the
+# site cache kept of the same bytes (SiteCache.keep_lines), by file and line number.
+_KNOWN: dict[str, dict[int, str]] = {}
+
+
 def remember_source(file: str, raw: bytes) -> None:
     _PARSED[file] = raw
+    _KNOWN.pop(file, None)
+
+
+def remember_lines(file: str, lines: dict[int, str]) -> None:
+    """Some lines of a file as parsed, for one whose bytes were known, not read."""
+    _PARSED.pop(file, None)  # an earlier load's bytes in this process may be older
+    _KNOWN[file] = lines
 
 
 def _read_lines(file: str) -> list[str] | None:
@@ -192,7 +204,11 @@ def _read_lines(file: str) -> list[str] | None:
     return raw.decode("utf-8", errors="replace").removeprefix("\ufeff").split("\n")
 
 
-def _read_line(file: str, number: int, cache: dict[str, list[str] | None]) -> str | None:
+def source_line(file: str, number: int, cache: dict[str, list[str] | None]) -> str | None:
+    """Line `number` of the file as parsed (without its line break), else None."""
+    known = _KNOWN.get(file)
+    if known is not None and number in known:
+        return known[number]
     if file not in cache:
         cache[file] = _read_lines(file)
     lines = cache[file]
@@ -207,7 +223,7 @@ def snippet(d: Diagnostic, cache: dict[str, list[str] | None] | None = None) -> 
     loc = d.location
     if not loc.line:
         return []
-    line = _read_line(loc.file, loc.line, {} if cache is None else cache)
+    line = source_line(loc.file, loc.line, {} if cache is None else cache)
     if line is None:
         return []
     code = CODES.get(d.code)

@@ -325,10 +325,11 @@ def test_a_damaged_fleet_memo_is_made_again(
     ],
 )
 def test_a_malformed_memo_in_the_cache_file_is_dropped(memo: object) -> None:
-    from generator.spec.cache import _valid_memo
+    from generator.spec.cache import _memo_entry, _table
 
-    assert _valid_memo(memo) == {}
-    assert _valid_memo({"fleet-rules": ("key", b"x")}) == {"fleet-rules": ("key", b"x")}
+    assert _table({"memo": memo}, "memo", _memo_entry) == {}
+    good = {"fleet-rules": ("key", b"x")}
+    assert _table({"memo": good}, "memo", _memo_entry) == good
 
 
 def _cli(env: dict[str, str], *args: object) -> subprocess.CompletedProcess[str]:

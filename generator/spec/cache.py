@@ -9,7 +9,7 @@ import os
 import pickle
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
@@ -28,9 +28,18 @@ from generator.yamlload import Positions, YamlPath, read_file
 if TYPE_CHECKING:
     from generator.spec.model import Site
 
-CACHE_FORMAT = "posnet-site-cache-9"
+CACHE_FORMAT = "posnet-site-cache-10"
 CACHE_KEEP = 32  # fleets per cache folder; the least recently used go first
 BUCKETS = 64  # sites are pickled in buckets: one change re-pickles 1/64 of the fleet
+
+# What lstat() says of a site file: size, mtime_ns, ctime_ns, inode, device, mode. Any
+# write, rename over it, chmod or `touch -d` changes one of them (ctime cannot be set).
+Stat = tuple[int, int, int, int, int, int]
+# A stat is trusted for the next run only when the file's mtime and ctime are this much
+# older than the moment before it was taken (git's "racy clean" rule): on a file system
+# with coarse timestamps (FAT: 2 s, ext3 and some NFS: 1 s; the kernel's clock for them
+# lags time_ns() by a few ms) a write just after the stat could leave all of it as it was.
+RACY_NS = 2_000_000_000
 
 
 @dataclass
@@ -200,16 +209,44 @@ class _Hashing:
         return self.fh.write(data)
 
 
-def _valid_memo(memo: object) -> dict[str, tuple[str, bytes]]:
-    """The cache's memo when every entry has its shape, else none (never a crash)."""
-    if not isinstance(memo, dict):
+def _table(doc: object, name: str, entry: Callable[[Any], bool]) -> dict[str, Any]:
+    """The cache document's table NAME (file or memo name -> entry) when every entry
+    has its shape, else none: a damaged table is dropped whole, never trusted."""
+    table = doc.get(name) if isinstance(doc, dict) else None
+    if not isinstance(table, dict):
         return {}
-    for name, entry in memo.items():
-        if not (isinstance(name, str) and isinstance(entry, tuple) and len(entry) == 2):
-            return {}
-        if not (isinstance(entry[0], str) and isinstance(entry[1], bytes)):
-            return {}
-    return memo
+    ok = all(isinstance(k, str) and isinstance(v, tuple) and entry(v) for k, v in table.items())
+    return table if ok else {}
+
+
+def _memo_entry(entry: tuple[Any, ...]) -> bool:  # (key, pickled result)
+    return len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], bytes)
+
+
+def _stat_entry(entry: tuple[Any, ...]) -> bool:  # (Stat, SHA-256)
+    if len(entry) != 2 or not isinstance(entry[1], str) or not isinstance(entry[0], tuple):
+        return False
+    return len(entry[0]) == 6 and all(type(v) is int for v in entry[0])
+
+
+def _lines_entry(entry: tuple[Any, ...]) -> bool:  # (SHA-256, {line: text})
+    if len(entry) != 2 or not isinstance(entry[0], str) or not isinstance(entry[1], dict):
+        return False
+    return all(type(k) is int and isinstance(v, str) for k, v in entry[1].items())
+
+
+def stat_of(file: str) -> Stat | None:
+    """The stat a site file is known by (None: lstat failed, the loader says why)."""
+    try:
+        st = os.lstat(file)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_mode)
+
+
+def now_ns() -> int:
+    """The clock stats are judged against (a function: tests move it)."""
+    return time.time_ns()
 
 
 def _bucket(display: str) -> int:
@@ -223,6 +260,10 @@ class SiteCache:
     posnet's own code and templates, and the parsing libraries are all unchanged (and the
     Plan only for the same merged input, route targets and fleet name), so a hit is
     exactly what loading again would give. Any unreadable cache is ignored.
+
+    A site file whose lstat() is the one kept with its SHA-256 by an earlier run (and
+    was not racy then: see RACY_NS) is not read nor hashed again (`known`); the source
+    lines its diagnostics pointed at are kept for its snippets (`keep_lines`).
     """
 
     def __init__(
@@ -232,6 +273,8 @@ class SiteCache:
         index: dict[str, str],
         blobs: dict[int, bytes],
         memo: dict[str, tuple[str, bytes]] | None = None,
+        stats: dict[str, tuple[Stat, str]] | None = None,
+        lines: dict[str, tuple[str, dict[int, str]]] | None = None,
     ) -> None:
         self.file = file
         self.context = context
@@ -243,6 +286,10 @@ class SiteCache:
         self.records: dict[str, _Record] = {}  # this run's sites
         self.found_size: dict[str, int] = {}
         self.dirty: set[int] = set()
+        self.stats = stats or {}  # site file -> its trusted stat and the SHA-256 it had
+        self.seen: dict[str, Stat] = {}  # this run's trusted stats
+        self.stamp = now_ns()  # taken before any site file is looked at
+        self.lines = lines or {}  # site file -> (SHA-256, {line: text}) under its diagnostics
 
     @classmethod
     def open(cls, root: Path, inputs: Sequence[Path]) -> SiteCache | None:
@@ -265,7 +312,9 @@ class SiteCache:
             and all(isinstance(k, str) and isinstance(v, str) for k, v in index.items())
             and all(isinstance(k, int) and isinstance(v, bytes) for k, v in blobs.items())
         ):
-            return cls(file, context, index, blobs, _valid_memo(doc.get("memo")))
+            memo = _table(doc, "memo", _memo_entry)
+            stats = _table(doc, "stats", _stat_entry)
+            return cls(file, context, index, blobs, memo, stats, _table(doc, "lines", _lines_entry))
         return cls(file, context, {}, {})
 
     def _record(self, display: str) -> _Record | None:
@@ -276,14 +325,26 @@ class SiteCache:
             self.decoded[b] = recs if isinstance(recs, dict) and ok else {}  # else: damaged
         return self.decoded[b].get(display)
 
+    def known(self, display: str, st: Stat | None) -> str | None:
+        """The SHA-256 of the site file's bytes when its stat says it is unchanged since
+        an earlier run kept it (None: read and hash it). `st` was taken after
+        self.stamp, and is kept for the next run when it is not racy."""
+        if st is None:
+            return None
+        if max(st[1], st[2]) < self.stamp - RACY_NS:
+            self.seen[display] = st
+        kept = self.stats.get(display)
+        return kept[1] if kept is not None and kept[0] == st else None
+
     def site(
         self,
         display: str,
-        raw: bytes | None,
+        sha: str | None,
         groups: dict[str, Layer],
         fleet_layer: Layer | None,
     ) -> tuple[LoadedSite | None, list[Diagnostic]] | None:
-        if raw is None or self.index.get(display) != hashlib.sha256(raw).hexdigest():
+        """The cached outcome of a site file whose bytes have SHA-256 `sha`, if any."""
+        if sha is None or self.index.get(display) != sha:
             return None
         rec = self._record(display)
         if rec is None:
@@ -344,6 +405,34 @@ class SiteCache:
         self.memo[name] = (key, _dumps(value))
         self.memo_changed = True
 
+    def known_lines(self, display: str, sha: str) -> dict[int, str] | None:
+        """Source lines of a site file with these bytes, as the last run kept them."""
+        entry = self.lines.get(display)
+        return entry[1] if entry is not None and entry[0] == sha else None
+
+    def keep_lines(self, diags: Sequence[Diagnostic]) -> None:
+        """Keep the source lines under this run's diagnostics in site files, so that the
+        next run's snippets need not read the files its stats found unchanged."""
+        from generator.snippet import source_line
+
+        wanted: dict[str, set[int]] = {}
+        for d in diags:
+            loc = d.location
+            if loc.line and loc.file in self.records:
+                wanted.setdefault(loc.file, set()).add(loc.line)
+        sources: dict[str, list[str] | None] = {}
+        lines = {}
+        for display, numbers in wanted.items():
+            found = {}
+            for n in sorted(numbers):
+                text = source_line(display, n, sources)
+                if text is not None:
+                    found[n] = text
+            lines[display] = (self.records[display].sha, found)
+        if lines != self.lines:
+            self.lines = lines
+            self.memo_changed = True
+
     def save(self, sites: Sequence[LoadedSite]) -> None:
         """Write this run's records (removed files drop out); never fail a command. Many
         changed buckets are pickled and written in a forked child (workers.later)."""
@@ -354,8 +443,11 @@ class SiteCache:
                 self.dirty.add(_bucket(ls.file))
         index = {d: rec.sha for d, rec in self.records.items()}
         self.dirty |= {_bucket(d) for d in set(self.index) - set(index)}
-        if not self.dirty and index == self.index and not self.memo_changed:
+        stats = {d: (st, rec.sha) for d, st in self.seen.items() if (rec := self.records.get(d))}
+        unchanged = index == self.index and stats == self.stats
+        if unchanged and not self.dirty and not self.memo_changed:
             return
+        self.stats = stats
         members: dict[int, dict[str, _Record]] = {}
         for d, rec in sorted(self.records.items()):
             members.setdefault(_bucket(d), {})[d] = rec
@@ -372,6 +464,8 @@ class SiteCache:
             "index": index,
             "blobs": blobs,
             "memo": self.memo,
+            "stats": self.stats,
+            "lines": self.lines,
         }
         tmp = self.file.with_name(f"{self.file.name}.{os.getpid()}.tmp")
         try:
