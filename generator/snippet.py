@@ -226,16 +226,29 @@ def snippet(d: Diagnostic, cache: dict[str, list[str] | None] | None = None) -> 
     line = source_line(loc.file, loc.line, {} if cache is None else cache)
     if line is None:
         return []
-    code = CODES.get(d.code)
-    last = d.path.rsplit(".", 1)[-1].split("[", 1)[0] if d.path else ""
-    keys_only = bool(code and code.masks_values) or (bool(last) and secret_like(last))
+    return list(_drawn(line, _keys_only(d.code, d.path), loc.line, loc.col))
+
+
+@functools.lru_cache(maxsize=1024)
+def _keys_only(code: str, path: str) -> bool:
+    """Whether the snippet shows keys only (memoized: a fleet's findings repeat a few
+    codes and paths thousands of times)."""
+    known = CODES.get(code)
+    last = path.rsplit(".", 1)[-1].split("[", 1)[0] if path else ""
+    return bool(known and known.masks_values) or (bool(last) and secret_like(last))
+
+
+@functools.lru_cache(maxsize=4096)
+def _drawn(line: str, keys_only: bool, number: int, col: int) -> tuple[str, str]:
+    """The two lines of a snippet (memoized: 10,000 stores written alike repeat the
+    same source lines at the same places)."""
     line_shown = masked_line(line, keys_only)
     shown = line_shown.shown
-    caret = line_shown.caret(line_shown.column(max(loc.col - 1, 0)))
+    caret = line_shown.caret(line_shown.column(max(col - 1, 0)))
     if len(shown) > WIDTH:
         start = max(0, min(caret - WIDTH // 2, len(shown) - WIDTH))
         cut = shown[start : start + WIDTH]
         shown = ("..." if start else "") + cut + ("..." if start + WIDTH < len(shown) else "")
         caret = caret - start + (3 if start else 0)
-    gutter = f"{loc.line:>5} | "
-    return [gutter + shown, " " * (len(gutter) - 2) + "| " + " " * caret + "^"]
+    gutter = f"{number:>5} | "
+    return gutter + shown, " " * (len(gutter) - 2) + "| " + " " * caret + "^"

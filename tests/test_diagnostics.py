@@ -710,3 +710,26 @@ def test_unique_sorted_orders_and_merges_as_promised(found: list[Diagnostic]) ->
 
     # Diagnostic equality includes `site`: a problem shared by stores names none
     assert unique_sorted(found) == _reference_unique_sorted(found)
+
+
+def test_safe_text_passes_printable_text_as_is() -> None:
+    """safe_text() returns printable text untouched without its regex: no character it
+    escapes is printable to str.isprintable(), over all of Unicode."""
+    from generator.errors import UNSAFE_CHARS
+
+    unsafe = [c for c in map(chr, range(0x110000)) if UNSAFE_CHARS.match(c)]
+    assert unsafe and not any(c.isprintable() for c in unsafe)
+    assert safe_text("a\u202eb\x00") == "a\\u202eb\\x00"
+
+
+def test_memoized_snippets_are_drawn_per_diagnostic(tmp_path: Path) -> None:
+    """Snippets are memoized by line, masking, number and column: the same source line
+    under two codes is drawn for each (one masks its value, one does not)."""
+    f = tmp_path / "s.yaml"
+    f.write_text("wan:\n  name: abc\n")
+    plain = Diagnostic(Location(str(f), 2, 9), "E101", "x")
+    masked = Diagnostic(Location(str(f), 2, 9), "E101", "x", path="wan.password")
+    assert snippet(plain) != snippet(masked)
+    assert snippet(masked)[0].endswith(MASK)
+    assert snippet(plain)[0].endswith("name: abc")
+    assert snippet(plain) == snippet(Diagnostic(Location(str(f), 2, 9), "E101", "y"))
