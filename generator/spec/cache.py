@@ -415,14 +415,19 @@ class SiteCache:
         next run's snippets need not read the files its stats found unchanged."""
         from generator.snippet import source_line
 
+        records = self.records
         wanted: dict[str, set[int]] = {}
         for d in diags:
             loc = d.location
-            if loc.line and loc.file in self.records:
+            if loc.line and loc.file in records:
                 wanted.setdefault(loc.file, set()).add(loc.line)
         sources: dict[str, list[str] | None] = {}
         lines = {}
         for display, numbers in wanted.items():
+            kept = self.lines.get(display)
+            if kept is not None and kept[0] == records[display].sha and kept[1].keys() == numbers:
+                lines[display] = kept  # the same lines of the same bytes: most files
+                continue
             found = {}
             for n in sorted(numbers):
                 text = source_line(display, n, sources)
