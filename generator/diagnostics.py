@@ -42,7 +42,9 @@ _CODES = (
         "E001",
         "YAML syntax error",
         "The file is not YAML posnet can read (tabs, unclosed quotes, duplicate keys, "
-        "anchors, tags): nothing in it can be checked until it parses.",
+        "anchors, tags, merge keys, numbers not in plain decimal such as 8_443 or 0x1F "
+        "that YAML 1.1 and 1.2 read differently): nothing in it can be checked until it "
+        "parses.",
         '# sites/gent-01.yaml\nname: "Gent Korenmarkt',
         '# sites/gent-01.yaml\nname: "Gent Korenmarkt"',
         masks_values=True,
