@@ -216,18 +216,28 @@ class Forked(Generic[T]):
         except BaseException:  # Ctrl-C while waiting, a failed or dead child: stop it
             self.close()
             raise
-        os.close(self.fd)
+        fd, self.fd = self.fd, -1
+        os.close(fd)
         os.waitpid(self.pid, 0)
-        self.pid, self.fd = 0, -1
+        self.pid = 0
         return value  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        """Stop a child whose result is no longer wanted (this process failed)."""
+        """Stop a child whose result is no longer wanted (this process failed).
+
+        A signal can land anywhere in result(), also after the child was reaped and
+        before it was forgotten: the child being gone then is no error (a
+        ProcessLookupError here replaced the interrupt, reported as "cannot write to
+        standard output: No such process", exit 1 instead of 130/143)."""
         if self.pid:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-            os.close(self.fd)
-            self.pid, self.fd = 0, -1
+            with suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            with suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.pid = 0
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
 
 
 # Work nobody waits for (writing the site cache), run in a forked child while the

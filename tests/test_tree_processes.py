@@ -368,3 +368,38 @@ def test_ctrl_c_while_a_worker_sends_its_answer_does_not_hang() -> None:
         timeout=30,
     )
     assert done.stdout == "stopped\n", done.stderr
+
+
+@pytest.mark.parametrize("where", ["after the child was reaped", "after its pipe was closed"])
+def test_a_signal_at_the_end_of_a_forked_result_leaves_the_interrupt_alone(
+    monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    # A SIGTERM landing in Forked.result() just after the child was reaped (or its pipe
+    # closed), before the child was forgotten: the clean-up that follows must not fail
+    # on the gone child (ProcessLookupError) or the closed pipe, which replaced the
+    # interrupt and made a terminated render exit 1 ("cannot write to standard output:
+    # No such process") instead of 143. Seen once in CI; made deterministic here.
+    from generator import workers
+
+    job = workers.Forked(lambda: 42, fork=True)
+    real_waitpid, real_close = os.waitpid, os.close
+
+    def waitpid_then_signal(pid: int, options: int) -> tuple[int, int]:
+        done = real_waitpid(pid, options)
+        if where == "after the child was reaped":
+            raise KeyboardInterrupt
+        return done
+
+    def close_then_signal(fd: int) -> None:
+        real_close(fd)
+        if where == "after its pipe was closed":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(workers.os, "waitpid", waitpid_then_signal)
+    monkeypatch.setattr(workers.os, "close", close_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        job.result()
+    monkeypatch.setattr(workers.os, "waitpid", real_waitpid)
+    monkeypatch.setattr(workers.os, "close", real_close)
+    job.close()  # what the command's clean-up does next: nothing left to raise
+    assert (job.pid, job.fd) == (0, -1)
