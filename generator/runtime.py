@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from generator.build import MANIFEST
-from generator.options import once
+from generator.options import COMPONENTS, batch_size, components, host_pattern, once
 from generator.verify.state import (
     EXIT_IN_SYNC,
     HostState,
@@ -139,7 +139,14 @@ INVENTORY = click.option(
     type=click.Path(exists=True),
     help="Extra inventory layered over the build's (ssh settings, real addresses).",
 )
-LIMIT = click.option("--limit", "-l", default=None, help="Ansible host pattern, e.g. site_gent_01.")
+LIMIT = click.option(
+    "--limit",
+    "-l",
+    multiple=True,
+    callback=host_pattern,
+    help="Ansible host pattern, e.g. site_gent_01 (an empty one is refused: Ansible would "
+    "read it as every store).",
+)
 
 
 @click.command()
@@ -150,12 +157,14 @@ LIMIT = click.option("--limit", "-l", default=None, help="Ansible host pattern, 
 @click.option("--diff", is_flag=True, help="Show file differences (never for files with secrets).")
 @click.option(
     "--tags",
-    default=None,
-    help="Components: firewall, dhcp, ddns, proxy, devices (comma-separated).",
+    multiple=True,
+    callback=components,
+    help=f"Components: {', '.join(COMPONENTS)} (comma-separated).",
 )
 @click.option(
     "--serial",
-    default=None,
+    multiple=True,
+    callback=batch_size,
     help="Stores per batch (number or percentage). A batch in which every store fails "
     "stops the roll-out (Ansible's rule, whatever --max-fail-percentage says).",
 )
