@@ -93,7 +93,68 @@ def _doc(file: Path) -> dict[str, object]:
     return doc
 
 
+def _bucket_files(file: Path) -> list[Path]:
+    return sorted(file.parent.glob(f"{file.stem}.*.bucket"))
+
+
+def _replace_bucket(file: Path, b: int, digest: str, blob: bytes) -> str:
+    """Bucket B's file replaced by BLOB, under the name its digest gives."""
+    (file.parent / f"{file.stem}.{b:02d}-{digest[:32]}.bucket").unlink()
+    new = hashlib.sha256(blob).hexdigest()
+    (file.parent / f"{file.stem}.{b:02d}-{new[:32]}.bucket").write_bytes(blob)
+    return new
+
+
+def _damage_buckets(file: Path, how: str) -> None:
+    """Every bucket file damaged HOW; the main file left as it is, or resealed."""
+    buckets = _bucket_files(file)
+    assert buckets
+    if how == "bucket-missing":
+        for p in buckets:
+            p.unlink()
+    elif how == "bucket-truncated":
+        for p in buckets:
+            p.write_bytes(p.read_bytes()[:-1])
+    elif how == "bucket-flipped":  # same size and name: only the SHA-256 sees it
+        for p in buckets:
+            good = p.read_bytes()
+            p.write_bytes(good[:9] + bytes([good[9] ^ 0x55]) + good[10:])
+    elif how == "bucket-forged":  # a valid pickle, same name, the findings gone
+        for p in buckets:
+            records = pickle.loads(p.read_bytes())
+            for rec in records.values():
+                rec.lint = []
+            p.write_bytes(pickle.dumps(records))
+    elif how == "sealed-buckets-swapped":  # each bucket named as the next: none matches
+        doc = _doc(file)
+        table = doc["buckets"]
+        assert isinstance(table, dict)
+        blobs = {
+            b: (file.parent / f"{file.stem}.{b:02d}-{d[:32]}.bucket").read_bytes()
+            for b, d in table.items()
+        }
+        order = sorted(blobs)
+        for b, nxt in zip(order, order[1:] + order[:1], strict=True):
+            table[b] = hashlib.sha256(blobs[nxt]).hexdigest()
+        for p in buckets:
+            p.unlink()
+        for b, d in table.items():
+            (file.parent / f"{file.stem}.{b:02d}-{d[:32]}.bucket").write_bytes(
+                blobs[order[(order.index(b) + 1) % len(order)]]
+            )
+        file.write_bytes(_seal(pickle.dumps(doc)))
+    elif how == "sealed-bucket-outside":  # a digest that would name a file elsewhere
+        doc = _doc(file)
+        table = doc["buckets"]
+        assert isinstance(table, dict)
+        table[next(iter(table))] = "/../../" + "0" * 57
+        file.write_bytes(_seal(pickle.dumps(doc)))
+
+
 def _damage(file: Path, how: str) -> None:
+    if how.startswith(("bucket-", "sealed-bucket")):
+        _damage_buckets(file, how)
+        return
     good = file.read_bytes()
     if how == "truncated":
         file.write_bytes(good[: len(good) // 2])
@@ -106,9 +167,13 @@ def _damage(file: Path, how: str) -> None:
         file.write_bytes(good[:mid] + bytes([good[mid] ^ 0x55]) + good[mid + 1 :])
     elif how == "sealed-garbage":  # checksum right, contents not a pickle posnet wrote
         file.write_bytes(_seal(b"\x80\xff"))
-    elif how == "sealed-wrong-bucket":  # right checksum, format, context; buckets a list
+    elif how == "sealed-wrong-bucket":  # right checksums, format, context; buckets a list
         doc = _doc(file)
-        doc["blobs"] = {b: pickle.dumps(["x"]) for b in doc["blobs"]}  # type: ignore[attr-defined]
+        buckets = doc["buckets"]
+        assert isinstance(buckets, dict)
+        for b, digest in buckets.items():
+            blob = pickle.dumps(["x"])
+            buckets[b] = _replace_bucket(file, b, digest, blob)
         file.write_bytes(_seal(pickle.dumps(doc)))
     elif how == "sealed-wrong-index":
         doc = _doc(file)
@@ -126,6 +191,12 @@ def _damage(file: Path, how: str) -> None:
         "sealed-garbage",
         "sealed-wrong-bucket",
         "sealed-wrong-index",
+        "bucket-missing",
+        "bucket-truncated",
+        "bucket-flipped",
+        "bucket-forged",
+        "sealed-buckets-swapped",
+        "sealed-bucket-outside",
     ],
 )
 def test_damaged_site_cache_is_ignored(warm: tuple[Path, Path, str], how: str) -> None:

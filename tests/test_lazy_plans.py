@@ -154,6 +154,71 @@ def test_one_changed_store_decodes_only_its_plan(
     assert check.ok and again.plans.decoded() == 1
 
 
+def _bucket_files(cache: Path) -> dict[str, tuple[int, int]]:
+    """Each bucket file of the cache folder with its inode and mtime."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.glob("*.bucket")}
+
+
+def test_one_changed_store_rewrites_only_its_bucket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-store run writes that store's bucket file and the main file, leaves the
+    other buckets' files as they were, and removes the bucket file it replaced; the
+    run after it is warm and sees the edit (and an edit back gives the first result)."""
+    fleet = _fleet(tmp_path / "fleet", 60)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(cache))
+    first = analyze(fleet)
+    before = _bucket_files(cache)
+    quiet = sorted(set(first.plans.ids) - _routed_to(fleet))[0]
+    site = fleet / "sites" / f"{quiet}.yaml"
+    text = site.read_text()
+    _edit(site, "name: ", "name: Renamed ")
+    analyze(fleet)
+    after = _bucket_files(cache)
+    assert len(set(before) - set(after)) == 1 and len(set(after) - set(before)) == 1
+    assert {n: before[n] for n in set(before) & set(after)} == {
+        n: after[n] for n in set(before) & set(after)
+    }
+    warm = analyze(fleet)
+    assert warm.fleet.cache is not None and len(warm.fleet.cache.records) == 60
+    assert not warm.fleet.cache.dirty  # every store a hit
+    assert any("Renamed" in (ls.site.name or "") for ls in warm.fleet.sites if ls.id == quiet)
+    site.write_text(text)
+    back = analyze(fleet)
+    assert back.diagnostics == first.diagnostics
+    assert back.digests == first.digests
+
+
+def test_dropped_fleets_take_their_buckets_with_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CACHE_KEEP limit removes a dropped fleet's bucket files with its main file,
+    and a bucket file no main file names is removed once older than STALE_TMP (never a
+    fresh one: a first write puts its buckets down before its main file)."""
+    from generator.spec import cache as site_cache
+
+    monkeypatch.setattr(site_cache, "CACHE_KEEP", 1)
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("POSNET_CACHE_DIR", str(folder))
+    hour_ago = time.time() - 3600
+    orphan = folder / f"fleet-{'1' * 32}.07-{'0' * 32}.bucket"
+    fresh = folder / f"fleet-{'2' * 32}.07-{'0' * 32}.bucket"
+    analyze(_fleet(tmp_path / "a", 10))
+    (old_main,) = folder.glob("fleet-*.pickle")
+    os.utime(old_main, (hour_ago, hour_ago))
+    old_buckets = list(folder.glob(f"{old_main.stem}.*.bucket"))
+    assert old_buckets
+    for f in (orphan, fresh):
+        f.write_bytes(b"")
+    os.utime(orphan, (hour_ago, hour_ago))
+    analyze(_fleet(tmp_path / "b", 10))
+    assert not old_main.exists() and not any(p.exists() for p in old_buckets)
+    assert not orphan.exists() and fresh.exists()
+    (main,) = folder.glob("fleet-*.pickle")
+    assert list(folder.glob(f"{main.stem}.*.bucket"))
+
+
 def _members(out: Path, group: str) -> set[str]:
     doc = yaml.safe_load((out / build.HOSTS).read_text())
     return set((doc["all"]["children"].get(group) or {}).get("hosts") or {})
@@ -346,7 +411,9 @@ def test_the_cli_writes_the_cache_in_a_child_it_waits_for(tmp_path: Path) -> Non
     first = _cli(env, "validate", fleet)
     assert first.returncode == 0, first.stderr
     files = list((tmp_path / "cache").iterdir())
-    assert [f.suffix for f in files] == [".pickle"]  # no .tmp left: written, renamed
+    suffixes = sorted(f.suffix for f in files)  # no .tmp left: written, renamed
+    assert suffixes == [*[".bucket"] * (len(files) - 1), ".pickle"]
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
     os.environ["POSNET_CACHE_DIR"] = str(tmp_path / "cache")
     try:
         cache = SiteCache.open(fleet, [fleet / "fleet.yaml", *sorted((fleet / "groups").glob("*"))])
