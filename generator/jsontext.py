@@ -36,9 +36,21 @@ _SCALARS: dict[type, Callable[[Any], str]] = {
 
 
 def dumps(value: Any, indent: int) -> str:
+    return dumps_at(value, indent, 0)
+
+
+def dumps_at(value: Any, indent: int, depth: int) -> str:
+    """dumps(value, indent) as it reads nested `depth` levels deep in a bigger document
+    (its inner lines indented further): a document can then be put together from the
+    texts of its parts, reusing those of parts that did not change."""
     out: list[str] = []
-    _walk(value, "\n", "\n" + " " * indent, out)
+    _walk(value, "\n" + " " * (indent * depth), "\n" + " " * indent, out)
     return "".join(out)
+
+
+def quote(key: str) -> str:
+    """A str as dumps() writes it (a key, or a value)."""
+    return _quote(key)
 
 
 def _walk(value: Any, newline: str, step: str, out: list[str]) -> None:

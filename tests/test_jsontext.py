@@ -71,3 +71,22 @@ def test_subclasses_and_objects_json_cannot_encode_go_to_the_stdlib() -> None:
             assert str(exc) == want
         else:
             raise AssertionError("no TypeError")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), _values(), max_size=4), st.sampled_from([0, 1, 2]))
+def test_a_document_put_together_from_its_parts_texts_is_the_same_text(
+    doc: dict[str, Any], indent: int
+) -> None:
+    """build.manifest_text reuses the text of each unchanged store's entry."""
+    try:
+        want = json.dumps(doc, indent=indent, sort_keys=True)
+    except (TypeError, ValueError):
+        return
+    if not doc:
+        return
+    step = "\n" + " " * indent
+    parts = [
+        f"{step}{jsontext.quote(k)}: {jsontext.dumps_at(doc[k], indent, 1)}" for k in sorted(doc)
+    ]
+    assert "{" + ",".join(parts) + "\n}" == want
