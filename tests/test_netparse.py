@@ -73,3 +73,25 @@ def test_rendering_again_parses_nothing(demo_plans: dict[str, Plan], created: Co
     for plan in demo_plans.values():
         render_plan(plan)
     assert sum(created.values()) == first, created
+
+
+def _edges() -> Iterator[ipaddress.IPv4Network]:
+    """Networks of every size at and around each special range's first and last address."""
+    for special, _ in netparse.NOT_UNICAST:
+        for edge in (int(special.network_address), int(special.broadcast_address)):
+            for addr in range(max(edge - 2, 0), min(edge + 3, 1 << 32)):
+                for prefix in range(33):
+                    yield ipaddress.IPv4Network((addr, prefix), strict=False)
+
+
+def test_special_ranges_by_bounds_as_ipaddress_says() -> None:
+    """not_unicast and its siblings compare integers: the same range, first hit first,
+    as IPv4Network.overlaps and subnet_of give."""
+    for net in _edges():
+        overlaps = next(((n, name) for n, name in netparse.NOT_UNICAST if net.overlaps(n)), None)
+        within = next(((n, name) for n, name in netparse.NOT_UNICAST if net.subnet_of(n)), None)
+        assert netparse.not_unicast(net) == overlaps, net
+        assert netparse.within_not_unicast(net) == within, net
+        ip = net.network_address
+        alone = ipaddress.IPv4Network(ip)
+        assert netparse.address_not_unicast(ip) == netparse.not_unicast(alone), ip

@@ -222,7 +222,7 @@ def _special(ip: ipaddress.IPv4Address) -> str:
         return "the unspecified address"
     if int(ip) == 0xFFFFFFFF:
         return "the broadcast address"
-    hit = netparse.not_unicast(ipaddress.IPv4Network(ip))
+    hit = netparse.address_not_unicast(ip)
     return f"a {hit[1]} address ({hit[0]})" if hit else ""
 
 
@@ -322,7 +322,7 @@ def _check_lan(site: Site) -> Iterator[Problem]:
     # the edge's address on the WAN: wan.address behind an ISP router (the public IP is
     # then the router's), else the public IP
     own = site.wan.address or site.wan.public_ip
-    wan = {ipaddress.IPv4Address(own)} - {gw} if own else set()
+    wan = {_addr(own)} - {gw} if own else set()
     yield from _dns_address_problems(site.lan, net, gw, wan)
 
 
@@ -351,7 +351,7 @@ def _dns_address_problems(
     for key, values, expected in lists:
         for j, value in enumerate(values):
             ip = _addr(value)
-            special = netparse.not_unicast(ipaddress.IPv4Network(ip))
+            special = netparse.address_not_unicast(ip)
             if special is not None and special[1] in _NO_RESOLVER[key]:
                 why = f"in the {special[1]} range {special[0]}: no resolver answers there"
             elif ip == gw:

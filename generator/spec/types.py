@@ -108,13 +108,12 @@ def _source(value: str) -> str:
     source is a typo that would open the port to no one (or, once fixed by hand, to
     someone else). A wider network that merely overlaps one (0.0.0.0/0) is linted."""
     cidr = _network(value) if "/" in value else _ipv4(value) + "/32"
-    net = netparse.ipv4_network(cidr)
-    for special, name in netparse.NOT_UNICAST:
-        if net.subnet_of(special):
-            raise _bad(
-                f"is within the {name} range {special}: no connection comes from there",
-                "a unicast address or network, e.g. 198.51.100.0/28",
-            )
+    hit = netparse.within_not_unicast(netparse.ipv4_network(cidr))
+    if hit is not None:
+        raise _bad(
+            f"is within the {hit[1]} range {hit[0]}: no connection comes from there",
+            "a unicast address or network, e.g. 198.51.100.0/28",
+        )
     return cidr
 
 
