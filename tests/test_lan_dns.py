@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from generator.spec.model import Lan, LanDns, LintConfig, Site
 from tests.test_bad_input import errors, make_fleet, pos, sub
 
 GENT = "sites/gent-01.yaml"
@@ -105,3 +106,21 @@ def test_a_dns_address_that_cannot_answer_is_an_error(
 def test_dns_addresses_that_can_answer_pass(tmp_path: Path, dns: str) -> None:
     root, _ = _with_dns(tmp_path, dns)
     assert errors(root) == []
+
+
+def test_model_defaults_are_shared_not_copied() -> None:
+    """Lan.dns and Site.lint default to one shared instance (pydantic deep-copied an
+    unhashable default into every store); their hash agrees with equality."""
+    data = {
+        "id": "s1",
+        "name": "S",
+        "wan": {"isp": "x", "ip_mode": "dynamic"},
+        "lan": {"subnet": "192.168.1.0/24", "gateway": "192.168.1.1"},
+        "edge": {"management": {"allow_from": ["192.0.2.1"]}},
+    }
+    a, b = Site.model_validate(data), Site.model_validate(data)
+    assert a.lan.dns is b.lan.dns is Lan.model_fields["dns"].default
+    assert a.lint is b.lint is Site.model_fields["lint"].default
+    assert hash(LanDns(upstreams=["192.0.2.53"])) == hash(LanDns(upstreams=["192.0.2.53"]))
+    assert LanDns(upstreams=["192.0.2.53"]) != LanDns(servers=["192.0.2.53"])
+    assert hash(LintConfig(disable=["PN101"])) == hash(LintConfig(disable=["PN101"]))
