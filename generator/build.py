@@ -50,7 +50,7 @@ from generator.tree_guard import (
     valid_manifest,
 )
 from generator.user_cache import stamp_key
-from generator.workers import Forked, default_jobs, shared_map, signals_held
+from generator.workers import SMALL, Forked, default_jobs, shared_map, signals_held
 from generator.workers import in_workers as _in_workers
 
 MANIFEST = "manifest.json"
@@ -566,7 +566,8 @@ def render_tree(
     from generator.pipeline import paused_gc
 
     with paused_gc():
-        return _render_tree(_Render(out, fleet, plans, digests, only, force, jobs), scan)
+        inputs = {site_id: site_key(digests[site_id]) for site_id in site_ids(plans)}
+        return _render_tree(_Render(out, fleet, plans, digests, only, force, jobs, inputs), scan)
 
 
 @dataclass(frozen=True)
@@ -580,6 +581,7 @@ class _Render:
     only: Sequence[str]
     force: bool
     jobs: int
+    inputs: Mapping[str, str]  # store -> its input key (site_key), made once
 
 
 @dataclass(frozen=True)
@@ -608,15 +610,16 @@ def _render_tree(job: _Render, scan: Forked[TreeScan] | None) -> Change:
     manifest_digest = hashlib.sha256(raw_manifest).hexdigest() if raw_manifest else ""
     state = {} if job.force else valid_cache(_stamps_file(out), manifest_digest, stamp_key())
     root = os.fspath(out)
-    vars_state: dict[str, str] = dict(state.get("fleet", {}))
-    # Inventory and host_vars need every Plan but no site file: build them in a forked
-    # process while this one checks, renders and stages the sites (and first reads the
-    # manifest: 0.15 s for 10,000 stores).
+    todo = _fleet_todo(root, job, dict(state.get("fleet", {})), stamps)
+    # Inventory and host_vars need every Plan but no site file: when many are to be made
+    # (or hosts.yml, from every store's view), they are made in a forked process while
+    # this one checks, renders and stages the sites. A few are made here: a child
+    # competing for the second core and copying the pages this process writes slowed
+    # its manifest reading twofold when one store changed.
+    heavy = len(todo.make) >= SMALL or any(i < 0 for _rel, i in todo.make)
     fleet_job = Forked(
-        lambda: _fleet_level(
-            root, job.fleet, job.plans, job.digests, vars_state, job.force, stamps
-        ),
-        fork=len(job.plans) >= 200 and default_jobs(job.jobs) > 1,
+        lambda: _fleet_level(root, job.plans, todo),
+        fork=heavy and len(job.plans) >= SMALL and default_jobs(job.jobs) > 1,
     )
     try:
         trusted = _written_here(state)
@@ -708,7 +711,7 @@ def _stale_sites(job: _Render, found: _Found, old_sites: Mapping[str, Any]) -> l
         fresh = (
             not job.force
             and isinstance(old, dict)
-            and old.get("input") == site_key(job.digests[site_id])
+            and old.get("input") == job.inputs[site_id]
             and _untouched(site_id, old, cache, found.stores)
         )
         if not fresh:
@@ -717,7 +720,7 @@ def _stale_sites(job: _Render, found: _Found, old_sites: Mapping[str, Any]) -> l
 
 
 def _render_sites(job: _Render, found: _Found, fleet_job: Forked[_FleetLevel]) -> Change:
-    out, fleet, plans, digests, only = job.out, job.fleet, job.plans, job.digests, job.only
+    out, fleet, plans, only = job.out, job.fleet, job.plans, job.only
     manifest = found.manifest
     old_sites: dict[str, dict[str, Any]] = dict(manifest.get("sites", {}))
     if manifest and manifest.get("fleet") != fleet:
@@ -738,7 +741,7 @@ def _render_sites(job: _Render, found: _Found, fleet_job: Forked[_FleetLevel]) -
     for i, (hashes, site_staged) in zip(todo, done, strict=True):
         change.rendered_sites.append(ids[i])
         staged.update(site_staged)
-        new_sites[ids[i]] = {"input": site_key(digests[ids[i]]), "files": hashes}
+        new_sites[ids[i]] = {"input": job.inputs[ids[i]], "files": hashes}
     if not only:
         for gone in set(old_sites) - set(ids):
             new_sites.pop(gone, None)
@@ -758,7 +761,7 @@ def _render_sites(job: _Render, found: _Found, fleet_job: Forked[_FleetLevel]) -
     new_manifest = manifest_text(
         fleet,
         new_sites,
-        _inventory_hashes(root, manifest, ids, digests, made_hashes),
+        _inventory_hashes(root, manifest, ids, job.inputs, made_hashes),
         found.written,
     )
     for rel, text in ((".gitignore", GITIGNORE), (MANIFEST, new_manifest)):
@@ -783,7 +786,7 @@ def _inventory_hashes(
     root: str,
     manifest: Mapping[str, Any],
     ids: Sequence[str],
-    digests: Mapping[str, str],
+    inputs: Mapping[str, str],
     made: Mapping[str, str],
 ) -> dict[str, str]:
     """The hash of every inventory file: of the text made now, else (a file still as
@@ -799,7 +802,7 @@ def _inventory_hashes(
             same_input = True  # hosts.yml: made for the same inventory model, or made now
         else:
             entry = old_sites.get(site_id)
-            same_input = entry is not None and entry.get("input") == site_key(digests[site_id])
+            same_input = entry is not None and entry.get("input") == inputs[site_id]
         if rel in old_hashes and same_input:
             out[rel] = old_hashes[rel]
         else:
@@ -808,9 +811,19 @@ def _inventory_hashes(
     return out
 
 
-def _vars_key(digest: str, fleet: str) -> str:
-    """What a store's host_vars follow from: its Plan (input, fleet name, posnet)."""
-    return sha256(f"{site_key(digest)}\0{fleet}")
+def _vars_key(input_key: str, fleet: str) -> str:
+    """What a store's host_vars follow from: its Plan (input key, fleet name)."""
+    return sha256(f"{input_key}\0{fleet}")
+
+
+@dataclass(frozen=True)
+class _FleetTodo:
+    """The inventory files to make (hosts.yml: index -1, else the store's), the key of
+    each, and the files known current (with their cache entries)."""
+
+    make: list[tuple[str, int]]
+    keys: dict[str, str]
+    known: dict[str, str]
 
 
 # _fleet_level's result: inventory files staged (with their stamps), the key of each file
@@ -818,53 +831,52 @@ def _vars_key(digest: str, fleet: str) -> str:
 _FleetLevel = tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, str]]
 
 
-def _fleet_level(
-    root: str,
-    fleet: str,
-    plans: Sequence[Plan],
-    digests: Mapping[str, str],
-    state: Mapping[str, str],
-    force: bool,
-    scanned: Mapping[str, str],
-) -> _FleetLevel:
-    """Stage the inventory files that differ from the tree, skipping those still as
-    written from the same content.
+def _fleet_todo(
+    root: str, job: _Render, state: Mapping[str, str], scanned: Mapping[str, str]
+) -> _FleetTodo:
+    """The inventory files to make: all but those still as written from the same content
+    (by their stamps and keys: a few microseconds a store, no Plan decoded).
 
     host_vars follow from their store's Plan; hosts.yml from the stores' views, which
-    often stay the same when a store changes (then none is decoded).
-    Returns the files staged (with their stamps), the key of every file made now
-    (staged or not), the files known to be current without making them (with their
-    cache entries), and the hash of every file made now."""
-    staged: dict[str, str] = {}
-    keys: dict[str, str] = {}
-    known: dict[str, str] = {}
-    hashes: dict[str, str] = {}
-    made: set[str] = set()
+    often stay the same when a store changes."""
+    todo = _FleetTodo([], {}, {})
 
     def current(rel: str, key: str) -> bool:
-        entry = state.get(rel)
-        if not force and isinstance(entry, str) and entry.endswith(" " + key):
-            with suppress(OSError):
-                stamp = scanned[rel] if rel in scanned else _stamp(os.path.join(root, rel))
-                if entry == f"{stamp} {key}":
-                    known[rel] = entry
-                    return True
-        keys[rel] = key
+        if not job.force:
+            entry, stamp = state.get(rel), scanned.get(rel)
+            if stamp is None and isinstance(entry, str) and entry.endswith(" " + key):
+                with suppress(OSError):  # not scanned: made since (by a recovery)
+                    stamp = _stamp(os.path.join(root, rel))
+            if stamp is not None and entry == f"{stamp} {key}":
+                todo.known[rel] = entry
+                return True
+        todo.keys[rel] = key
         return False
 
-    def put(rel: str, text: str) -> None:
+    # hosts.yml follows from the stores' views alone (and posnet, which writes it)
+    if not current(HOSTS, sha256(f"{views_key(job.plans)}\0{generator_digest()}")):
+        todo.make.append((HOSTS, -1))
+    for i, site_id in enumerate(site_ids(job.plans)):
+        rel = host_vars_file(site_id)
+        if not current(rel, _vars_key(job.inputs[site_id], job.fleet)):
+            todo.make.append((rel, i))
+    return todo
+
+
+def _fleet_level(root: str, plans: Sequence[Plan], todo: _FleetTodo) -> _FleetLevel:
+    """Make the inventory files `todo` names and stage those that differ from the tree
+    (a store's Plan is decoded only now). Returns the files staged (with their
+    stamps), the key of every file made, the files known current (with their cache
+    entries), and the hash of every file made."""
+    staged: dict[str, str] = {}
+    hashes: dict[str, str] = {}
+    made: set[str] = set()
+    for rel, i in todo.make:
+        text = yamlemit.dumps(inventory(plans) if i < 0 else host_vars(plans[i]), HEADER)
         hashes[rel] = sha256(text)
         if _disk_text(Path(root, rel)) != text:
             staged[rel] = _stage(root, rel, text, made)
-
-    # hosts.yml follows from the stores' views alone (and posnet, which writes it)
-    if not current(HOSTS, sha256(f"{views_key(plans)}\0{generator_digest()}")):
-        put(HOSTS, yamlemit.dumps(inventory(plans), HEADER))
-    for i, site_id in enumerate(site_ids(plans)):
-        rel = host_vars_file(site_id)
-        if not current(rel, _vars_key(digests[site_id], fleet)):
-            put(rel, yamlemit.dumps(host_vars(plans[i]), HEADER))  # its Plan decoded only now
-    return staged, keys, known, hashes
+    return staged, todo.keys, todo.known, hashes
 
 
 def _untouched(

@@ -153,3 +153,25 @@ def test_a_file_edited_in_place_keeping_size_and_mtime_is_repaired(world: Path) 
     change = _render(world / "fleet", out)
     assert change.rendered_sites == [site]
     assert path.read_bytes() == good
+
+
+@pytest.mark.parametrize("which", ["hosts", "host_vars"])
+def test_an_inventory_file_edited_in_place_is_repaired_when_one_store_changed(
+    world: Path, which: str
+) -> None:
+    """The inventory files found current by their stamps are made here, not in a
+    forked process, when few are to be made: a hand edit still shows in its stamp."""
+    out = world / "build"
+    path = (
+        out / build.HOSTS
+        if which == "hosts"
+        else sorted((out / "inventory/host_vars").iterdir())[1]
+    )
+    good = path.read_bytes()
+    st = os.stat(path)
+    path.write_bytes(good.replace(b"posnet", b"POSNET", 1))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    _edit_one(world / "fleet")
+    change = _render(world / "fleet", out)
+    assert str(path.relative_to(out)) in change.written
+    assert path.read_bytes() == good
