@@ -15,7 +15,7 @@ import pytest
 
 from generator import build
 from generator.analyze import analyze
-from generator.tree_guard import TreeError, stamp_of
+from generator.tree_guard import TreeError, stamp_of, store_stamp
 from tests.treeutil import read_stamps, rendered_bench_fleet, write_stamps
 
 STORES = 230  # above workers.SMALL and the fleet-level fork's 200: jobs=2 forks both
@@ -42,7 +42,7 @@ def _assert_stamps_true(out: Path) -> None:
     assert set(doc["fs"]) == set(manifest["sites"])
     for site_id, recorded in doc["fs"].items():
         files = sorted(manifest["sites"][site_id]["files"])
-        now = "|".join(f"{r}={stamp_of(os.stat(out / 'sites' / site_id / r))}" for r in files)
+        now = store_stamp((r, stamp_of(os.stat(out / "sites" / site_id / r))) for r in files)
         assert recorded == now, site_id
     assert len(doc["fleet"]) == len(manifest["inventory"])
     for rel, entry in doc["fleet"].items():
@@ -86,7 +86,8 @@ def test_a_wrong_recorded_stamp_costs_a_render_never_a_missed_edit(
     _render(fleet, out, 2)
     doc = read_stamps(out)
     store = sorted(doc["fs"])[3]
-    doc["fs"][store] = doc["fs"][store].replace(":", ":1", 1)  # another size
+    was = doc["fs"][store]
+    doc["fs"][store] = ("1" if was[0] == "0" else "0") + was[1:]  # another stamp
     write_stamps(out, doc)  # signed as posnet signs it: still never trusted blindly
     change = _render(fleet, out, 2)
     assert change.rendered_sites == [store] and not change.changed
