@@ -91,7 +91,12 @@ def in_workers(
     try:
         with signals_held():  # the pool forks all its workers on the first task
             pool.submit(int).result()
-        for part in pool.map(fn, chunks):
+        # Futures, not pool.map(): an interrupted map() cancels the chunks still queued,
+        # and Python 3.11's manager thread, finding the workers killed, then dies with
+        # a traceback setting its error on one of them (CPython gh-107219, fixed in
+        # 3.12). Never cancelled, each queued chunk just gets the pool's error.
+        for future in [pool.submit(fn, chunk) for chunk in chunks]:
+            part = future.result()
             out.extend(part)
             advance(len(part))
     except BaseException:
@@ -103,7 +108,7 @@ def in_workers(
         _unblock_results(pool)
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True)
     return out
 
 

@@ -370,6 +370,47 @@ def test_ctrl_c_while_a_worker_sends_its_answer_does_not_hang() -> None:
     assert done.stdout == "stopped\n", done.stderr
 
 
+_MANY_PENDING = """
+import threading, time
+import generator.terminal as terminal
+from generator import workers
+
+died = []
+threading.excepthook = lambda args: died.append(repr(args.exc_value))
+
+def work(items):
+    time.sleep(0.05)
+    return items
+
+def ctrl_c(n):  # the first answer is in; most chunks still wait in the pool's queue
+    raise KeyboardInterrupt
+terminal.advance = ctrl_c
+for _ in range(5):
+    try:
+        workers.in_workers(work, list(range(200)), jobs=2, least=2, each=True)
+    except KeyboardInterrupt:
+        pass
+print(died)
+"""
+
+
+def test_ctrl_c_with_chunks_still_queued_kills_no_pool_thread() -> None:
+    """Python 3.11's pool manager thread, finding the workers killed, sets an error on
+    every queued chunk, and dies (a traceback on stderr, "Exception in thread ...:
+    InvalidStateError: CANCELLED") on one that the interrupted map() had already
+    cancelled (CPython gh-107219, fixed in 3.12): seen as a SIGTERM'd render's
+    traceback. No chunk is cancelled now: each gets the pool's error."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MANY_PENDING],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout == "[]\n", done.stdout + done.stderr
+
+
 @pytest.mark.parametrize("where", ["after the child was reaped", "after its pipe was closed"])
 def test_a_signal_at_the_end_of_a_forked_result_leaves_the_interrupt_alone(
     monkeypatch: pytest.MonkeyPatch, where: str
