@@ -319,6 +319,19 @@ def test_a_cold_validate_stopped_leaves_no_worker(
 
 # ------------------------------------------------ a worker stopped while it answers
 
+
+def _script(code: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """CODE run by a fresh interpreter that imports this checkout's posnet."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 _MID_ANSWER = """
 import io, sys, time
 from multiprocessing.connection import Connection
@@ -359,14 +372,7 @@ def test_ctrl_c_while_a_worker_sends_its_answer_does_not_hang() -> None:
     end), so `shutdown(wait=True)` never returned: a render stopped with Ctrl-C at that
     moment hung until killed with -9 (seen once in 60 interrupted renders of 400
     stores)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _MID_ANSWER],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = _script(_MID_ANSWER, timeout=30)
     assert done.stdout == "stopped\n", done.stderr
 
 
@@ -400,14 +406,7 @@ def test_ctrl_c_with_chunks_still_queued_kills_no_pool_thread() -> None:
     InvalidStateError: CANCELLED") on one that the interrupted map() had already
     cancelled (CPython gh-107219, fixed in 3.12): seen as a SIGTERM'd render's
     traceback. No chunk is cancelled now: each gets the pool's error."""
-    done = subprocess.run(
-        [sys.executable, "-c", _MANY_PENDING],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _script(_MANY_PENDING, timeout=60)
     assert done.stdout == "[]\n", done.stdout + done.stderr
 
 
