@@ -318,6 +318,11 @@ def _apply(
             if not check:
                 _release(release, env)
             raise
+        if matched_nothing(rc, output):  # no store was reached, so none was locked
+            click.echo(
+                f"posnet: no host matched {limit or 'the build'}; nothing was applied", err=True
+            )
+            sys.exit(1)
         if rc != 0 and not check:
             _release(release, env)
     _apply_summary(rc, parse_recap(output))
@@ -399,6 +404,11 @@ def _apply_summary(rc: int, recap: dict[str, dict[str, int]]) -> None:
 NO_HOSTS = "leaves us with no hosts to target"
 
 
+def matched_nothing(rc: int, output: str) -> bool:
+    """ansible-playbook stopped before any play because no host was left to target."""
+    return rc != 0 and not parse_recap(output) and NO_HOSTS in " ".join(output.split())
+
+
 def live_state(
     tree: Path, inventories: tuple[str, ...], limit: str | None, forks: int | None
 ) -> list[HostState]:
@@ -418,9 +428,9 @@ def live_state(
         env = _ansible_env(tmp)
         env["ANSIBLE_FORCE_COLOR"] = "0"
         rc, output = run_playbook(cmd, env, echo=False)
-        recap = parse_recap(output)
-        if rc != 0 and not recap and NO_HOSTS in " ".join(output.split()):
+        if matched_nothing(rc, output):
             return []  # --limit matched no host: the callers say so
+        recap = parse_recap(output)
         if rc not in (0, 2, 4) and not recap:
             click.echo(output[-3000:], err=True)
             raise click.ClickException(

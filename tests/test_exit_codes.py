@@ -333,6 +333,18 @@ def test_drift_with_a_limit_that_matches_no_host_says_so(tmp_path: Path) -> None
     assert "could not run" not in res.stderr
 
 
+def test_apply_with_a_limit_that_matches_no_host_says_so(tmp_path: Path) -> None:
+    """ansible-playbook refuses a --limit that leaves no host, before any play: apply
+    then said it was giving back locks and that some "could not be released
+    (unreachable?)", of stores it never reached."""
+    fleet = copy_demo(tmp_path / "fleet")
+    assert posnet("render", fleet, "-o", tmp_path / "build").returncode == 0
+    res = posnet_process("apply", tmp_path / "build", "--limit", "no-such-host")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "posnet: no host matched no-such-host; nothing was applied" in res.stderr
+    assert "lock" not in res.stderr and "unreachable" not in res.stderr
+
+
 def test_an_option_for_one_store_given_twice_is_a_usage_error(tmp_path: Path) -> None:
     """click keeps the last value of a plain option: `plan --site a --site b` silently
     showed b alone."""
