@@ -689,8 +689,8 @@ def _parse_manifest(out: Path, raw: bytes | None, force: bool, trusted: bool) ->
         return {}
     if trusted:
         doc = parse_untrusted(raw)
-        assert isinstance(doc, dict)
-        return doc
+        if isinstance(doc, dict):
+            return doc
     try:
         return valid_manifest(out / MANIFEST, raw)
     except TreeError:

@@ -104,7 +104,7 @@ class TreeScan(NamedTuple):
 def store_stamp(stamps: Iterable[tuple[str, str]]) -> str:
     """A store's folder in one stamp: of each file (path in the folder, stamp), in order
     of their paths. Equal: the same files, none written since. A digest of that line,
-    not the line: the stamps file of 10,000 stores shrinks from 7 to 2.4 MB, and reading,
+    not the line: the stamps file of 10,000 stores shrinks from 6.9 to 2.2 MB, and reading,
     checking and writing it from 0.07 to 0.03 s."""
     line = "|".join(f"{rel}={stamp}" for rel, stamp in sorted(stamps))
     # a name in undecodable bytes holds surrogates (os.fsdecode): encoded one to one
