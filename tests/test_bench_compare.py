@@ -113,3 +113,39 @@ def test_bench_verdicts_follow_the_aims_at_their_bounds() -> None:
     past = _result(check=3.0, validate=4.0, one=0.5, cold=10.1)
     verdicts = [line.rsplit(": ", 1)[1] for line in fleet_bench.aims(past)]
     assert verdicts == ["NOT met"] * 4 + ["met", "NOT met", "NOT met"]
+
+
+def test_bench_prints_the_floor_under_the_one_store_aim_when_measured() -> None:
+    """The lone-store run is context, never a verdict: printed after the aims with its
+    own figure, and absent when not measured."""
+    import fleet_bench
+
+    lines = list(fleet_bench.aims(_result(one_alone=0.71)))
+    assert lines[-1] == (
+        "- floor under the one-store aim: the same change in a fleet of that store alone "
+        "takes 0.71 s"
+    )
+    assert not any("floor under" in line for line in fleet_bench.aims(_result()))
+
+
+def test_lone_fleet_holds_the_fleet_files_and_only_the_edited_store(tmp_path: Path) -> None:
+    import fleet_bench
+
+    fleet = fleet_bench.make_fleet(tmp_path / "big", 20, 1)
+    lone = fleet_bench.lone_fleet(fleet, tmp_path / "lone")
+    assert [p.name for p in (lone.root / "sites").iterdir()] == [fleet.changed.name]
+    assert lone.changed.read_bytes() == fleet.changed.read_bytes()
+    assert (lone.root / "fleet.yaml").read_bytes() == (fleet.root / "fleet.yaml").read_bytes()
+    assert sorted(p.name for p in (lone.root / "groups").iterdir()) == sorted(
+        p.name for p in (fleet.root / "groups").iterdir()
+    )
+    fleet_bench._edit(lone.changed, 0)  # the edit the measured runs make
+    assert fleet.changed.read_bytes() != lone.changed.read_bytes()
+    # a store the bench measures alone must be valid alone (no route to another store)
+    done = subprocess.run(
+        [sys.executable, "-m", "generator", "validate", str(lone.root)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
