@@ -14,7 +14,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import asdict
 from pathlib import Path
@@ -214,7 +214,26 @@ def _summary(diags: Sequence[Diagnostic]) -> str:
     return ", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Posnet(click.Group):
+    """The command group, whose apply/verify/probe/drift and diff/init/report commands
+    are imported when first named (or listed, e.g. by --help or a mistyped name): their
+    modules took about 25 ms of every `render` and `validate`, which never run them."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            # an unknown name loads them all: "No such command" suggests from the full set
+            _register_later_commands(*(() if cmd_name not in _LATER else (cmd_name,)))
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _register_later_commands()
+        return super().list_commands(ctx)
+
+
+@click.group(
+    cls=_Posnet,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="posnet")
 @click.option(
     "-q", "--quiet", is_flag=True, help="Only problems and results: no summaries, no progress."
@@ -574,13 +593,10 @@ def plan(path: Path, site: str) -> None:
     raise click.UsageError(f"--site: no store {site} in {path}")
 
 
-def _register_runtime_commands() -> None:
+def _runtime_commands() -> list[click.Command]:
     from generator.runtime import commands
 
-    for command in commands():
-        cli.add_command(command)
-    for command in _review_commands():
-        cli.add_command(command)
+    return commands()
 
 
 def _review_commands() -> list[click.Command]:
@@ -590,6 +606,20 @@ def _review_commands() -> list[click.Command]:
     from generator.scaffold.command import init
 
     return [diff, init, report]
+
+
+# The commands registered on first use (see _Posnet), by name: what imports them.
+_LATER: dict[str, Callable[[], list[click.Command]]] = {
+    **dict.fromkeys(("apply", "drift", "probe", "verify"), _runtime_commands),
+    **dict.fromkeys(("diff", "init", "report"), _review_commands),
+}
+
+
+def _register_later_commands(*names: str) -> None:
+    """Add the commands of NAMES (all of _LATER when none) to the group."""
+    for load in dict.fromkeys(_LATER[n] for n in names or _LATER):
+        for command in load():
+            cli.add_command(command)
 
 
 class Terminated(KeyboardInterrupt):
@@ -723,7 +753,6 @@ def main(argv: Sequence[str] | None = None) -> Any:
 
 def _main(argv: Sequence[str] | None) -> None:
     try:
-        _register_runtime_commands()
         code = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
         sys.stdout.flush()
         _exit(code if isinstance(code, int) else 0)

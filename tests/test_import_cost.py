@@ -1,0 +1,87 @@
+"""What `posnet validate` and `posnet render` import: every CLI run pays for its imports
+(about 0.6 s of pydantic models, dataclasses and libraries), so modules that these
+commands never use are imported only by the commands that do. A run in a fresh
+interpreter lists its modules: an eager import added back fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from generator import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "demo-fleet"
+
+# Modules of other commands: apply, verify, probe, drift (runtime) and diff, init, report.
+OTHER_COMMANDS = {
+    "generator.runtime",
+    "generator.verify.state",
+    "generator.diff.command",
+    "generator.report",
+    "generator.report.command",
+    "generator.scaffold",
+    "generator.scaffold.command",
+}
+
+_RUN = """
+import json, sys
+import generator.cli as cli
+try:
+    cli.main(sys.argv[2:])
+except SystemExit:
+    pass
+with open(sys.argv[1], "w") as fh:
+    json.dump(sorted(sys.modules), fh)
+"""
+
+
+def _modules_after(tmp_path: Path, *args: str) -> set[str]:
+    """The modules a fresh interpreter holds once `posnet ARGS` has ended."""
+    listing = tmp_path / "modules.json"
+    env = {**os.environ, "POSNET_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN, str(listing), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    return set(json.loads(listing.read_text()))
+
+
+@pytest.mark.parametrize("runs", [1, 2], ids=["cold", "cached"])
+def test_validate_imports_no_other_command(tmp_path: Path, runs: int) -> None:
+    for _ in range(runs):
+        loaded = _modules_after(tmp_path, "validate", str(DEMO))
+    assert "generator.analyze" in loaded  # it did run
+    assert not loaded & OTHER_COMMANDS
+
+
+def test_render_imports_no_other_command(tmp_path: Path) -> None:
+    loaded = _modules_after(tmp_path, "render", str(DEMO), "-o", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "manifest.json").is_file()  # it did render
+    assert not loaded & OTHER_COMMANDS
+
+
+def test_every_command_is_found_by_its_name() -> None:
+    """The names registered on first use are the names the commands have: a command
+    renamed (or moved) without its entry in cli._LATER fails here, not as "No such
+    command" for users."""
+    ctx = click.Context(cli.cli)
+    names = cli.cli.list_commands(ctx)
+    assert set(cli._LATER) <= set(names)
+    for name in names:
+        command = cli.cli.get_command(ctx, name)
+        assert command is not None and command.name == name
+    assert {c.name for load in set(cli._LATER.values()) for c in load()} == set(cli._LATER)
