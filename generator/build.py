@@ -64,7 +64,7 @@ def sha256(text: str) -> str:
 @cache
 def generator_digest() -> str:
     """Changes when posnet or its templates change, so every site re-renders."""
-    from generator.templating import templates_dir
+    from generator.template_folder import templates_dir
 
     h = hashlib.sha256(__version__.encode())
     roots = [Path(__file__).parent, templates_dir()]

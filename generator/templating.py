@@ -9,19 +9,12 @@ from __future__ import annotations
 import shutil
 from contextlib import suppress
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
 import jinja2.bccache
 
-
-def templates_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_templates", here.parent / "templates"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("posnet templates folder not found")
+from generator.template_folder import templates_dir
 
 
 class _Compiled(jinja2.FileSystemBytecodeCache):

@@ -66,6 +66,8 @@ def test_validate_imports_no_other_command(tmp_path: Path, runs: int) -> None:
         loaded = _modules_after(tmp_path, "validate", str(DEMO))
     assert "generator.analyze" in loaded  # it did run
     assert not loaded & OTHER_COMMANDS
+    # it renders nothing: its cache key reads the templates' folder, not jinja2
+    assert not loaded & {"jinja2", "generator.templating"}
 
 
 def test_render_imports_no_other_command(tmp_path: Path) -> None:

@@ -25,7 +25,6 @@ from generator.targets.proxy_layout import (
     regex_escape,
 )
 from generator.targets.tls_policy import policy_for
-from generator.templating import render as render_template
 
 NAME = "apache"
 # No secret value ever lands in this file: keys and htpasswd are deployed as files
@@ -81,6 +80,8 @@ def tls_upstreams(server: VirtualServer) -> list[Route]:
 def render_proxy(plan: Plan, proxy: ProxyPlan) -> str:
     """The Apache file for one proxy, whatever `proxy.software` says (tests render both
     servers for every proxy)."""
+    from generator.templating import render as render_template
+
     check_proxy(proxy)
     tls = policy_for(proxy.tls.openssl)
     return render_template(

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 from generator.plan import DdnsPlan, Plan
 from generator.targets.base import Daemon, ddns_client
-from generator.templating import render as render_template
 
 NAME = "ddclient"
 # The marker sits in `password='...'`: ddclient takes everything between the first and
@@ -139,6 +138,8 @@ def host_name(ddns: DdnsPlan) -> str:
 
 
 def render(plan: Plan) -> dict[str, str]:
+    from generator.templating import render as render_template
+
     ddns = plan.ddns
     if ddns is None or ddns.client != "ddclient":
         return {}

@@ -20,7 +20,6 @@ from typing import Any
 
 from generator.plan import DeviceConfig, Plan
 from generator.targets.base import Declared
-from generator.templating import render as render_template
 
 NAME = "devices"
 # The client secret sits inside a JSON string ({"client_secret":"..."}) which is itself a
@@ -88,6 +87,8 @@ def collected_path(plan: Plan, d: DeviceConfig) -> str:
 
 
 def render_one(plan: Plan, d: DeviceConfig) -> str:
+    from generator.templating import render as render_template
+
     return render_template(
         "devices/device.properties.j2",
         site_id=plan.site_id,

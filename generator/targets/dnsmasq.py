@@ -31,7 +31,6 @@ from generator import netparse
 from generator.plan import LanPlan, Plan
 from generator.targets.base import Artifact, Daemon, Declared
 from generator.targets.firewall import dns_sets_of, resolver_domain
-from generator.templating import render as render_template
 
 NAME = "dnsmasq"
 # No secret reaches this file; "raw" is the strictest style should one ever be added.
@@ -90,6 +89,8 @@ def set_lines(plan: Plan) -> tuple[SetLine, ...]:
 
 
 def render(plan: Plan) -> dict[str, str]:
+    from generator.templating import render as render_template
+
     if not needed(plan):
         return {}
     text = render_template(

@@ -32,7 +32,6 @@ from generator.targets import devices
 from generator.targets.base import Declared
 from generator.targets.dnsmasq import MAX_CLIENT_TTL
 from generator.targets.netsh import EXIT_CODES, script_names
-from generator.templating import render as render_template
 from generator.topology import MERMAID_LEGEND, mermaid, topology
 
 NAME = "handover"
@@ -666,6 +665,8 @@ def diagram_section(plan: Plan) -> str:
 
 
 def render(plan: Plan) -> dict[str, str]:
+    from generator.templating import render as render_template
+
     out = render_template("handover/HANDOVER.md.j2", **context(plan)) + diagram_section(plan)
     if MARKER in out:
         raise RuntimeError(f"{plan.site_id}: a secret marker reached {PATH}")

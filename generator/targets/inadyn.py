@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from generator.plan import DdnsPlan, Plan
 from generator.targets.base import Daemon, ddns_client
-from generator.templating import render as render_template
 
 NAME = "inadyn"
 # The marker sits inside a libconfuse double-quoted string: `"` and `\` need escaping there.
@@ -69,6 +68,8 @@ def account(ddns: DdnsPlan) -> Account:
 
 
 def render(plan: Plan) -> dict[str, str]:
+    from generator.templating import render as render_template
+
     ddns = plan.ddns
     if ddns is None or ddns.client != "inadyn":
         return {}

@@ -37,7 +37,6 @@ from generator.targets.firewall import (
     check_supported,
     dns_sets_of,
 )
-from generator.templating import render as render_template
 
 NAME = "iptables"
 # Firewall rules hold no secret; no marker is ever placed, "raw" is the strictest style.
@@ -112,6 +111,8 @@ def render_ipsets(fw: Firewall) -> str:
 
 
 def render_family(fw: Firewall, family: AddrFamily) -> str:
+    from generator.templating import render as render_template
+
     tables = tuple(t for t in (_table(fw, "filter", family), _table(fw, "nat", family)) if t)
     return render_template(
         "iptables/rules.j2",

@@ -19,7 +19,6 @@ from __future__ import annotations
 from generator import netparse
 from generator.plan import HostPlan, Plan, WindowsBinding
 from generator.targets.base import Declared
-from generator.templating import render as render_template
 
 NAME = "netsh"
 # No secret reaches these scripts (the thumbprint and appid are public identifiers).
@@ -140,6 +139,8 @@ def _context(plan: Plan, b: WindowsBinding) -> dict[str, object]:
 
 
 def render(plan: Plan) -> dict[str, str]:
+    from generator.templating import render as render_template
+
     files: dict[str, str] = {}
     for b in plan.windows:
         ctx = _context(plan, b)

@@ -37,7 +37,6 @@ from generator.targets.firewall import (
     build,
     check_supported,
 )
-from generator.templating import render as render_template
 
 NAME = "nftables"
 # Firewall rules hold no secret; no marker is ever placed, "raw" is the strictest style.
@@ -83,6 +82,8 @@ def render_nftables(plan: Plan, *, log_drops: bool = True) -> str:
 
 
 def render_firewall(fw: Firewall) -> str:
+    from generator.templating import render as render_template
+
     check_supported(fw, NAME, SUPPORTS)
     return render_template("nftables/nftables.nft.j2", **template_context(fw))
 

@@ -33,7 +33,6 @@ from generator.targets.proxy_layout import (
     regex_escape,
 )
 from generator.targets.tls_policy import SYSTEM_CA_BUNDLE, policy_for
-from generator.templating import render as render_template
 
 NAME = "nginx"
 # No secret value ever lands in this file: keys and htpasswd are deployed as files
@@ -81,6 +80,8 @@ def _var(proxy_id: str) -> str:
 def render_proxy(plan: Plan, proxy: ProxyPlan) -> str:
     """The nginx file for one proxy, whatever `proxy.software` says (tests render both
     servers for every proxy)."""
+    from generator.templating import render as render_template
+
     check_proxy(proxy)
     servers = layout(proxy, plan.lan.subnet)
     base = bounded(_var(proxy.id), VARIABLE_NAME_MAX - len(_VAR_SUFFIX))

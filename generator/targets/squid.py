@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from generator.plan import EgressFlow, Plan
 from generator.targets.base import Declared
 from generator.targets.names import bounded
-from generator.templating import render as render_template
 
 NAME = "squid"
 # No secret reaches these files; "raw" is the strictest style should one ever be added.
@@ -134,6 +133,8 @@ def nobump_domains(plan: Plan) -> tuple[str, ...]:
 
 
 def render(plan: Plan) -> dict[str, str]:
+    from generator.templating import render as render_template
+
     if not plan.egress:
         return {}
     flows = squid_flows(plan)
