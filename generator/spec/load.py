@@ -189,7 +189,7 @@ def load_fleet(path: Path, cached: bool = False, jobs: int = 0) -> Fleet:
         _not_a_fleet_part(path)
         root = None
         fleet_doc = None
-        site_files = [path]
+        site_files = [str(path)]
         group_dir = None
     elif path.is_dir():
         root = path
@@ -265,13 +265,13 @@ def load_fleet(path: Path, cached: bool = False, jobs: int = 0) -> Fleet:
         broken = EVERY_GROUP  # its error is the folder's: no "unknown group" per store
     diags.extend(gdiags)
 
-    failed: set[str] = {p.stem for p in site_files if p.suffix == ".dup"}
-    fleet.checked = len({p.stem for p in site_files})
+    failed: set[str] = {_stem(p) for p in site_files if _suffix(p) == ".dup"}
+    fleet.checked = len({_stem(p) for p in site_files})
     cache_inputs = None
     if cached and root is not None and fleet_doc is not None:
         group_files = _group_files(group_dir) if group_dir and group_dir.is_dir() else []
         cache_inputs = [root / "fleet.yaml", *group_files]
-    stores = [p for p in site_files if p.suffix != ".dup"]
+    stores = [p for p in site_files if _suffix(p) != ".dup"]
     fleet.cache, inputs, hits = _open_sites(stores, root, cache_inputs, groups, fleet_layer)
     load_one = partial(
         _load_site,
@@ -285,7 +285,7 @@ def load_fleet(path: Path, cached: bool = False, jobs: int = 0) -> Fleet:
     # Sites neither cached nor few: loaded in worker processes (see parallel_load).
     from generator.spec.parallel_load import Loading, load_in_workers
 
-    misses = [(p, raw) for p, raw in inputs if hits[str(p)] is None]
+    misses = [(Path(p), raw) for p, raw in inputs if hits[p] is None]
     planner = None
     if fleet.cache is not None:
         planner = Planner(catalog, fleet.name, tuple(settings.lint.disable))
@@ -306,12 +306,12 @@ Hit = tuple[LoadedSite | None, list[Diagnostic]] | None
 
 
 def _open_sites(
-    files: Sequence[Path],
+    files: Sequence[str],
     root: Path | None,
     cache_inputs: Sequence[Path] | None,
     groups: dict[str, Layer],
     fleet_layer: Layer | None,
-) -> tuple[SiteCache | None, list[tuple[Path, bytes | None]], dict[str, Hit]]:
+) -> tuple[SiteCache | None, list[tuple[str, bytes | None]], dict[str, Hit]]:
     """The site cache (when `cache_inputs` are given), each site file with its bytes
     (None: cached, or unreadable: load_file says why) and its cached outcome. A file
     whose lstat() is the one the cache kept is neither read nor hashed (a tenth of a
@@ -324,14 +324,13 @@ def _open_sites(
         opening = None
         if cache_inputs is not None and root is not None:
             opening = opener.submit(SiteCache.open, root, cache_inputs)
-            stats = {str(p): stat_of(str(p)) for p in files}
+            stats = {p: stat_of(p) for p in files}
         cache = opening.result() if opening is not None else None
     if cache is not None:
         cache.stamp = stamp
-    inputs: list[tuple[Path, bytes | None]] = []
+    inputs: list[tuple[str, bytes | None]] = []
     hits: dict[str, Hit] = {}
-    for p in files:
-        display = str(p)
+    for display in files:
         hit = None
         if cache is not None:
             sha = cache.known(display, stats[display])
@@ -341,19 +340,19 @@ def _open_sites(
                 remember_lines(display, lines)
         raw = None
         if hit is None:
-            raw = _read(p, follow=root is None)
+            raw = _read(Path(display), follow=root is None)
             if raw is not None:
                 remember_source(display, raw)
                 if cache is not None:
                     hit = cache.site(display, hashlib.sha256(raw).hexdigest(), groups, fleet_layer)
-        inputs.append((p, raw))
+        inputs.append((display, raw))
         hits[display] = hit
     return cache, inputs, hits
 
 
 def _gather(
     fleet: Fleet,
-    inputs: Sequence[tuple[Path, bytes | None]],
+    inputs: Sequence[tuple[str, bytes | None]],
     hits: Mapping[str, tuple[LoadedSite | None, list[Diagnostic]] | None],
     fresh: Mapping[str, Outcome],
     load_one: Callable[[Path, bytes | None], tuple[LoadedSite | None, list[Diagnostic]]],
@@ -362,17 +361,16 @@ def _gather(
 ) -> None:
     """Each site file's outcome in file order (cached, from a worker, or loaded here),
     its diagnostics reported and its record kept for the cache."""
-    for spath, raw in inputs:
-        display = str(spath)  # what _rel() gives for a file globbed under root
+    for display, raw in inputs:
         hit = hits[display]
         got = fresh.get(display)
         try:
             if isinstance(got, PosnetError):
                 raise got
-            loaded, sdiags = hit or (got[0] if got else None) or load_one(spath, raw)
+            loaded, sdiags = hit or (got[0] if got else None) or load_one(Path(display), raw)
         except PosnetError as exc:
             diags.extend(exc.diagnostics)
-            failed.add(spath.stem)
+            failed.add(_stem(display))
             continue
         if fleet.cache is not None and hit is None and raw is not None:
             if got:
@@ -383,7 +381,7 @@ def _gather(
         if loaded is not None:
             fleet.sites.append(loaded)
         else:
-            failed.add(spath.stem)
+            failed.add(_stem(display))
 
 
 def _routers_resolved(fleet: Fleet, loading: Loading) -> None:
@@ -584,8 +582,24 @@ def not_utf8(display: str) -> Diagnostic:
     )
 
 
-def _site_files(folder: Path) -> tuple[list[Path], list[Diagnostic]]:
-    """Store files in sites/: *.yaml and *.yml, in name order (.yaml first).
+def _suffix(display: str) -> str:
+    """Path(display).suffix, without building a Path: store paths stay strings on the
+    per-store path of a warm load (pathlib was a tenth of a one-store run)."""
+    name = display.rpartition("/")[2]
+    i = name.rfind(".")
+    return name[i:] if 0 < i < len(name) - 1 else ""
+
+
+def _stem(display: str) -> str:
+    """Path(display).stem, as _suffix() gives its suffix."""
+    name = display.rpartition("/")[2]
+    i = name.rfind(".")
+    return name[:i] if 0 < i < len(name) - 1 else name
+
+
+def _site_files(folder: Path) -> tuple[list[str], list[Diagnostic]]:
+    """Store files in sites/: *.yaml and *.yml, in name order (.yaml first), as the
+    str(Path) of each (a string: see _suffix).
 
     Anything else is ignored with a note, and a store id written twice (`x.yaml` and
     `x.yml`) is an error naming both: neither may silently win. A `.dup` path stands
@@ -596,13 +610,13 @@ def _site_files(folder: Path) -> tuple[list[Path], list[Diagnostic]]:
             names = sorted(e.name for e in it)
     except OSError:
         return [], notes
+    prefix = os.path.join(str(folder), "")  # + a directory entry's name: str(folder / name)
     by_stem: dict[str, list[str]] = {}
     for name in names:
-        display = str(folder / name)
         if ignored_name(name):
             notes.append(
                 Diagnostic(
-                    _loc(display),
+                    _loc(prefix + name),
                     "E003",
                     "ignored: a hidden or editor backup file, not a store",
                     severity="info",
@@ -613,7 +627,7 @@ def _site_files(folder: Path) -> tuple[list[Path], list[Diagnostic]]:
         if not dot or f".{suffix}" not in STORE_SUFFIXES:
             notes.append(
                 Diagnostic(
-                    _loc(display),
+                    _loc(prefix + name),
                     "E003",
                     "ignored: not a store file",
                     severity="info",
@@ -622,28 +636,27 @@ def _site_files(folder: Path) -> tuple[list[Path], list[Diagnostic]]:
             )
             continue
         if not utf8_name(name):
-            notes.append(not_utf8(display))
+            notes.append(not_utf8(prefix + name))
             continue
         by_stem.setdefault(stem, []).append(name)
-    files: list[Path] = []
+    files: list[str] = []
     for stem, found in by_stem.items():
         if len(found) > 1:
-            both = " and ".join(str(folder / n) for n in sorted(found))
+            both = " and ".join(prefix + n for n in sorted(found))
             notes.append(
                 Diagnostic(
-                    _loc(str(folder / sorted(found)[0])),
+                    _loc(prefix + sorted(found)[0]),
                     "E002",
                     f"store '{stem}' is defined twice: {both}",
                     expected="one file per store: delete or rename one of them",
                 )
             )
-            files.append(folder / f"{stem}.dup")
+            files.append(f"{stem}.dup")
         else:
-            files.append(folder / found[0])
-    # Path order within one folder is name order: sorting names skips pathlib's
-    # comparisons (a tenth of a warm load of 10,000 stores).
-    files.sort(key=lambda p: (p.suffix != ".yaml", p.name))
-    return files, notes
+            files.append(found[0])
+    # Path order within one folder is name order (.yaml first): every name has a stem.
+    files.sort(key=lambda name: (not name.endswith(".yaml"), name))
+    return [prefix + name for name in files], notes
 
 
 def _load_site(
