@@ -4,7 +4,7 @@ resolve to a store and service of the fleet."""
 from __future__ import annotations
 
 from generator.errors import Diagnostic
-from generator.spec.fleet import Fleet
+from generator.spec.fleet import Fleet, LoadedSite
 from generator.yamlload import YamlPath
 
 
@@ -33,26 +33,30 @@ def _check_unique(fleet: Fleet) -> list[Diagnostic]:
     seen_fqdn: dict[str, str] = {}
     seen_ip: dict[str, str] = {}
     for ls in fleet.sites:
-        for key, value, table in (
-            ("fqdn", ls.facts.fqdn, seen_fqdn),
-            ("public_ip", ls.facts.public_ip, seen_ip),
-        ):
-            if value is None:
-                continue
-            if value in table and table[value] != ls.id:
-                loc, shown = ls.locate(("wan", key))
-                out.append(
-                    Diagnostic(
-                        loc,
-                        "E300",
-                        f"wan.{key} is also used by site '{table[value]}'",
-                        path=shown,
-                        expected=f"{_WHAT[key]} no other store of the fleet uses",
-                        site=ls.id,
-                    )
-                )
-            table.setdefault(value, ls.id)
+        facts = ls.facts
+        # the first store to claim a value keeps it
+        if facts.fqdn is not None:
+            first = seen_fqdn.setdefault(facts.fqdn, facts.id)
+            if first != facts.id:
+                out.append(_used_by(ls, "fqdn", first))
+        if facts.public_ip is not None:
+            first = seen_ip.setdefault(facts.public_ip, facts.id)
+            if first != facts.id:
+                out.append(_used_by(ls, "public_ip", first))
     return out
+
+
+def _used_by(ls: LoadedSite, key: str, other: str) -> Diagnostic:
+    """wan.KEY of a store holds the value store OTHER claimed first."""
+    loc, shown = ls.locate(("wan", key))
+    return Diagnostic(
+        loc,
+        "E300",
+        f"wan.{key} is also used by site '{other}'",
+        path=shown,
+        expected=f"{_WHAT[key]} no other store of the fleet uses",
+        site=ls.id,
+    )
 
 
 def _check_routes(fleet: Fleet, failed: set[str]) -> list[Diagnostic]:

@@ -495,9 +495,13 @@ def _with_route_digests(sites: list[LoadedSite]) -> list[LoadedSite]:
     own = {ls.id: ls.digest for ls in sites}
     out = []
     for ls in sites:
-        targets = sorted({target for _, _, target, _ in ls.facts.routes})
+        routes = ls.facts.routes
+        if not routes:  # most stores: nothing to fold, no set nor string to build
+            out.append(ls)
+            continue
+        targets = sorted({target for _, _, target, _ in routes})
         mix = ls.digest + "".join(f"|{t}={own.get(t, '')}" for t in targets)
-        out.append(ls.with_digest(hashlib.sha256(mix.encode()).hexdigest()) if targets else ls)
+        out.append(ls.with_digest(hashlib.sha256(mix.encode()).hexdigest()))
     return out
 
 
