@@ -136,6 +136,25 @@ def test_the_ascii_shortcut_decides_the_fast_path_as_the_pattern_does(text: str)
     assert yamlload._fast_text(text) is (yamlload._NOT_FAST.search(text) is None)
 
 
+# What the fast path reads itself (plain and quoted scalars) and what it leaves to ruamel
+# (anchors, tags, block scalars, a plain scalar ruamel reads as more than an int, a
+# bool or text), as a mapping's value and as a list's item: it reads both in line.
+_FAST_ITEMS = ["x", "1", "true", "~", "'1'", '"x"']
+_SLOW_ITEMS = ["&a x", "!!str 1", "|\n    x", ">\n    x", "0x1", "1.5"]
+
+
+@pytest.mark.parametrize("where", ["key: {}\n", "list:\n  - {}\n  - y\n"])
+@pytest.mark.parametrize("item", _FAST_ITEMS + _SLOW_ITEMS)
+def test_a_scalar_value_or_item_reads_as_ruamel_reads_it(where: str, item: str) -> None:
+    text = "id: a\n" + where.format(item)
+    fast = yamlload._fast_loads(text, "a.yaml")
+    if item in _SLOW_ITEMS:
+        assert fast is None, text
+    else:
+        assert fast is not None, text
+        _same(fast, ruamel_loads(text, "a.yaml"))
+
+
 def _repository_yaml() -> list[Path]:
     found = [*ROOT.glob("examples/**/*.y*ml"), *ROOT.glob("tests/**/*.y*ml")]
     return sorted(p for p in found if p.is_file())
