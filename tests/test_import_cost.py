@@ -16,6 +16,7 @@ import click
 import pytest
 
 from generator import cli
+from tests.treeutil import posnet_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo-fleet"
@@ -89,20 +90,8 @@ def test_every_command_is_found_by_its_name() -> None:
     assert {c.name for load in set(cli._LATER.values()) for c in load()} == set(cli._LATER)
 
 
-def _posnet(*args: str) -> subprocess.CompletedProcess[str]:
-    """posnet in a fresh interpreter: no command registered by an earlier test."""
-    return subprocess.run(
-        [sys.executable, "-m", "generator", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-
-
 def test_help_lists_the_commands_imported_later() -> None:
-    shown = _posnet("--help")
+    shown = posnet_process("--help")  # fresh: nothing registered yet
     assert shown.returncode == 0, shown.stderr
     listed = {
         line.split()[0] for line in shown.stdout.split("Commands:", 1)[1].splitlines() if line
@@ -113,7 +102,7 @@ def test_help_lists_the_commands_imported_later() -> None:
 def test_a_mistyped_command_is_told_its_likely_name() -> None:
     """An unknown name loads every command first, so the suggestion can name one that is
     imported later."""
-    shown = _posnet("aply")
+    shown = posnet_process("aply")
     assert shown.returncode == 2
     assert "No such command 'aply'" in shown.stderr
     assert "apply" in shown.stderr.replace("'aply'", "")

@@ -11,8 +11,6 @@ handover does not promise an nmap verdict that a UDP scan cannot give.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from textwrap import dedent
 
@@ -22,8 +20,8 @@ from generator.expectations import expectations
 from generator.pipeline import load_plans
 from generator.probe import probe_exposure
 from generator.targets.handover import render as render_handover
-from tests.conftest import ROOT
 from tests.test_claims_backed import nftables_fleet, plans_of, write_fleet
+from tests.treeutil import posnet_process
 
 FLEET = nftables_fleet("udp")
 
@@ -172,27 +170,16 @@ def test_the_probe_reports_a_udp_exposure_as_not_probed(direct: object) -> None:
     assert 8443 in exp["blocked_ports"]
 
 
-def posnet(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "generator", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_probe_counts_a_udp_exposure_apart(tmp_path: Path) -> None:
     fleet = write_fleet(tmp_path / "fleet", FLEET, {}, {"u-direct": DIRECT})
     build = tmp_path / "build"
-    assert posnet("-q", "render", str(fleet), "-o", str(build)).returncode == 0
+    assert posnet_process("-q", "render", str(fleet), "-o", str(build)).returncode == 0
     # 127.0.0.1: every TCP check fails fast (closed), which is not what is tested here
     where = ("probe", str(build), "--site", "u-direct", "--host", "127.0.0.1", "--timeout", "0.2")
-    res = posnet(*where)
+    res = posnet_process(*where)
     assert ", 1 not probed (UDP)" in res.stderr, res.stderr
     assert "skip deliverect-pos1-voip udp not probed" in res.stdout, res.stdout
-    rows = json.loads(posnet(*where, "--json").stdout)
+    rows = json.loads(posnet_process(*where, "--json").stdout)
     assert [r["check"] for r in rows if r["skipped"]] == ["deliverect-pos1-voip udp not probed"]
 
 
