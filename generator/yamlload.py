@@ -700,8 +700,7 @@ class _Composer:
 
     def node(self, ev: Any, path: YamlPath) -> Any:
         """One value and what it holds. The hot loop of a cold load (a third of a store's
-        parsing): a scalar value or list item is read in line, as scalar() and _plain()
-        would read it (3% of a store's parsing), and marks and budget without calls."""
+        parsing): a scalar value is read in line, and marks and budget without calls."""
         budget = self.budget
         budget.left -= 1  # counted in line (budget.spend): past it, refused here
         if budget.left < 0:
@@ -712,7 +711,6 @@ class _Composer:
         if ev.anchor is not None or ev.tag is not None or len(path) >= MAX_DEPTH - 1:
             raise _Slow
         values, keys, nxt = self.positions.values, self.positions.keys, self.next
-        value: Any
         if kind is _MAP_START:
             out: dict[str, Any] = {}
             while (kind := type(kev := nxt())) is not _MAP_END:
@@ -728,43 +726,21 @@ class _Composer:
                 vev = nxt()
                 mark = vev.start_mark
                 values[sub] = (mark.line + 1, mark.column + 1)
-                if type(vev) is _SCALAR:  # self.scalar(vev), in line
+                if type(vev) is _SCALAR:
                     budget.left -= 1
                     if budget.left < 0:
                         budget.refuse(mark)
-                    if vev.anchor is not None or vev.tag is not None or vev.style in _BLOCK:
-                        raise _Slow
-                    if vev.implicit[0]:
-                        value = _plain_value(vev.value)
-                        if value is _SLOW:
-                            raise _Slow
-                    else:
-                        value = vev.value
-                    out[key] = value
+                    out[key] = self.scalar(vev)
                 else:
                     out[key] = self.node(vev, sub)
             return out
         if kind is _SEQ_START:
             items: list[Any] = []
-            while (kind := type(iev := nxt())) is not _SEQ_END:
+            while type(iev := nxt()) is not _SEQ_END:
                 sub = (*path, len(items))
                 mark = iev.start_mark
                 values[sub] = (mark.line + 1, mark.column + 1)
-                if kind is _SCALAR:  # self.node(iev, sub), in line
-                    budget.left -= 1
-                    if budget.left < 0:
-                        budget.refuse(mark)
-                    if iev.anchor is not None or iev.tag is not None or iev.style in _BLOCK:
-                        raise _Slow
-                    if iev.implicit[0]:
-                        value = _plain_value(iev.value)
-                        if value is _SLOW:
-                            raise _Slow
-                    else:
-                        value = iev.value
-                    items.append(value)
-                else:
-                    items.append(self.node(iev, sub))
+                items.append(self.node(iev, sub))
             return items
         raise _Slow  # an alias
 

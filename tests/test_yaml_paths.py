@@ -138,7 +138,7 @@ def test_the_ascii_shortcut_decides_the_fast_path_as_the_pattern_does(text: str)
 
 # What the fast path reads itself (plain and quoted scalars) and what it leaves to ruamel
 # (anchors, tags, block scalars, a plain scalar ruamel reads as more than an int, a
-# bool or text), as a mapping's value and as a list's item: it reads both in line.
+# bool or text), as a mapping's value and as a list's item.
 _FAST_ITEMS = ["x", "1", "true", "~", "'1'", '"x"']
 _SLOW_ITEMS = ["&a x", "!!str 1", "|\n    x", ">\n    x", "0x1", "1.5"]
 
