@@ -9,6 +9,7 @@ from pathlib import Path
 
 from generator import lint
 from generator.errors import Diagnostic, Location, unique_sorted
+from generator.fleet_layout import enclosing_fleet
 from generator.pipeline import paused_gc
 from generator.pipeline import plans as make_plans
 from generator.plan_list import Plans, views_key, views_of
@@ -98,15 +99,6 @@ def _findings_of(kept: object, rules: Mapping[str, object]) -> bool:
         isinstance(k, tuple) and len(k) == 2 and k[0] in rules and isinstance(k[1], lint.Finding)
         for k in kept
     )
-
-
-def enclosing_fleet(path: Path) -> Path | None:
-    """A site file inside <fleet>/sites/ is validated with its fleet's defaults."""
-    if path.is_file() and path.parent.name == "sites":
-        root = path.parent.parent
-        if (root / "fleet.yaml").is_file():
-            return root
-    return None
 
 
 def analyze(path: Path, jobs: int = 0) -> Analysis:

@@ -90,7 +90,7 @@ def output_folder(raw: str, fleet: Path) -> Path:
     """-o as given, refused when empty or overlapping the fleet folder (exit 2)."""
     if not raw.strip():
         raise click.UsageError("-o: empty path; name a folder for the build tree, e.g. -o build")
-    from generator.analyze import enclosing_fleet
+    from generator.fleet_layout import enclosing_fleet
 
     out = Path(raw)
     if not fleet.exists():
@@ -172,7 +172,7 @@ def tree_diagnostics(out: Path, res: Any, fleet: Path) -> list[Diagnostic]:
 def check_remedy(out: Path, res: Any, fleet: Path) -> str:
     """What repairs a tree `render --check` found out of date: a render, with --force
     when the manifest is damaged (a plain render stops at it)."""
-    from generator.build import MANIFEST
+    from generator.tree_guard import MANIFEST
 
     if MANIFEST in res.stale and _damaged_manifest(out):
         return f"run `posnet render {fleet} -o {out} --force` (the manifest is damaged)"
@@ -181,8 +181,7 @@ def check_remedy(out: Path, res: Any, fleet: Path) -> str:
 
 def _damaged_manifest(out: Path) -> bool:
     """A manifest a render refuses (it stops, naming --force)."""
-    from generator.build import MANIFEST
-    from generator.tree_guard import TreeError, read_tree_file, valid_manifest
+    from generator.tree_guard import MANIFEST, TreeError, read_tree_file, valid_manifest
 
     path = out / MANIFEST
     try:
@@ -332,7 +331,7 @@ def render(
     symbolic link, a special file, or a manifest or journal naming a path outside it
     is refused. --force also discards a damaged manifest or journal.
     """
-    from generator.analyze import enclosing_fleet
+    from generator.fleet_layout import enclosing_fleet
     from generator.tree_guard import check_root
     from generator.tree_lock import tree_lock
 
@@ -368,9 +367,9 @@ def _render(
     fmt: str,
     strict: bool,
 ) -> None:
-    from generator import build
+    from generator.tree_scan import early_scan  # before the loader's imports: see there
 
-    scan = build.early_scan(out, jobs) if out.is_dir() else None
+    scan = early_scan(out, jobs) if out.is_dir() else None
     try:
         _render_with(path, out, sites, checking, force, jobs, fmt, strict, scan)
     finally:

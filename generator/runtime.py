@@ -20,8 +20,8 @@ from typing import Any
 
 import click
 
-from generator.build import MANIFEST
 from generator.options import COMPONENTS, batch_size, components, host_pattern, once
+from generator.tree_guard import MANIFEST
 from generator.verify.state import (
     EXIT_IN_SYNC,
     HostState,

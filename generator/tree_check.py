@@ -27,7 +27,7 @@ from generator import build, yamlemit
 from generator.inventory import host_vars, inventory
 from generator.plan import Plan
 from generator.plan_list import site_ids
-from generator.tree_guard import TreeError, differs, read_tree_file, valid_manifest
+from generator.tree_guard import MANIFEST, TreeError, differs, read_tree_file, valid_manifest
 from generator.workers import SMALL, Forked, default_jobs, shared_map
 
 # (stale, missing, the files' hashes when rendered here (None: the manifest's held),
@@ -85,7 +85,7 @@ def _check_stores(ctx: _Context, start: int, stop: int) -> list[_StoreCheck]:
 def _manifest(out: Path, fleet: str) -> tuple[dict[str, Any], dict[str, str]]:
     """The manifest's stores and inventory hashes, or none when it is absent, damaged or
     of another fleet (then every store is rendered, and the manifest reported stale)."""
-    path = out / build.MANIFEST
+    path = out / MANIFEST
     raw = read_tree_file(path)
     if raw is None:
         return {}, {}
@@ -145,7 +145,7 @@ def check_fast(
         assert vouched_hosts is not None
         fleet_level[build.HOSTS] = vouched_hosts
     res = build.CheckResult()
-    expected: set[str] = {build.HOSTS, ".gitignore", build.MANIFEST}
+    expected: set[str] = {build.HOSTS, ".gitignore", MANIFEST}
     sites: dict[str, dict[str, object]] = {}
     inventory_hashes = {build.HOSTS: vouched_hosts}
     for site_id, key, held, (stale, missing, hashes, vars_hash) in zip(
@@ -159,7 +159,7 @@ def check_fast(
         expected.update(f"sites/{site_id}/{rel}" for rel in files)
         expected.add(build.host_vars_file(site_id))
         sites[site_id] = {"input": key, "files": dict(files)}
-    fleet_level[build.MANIFEST] = build.manifest_text(fleet, sites, inventory_hashes).encode()
+    fleet_level[MANIFEST] = build.manifest_text(fleet, sites, inventory_hashes).encode()
     for rel, want in fleet_level.items():
         _compare(os.path.join(out, rel), rel, want, res.stale, res.missing)
     res.stale.sort()

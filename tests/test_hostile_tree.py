@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from generator import build, tree_guard
+from generator import build, tree_guard, tree_scan
 from tests.treeutil import copy_demo, posnet, posnet_process, read_stamps, snapshot, write_stamps
 
 
@@ -50,7 +50,7 @@ def world(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         real(self, fn, fork)
 
     if request.param == "scan-forked":
-        monkeypatch.setattr(build, "EARLY_SCAN_BYTES", 0)
+        monkeypatch.setattr(tree_scan, "EARLY_SCAN_BYTES", 0)
         monkeypatch.setattr(os, "cpu_count", lambda: 2)  # forks on a 1-core runner too
         monkeypatch.setattr(build.Forked, "__init__", spy)
     fleet = copy_demo(tmp_path / "fleet")

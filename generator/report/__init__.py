@@ -312,7 +312,7 @@ REPORT_NAMES = ("index.html", "stores", *(p.name for p in ASSETS.iterdir()))
 def check_output(out: Path, build: Path, fleet: Path) -> None:
     """Refuse an output folder that is, or is inside, the build tree or the fleet folder,
     or one holding them where the report writes (render refuses the same for its tree)."""
-    from generator.analyze import enclosing_fleet
+    from generator.fleet_layout import enclosing_fleet
 
     # a store's file: its whole fleet is off limits, as for render's -o
     spec = fleet if fleet.is_dir() else enclosing_fleet(fleet.resolve()) or fleet.parent
