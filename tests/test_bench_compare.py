@@ -6,6 +6,7 @@ Aerleon adds itself), and Ansible's template module renders exactly posnet's fil
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ from generator.targets.firewall import Accept, Drop, build
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import compare
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo-fleet"
 
 
 def _expected_terms(plan: Plan, chain: str) -> int:
@@ -126,6 +129,35 @@ def test_bench_prints_the_floor_under_the_one_store_aim_when_measured() -> None:
         "takes 0.71 s"
     )
     assert not any("floor under" in line for line in fleet_bench.aims(_result()))
+    walked = {**_result(one_alone=0.71), "walk_tree_seconds": 1.046}
+    assert list(fleet_bench.aims(walked))[-1] == (
+        "- floor under the one-store aim: the walk of the rendered tree that lets a render "
+        "repair hand-edited and stray files (beside validation, in a forked child) takes "
+        "1.05 s"
+    )
+
+
+def test_walk_tree_times_the_renders_own_walk_of_every_file(tmp_path: Path) -> None:
+    """The walk floor is posnet's early scan over the whole tree (not a sample), and a
+    tree a render would refuse fails the measurement instead of timing a refusal."""
+    import fleet_bench
+
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "generator", "render", str(DEMO), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "POSNET_CACHE_DIR": "off"},
+    )
+    assert done.returncode == 0, done.stderr
+    run, files = fleet_bench.walk_tree(out)
+    under = [p for top in ("sites", "inventory") for p in (out / top).rglob("*") if p.is_file()]
+    assert files == len(under) > 0
+    assert 0 < run.seconds < 60
+    (out / "sites" / "stray-link").symlink_to("/etc/passwd")
+    with pytest.raises(subprocess.CalledProcessError):
+        fleet_bench.walk_tree(out)
 
 
 def test_lone_fleet_holds_the_fleet_files_and_only_the_edited_store(tmp_path: Path) -> None:
