@@ -889,7 +889,8 @@ def _write_cache(
     their move into the tree did not change. Should a file system change them anyway,
     the next render finds the stamps differ and renders the store again: never wrong,
     only slower."""
-    fs = {k: v for k, v in was.get("fs", {}).items() if k in sites and k not in refreshed}
+    again = set(refreshed)  # a list: a fleet-wide change refreshes all, 10,000 x 10,000
+    fs = {k: v for k, v in was.get("fs", {}).items() if k in sites and k not in again}
     root = os.fspath(out)
     for site_id in refreshed:
         files = sites[site_id].get("files", {})
