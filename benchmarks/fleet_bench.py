@@ -276,6 +276,15 @@ def _edit(path: Path, turn: int) -> None:
     path.write_text(new)
 
 
+def _edit_fleet(root: Path, turn: int) -> None:
+    """A fleet-wide change: the shared default management port, different on every turn
+    (every store's firewall and handover sheet change)."""
+    path = root / "fleet.yaml"
+    new, n = re.subn(r"\n      port: \d+\n", f"\n      port: {2200 + turn}\n", path.read_text())
+    assert n == 1, path
+    path.write_text(new)
+
+
 def _expect_only(touched: set[str], store: str) -> None:
     """The one-store change may rewrite that store, its host_vars and fleet files only."""
     allowed_prefixes = (f"sites/{store}/", f"inventory/host_vars/{store}-edge.yml")
@@ -510,6 +519,7 @@ def bench(
 
     measure("one_alone", "re-render, one store changed, fleet of one", lone_render, lone_edit)
     measure("check", "render --check", ["render", fl, "-o", o, "--check", *jobs_args])
+    measure("all", "re-render, every store changed", render, lambda i: _edit_fleet(fleet.root, i))
     others = side_by_side(fleet_dir, base / f"tools-{stores}", scratch, repeat, sample, jobs)
     remove_later([*cold_trees[:-1], *copies])
     peak_main = max(m.rss_main_kib for m in results.values())
@@ -543,6 +553,7 @@ COLUMNS = (
     ("noop", "re-render, nothing changed"),
     ("one", "re-render, one store changed"),
     ("check", "render --check"),
+    ("all", "re-render, every store changed"),
 )
 
 

@@ -6,6 +6,7 @@ Aerleon adds itself), and Ansible's template module renders exactly posnet's fil
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -181,3 +182,35 @@ def test_lone_fleet_holds_the_fleet_files_and_only_the_edited_store(tmp_path: Pa
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_fleet_wide_edit_changes_every_store_and_keeps_the_fleet_valid(
+    tmp_path: Path,
+) -> None:
+    """The "every store changed" measurement re-renders what it claims: each turn's edit
+    gives every store a new input key, and the fleet stays valid."""
+    import fleet_bench
+
+    fleet = fleet_bench.make_fleet(tmp_path / "fleet", 20, 1)
+    out = tmp_path / "out"
+    env = {**os.environ, "POSNET_CACHE_DIR": "off"}
+
+    def render() -> dict[str, str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "generator", "render", str(fleet.root), "-o", str(out)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        sites = json.loads((out / "manifest.json").read_text())["sites"]
+        return {site_id: entry["input"] for site_id, entry in sites.items()}
+
+    before = render()
+    for turn in (0, 1):
+        fleet_bench._edit_fleet(fleet.root, turn)
+        after = render()
+        assert after.keys() == before.keys() and len(after) == 20
+        assert all(after[s] != before[s] for s in after), "a store kept its input key"
+        before = after
