@@ -27,8 +27,8 @@ from generator.nofollow import NotRegular, TooLarge, read_regular
 
 MAX_TREE_FILE = 64 * 1024 * 1024  # a manifest of 10,000 stores is about 8 MiB
 
+MANIFEST = "manifest.json"  # every store's input key and file hashes: reviewed with the tree
 # posnet's own state at the top of the tree (gitignored, never reviewed)
-MANIFEST = "manifest.json"
 CACHE = ".posnet-cache.json"  # stat fingerprints: local speed-up only
 JOURNAL = ".posnet-journal.json"
 CACHE_TMP, JOURNAL_TMP = f"{CACHE}.tmp", f"{JOURNAL}.tmp"  # written, then renamed over
