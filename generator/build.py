@@ -37,12 +37,10 @@ from generator.tree_guard import (
     OversizedTreeFile,
     TreeError,
     TreeScan,
-    check_root,
     differs,
     odd_mode,
     read_tree_file,
     scan_stamped,
-    scan_tree,
     stamp_of,
     stamps_bytes,
     store_stamp,
@@ -50,7 +48,7 @@ from generator.tree_guard import (
     valid_journal,
     valid_manifest,
 )
-from generator.tree_scan import open_stamped
+from generator.tree_scan import open_stamped, open_tree
 from generator.user_cache import stamp_key
 from generator.workers import SMALL, Forked, default_jobs, shared_map, signals_held
 from generator.workers import in_workers as _in_workers
@@ -149,13 +147,6 @@ class Change:
 
 
 # ------------------------------------------------------------------------ journal
-
-
-def open_tree(out: Path, create: bool = False) -> set[str]:
-    """Refuse a tree that is not only folders and regular files (see tree_guard);
-    return its files under sites/ and inventory/."""
-    check_root(out, create)
-    return scan_tree(out)
 
 
 def recover(out: Path, force: bool = False) -> str | None:

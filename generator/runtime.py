@@ -43,9 +43,9 @@ def playbooks_dir() -> Path:
 
 def _tree(build: Path) -> Path:
     """A rendered tree whose files are exactly what the manifest says."""
-    from generator.build import open_tree
     from generator.errors import safe_text
     from generator.tree_guard import differs, read_tree_file, valid_manifest
+    from generator.tree_scan import open_tree
 
     listing = open_tree(build)  # no links or special files anywhere in it
     manifest = build / MANIFEST
